@@ -1,0 +1,274 @@
+// Package config owns Outpost's TOML configuration: the defaults that run
+// with no file at all, a strict loader that rejects unknown keys, and
+// validation that reports every problem at once with its field path.
+//
+// It imports nothing of Outpost's and does no I/O beyond reading the file.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole daemon configuration.
+type Config struct {
+	GatewayID string  `toml:"gateway_id"`
+	DataDir   string  `toml:"data_dir"`
+	LogLevel  string  `toml:"log_level"` // trace, debug, info, warn, error
+	MQTT      MQTT    `toml:"mqtt"`
+	Modems    []Modem `toml:"modem"`
+}
+
+// MQTT configures the embedded local broker.
+type MQTT struct {
+	Listen         string `toml:"listen"`
+	AllowAnonymous bool   `toml:"allow_anonymous"`
+	// Prefix is the first topic level; the topic API lives under
+	// <prefix>/<gateway_id>/.
+	Prefix string `toml:"prefix"`
+}
+
+// Modem configures one GSM modem.
+type Modem struct {
+	ID     string `toml:"id"`
+	Type   string `toml:"type"` // "serial" or "sim"
+	Device string `toml:"device"`
+	Baud   int    `toml:"baud"`
+	PIN    string `toml:"pin"`
+	// Number is the simulated modem's own number (type "sim" only).
+	Number string `toml:"number"`
+	// CommandTimeout bounds ordinary AT commands; SendTimeout bounds
+	// AT+CMGS, which waits for the network and can take tens of seconds.
+	CommandTimeout Duration `toml:"command_timeout"`
+	SendTimeout    Duration `toml:"send_timeout"`
+	// SweepInterval is how often stored messages are listed (AT+CMGL=4) in
+	// case an indication was missed.
+	SweepInterval Duration `toml:"sweep_interval"`
+	// StatusReports asks the network for a delivery report on every part.
+	StatusReports *bool `toml:"status_reports"`
+}
+
+// WantStatusReports reports whether status reports are requested (default true).
+func (m Modem) WantStatusReports() bool { return m.StatusReports == nil || *m.StatusReports }
+
+// Duration is a time.Duration written as a Go duration string ("30s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses "30s", "2m" and the like.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (want e.g. \"30s\"): %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns a configuration that runs with no file: data in
+// ./outpost-data, the local broker on loopback with anonymous access, and
+// one simulated modem.
+func Default() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "outpost"
+	}
+	return Config{
+		GatewayID: SanitizeID(host),
+		DataDir:   "./outpost-data",
+		LogLevel:  "info",
+		MQTT:      MQTT{Listen: "127.0.0.1:1883", AllowAnonymous: true, Prefix: "outpost"},
+		Modems:    []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
+	}
+}
+
+// SanitizeID makes s usable as a single MQTT topic level.
+func SanitizeID(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch r {
+		case '/', '+', '#', ' ', 0:
+			return '-'
+		}
+		return r
+	}, s)
+	return s
+}
+
+// modemDefaults fills the per-modem fields a file may leave out.
+func (c *Config) applyModemDefaults() {
+	for i := range c.Modems {
+		m := &c.Modems[i]
+		if m.ID == "" {
+			m.ID = fmt.Sprintf("modem%d", i)
+		}
+		if m.Baud == 0 {
+			m.Baud = 115200
+		}
+		if m.CommandTimeout.Duration == 0 {
+			m.CommandTimeout.Duration = 10 * time.Second
+		}
+		if m.SendTimeout.Duration == 0 {
+			m.SendTimeout.Duration = 90 * time.Second
+		}
+		if m.SweepInterval.Duration == 0 {
+			m.SweepInterval.Duration = time.Minute
+		}
+		if m.Type == "sim" && m.Number == "" {
+			m.Number = fmt.Sprintf("+1555555%04d", 123+i)
+		}
+	}
+}
+
+// Load reads a TOML file on top of Default. Keys Outpost does not know are
+// an error that names the key and its line. The result is not validated:
+// call Validate.
+func Load(path string) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, raw)
+}
+
+// Parse is Load on bytes already read; name is used in error messages.
+func Parse(name string, raw []byte) (Config, error) {
+	c := Default()
+	// A file that lists modems replaces the default simulated one.
+	c.Modems = nil
+	md, err := toml.Decode(string(raw), &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return Config{}, fmt.Errorf("%s: line %d: %s", name, pe.Position.Line, pe.Message)
+		}
+		return Config{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		var msgs []string
+		for _, k := range und {
+			msgs = append(msgs, fmt.Sprintf("%s: line %d: unknown key %q", name, keyLine(raw, k), k.String()))
+		}
+		return Config{}, errors.New(strings.Join(msgs, "\n"))
+	}
+	if !md.IsDefined("modem") {
+		c.Modems = Default().Modems
+	}
+	c.applyModemDefaults()
+	return c, nil
+}
+
+// keyLine finds the line on which the last part of key is assigned, after
+// the header of the table that holds it. toml does not expose positions of
+// undecoded keys, so this scans the text; 0 means not found.
+func keyLine(raw []byte, k toml.Key) int {
+	if len(k) == 0 {
+		return 0
+	}
+	last := regexp.QuoteMeta(k[len(k)-1])
+	assign := regexp.MustCompile(`^\s*"?` + last + `"?\s*=`)
+	header := regexp.MustCompile(`^\s*\[\[?\s*"?` + last + `"?\s*\]\]?`)
+	inTable := len(k) == 1
+	var table string
+	if len(k) > 1 {
+		table = k[len(k)-2]
+	}
+	tableHeader := regexp.MustCompile(`^\s*\[\[?\s*(?:[^\]]*\.)?"?` + regexp.QuoteMeta(table) + `"?\s*\]\]?`)
+	for i, line := range bytes.Split(raw, []byte("\n")) {
+		if len(k) > 1 && tableHeader.Match(line) {
+			inTable = true
+		}
+		if inTable && (assign.Match(line) || header.Match(line)) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// Validate reports every problem at once, each with its field path and value.
+func (c Config) Validate() error {
+	var errs []string
+	bad := func(field string, value any, why string) {
+		errs = append(errs, fmt.Sprintf("%s = %#v: %s", field, value, why))
+	}
+	if c.GatewayID == "" {
+		bad("gateway_id", c.GatewayID, "must not be empty")
+	} else if strings.ContainsAny(c.GatewayID, "/+# ") {
+		bad("gateway_id", c.GatewayID, "must be one MQTT topic level (no '/', '+', '#' or spaces)")
+	}
+	if c.DataDir == "" {
+		bad("data_dir", c.DataDir, "must not be empty")
+	}
+	switch c.LogLevel {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		bad("log_level", c.LogLevel, "must be one of trace, debug, info, warn, error")
+	}
+	if c.MQTT.Prefix == "" || strings.ContainsAny(c.MQTT.Prefix, "+# ") {
+		bad("mqtt.prefix", c.MQTT.Prefix, "must be a non-empty topic without wildcards or spaces")
+	}
+	if c.MQTT.Listen != "" {
+		host, port, err := net.SplitHostPort(c.MQTT.Listen)
+		if err != nil || port == "" {
+			bad("mqtt.listen", c.MQTT.Listen, "must be host:port (empty disables the broker)")
+		} else if c.MQTT.AllowAnonymous && !isLoopback(host) {
+			bad("mqtt.allow_anonymous", c.MQTT.AllowAnonymous,
+				fmt.Sprintf("anonymous access is only allowed on a loopback listener, and mqtt.listen is %q", c.MQTT.Listen))
+		}
+	}
+	ids := map[string]bool{}
+	for i, m := range c.Modems {
+		p := fmt.Sprintf("modem[%d]", i)
+		if m.ID == "" || strings.ContainsAny(m.ID, "/+# ") {
+			bad(p+".id", m.ID, "must be a non-empty topic level")
+		} else if ids[m.ID] {
+			bad(p+".id", m.ID, "is used by another modem")
+		}
+		ids[m.ID] = true
+		switch m.Type {
+		case "serial":
+			if m.Device == "" {
+				bad(p+".device", m.Device, "a serial modem needs a device path")
+			}
+		case "sim":
+		default:
+			bad(p+".type", m.Type, `must be "serial" or "sim"`)
+		}
+		if m.Baud <= 0 {
+			bad(p+".baud", m.Baud, "must be positive")
+		}
+		if m.PIN != "" && !regexp.MustCompile(`^[0-9]{4,8}$`).MatchString(m.PIN) {
+			bad(p+".pin", "****", "must be 4 to 8 digits")
+		}
+		if m.CommandTimeout.Duration < 100*time.Millisecond {
+			bad(p+".command_timeout", m.CommandTimeout.String(), "must be at least 100ms")
+		}
+		if m.SendTimeout.Duration < time.Second {
+			bad(p+".send_timeout", m.SendTimeout.String(), "must be at least 1s")
+		}
+		if m.SweepInterval.Duration < time.Second {
+			bad(p+".sweep_interval", m.SweepInterval.String(), "must be at least 1s")
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,109 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	c.applyModemDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default() does not validate: %v", err)
+	}
+	if c.DataDir != "./outpost-data" || c.MQTT.Listen != "127.0.0.1:1883" || len(c.Modems) != 1 || c.Modems[0].Type != "sim" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestLoadContractKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outpost.toml")
+	os.WriteFile(path, []byte(`
+gateway_id = "gw1"
+data_dir = "/var/lib/outpost"
+[mqtt]
+listen = "127.0.0.1:1884"
+allow_anonymous = true
+[[modem]]
+type = "serial"
+device = "/dev/ttyUSB2"
+baud = 115200
+pin = ""
+command_timeout = "5s"
+`), 0o600)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.GatewayID != "gw1" || c.MQTT.Listen != "127.0.0.1:1884" || len(c.Modems) != 1 {
+		t.Fatalf("got %+v", c)
+	}
+	m := c.Modems[0]
+	if m.Device != "/dev/ttyUSB2" || m.CommandTimeout.Seconds() != 5 || m.SendTimeout.Seconds() != 90 || m.ID != "modem0" {
+		t.Fatalf("modem %+v", m)
+	}
+}
+
+func TestLoadUnknownKeyNamesKeyAndLine(t *testing.T) {
+	_, err := Parse("f.toml", []byte("gateway_id = \"gw\"\n[mqtt]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n"))
+	if err == nil || !strings.Contains(err.Error(), `"mqtt.lisen"`) || !strings.Contains(err.Error(), "line 4") {
+		t.Fatalf("want unknown key mqtt.lisen at line 4, got %v", err)
+	}
+	_, err = Parse("f.toml", []byte("[[modem]]\ntype = \"sim\"\nbaudrate = 9600\n"))
+	if err == nil || !strings.Contains(err.Error(), `"modem.baudrate"`) || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestLoadSyntaxErrorHasLine(t *testing.T) {
+	_, err := Parse("f.toml", []byte("gateway_id = \"gw\"\ndata_dir = = 1\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestValidateReportsEverything(t *testing.T) {
+	c, err := Parse("f.toml", []byte(`
+gateway_id = "a/b"
+log_level = "loud"
+[mqtt]
+listen = "0.0.0.0:1883"
+allow_anonymous = true
+[[modem]]
+type = "usb"
+[[modem]]
+type = "serial"
+pin = "12"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{
+		`gateway_id = "a/b"`, `log_level = "loud"`, "mqtt.allow_anonymous = true", `modem[0].type = "usb"`,
+		`modem[1].device = ""`, "modem[1].pin",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("gateway_id = \"gw\"\n[[modem]]\ntype=\"sim\"\n"))
+	f.Add([]byte("[mqtt]\nlisten=1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse("fuzz", b)
+		if err == nil {
+			_ = c.Validate()
+		}
+	})
+}

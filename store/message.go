@@ -1,0 +1,383 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Directions.
+const (
+	In  = "in"
+	Out = "out"
+)
+
+// Delivery states (ARCHITECTURE.md invariant 4).
+const (
+	Scheduled = "scheduled"
+	Queued    = "queued"
+	Sending   = "sending"
+	Sent      = "sent"
+	Delivered = "delivered"
+	Failed    = "failed"
+	Expired   = "expired"
+)
+
+// Inbound message states.
+const (
+	Complete    = "complete"
+	Incomplete  = "incomplete"
+	Undecodable = "undecodable"
+)
+
+// Message is one SMS (inbound, after reassembly) or one send request.
+type Message struct {
+	ID        string    `json:"id"`
+	Direction string    `json:"direction"`
+	Peer      string    `json:"peer"`
+	Modem     string    `json:"modem,omitempty"`
+	Text      *string   `json:"text,omitempty"`
+	Data      []byte    `json:"-"`
+	Coding    string    `json:"coding,omitempty"`
+	Parts     int       `json:"parts"`
+	SMSC      string    `json:"smsc,omitempty"`
+	SCTS      string    `json:"scts,omitempty"`
+	Report    bool      `json:"report"`
+	Flash     bool      `json:"flash,omitempty"`
+	Source    string    `json:"source,omitempty"`
+	DedupKey  string    `json:"-"`
+	State     string    `json:"state,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Delivery is one message x destination with its latest state.
+type Delivery struct {
+	ID        int64     `json:"id"`
+	MessageID string    `json:"message_id"`
+	Connector string    `json:"connector"`
+	Recipient string    `json:"recipient,omitempty"`
+	State     string    `json:"state"`
+	Attempts  int       `json:"attempts"`
+	NextAt    time.Time `json:"next_at,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Event is one entry of a message's history.
+type Event struct {
+	ID         int64     `json:"-"`
+	MessageID  string    `json:"-"`
+	DeliveryID int64     `json:"delivery_id,omitempty"`
+	At         time.Time `json:"at"`
+	State      string    `json:"state"`
+	Detail     string    `json:"detail,omitempty"`
+}
+
+// InsertMessage stores m, filling ID and CreatedAt when empty. A message
+// whose DedupKey is already stored returns ErrDuplicate and the stored id.
+func (tx *Tx) InsertMessage(m *Message) error {
+	if m.ID == "" {
+		m.ID = NewID()
+	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = tx.now
+	}
+	if m.Parts == 0 {
+		m.Parts = 1
+	}
+	if m.DedupKey != "" {
+		var id string
+		err := tx.tx.QueryRowContext(tx.ctx, `SELECT id FROM messages WHERE dedup_key = ?`, m.DedupKey).Scan(&id)
+		if err == nil {
+			m.ID = id
+			return ErrDuplicate
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	var dedup any
+	if m.DedupKey != "" {
+		dedup = m.DedupKey
+	}
+	_, err := tx.exec(`INSERT INTO messages (id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, dedup_key, state, detail, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.Direction, m.Peer, m.Modem, m.Text, m.Data, m.Coding, m.Parts, m.SMSC, m.SCTS, m.Report, m.Flash, m.Source, dedup, m.State, m.Detail, ms(m.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("insert message: %w", err)
+	}
+	return nil
+}
+
+// InsertDelivery adds a destination to a message in state d.State (queued
+// when empty) and records the event.
+func (tx *Tx) InsertDelivery(d *Delivery, detail string) error {
+	if d.State == "" {
+		d.State = Queued
+	}
+	d.UpdatedAt = tx.now
+	res, err := tx.exec(`INSERT INTO deliveries (message_id, connector, recipient, state, next_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		d.MessageID, d.Connector, d.Recipient, d.State, ms(d.NextAt), ms(tx.now))
+	if err != nil {
+		return fmt.Errorf("insert delivery: %w", err)
+	}
+	d.ID, _ = res.LastInsertId()
+	return tx.AppendEvent(d.MessageID, d.ID, d.State, detail)
+}
+
+// AppendEvent adds one entry to a message's history.
+func (tx *Tx) AppendEvent(messageID string, deliveryID int64, state, detail string) error {
+	var did any
+	if deliveryID != 0 {
+		did = deliveryID
+	}
+	_, err := tx.exec(`INSERT INTO events (message_id, delivery_id, at, state, detail) VALUES (?, ?, ?, ?, ?)`,
+		messageID, did, ms(tx.now), state, detail)
+	return err
+}
+
+// Transition is a change of a delivery's state.
+type Transition struct {
+	State     string
+	Detail    string
+	NextAt    time.Time // for a retry
+	LastError string
+	Attempted bool // count an attempt
+}
+
+// SetDeliveryState moves a delivery to a new state and appends the event.
+// It returns the updated delivery.
+func (tx *Tx) SetDeliveryState(id int64, t Transition) (Delivery, error) {
+	inc := 0
+	if t.Attempted {
+		inc = 1
+	}
+	_, err := tx.exec(`UPDATE deliveries SET state = ?, next_at = ?, last_error = ?, attempts = attempts + ?, updated_at = ? WHERE id = ?`,
+		t.State, ms(t.NextAt), t.LastError, inc, ms(tx.now), id)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("update delivery %d: %w", id, err)
+	}
+	d, err := tx.Delivery(id)
+	if err != nil {
+		return Delivery{}, err
+	}
+	detail := t.Detail
+	if detail == "" {
+		detail = t.LastError
+	}
+	return d, tx.AppendEvent(d.MessageID, id, t.State, detail)
+}
+
+const deliveryCols = `id, message_id, connector, recipient, state, attempts, next_at, last_error, updated_at`
+
+func scanDelivery(row interface{ Scan(...any) error }) (Delivery, error) {
+	var d Delivery
+	var next, upd int64
+	err := row.Scan(&d.ID, &d.MessageID, &d.Connector, &d.Recipient, &d.State, &d.Attempts, &next, &d.LastError, &upd)
+	d.NextAt, d.UpdatedAt = fromMS(next), fromMS(upd)
+	return d, err
+}
+
+// Delivery reads one delivery.
+func (tx *Tx) Delivery(id int64) (Delivery, error) {
+	d, err := scanDelivery(tx.tx.QueryRowContext(tx.ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
+	}
+	return d, err
+}
+
+// ClaimDue moves up to limit due deliveries of a connector from queued (or
+// scheduled whose time has come) to sending, and returns them.
+func (tx *Tx) ClaimDue(connector string, limit int) ([]Delivery, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT `+deliveryCols+` FROM deliveries
+		WHERE connector = ? AND state IN ('queued', 'scheduled') AND next_at <= ? ORDER BY next_at, id LIMIT ?`,
+		connector, ms(tx.now), limit)
+	if err != nil {
+		return nil, err
+	}
+	var ds []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		detail := fmt.Sprintf("attempt %d", ds[i].Attempts+1)
+		d, err := tx.SetDeliveryState(ds[i].ID, Transition{State: Sending, Detail: detail, Attempted: true})
+		if err != nil {
+			return nil, err
+		}
+		ds[i] = d
+	}
+	return ds, nil
+}
+
+// NextDue is when the earliest queued or scheduled delivery of a connector
+// becomes due (zero when there is none).
+func (tx *Tx) NextDue(connector string) (time.Time, error) {
+	var v sql.NullInt64
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT MIN(next_at) FROM deliveries WHERE connector = ? AND state IN ('queued', 'scheduled')`, connector).Scan(&v)
+	if err != nil || !v.Valid {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(v.Int64), nil
+}
+
+// RecoverSending puts deliveries left in state sending by a crash back in
+// the queue, with an event that says so. It returns how many it moved.
+func (tx *Tx) RecoverSending(connector, detail string) (int, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id FROM deliveries WHERE connector = ? AND state = 'sending'`, connector)
+	if err != nil {
+		return 0, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if _, err := tx.SetDeliveryState(id, Transition{State: Queued, Detail: detail}); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
+}
+
+const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, created_at`
+
+func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
+	var m Message
+	var text sql.NullString
+	var created int64
+	err := row.Scan(&m.ID, &m.Direction, &m.Peer, &m.Modem, &text, &m.Data, &m.Coding, &m.Parts, &m.SMSC, &m.SCTS,
+		&m.Report, &m.Flash, &m.Source, &m.DedupKey, &m.State, &m.Detail, &created)
+	if text.Valid {
+		m.Text = &text.String
+	}
+	m.CreatedAt = fromMS(created)
+	return m, err
+}
+
+// Message reads one message.
+func (tx *Tx) Message(id string) (Message, error) {
+	m, err := scanMessage(tx.tx.QueryRowContext(tx.ctx, `SELECT `+messageCols+` FROM messages WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, fmt.Errorf("message %s: %w", id, ErrNotFound)
+	}
+	return m, err
+}
+
+// Deliveries lists a message's destinations.
+func (tx *Tx) Deliveries(messageID string) ([]Delivery, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE message_id = ? ORDER BY id`, messageID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ds []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, rows.Err()
+}
+
+// Events lists a message's history, oldest first.
+func (tx *Tx) Events(messageID string) ([]Event, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id, message_id, COALESCE(delivery_id, 0), at, state, detail FROM events WHERE message_id = ? ORDER BY id`, messageID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var es []Event
+	for rows.Next() {
+		var e Event
+		var at int64
+		if err := rows.Scan(&e.ID, &e.MessageID, &e.DeliveryID, &at, &e.State, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.At = fromMS(at)
+		es = append(es, e)
+	}
+	return es, rows.Err()
+}
+
+// Messages lists messages of one direction, newest first.
+func (tx *Tx) Messages(direction string, limit int) ([]Message, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT `+messageCols+` FROM messages WHERE direction = ? ORDER BY created_at DESC, id DESC LIMIT ?`, direction, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// QueueDepths counts deliveries per connector and state, leaving out the
+// final states.
+func (tx *Tx) QueueDepths() (map[string]map[string]int, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT connector, state, COUNT(*) FROM deliveries WHERE state IN ('scheduled', 'queued', 'sending', 'sent') GROUP BY connector, state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]map[string]int{}
+	for rows.Next() {
+		var c, s string
+		var n int
+		if err := rows.Scan(&c, &s, &n); err != nil {
+			return nil, err
+		}
+		if out[c] == nil {
+			out[c] = map[string]int{}
+		}
+		out[c][s] = n
+	}
+	return out, rows.Err()
+}
+
+// NextCounter increments a named counter kept in the kv table and returns
+// its new value, wrapping to 1 after max.
+func (tx *Tx) NextCounter(name string, max int) (int, error) {
+	var v string
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT value FROM kv WHERE key = ?`, name).Scan(&v)
+	n := 0
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return 0, err
+	default:
+		fmt.Sscanf(v, "%d", &n)
+	}
+	n++
+	if n > max || n < 1 {
+		n = 1
+	}
+	_, err = tx.exec(`INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, name, fmt.Sprint(n))
+	return n, err
+}

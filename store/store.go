@@ -1,0 +1,301 @@
+// Package store owns every durable state of Outpost: one SQLite file (WAL,
+// synchronous=FULL) with embedded numbered migrations. Writes go through a
+// group committer so that many concurrent writers share one fsync; reads run
+// concurrently on their own connections.
+//
+// It imports nothing of Outpost's. It does no network I/O and knows nothing
+// of modems, PDUs or MQTT: callers pass it decoded values.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Errors.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrDuplicate = errors.New("duplicate")
+	ErrClosed    = errors.New("store closed")
+)
+
+// maxGroup bounds how many queued writes share one transaction.
+const maxGroup = 256
+
+// Store is the SQLite database. It is safe for concurrent use.
+type Store struct {
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+
+	db     *sql.DB
+	writes chan *write
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type write struct {
+	ctx context.Context
+	fn  func(*Tx) error
+	err chan error
+}
+
+// Options tune Open.
+type Options struct {
+	// Synchronous is SQLite's synchronous pragma; "FULL" (the default)
+	// survives power loss.
+	Synchronous string
+}
+
+// Open opens (creating if needed) the database at path, applies pending
+// migrations and starts the group committer.
+func Open(ctx context.Context, dbPath string, opts Options) (*Store, error) {
+	if opts.Synchronous == "" {
+		opts.Synchronous = "FULL"
+	}
+	dsn := "file:" + dbPath + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dbPath, err)
+	}
+	db.SetMaxOpenConns(8)
+	s := &Store{Now: time.Now, db: db, writes: make(chan *write), done: make(chan struct{})}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.commitLoop()
+	return s, nil
+}
+
+// Close stops the committer after the writes already queued and closes the
+// database. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.wg.Wait()
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
+}
+
+// DB gives read access for tools and tests.
+func (s *Store) DB() *sql.DB { return s.db }
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := path.Base(name)
+		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with a number", base)
+		}
+		if err := s.applyMigration(ctx, v, name); err != nil {
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) applyMigration(ctx context.Context, version int, name string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	body, err := migrations.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, s.Now().UnixMilli()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Update runs fn in a write transaction and returns once it is durably
+// committed. Concurrent Updates are grouped into one transaction (each in
+// its own savepoint, so one failing fn does not undo the others). fn must
+// not block on anything but the database; it may run more than once only
+// if it returns an error for a failed commit.
+func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	w := &write{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	select {
+	case s.writes <- w:
+	case <-s.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the write is not abandoned: its outcome is what the
+	// caller must report, so wait for it even if ctx ends.
+	return <-w.err
+}
+
+// View runs fn in a read transaction.
+func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	return fn(&Tx{tx: tx, ctx: ctx, now: s.Now()})
+}
+
+func (s *Store) commitLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case w := <-s.writes:
+			group := []*write{w}
+		more:
+			for len(group) < maxGroup {
+				select {
+				case w := <-s.writes:
+					group = append(group, w)
+				default:
+					break more
+				}
+			}
+			s.commitGroup(group)
+		case <-s.done:
+			return
+		}
+	}
+}
+
+func (s *Store) commitGroup(group []*write) {
+	ctx := context.Background()
+	fail := func(err error) {
+		for _, w := range group {
+			w.err <- err
+		}
+	}
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		fail(fmt.Errorf("begin: %w", err))
+		return
+	}
+	errs := make([]error, len(group))
+	var after []func()
+	for i, w := range group {
+		if err := w.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := sqlTx.Exec(`SAVEPOINT w`); err != nil {
+			errs[i] = err
+			continue
+		}
+		tx := &Tx{tx: sqlTx, ctx: ctx, now: s.Now()}
+		errs[i] = runFn(w.fn, tx)
+		if errs[i] != nil {
+			if _, err := sqlTx.Exec(`ROLLBACK TO w`); err != nil {
+				sqlTx.Rollback()
+				fail(fmt.Errorf("rollback savepoint: %w", err))
+				return
+			}
+		} else {
+			after = append(after, tx.after...)
+		}
+		if _, err := sqlTx.Exec(`RELEASE w`); err != nil {
+			sqlTx.Rollback()
+			fail(fmt.Errorf("release savepoint: %w", err))
+			return
+		}
+	}
+	if err := sqlTx.Commit(); err != nil {
+		fail(fmt.Errorf("commit: %w", err))
+		return
+	}
+	for i, w := range group {
+		w.err <- errs[i]
+	}
+	for _, f := range after {
+		f()
+	}
+}
+
+func runFn(fn func(*Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic in store update: %v", r)
+		}
+	}()
+	return fn(tx)
+}
+
+// Tx is one transaction (or one savepoint of a grouped transaction).
+type Tx struct {
+	tx    *sql.Tx
+	ctx   context.Context
+	now   time.Time
+	after []func()
+}
+
+// Now is the transaction's time.
+func (tx *Tx) Now() time.Time { return tx.now }
+
+// AfterCommit registers f to run once the transaction is durably committed
+// (never if it is rolled back). f runs on the committer: it must not block.
+func (tx *Tx) AfterCommit(f func()) { tx.after = append(tx.after, f) }
+
+func (tx *Tx) exec(q string, args ...any) (sql.Result, error) {
+	return tx.tx.ExecContext(tx.ctx, q, args...)
+}
+
+// NewID returns a new time-sortable message id (UUIDv7).
+func NewID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
