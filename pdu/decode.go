@@ -1,0 +1,239 @@
+// Package pdu owns the SMS TPDU codec of Outpost, built on
+// github.com/warthog618/sms: decoding SMS-DELIVER, SMS-SUBMIT (as read back
+// from a SIM) and SMS-STATUS-REPORT in the form a modem prints them (with
+// the SMSC prefix), encoding SMS-SUBMIT with segmentation, the logic of
+// reassembly (keys, completeness, joining) and the meaning of status
+// reports. It keeps no state: the concatenation reference counter and the
+// parts of half-received messages live in the store, reached through small
+// interfaces. It imports nothing of Outpost's.
+package pdu
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/warthog618/sms/encoding/pdumode"
+	"github.com/warthog618/sms/encoding/tpdu"
+)
+
+// Message types.
+const (
+	Deliver      = "deliver"
+	Submit       = "submit"
+	StatusReport = "status_report"
+)
+
+// Codings.
+const (
+	GSM7  = "gsm7"
+	UCS2  = "ucs2"
+	Bit8  = "8bit"
+	Other = "unknown"
+)
+
+// Message is one decoded PDU.
+type Message struct {
+	Type   string `json:"type"`
+	SMSC   string `json:"smsc"`
+	Number string `json:"number"` // originator, recipient or report recipient
+	Coding string `json:"coding"`
+	Class  int    `json:"class"` // -1 when none
+	// Text is the decoded user data for gsm7 and ucs2; Data the raw octets
+	// for 8-bit.
+	Text   string `json:"text,omitempty"`
+	Data   []byte `json:"-"`
+	IsText bool   `json:"-"`
+
+	UDH *UDH `json:"udh"`
+
+	Timestamp        time.Time `json:"timestamp,omitzero"` // TP-SCTS
+	MessageReference int       `json:"message_reference"`
+	Status           int       `json:"status"`                   // TP-ST
+	DischargeTime    time.Time `json:"discharge_time,omitzero"` // TP-DT
+	ReplyPath        bool      `json:"reply_path"`
+	RejectDuplicates bool      `json:"reject_duplicates"`
+	StatusRequested  bool      `json:"status_report_request"`
+	Quirks           []string  `json:"quirks"`
+
+	// TPDU is the PDU without the SMSC prefix.
+	TPDU []byte `json:"-"`
+	// ud and udh keep what joining parts needs.
+	alpha tpdu.Alphabet
+	ud    tpdu.UserData
+	udh   tpdu.UserDataHeader
+}
+
+// UDH is the user data header.
+type UDH struct {
+	Hex      string    `json:"hex"` // including its length octet
+	Concat   *Concat   `json:"concat"`
+	Ports    *Ports    `json:"ports"`
+	Elements []Element `json:"elements,omitempty"`
+}
+
+// Concat is a concatenation element.
+type Concat struct {
+	Ref     int `json:"ref"`
+	RefBits int `json:"ref_bits"`
+	Total   int `json:"total"`
+	Seq     int `json:"seq"`
+}
+
+// Ports is an application port addressing element.
+type Ports struct {
+	Dst  int `json:"dst"`
+	Src  int `json:"src"`
+	Bits int `json:"bits"`
+}
+
+// Element is any user data header element.
+type Element struct {
+	ID   int    `json:"id"`
+	Data string `json:"data_hex"`
+}
+
+// ErrDecode wraps every decoding failure.
+var ErrDecode = errors.New("cannot decode PDU")
+
+// DecodeHex decodes a PDU as a modem prints it: hex, SMSC address first.
+func DecodeHex(s string) (*Message, error) {
+	s = strings.TrimSpace(s)
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not hex: %v", ErrDecode, err)
+	}
+	return Decode(b)
+}
+
+// Decode decodes a PDU with its SMSC prefix. The message type comes from
+// TP-MTI as a modem stores messages: 0 deliver, 1 submit, 2 status report.
+func Decode(b []byte) (*Message, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrDecode)
+	}
+	var p pdumode.PDU
+	if err := p.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("%w: SMSC address: %v", ErrDecode, err)
+	}
+	m, err := DecodeTPDU(p.TPDU)
+	if err != nil {
+		return nil, err
+	}
+	if p.SMSC.Addr != "" {
+		m.SMSC = p.SMSC.Number()
+	}
+	return m, nil
+}
+
+// DecodeTPDU decodes a TPDU without SMSC prefix.
+func DecodeTPDU(b []byte) (*Message, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty TPDU", ErrDecode)
+	}
+	t := tpdu.TPDU{Direction: tpdu.MT}
+	m := &Message{Class: -1, TPDU: append([]byte(nil), b...)}
+	switch b[0] & 0x03 {
+	case 0:
+		m.Type = Deliver
+	case 1:
+		m.Type = Submit
+		t.Direction = tpdu.MO
+	case 2:
+		m.Type = StatusReport
+	default:
+		return nil, fmt.Errorf("%w: reserved message type indicator 3", ErrDecode)
+	}
+	if err := t.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrDecode, m.Type, err)
+	}
+	fo := t.FirstOctet
+	m.ReplyPath = fo.RP()
+	switch m.Type {
+	case Deliver:
+		m.Number = addressNumber(t.OA)
+		m.Timestamp = t.SCTS.Time
+		m.StatusRequested = fo.SRI()
+	case Submit:
+		m.Number = addressNumber(t.DA)
+		m.MessageReference = int(t.MR)
+		m.RejectDuplicates = fo.RD()
+		m.StatusRequested = fo.SRR()
+	case StatusReport:
+		m.Number = addressNumber(t.RA)
+		m.MessageReference = int(t.MR)
+		m.Timestamp = t.SCTS.Time
+		m.DischargeTime = t.DT.Time
+		m.Status = int(t.ST)
+		return m, nil
+	}
+	if err := m.decodeUserData(&t); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func addressNumber(a tpdu.Address) string {
+	return a.Number()
+}
+
+func (m *Message) decodeUserData(t *tpdu.TPDU) error {
+	alpha, err := t.DCS.Alphabet()
+	if err != nil {
+		// A reserved coding group: the octets are all there is.
+		m.Quirks = append(m.Quirks, fmt.Sprintf("reserved data coding scheme 0x%02X, kept as 8-bit", byte(t.DCS)))
+		alpha = tpdu.Alpha8Bit
+	}
+	if c, err := t.DCS.Class(); err == nil {
+		m.Class = int(c)
+	}
+	m.alpha, m.ud, m.udh = alpha, t.UD, t.UDH
+	switch alpha {
+	case tpdu.Alpha7Bit:
+		m.Coding = GSM7
+	case tpdu.AlphaUCS2:
+		m.Coding = UCS2
+	default:
+		m.Coding = Bit8
+	}
+	if len(t.UDH) > 0 {
+		m.UDH = describeUDH(t.UDH)
+	}
+	if alpha == tpdu.Alpha8Bit {
+		m.Data = append([]byte(nil), t.UD...)
+		return nil
+	}
+	text, err := tpdu.DecodeUserData(t.UD, t.UDH, alpha, tpdu.WithAllCharsets)
+	if err != nil {
+		// A surrogate pair split across parts is completed by Join.
+		if alpha == tpdu.AlphaUCS2 && len(t.UD)%2 == 0 {
+			m.Quirks = append(m.Quirks, "UCS-2 ends inside a surrogate pair")
+		} else {
+			return fmt.Errorf("%w: user data: %v", ErrDecode, err)
+		}
+	}
+	m.Text, m.IsText = string(text), true
+	return nil
+}
+
+func describeUDH(h tpdu.UserDataHeader) *UDH {
+	raw, _ := h.MarshalBinary()
+	u := &UDH{Hex: strings.ToUpper(hex.EncodeToString(raw))}
+	for _, ie := range h {
+		switch {
+		case ie.ID == 0x00 && len(ie.Data) == 3:
+			u.Concat = &Concat{Ref: int(ie.Data[0]), RefBits: 8, Total: int(ie.Data[1]), Seq: int(ie.Data[2])}
+		case ie.ID == 0x08 && len(ie.Data) == 4:
+			u.Concat = &Concat{Ref: int(ie.Data[0])<<8 | int(ie.Data[1]), RefBits: 16, Total: int(ie.Data[2]), Seq: int(ie.Data[3])}
+		case ie.ID == 0x04 && len(ie.Data) == 2:
+			u.Ports = &Ports{Dst: int(ie.Data[0]), Src: int(ie.Data[1]), Bits: 8}
+		case ie.ID == 0x05 && len(ie.Data) == 4:
+			u.Ports = &Ports{Dst: int(ie.Data[0])<<8 | int(ie.Data[1]), Src: int(ie.Data[2])<<8 | int(ie.Data[3]), Bits: 16}
+		default:
+			u.Elements = append(u.Elements, Element{ID: int(ie.ID), Data: strings.ToUpper(hex.EncodeToString(ie.Data))})
+		}
+	}
+	return u
+}
