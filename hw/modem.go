@@ -1,0 +1,145 @@
+// Package hw owns the GSM modems: opening serial ports (go.bug.st/serial),
+// driving them with warthog618/modem's AT engine (with real timeouts and the
+// trace decorator logging wire traffic at a trace level), initialising them,
+// receiving (+CMTI, +CMT, +CDS, +CDSI and AT+CMGL sweeps), sending
+// (AT+CMGS) and supervising the connection: a modem that is unplugged or
+// stops answering is closed and reopened with capped backoff.
+//
+// It hands raw PDUs up and deletes or acknowledges them only when told to
+// (Ack), after the caller has committed them. It knows nothing of PDU
+// contents, storage or routing, and imports nothing of Outpost's.
+package hw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Inbound is one message handed up by a modem, raw.
+type Inbound struct {
+	Modem string
+	// PDU is the PDU as the modem printed it (SMSC address first).
+	PDU []byte
+	// Slot is the SIM storage index (0 for a direct delivery).
+	Slot int
+	// Direct marks +CMT/+CDS deliveries, acknowledged with AT+CNMA.
+	Direct bool
+	// Report marks a status report.
+	Report bool
+	// conn is the connection the message came on: +CNMA is only
+	// meaningful on the same one.
+	conn uint64
+}
+
+// Status is what is known of a modem.
+type Status struct {
+	ID           string    `json:"id"`
+	State        string    `json:"state"` // connecting, ready, disconnected, failed
+	Error        string    `json:"error,omitempty"`
+	Device       string    `json:"device,omitempty"`
+	Manufacturer string    `json:"manufacturer,omitempty"`
+	Model        string    `json:"model,omitempty"`
+	Revision     string    `json:"revision,omitempty"`
+	IMEI         string    `json:"imei,omitempty"`
+	IMSI         string    `json:"imsi,omitempty"`
+	ICCID        string    `json:"iccid,omitempty"`
+	Operator     string    `json:"operator,omitempty"`
+	Signal       int       `json:"signal"`     // +CSQ rssi 0-31, 99 unknown
+	SignalDBm    int       `json:"signal_dbm"` // 0 when unknown
+	Registered   bool      `json:"registered"`
+	Registration string    `json:"registration,omitempty"`
+	Since        time.Time `json:"since"`
+	Reconnects   int       `json:"reconnects"`
+	StatusReport string    `json:"status_reports,omitempty"` // how reports arrive
+}
+
+// Modem states.
+const (
+	StateConnecting   = "connecting"
+	StateReady        = "ready"
+	StateDisconnected = "disconnected"
+	StateFailed       = "failed"
+)
+
+// Modem is what the SMS connector needs from a modem.
+type Modem interface {
+	// SendPDU sends one SMS-SUBMIT TPDU (without SMSC) and returns the
+	// TP-MR the network assigned. It blocks until the modem answers (up to
+	// the send timeout). An error does not prove the message was not sent.
+	SendPDU(ctx context.Context, tpdu []byte) (mr int, err error)
+	// Incoming delivers raw messages. Each must be passed to Ack once the
+	// caller has committed it; until then it may be handed up again (after
+	// a reconnect or sweep), so callers de-duplicate.
+	Incoming() <-chan Inbound
+	// Ack deletes the message from the SIM (AT+CMGD) or acknowledges a
+	// direct delivery (AT+CNMA).
+	Ack(ctx context.Context, in Inbound) error
+	// Status returns the last known status without talking to the modem.
+	Status(ctx context.Context) (Status, error)
+	// Done is closed when the modem has been closed.
+	Done() <-chan struct{}
+	Close() error
+}
+
+// Errors.
+var (
+	ErrNotReady = errors.New("modem not ready")
+	ErrClosed   = errors.New("modem closed")
+)
+
+// CMSError is a "+CMS ERROR: <code>" answer (27.005 3.2.5).
+type CMSError struct {
+	Code int
+	Text string
+}
+
+func (e *CMSError) Error() string {
+	if e.Text != "" {
+		return fmt.Sprintf("+CMS ERROR: %d (%s)", e.Code, e.Text)
+	}
+	return fmt.Sprintf("+CMS ERROR: %d", e.Code)
+}
+
+// Permanent reports whether retrying the same PDU cannot help.
+func (e *CMSError) Permanent() bool {
+	switch e.Code {
+	case 1, 8, 10, 21, 27, 28, 29, 30, 38, 50, 96, 97, 98, 99, 111, 127, 128, 143, 144, 145, 159, 160, 161, 175, 176, 192, 193, 194, 195, 196, 197, 198, 199, 208, 255, 300, 303, 304, 305:
+		return true
+	}
+	return false
+}
+
+// CMEError is a "+CME ERROR: <code>" answer (27.007 9.2).
+type CMEError struct {
+	Code int
+	Text string
+}
+
+func (e *CMEError) Error() string {
+	if e.Text != "" {
+		return fmt.Sprintf("+CME ERROR: %d (%s)", e.Code, e.Text)
+	}
+	return fmt.Sprintf("+CME ERROR: %d", e.Code)
+}
+
+// cmsText names the common +CMS ERROR codes.
+var cmsText = map[int]string{
+	1: "unassigned number", 8: "operator determined barring", 10: "call barred", 21: "short message transfer rejected",
+	27: "destination out of service", 28: "unidentified subscriber", 29: "facility rejected", 30: "unknown subscriber",
+	38: "network out of order", 41: "temporary failure", 42: "congestion", 47: "resources unavailable",
+	50: "requested facility not subscribed", 69: "requested facility not implemented", 96: "invalid message",
+	111: "protocol error", 127: "interworking unspecified", 300: "ME failure", 301: "SMS service of ME reserved",
+	302: "operation not allowed", 303: "operation not supported", 304: "invalid PDU mode parameter", 305: "invalid text mode parameter",
+	310: "SIM not inserted", 311: "SIM PIN required", 313: "SIM failure", 314: "SIM busy", 316: "SIM PUK required",
+	320: "memory failure", 321: "invalid memory index", 322: "memory full", 330: "SMSC address unknown",
+	331: "no network service", 332: "network timeout", 340: "no +CNMA acknowledgement expected", 500: "unknown error",
+	512: "MM establishment failure", 513: "lower layer failure", 514: "congestion", 515: "please wait",
+}
+
+var cmeText = map[int]string{
+	3: "operation not allowed", 4: "operation not supported", 10: "SIM not inserted", 11: "SIM PIN required",
+	12: "SIM PUK required", 13: "SIM failure", 14: "SIM busy", 16: "incorrect password", 30: "no network service",
+	31: "network timeout", 100: "unknown",
+}

@@ -1,0 +1,743 @@
+package sim
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/warthog618/sms/encoding/tpdu"
+)
+
+// Slots is the number of message slots on a simulated SIM.
+const Slots = 30
+
+// SMS storage states (27.005 <stat> in PDU mode).
+const (
+	recUnread = 0
+	recRead   = 1
+	stoUnsent = 2
+	stoSent   = 3
+)
+
+type slot struct {
+	stat     int
+	pdu      []byte // with SMSC prefix
+	isReport bool
+}
+
+// Faults are injected misbehaviours of a simulated modem.
+type Faults struct {
+	// SendError makes AT+CMGS answer "+CMS ERROR: <code>" (0 = off).
+	SendError int
+	// Hang makes the modem stop answering commands.
+	Hang bool
+	// NoNetwork makes the modem unregistered; sends fail with +CMS ERROR: 331.
+	NoNetwork bool
+	// PIN, when set, locks the SIM until AT+CPIN="<PIN>".
+	PIN string
+}
+
+// Modem is one simulated modem with its SIM. A modem keeps its SIM storage
+// across sessions (Serve calls), as real hardware does across unplugging.
+type Modem struct {
+	net    *Network
+	number string
+	IMEI   string
+	IMSI   string
+	ICCID  string
+
+	mu             sync.Mutex
+	slots          [Slots + 1]*slot // 1-based
+	pending        [][]byte         // messages the SIM had no room for
+	pendingReports []bool
+	faults         Faults
+	unlocked       bool
+	mr             byte
+	sess           *session
+	sessions       int
+	commands       []string // every command received, for tests
+}
+
+func newModem(n *Network, number string) *Modem {
+	d := digitsOf(number)
+	for len(d) < 15 {
+		d = "0" + d
+	}
+	return &Modem{
+		net:    n,
+		number: number,
+		IMEI:   "35" + d[len(d)-13:],
+		IMSI:   "00101" + d[len(d)-10:],
+		ICCID:  "8900101" + d[len(d)-12:] + "F",
+	}
+}
+
+func digitsOf(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// Number is the modem's own number.
+func (m *Modem) Number() string { return m.number }
+
+// SetFaults replaces the injected faults.
+func (m *Modem) SetFaults(f Faults) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f.PIN != m.faults.PIN {
+		m.unlocked = false
+	}
+	m.faults = f
+}
+
+// Commands returns the AT commands received so far.
+func (m *Modem) Commands() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.commands...)
+}
+
+// Stored returns how many SIM slots are in use.
+func (m *Modem) Stored() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, s := range m.slots[1:] {
+		if s != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Inject delivers a raw PDU (hex, with SMSC prefix) to the modem as if the
+// network sent it; isReport marks a status report.
+func (m *Modem) Inject(pduHex string, isReport bool) error {
+	b, err := hex.DecodeString(pduHex)
+	if err != nil {
+		return err
+	}
+	m.receive(b, isReport)
+	return nil
+}
+
+// receive takes a PDU from the network: straight to the terminal when
+// +CNMI asks for direct delivery, else into a free SIM slot with a +CMTI
+// (or +CDSI) indication.
+func (m *Modem) receive(p []byte, isReport bool) {
+	if p == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sess
+	if s != nil && s.direct(isReport) {
+		if s.sendDirect(p, isReport) {
+			return
+		}
+	}
+	idx := m.freeSlot()
+	if idx == 0 {
+		m.pending = append(m.pending, p) // SIM full: the network retries later
+		m.pendingReports = append(m.pendingReports, isReport)
+		return
+	}
+	m.slots[idx] = &slot{stat: recUnread, pdu: p, isReport: isReport}
+	if s != nil {
+		s.notifyStored(idx, isReport)
+	}
+}
+
+func (m *Modem) freeSlot() int {
+	for i := 1; i <= Slots; i++ {
+		if m.slots[i] == nil {
+			return i
+		}
+	}
+	return 0
+}
+
+// retryPending moves messages waiting for room into freed slots. Called
+// with m.mu held.
+func (m *Modem) retryPending() {
+	for len(m.pending) > 0 {
+		idx := m.freeSlot()
+		if idx == 0 {
+			return
+		}
+		p, rep := m.pending[0], m.pendingReports[0]
+		m.pending, m.pendingReports = m.pending[1:], m.pendingReports[1:]
+		m.slots[idx] = &slot{stat: recUnread, pdu: p, isReport: rep}
+		if m.sess != nil {
+			m.sess.notifyStored(idx, rep)
+		}
+	}
+}
+
+// Serve speaks AT on rw until rw fails or ctx ends. Only one session is
+// active at a time; a new one replaces the old.
+func (m *Modem) Serve(ctx context.Context, rw io.ReadWriter) error {
+	s := &session{m: m, w: rw, echo: true, cmee: 0, mt: 0, ds: 0}
+	m.mu.Lock()
+	m.sess = s
+	m.sessions++
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		if m.sess == s {
+			m.sess = nil
+		}
+		// A direct delivery never acknowledged is retried by the network:
+		// it lands in the SIM.
+		for _, u := range s.unacked {
+			if idx := m.freeSlot(); idx != 0 {
+				m.slots[idx] = &slot{stat: recUnread, pdu: u.pdu, isReport: u.isReport}
+			} else {
+				m.pending = append(m.pending, u.pdu)
+				m.pendingReports = append(m.pendingReports, u.isReport)
+			}
+		}
+		m.mu.Unlock()
+	}()
+	stop := context.AfterFunc(ctx, func() {
+		if c, ok := rw.(io.Closer); ok {
+			c.Close()
+		}
+	})
+	defer stop()
+	return s.run(bufio.NewReader(rw))
+}
+
+// session is one AT conversation.
+type session struct {
+	m       *Modem
+	w       io.Writer
+	wmu     sync.Mutex
+	echo    bool
+	cmee    int
+	cmgf    int
+	csms    int
+	mt, ds  int
+	creg    int
+	unacked []unacked
+}
+
+type unacked struct {
+	pdu      []byte
+	isReport bool
+}
+
+func (s *session) write(str string) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	io.WriteString(s.w, str)
+}
+
+// direct reports whether +CNMI routes this kind of message straight to the
+// terminal. Called with m.mu held.
+func (s *session) direct(isReport bool) bool {
+	if isReport {
+		return s.ds == 1
+	}
+	return s.mt == 2 || s.mt == 3
+}
+
+// sendDirect writes +CMT/+CDS. With +CSMS=1 the message counts as received
+// only after +CNMA; at most one may be outstanding. Called with m.mu held.
+func (s *session) sendDirect(p []byte, isReport bool) bool {
+	if s.csms == 1 && len(s.unacked) > 0 {
+		return false // the network waits for the ack: store it instead
+	}
+	tp := len(p) - int(p[0]) - 1
+	if isReport {
+		s.write(fmt.Sprintf("\r\n+CDS: %d\r\n%X\r\n", tp, p))
+	} else {
+		s.write(fmt.Sprintf("\r\n+CMT: ,%d\r\n%X\r\n", tp, p))
+	}
+	if s.csms == 1 {
+		s.unacked = append(s.unacked, unacked{p, isReport})
+	}
+	return true
+}
+
+// notifyStored writes +CMTI/+CDSI. Called with m.mu held.
+func (s *session) notifyStored(idx int, isReport bool) {
+	switch {
+	case isReport && s.ds == 2:
+		s.write(fmt.Sprintf("\r\n+CDSI: \"SM\",%d\r\n", idx))
+	case !isReport && s.mt >= 1:
+		s.write(fmt.Sprintf("\r\n+CMTI: \"SM\",%d\r\n", idx))
+	}
+}
+
+func (s *session) run(r *bufio.Reader) error {
+	var line []byte
+	for {
+		c, err := r.ReadByte()
+		if err != nil {
+			return err
+		}
+		switch c {
+		case '\r':
+			cmd := string(line)
+			line = line[:0]
+			if s.echo {
+				s.write(cmd + "\r")
+			}
+			if err := s.command(strings.TrimSpace(cmd), r); err != nil {
+				return err
+			}
+		case '\n':
+		case 0x1b: // ESC cancels the line
+			line = line[:0]
+		default:
+			line = append(line, c)
+		}
+	}
+}
+
+func (s *session) ok()              { s.write("\r\nOK\r\n") }
+func (s *session) info(l ...string) { s.write("\r\n" + strings.Join(l, "\r\n") + "\r\n") }
+
+func (s *session) cmeError(code int) {
+	if s.cmee == 0 {
+		s.write("\r\nERROR\r\n")
+		return
+	}
+	s.write(fmt.Sprintf("\r\n+CME ERROR: %d\r\n", code))
+}
+
+func (s *session) cmsError(code int) {
+	if s.cmee == 0 {
+		s.write("\r\nERROR\r\n")
+		return
+	}
+	s.write(fmt.Sprintf("\r\n+CMS ERROR: %d\r\n", code))
+}
+
+func (s *session) command(line string, r *bufio.Reader) error {
+	if line == "" {
+		return nil
+	}
+	up := strings.ToUpper(line)
+	if !strings.HasPrefix(up, "AT") {
+		s.write("\r\nERROR\r\n")
+		return nil
+	}
+	m := s.m
+	m.mu.Lock()
+	m.commands = append(m.commands, line)
+	hang := m.faults.Hang
+	m.mu.Unlock()
+	if hang {
+		return nil
+	}
+	body := line[2:]
+	if body == "" {
+		s.ok()
+		return nil
+	}
+	// Basic commands may be chained (ATE0V1); extended ones may be
+	// separated by ';'.
+	for _, c := range splitCommands(body) {
+		if !s.one(c, r) {
+			return nil
+		}
+	}
+	s.ok()
+	return nil
+}
+
+// splitCommands splits "E0V1+CMEE=1;+CMGF=0" into its commands.
+func splitCommands(body string) []string {
+	var out []string
+	for body != "" {
+		if body[0] == '+' || body[0] == '^' || body[0] == '&' && len(body) > 1 {
+			if body[0] == '&' {
+				out = append(out, body[:2])
+				body = body[2:]
+				continue
+			}
+			i := strings.IndexByte(body, ';')
+			if i < 0 {
+				out = append(out, body)
+				break
+			}
+			out = append(out, body[:i])
+			body = body[i+1:]
+			continue
+		}
+		if body[0] == ';' {
+			body = body[1:]
+			continue
+		}
+		// A basic command: a letter and an optional number.
+		j := 1
+		for j < len(body) && body[j] >= '0' && body[j] <= '9' {
+			j++
+		}
+		out = append(out, body[:j])
+		body = body[j:]
+	}
+	return out
+}
+
+// one runs a single command; it returns false when it already wrote the
+// final result (an error, or OK after an SMS exchange).
+func (s *session) one(c string, r *bufio.Reader) bool {
+	m := s.m
+	name, arg, op := c, "", ""
+	if i := strings.IndexAny(c, "=?"); i >= 0 {
+		name, op, arg = c[:i], c[i:], ""
+		if strings.HasPrefix(op, "=?") {
+			op = "=?"
+		} else if op[0] == '=' {
+			arg = c[i+1:]
+			op = "="
+		} else {
+			op = "?"
+		}
+	}
+	name = strings.ToUpper(name)
+	m.mu.Lock()
+	locked := m.faults.PIN != "" && !m.unlocked
+	noNet := m.faults.NoNetwork
+	m.mu.Unlock()
+	needsSIM := map[string]bool{"+CMGS": true, "+CMGR": true, "+CMGL": true, "+CMGD": true, "+CPMS": true, "+CIMI": true, "+CNMI": true}
+	if locked && needsSIM[name] {
+		s.cmeError(11) // SIM PIN required
+		return false
+	}
+	switch name {
+	case "Z", "&F":
+		s.echo, s.cmee, s.mt, s.ds, s.csms, s.cmgf = true, 0, 0, 0, 0, 0
+	case "E0", "E":
+		s.echo = false
+	case "E1":
+		s.echo = true
+	case "V1", "Q0", "&C1", "&D2", "X4", "S0":
+	case "I", "I0":
+		s.info("Outpost simulated GSM modem")
+	case "+CMEE":
+		if op == "?" {
+			s.info(fmt.Sprintf("+CMEE: %d", s.cmee))
+		} else if op == "=" {
+			s.cmee, _ = strconv.Atoi(arg)
+		}
+	case "+CGMI", "+GMI":
+		s.info("Outpost")
+	case "+CGMM", "+GMM":
+		s.info("SIM900")
+	case "+CGMR", "+GMR":
+		s.info("Revision: outpost-sim 1.0")
+	case "+CGSN", "+GSN":
+		s.info(m.IMEI)
+	case "+CIMI":
+		s.info(m.IMSI)
+	case "+CCID", "+ICCID":
+		s.info("+CCID: " + m.ICCID)
+	case "+CPIN":
+		switch op {
+		case "?":
+			if locked {
+				s.info("+CPIN: SIM PIN")
+			} else {
+				s.info("+CPIN: READY")
+			}
+		case "=":
+			m.mu.Lock()
+			good := strings.Trim(arg, `"`) == m.faults.PIN
+			if good {
+				m.unlocked = true
+			}
+			m.mu.Unlock()
+			if !good {
+				s.cmeError(16) // incorrect password
+				return false
+			}
+		}
+	case "+CMGF":
+		switch op {
+		case "?":
+			s.info(fmt.Sprintf("+CMGF: %d", s.cmgf))
+		case "=?":
+			s.info("+CMGF: (0)")
+		case "=":
+			if arg != "0" {
+				s.cmsError(303) // text mode not supported
+				return false
+			}
+			s.cmgf = 0
+		}
+	case "+CSCS":
+		switch op {
+		case "?":
+			s.info(`+CSCS: "GSM"`)
+		case "=?":
+			s.info(`+CSCS: ("GSM","IRA","UCS2")`)
+		}
+	case "+CSMS":
+		switch op {
+		case "?":
+			s.info(fmt.Sprintf("+CSMS: %d,1,1,1", s.csms))
+		case "=?":
+			s.info("+CSMS: (0,1)")
+		case "=":
+			s.csms, _ = strconv.Atoi(arg)
+			s.info("+CSMS: 1,1,1")
+		}
+	case "+CPMS":
+		return s.cpms(op, arg)
+	case "+CNMI":
+		switch op {
+		case "?":
+			s.info(fmt.Sprintf("+CNMI: 2,%d,0,%d,0", s.mt, s.ds))
+		case "=?":
+			s.info("+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)")
+		case "=":
+			v := atois(arg)
+			for len(v) < 5 {
+				v = append(v, 0)
+			}
+			if v[1] < 0 || v[1] > 3 || v[3] < 0 || v[3] > 2 {
+				s.cmsError(303)
+				return false
+			}
+			m.mu.Lock()
+			s.mt, s.ds = v[1], v[3]
+			m.mu.Unlock()
+		}
+	case "+CNMA":
+		m.mu.Lock()
+		if len(s.unacked) == 0 {
+			m.mu.Unlock()
+			s.cmsError(340) // no +CNMA acknowledgement expected
+			return false
+		}
+		s.unacked = s.unacked[1:]
+		m.mu.Unlock()
+	case "+CSCA":
+		if op == "?" {
+			s.info(fmt.Sprintf(`+CSCA: "%s",145`, SMSCNumber))
+		}
+	case "+COPS":
+		switch op {
+		case "?":
+			if noNet {
+				s.info("+COPS: 0")
+			} else {
+				s.info(`+COPS: 0,0,"Outpost Sim",0`)
+			}
+		case "=?":
+			s.info(`+COPS: (2,"Outpost Sim","OSim","00101",0),,(0-4),(0-2)`)
+		}
+	case "+CSQ":
+		if noNet {
+			s.info("+CSQ: 99,99")
+		} else {
+			s.info("+CSQ: 21,99")
+		}
+	case "+CREG":
+		switch op {
+		case "?":
+			stat := 1
+			if noNet {
+				stat = 2
+			}
+			s.info(fmt.Sprintf("+CREG: %d,%d", s.creg, stat))
+		case "=":
+			s.creg, _ = strconv.Atoi(arg)
+		}
+	case "+CMGS":
+		return s.cmgs(arg, r)
+	case "+CMGR":
+		idx, err := strconv.Atoi(arg)
+		m.mu.Lock()
+		if err != nil || idx < 1 || idx > Slots || m.slots[idx] == nil {
+			m.mu.Unlock()
+			s.cmsError(321) // invalid memory index
+			return false
+		}
+		sl := m.slots[idx]
+		out := fmt.Sprintf("+CMGR: %d,,%d\r\n%X", sl.stat, tpduLen(sl.pdu), sl.pdu)
+		if sl.stat == recUnread {
+			sl.stat = recRead
+		}
+		m.mu.Unlock()
+		s.info(out)
+	case "+CMGL":
+		if op == "=?" {
+			s.info("+CMGL: (0-4)")
+			break
+		}
+		want := 0
+		if arg != "" {
+			var err error
+			if want, err = strconv.Atoi(arg); err != nil || want < 0 || want > 4 {
+				s.cmsError(302)
+				return false
+			}
+		}
+		var lines []string
+		m.mu.Lock()
+		for i := 1; i <= Slots; i++ {
+			sl := m.slots[i]
+			if sl == nil || (want != 4 && sl.stat != want) {
+				continue
+			}
+			lines = append(lines, fmt.Sprintf("+CMGL: %d,%d,,%d", i, sl.stat, tpduLen(sl.pdu)), fmt.Sprintf("%X", sl.pdu))
+			if sl.stat == recUnread {
+				sl.stat = recRead
+			}
+		}
+		m.mu.Unlock()
+		if len(lines) > 0 {
+			s.info(lines...)
+		}
+	case "+CMGD":
+		v := atois(arg)
+		if len(v) == 0 {
+			s.cmsError(302)
+			return false
+		}
+		m.mu.Lock()
+		flag := 0
+		if len(v) > 1 {
+			flag = v[1]
+		}
+		if flag == 0 {
+			if v[0] < 1 || v[0] > Slots {
+				m.mu.Unlock()
+				s.cmsError(321)
+				return false
+			}
+			m.slots[v[0]] = nil
+		} else {
+			for i := 1; i <= Slots; i++ {
+				if sl := m.slots[i]; sl != nil && (flag == 4 || sl.stat == recRead) {
+					m.slots[i] = nil
+				}
+			}
+		}
+		m.retryPending()
+		m.mu.Unlock()
+	default:
+		s.cmeError(4) // operation not supported
+		return false
+	}
+	return true
+}
+
+func (s *session) cpms(op, arg string) bool {
+	m := s.m
+	m.mu.Lock()
+	used := 0
+	for _, sl := range m.slots[1:] {
+		if sl != nil {
+			used++
+		}
+	}
+	m.mu.Unlock()
+	switch op {
+	case "?":
+		s.info(fmt.Sprintf(`+CPMS: "SM",%d,%d,"SM",%d,%d,"SM",%d,%d`, used, Slots, used, Slots, used, Slots))
+	case "=?":
+		s.info(`+CPMS: ("SM"),("SM"),("SM")`)
+	case "=":
+		for _, mem := range strings.Split(arg, ",") {
+			if mem = strings.Trim(strings.TrimSpace(mem), `"`); mem != "SM" && mem != "" {
+				s.cmsError(302) // only SIM storage
+				return false
+			}
+		}
+		s.info(fmt.Sprintf("+CPMS: %d,%d,%d,%d,%d,%d", used, Slots, used, Slots, used, Slots))
+	}
+	return true
+}
+
+// cmgs runs the two-step SMS submit: prompt, then the PDU up to Ctrl-Z.
+func (s *session) cmgs(arg string, r *bufio.Reader) bool {
+	length, err := strconv.Atoi(strings.TrimSpace(arg))
+	if err != nil || length < 7 || length > 164 {
+		s.cmsError(304) // invalid PDU mode parameter
+		return false
+	}
+	s.write("\r\n> ")
+	var buf []byte
+	for {
+		c, err := r.ReadByte()
+		if err != nil {
+			return false
+		}
+		if c == 0x1b { // cancelled
+			s.ok()
+			return false
+		}
+		if c == 0x1a {
+			break
+		}
+		if c == '\r' || c == '\n' {
+			continue
+		}
+		buf = append(buf, c)
+	}
+	if s.echo {
+		s.write(string(buf) + "\x1a")
+	}
+	raw, err := hex.DecodeString(string(buf))
+	if err != nil || len(raw) < 1 || int(raw[0])+1+length != len(raw) {
+		s.cmsError(304)
+		return false
+	}
+	m := s.m
+	m.mu.Lock()
+	faults := m.faults
+	m.mu.Unlock()
+	if faults.NoNetwork {
+		s.cmsError(331) // no network service
+		return false
+	}
+	if faults.SendError != 0 {
+		s.cmsError(faults.SendError)
+		return false
+	}
+	sub := tpdu.TPDU{Direction: tpdu.MO}
+	if err := sub.UnmarshalBinary(raw[int(raw[0])+1:]); err != nil || sub.SmsType() != tpdu.SmsSubmit {
+		s.cmsError(304)
+		return false
+	}
+	m.mu.Lock()
+	m.mr++
+	mr := m.mr
+	m.mu.Unlock()
+	if code := m.net.submit(m, &sub, mr); code != 0 {
+		s.cmsError(code)
+		return false
+	}
+	s.info(fmt.Sprintf("+CMGS: %d", mr))
+	return true
+}
+
+func tpduLen(p []byte) int { return len(p) - int(p[0]) - 1 }
+
+func atois(arg string) []int {
+	var v []int
+	for _, f := range strings.Split(arg, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			n = 0
+		}
+		v = append(v, n)
+	}
+	return v
+}
