@@ -51,7 +51,7 @@ type Message struct {
 
 	Timestamp        time.Time `json:"timestamp,omitzero"` // TP-SCTS
 	MessageReference int       `json:"message_reference"`
-	Status           int       `json:"status"`                   // TP-ST
+	Status           int       `json:"status"`                  // TP-ST
 	DischargeTime    time.Time `json:"discharge_time,omitzero"` // TP-DT
 	ReplyPath        bool      `json:"reply_path"`
 	RejectDuplicates bool      `json:"reject_duplicates"`

@@ -180,7 +180,6 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-
 func BenchmarkDecode(b *testing.B) {
 	raw, _ := hex.DecodeString("0791198948004544040C9119894882006200007050307040042206CF35689E9603")
 	b.ReportAllocs()

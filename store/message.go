@@ -381,3 +381,23 @@ func (tx *Tx) NextCounter(name string, max int) (int, error) {
 	_, err = tx.exec(`INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, name, fmt.Sprint(n))
 	return n, err
 }
+
+// ConcatRef returns the concatenation reference of an SMS delivery,
+// allocating one from the counter named counter (wrapping after max) the
+// first time, so that a retried message keeps its reference and the
+// recipient can join parts sent in different attempts.
+func (tx *Tx) ConcatRef(deliveryID int64, counter string, max int) (int, error) {
+	var v sql.NullInt64
+	if err := tx.tx.QueryRowContext(tx.ctx, `SELECT concat_ref FROM deliveries WHERE id = ?`, deliveryID).Scan(&v); err != nil {
+		return 0, fmt.Errorf("delivery %d: %w", deliveryID, err)
+	}
+	if v.Valid {
+		return int(v.Int64), nil
+	}
+	n, err := tx.NextCounter(counter, max)
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.exec(`UPDATE deliveries SET concat_ref = ? WHERE id = ?`, n, deliveryID)
+	return n, err
+}

@@ -30,6 +30,7 @@ CREATE TABLE deliveries (
 	attempts   INTEGER NOT NULL DEFAULT 0,
 	next_at    INTEGER NOT NULL DEFAULT 0,       -- not before (unix ms)
 	last_error TEXT NOT NULL DEFAULT '',
+	concat_ref INTEGER,                          -- SMS: kept across retries so parts match
 	updated_at INTEGER NOT NULL,
 	UNIQUE (message_id, connector, recipient)
 );

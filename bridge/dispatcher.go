@@ -1,0 +1,118 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/outpost-sms/outpost/store"
+)
+
+// dispatch delivers a connector's due deliveries one at a time until ctx
+// ends: claim (queued → sending, committed), Deliver, then record the
+// outcome or schedule a retry with capped exponential backoff.
+func (h *Hub) dispatch(ctx context.Context, c Connector) {
+	h.mu.Lock()
+	wake := h.wake[c.Name()]
+	h.mu.Unlock()
+	for ctx.Err() == nil {
+		var claimed []store.Delivery
+		err := h.Store.Update(ctx, func(tx *store.Tx) error {
+			ds, err := tx.ClaimDue(c.Name(), 16)
+			for _, d := range ds {
+				h.notify(tx, d, fmt.Sprintf("attempt %d", d.Attempts))
+			}
+			claimed = ds
+			return err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			h.Log.Error("claim deliveries", "connector", c.Name(), "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		for _, d := range claimed {
+			h.deliverOne(ctx, c, d)
+		}
+		if len(claimed) > 0 {
+			continue
+		}
+		wait := time.Minute
+		var next time.Time
+		h.Store.View(ctx, func(tx *store.Tx) (err error) { next, err = tx.NextDue(c.Name()); return })
+		if !next.IsZero() {
+			wait = min(max(time.Until(next), 0), time.Minute)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
+	log := h.Log.With("connector", c.Name(), "msg_id", d.MessageID, "to", d.Recipient)
+	var m store.Message
+	err := h.Store.View(ctx, func(tx *store.Tx) (err error) { m, err = tx.Message(d.MessageID); return })
+	var out Outcome
+	if err == nil {
+		out, err = c.Deliver(ctx, m, d)
+	}
+	if ctx.Err() != nil {
+		// Shutting down: leave it in sending; the next start retries it.
+		return
+	}
+	var t store.Transition
+	switch {
+	case err == nil:
+		t = store.Transition{State: out.State, Detail: out.Detail}
+		if t.State == "" {
+			t.State = store.Sent
+		}
+		log.Info("delivered", "state", t.State, "detail", t.Detail)
+	case IsPermanent(err) || d.Attempts >= h.MaxAttempts:
+		t = store.Transition{State: store.Failed, LastError: err.Error()}
+		if !IsPermanent(err) {
+			t.Detail = fmt.Sprintf("gave up after %d attempts: %v", d.Attempts, err)
+		}
+		log.Warn("delivery failed", "state", t.State, "err", err)
+	default:
+		wait := h.backoff(d.Attempts)
+		t = store.Transition{State: store.Queued, LastError: err.Error(), NextAt: time.Now().Add(wait),
+			Detail: fmt.Sprintf("attempt %d failed, retry in %s: %v", d.Attempts, wait.Round(time.Second), err)}
+		log.Warn("delivery failed; will retry", "err", err, "retry_in", wait.String())
+	}
+	err = h.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+		_, err := h.Transition(tx, d.ID, t)
+		return err
+	})
+	if err != nil {
+		log.Error("record delivery outcome", "err", err)
+	}
+}
+
+// backoff is capped exponential with jitter: RetryMin·2^(n-1), at most
+// RetryMax, scaled by a random factor in [0.5, 1].
+func (h *Hub) backoff(attempt int) time.Duration {
+	d := h.RetryMin
+	for i := 1; i < attempt && d < h.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, h.RetryMax)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,168 @@
+// Package http is the HTTP API on a Unix socket (in the data folder) that
+// the outpost CLI uses: POST /v1/messages queues an SMS (201 only after
+// commit), GET /v1/messages/{id}, GET /v1/inbox and GET /v1/status.
+// Errors are JSON {"error": "..."} with a 4xx status for bad requests.
+package http
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/outpost-sms/outpost/bridge"
+	"github.com/outpost-sms/outpost/store"
+)
+
+// Server serves the API on a Unix socket.
+type Server struct {
+	Socket    string
+	GatewayID string
+	Version   string
+	Hub       *bridge.Hub
+	Log       *slog.Logger
+	started   time.Time
+}
+
+// SendBody is the body of POST /v1/messages.
+type SendBody struct {
+	ID      string   `json:"id,omitempty"`
+	To      []string `json:"to"`
+	Text    string   `json:"text,omitempty"`
+	DataHex string   `json:"data_hex,omitempty"`
+	Report  *bool    `json:"report,omitempty"`
+	Flash   bool     `json:"flash,omitempty"`
+}
+
+// StatusBody is the answer of GET /v1/status.
+type StatusBody struct {
+	GatewayID string                    `json:"gateway_id"`
+	Version   string                    `json:"version"`
+	StartedAt time.Time                 `json:"started_at"`
+	Modems    map[string]any            `json:"modems"`
+	Queues    map[string]map[string]int `json:"queues"`
+}
+
+// Run serves until ctx ends. A stale socket file from a killed daemon is
+// replaced; a live one (another daemon) is an error.
+func (s *Server) Run(ctx context.Context) error {
+	s.started = time.Now()
+	if c, err := net.Dial("unix", s.Socket); err == nil {
+		c.Close()
+		return fmt.Errorf("another daemon is listening on %s", s.Socket)
+	}
+	os.Remove(s.Socket)
+	ln, err := net.Listen("unix", s.Socket)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.Socket, err)
+	}
+	os.Chmod(s.Socket, 0o660)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/messages", s.send)
+	mux.HandleFunc("GET /v1/messages/{id}", s.show)
+	mux.HandleFunc("GET /v1/inbox", s.inbox)
+	mux.HandleFunc("GET /v1/status", s.status)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		os.Remove(s.Socket)
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+func (s *Server) send(w http.ResponseWriter, r *http.Request) {
+	var b SendBody
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("bad JSON: %v", err))
+		return
+	}
+	req := bridge.SendRequest{ID: b.ID, To: b.To, Text: b.Text, Report: b.Report == nil || *b.Report, Flash: b.Flash, Source: "http"}
+	if b.DataHex != "" {
+		d, err := hex.DecodeString(b.DataHex)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf(`"data_hex" is not hex: %v`, err))
+			return
+		}
+		req.Data = d
+	}
+	id, err := s.Hub.Submit(r.Context(), req)
+	switch {
+	case errors.Is(err, bridge.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err)
+	case err != nil:
+		s.Log.Error("send request not stored", "err", err)
+		writeError(w, http.StatusServiceUnavailable, err)
+	default:
+		writeJSON(w, http.StatusCreated, map[string]any{"id": id, "ok": true})
+	}
+}
+
+func (s *Server) show(w http.ResponseWriter, r *http.Request) {
+	v, err := s.Hub.Message(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Errorf("no message with id %q", r.PathValue("id")))
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err)
+	default:
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (s *Server) inbox(w http.ResponseWriter, r *http.Request) {
+	limit := 20
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit must be a number from 1 to 10000, not %q", l))
+			return
+		}
+		limit = n
+	}
+	ms, err := s.Hub.Inbox(r.Context(), limit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if ms == nil {
+		ms = []bridge.MessageView{}
+	}
+	writeJSON(w, http.StatusOK, ms)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	q, err := s.Hub.QueueDepths(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Hub.Modems(), Queues: q})
+}

@@ -1,0 +1,410 @@
+// Package bridge is the hub of Outpost: it accepts send requests, stores
+// inbound messages and routes them to destinations (one delivery row per
+// destination), and runs one dispatcher per connector that claims due
+// deliveries, hands them to the connector, and records the outcome or
+// retries with capped backoff. It imports only store; connectors live in
+// bridge/<name> and import bridge.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/outpost-sms/outpost/store"
+)
+
+// Connector is one way in and out of Outpost (SMS, MQTT, HTTP, …).
+type Connector interface {
+	Name() string
+	// Run brings messages in until ctx ends.
+	Run(ctx context.Context, hub *Hub) error
+	// Deliver sends one message to one destination. Wrap the error with
+	// Permanent to stop retries. An error does not prove nothing was sent.
+	Deliver(ctx context.Context, m store.Message, d store.Delivery) (Outcome, error)
+}
+
+// Outcome is what a successful Deliver achieved.
+type Outcome struct {
+	State  string // store.Sent or store.Delivered
+	Detail string
+}
+
+// Validator is implemented by connectors that check send requests for
+// their destinations before they are stored.
+type Validator interface {
+	Validate(req *SendRequest) error
+}
+
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+// Permanent marks an error that retrying cannot fix.
+func Permanent(err error) error { return permanent{err} }
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p)
+}
+
+// ErrInvalid marks a bad request (the sender's fault).
+var ErrInvalid = errors.New("invalid request")
+
+// SendRequest is a request to send one SMS to one or more recipients.
+type SendRequest struct {
+	ID     string   `json:"id,omitempty"`
+	To     []string `json:"to"`
+	Text   string   `json:"text,omitempty"`
+	Data   []byte   `json:"-"`
+	Report bool     `json:"report"`
+	Flash  bool     `json:"flash,omitempty"`
+	Source string   `json:"-"`
+}
+
+// StatusChange is a delivery state change, published after commit.
+type StatusChange struct {
+	MessageID string    `json:"id"`
+	Connector string    `json:"-"`
+	To        string    `json:"to,omitempty"`
+	State     string    `json:"state"`
+	At        time.Time `json:"at"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// Hub routes messages between connectors through the store.
+type Hub struct {
+	Store *store.Store
+	Log   *slog.Logger
+	// Routes lists the connectors an inbound SMS is delivered to.
+	Routes []string
+	// MaxAttempts before a delivery fails (default 10).
+	MaxAttempts int
+	// RetryMin and RetryMax bound the backoff between attempts.
+	RetryMin, RetryMax time.Duration
+
+	mu         sync.Mutex
+	connectors map[string]Connector
+	wake       map[string]chan struct{}
+	onStatus   []func(StatusChange)
+	onModem    []func(id string, status any)
+	modems     map[string]any
+}
+
+// New returns a hub on s.
+func New(s *store.Store, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{Store: s, Log: log, MaxAttempts: 10, RetryMin: 2 * time.Second, RetryMax: 5 * time.Minute,
+		connectors: map[string]Connector{}, wake: map[string]chan struct{}{}, modems: map[string]any{}}
+}
+
+// Add registers a connector. Call before Run.
+func (h *Hub) Add(c Connector) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.connectors[c.Name()] = c
+	h.wake[c.Name()] = make(chan struct{}, 1)
+}
+
+// OnStatus registers f to be called after every committed delivery state
+// change. f must not block.
+func (h *Hub) OnStatus(f func(StatusChange)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onStatus = append(h.onStatus, f)
+}
+
+// OnModemStatus registers f to be called on every modem status change.
+func (h *Hub) OnModemStatus(f func(id string, status any)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onModem = append(h.onModem, f)
+}
+
+// ModemStatus records and publishes a modem's status.
+func (h *Hub) ModemStatus(id string, status any) {
+	h.mu.Lock()
+	h.modems[id] = status
+	fs := append([]func(string, any){}, h.onModem...)
+	h.mu.Unlock()
+	for _, f := range fs {
+		f(id, status)
+	}
+}
+
+// Modems returns the last status of every modem, by id.
+func (h *Hub) Modems() map[string]any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]any, len(h.modems))
+	for k, v := range h.modems {
+		out[k] = v
+	}
+	return out
+}
+
+func (h *Hub) connector(name string) Connector {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.connectors[name]
+}
+
+// Wake makes a connector's dispatcher look for due deliveries now.
+func (h *Hub) Wake(connector string) {
+	h.mu.Lock()
+	ch := h.wake[connector]
+	h.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// notify is registered with AfterCommit for every state change.
+func (h *Hub) notify(tx *store.Tx, d store.Delivery, detail string) {
+	ch := StatusChange{MessageID: d.MessageID, Connector: d.Connector, To: d.Recipient, State: d.State, At: tx.Now(), Detail: detail}
+	tx.AfterCommit(func() {
+		h.mu.Lock()
+		fs := append([]func(StatusChange){}, h.onStatus...)
+		h.mu.Unlock()
+		for _, f := range fs {
+			f(ch)
+		}
+	})
+}
+
+// Transition changes a delivery's state inside tx and publishes the
+// change after commit.
+func (h *Hub) Transition(tx *store.Tx, id int64, t store.Transition) (store.Delivery, error) {
+	d, err := tx.SetDeliveryState(id, t)
+	if err != nil {
+		return d, err
+	}
+	detail := t.Detail
+	if detail == "" {
+		detail = t.LastError
+	}
+	h.notify(tx, d, detail)
+	return d, nil
+}
+
+// Submit validates and stores a send request (committed before it
+// returns) and returns the message id. A request whose id is already
+// stored is not stored twice: its id is returned with no error.
+func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
+	if len(req.To) == 0 {
+		return "", fmt.Errorf("%w: \"to\" is missing: give a phone number or a list of them", ErrInvalid)
+	}
+	if req.Text == "" && req.Data == nil {
+		return "", fmt.Errorf("%w: \"text\" is empty", ErrInvalid)
+	}
+	seen := map[string]bool{}
+	var to []string
+	for _, n := range req.To {
+		n = strings.TrimSpace(n)
+		if !seen[n] {
+			seen[n] = true
+			to = append(to, n)
+		}
+	}
+	req.To = to
+	sms := h.connector("sms")
+	if sms == nil {
+		return "", errors.New("no SMS connector")
+	}
+	if v, ok := sms.(Validator); ok {
+		if err := v.Validate(&req); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
+	if req.ID != "" && len(req.ID) > 64 {
+		return "", fmt.Errorf("%w: \"id\" longer than 64 characters", ErrInvalid)
+	}
+	m := &store.Message{ID: req.ID, Direction: store.Out, Peer: strings.Join(req.To, ","), Report: req.Report, Flash: req.Flash, Source: req.Source}
+	if req.Data != nil {
+		m.Data, m.Coding = req.Data, "8bit"
+	} else {
+		text := req.Text
+		m.Text = &text
+	}
+	if req.ID != "" {
+		m.DedupKey = "out|" + req.ID
+	}
+	err := h.Store.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.InsertMessage(m); err != nil {
+			return err
+		}
+		for _, n := range req.To {
+			d := &store.Delivery{MessageID: m.ID, Connector: "sms", Recipient: n}
+			if err := tx.InsertDelivery(d, "accepted via "+req.Source); err != nil {
+				return err
+			}
+			h.notify(tx, *d, "accepted via "+req.Source)
+		}
+		tx.AfterCommit(func() { h.Wake("sms") })
+		return nil
+	})
+	if errors.Is(err, store.ErrDuplicate) {
+		return m.ID, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store message: %w", err)
+	}
+	return m.ID, nil
+}
+
+// StoreInbound stores an inbound message inside tx and creates its
+// deliveries to every route. A duplicate (same dedup key) returns
+// store.ErrDuplicate and creates nothing.
+func (h *Hub) StoreInbound(tx *store.Tx, m *store.Message, detail string) error {
+	m.Direction = store.In
+	if err := tx.InsertMessage(m); err != nil {
+		return err
+	}
+	if err := tx.AppendEvent(m.ID, 0, "received", detail); err != nil {
+		return err
+	}
+	for _, r := range h.Routes {
+		d := &store.Delivery{MessageID: m.ID, Connector: r}
+		if err := tx.InsertDelivery(d, "routed"); err != nil {
+			return err
+		}
+		name := r
+		tx.AfterCommit(func() { h.Wake(name) })
+	}
+	return nil
+}
+
+// MessageView is a message with its deliveries and history.
+type MessageView struct {
+	store.Message
+	Text       *string          `json:"text,omitempty"`
+	DataHex    string           `json:"data_hex,omitempty"`
+	State      string           `json:"state"`
+	Deliveries []store.Delivery `json:"deliveries"`
+	Events     []store.Event    `json:"events"`
+}
+
+// Message reads a message with its deliveries and history.
+func (h *Hub) Message(ctx context.Context, id string) (MessageView, error) {
+	var v MessageView
+	err := h.Store.View(ctx, func(tx *store.Tx) error {
+		m, err := tx.Message(id)
+		if err != nil {
+			return err
+		}
+		v.Message, v.Text = m, m.Text
+		if m.Data != nil {
+			v.DataHex = fmt.Sprintf("%X", m.Data)
+		}
+		if v.Deliveries, err = tx.Deliveries(id); err != nil {
+			return err
+		}
+		v.Events, err = tx.Events(id)
+		return err
+	})
+	v.State = summarize(v.Message, v.Deliveries)
+	return v, err
+}
+
+// summarize gives one state for a message: its inbound state, or the
+// state its SMS deliveries share (the least advanced when they differ).
+func summarize(m store.Message, ds []store.Delivery) string {
+	if m.Direction == store.In {
+		return m.State
+	}
+	order := map[string]int{store.Failed: 0, store.Expired: 0, store.Scheduled: 1, store.Queued: 2, store.Sending: 3, store.Sent: 4, store.Delivered: 5}
+	state := ""
+	for _, d := range ds {
+		if state == "" || order[d.State] < order[state] {
+			state = d.State
+		}
+	}
+	return state
+}
+
+// Inbox lists inbound messages, newest first.
+func (h *Hub) Inbox(ctx context.Context, limit int) ([]MessageView, error) {
+	var out []MessageView
+	err := h.Store.View(ctx, func(tx *store.Tx) error {
+		ms, err := tx.Messages(store.In, limit)
+		for _, m := range ms {
+			v := MessageView{Message: m, Text: m.Text, State: m.State}
+			if m.Data != nil {
+				v.DataHex = fmt.Sprintf("%X", m.Data)
+			}
+			out = append(out, v)
+		}
+		return err
+	})
+	return out, err
+}
+
+// QueueDepths counts unfinished deliveries per connector and state.
+func (h *Hub) QueueDepths(ctx context.Context) (map[string]map[string]int, error) {
+	var q map[string]map[string]int
+	err := h.Store.View(ctx, func(tx *store.Tx) (err error) { q, err = tx.QueueDepths(); return })
+	return q, err
+}
+
+// Run starts every connector and its dispatcher, and returns when ctx
+// ends and all of them have stopped, with the first error.
+func (h *Hub) Run(ctx context.Context) error {
+	h.mu.Lock()
+	var cs []Connector
+	for _, c := range h.connectors {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Name() < cs[j].Name() })
+	for _, c := range cs {
+		var n int
+		err := h.Store.Update(ctx, func(tx *store.Tx) (err error) {
+			n, err = tx.RecoverSending(c.Name(), "daemon restarted during delivery; retrying (this part may arrive twice)")
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("recover %s deliveries: %w", c.Name(), err)
+		}
+		if n > 0 {
+			h.Log.Warn("deliveries interrupted by a restart are queued again", "connector", c.Name(), "count", n)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*len(cs))
+	for _, c := range cs {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := c.Run(ctx, h); err != nil && ctx.Err() == nil {
+				h.Log.Error("connector stopped", "connector", c.Name(), "err", err)
+				errs <- fmt.Errorf("%s: %w", c.Name(), err)
+				cancel()
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			h.dispatch(ctx, c)
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}

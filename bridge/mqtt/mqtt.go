@@ -1,0 +1,285 @@
+// Package mqtt is the local MQTT connector: an embedded mochi broker on
+// which phones and apps on the LAN send SMS (sms/send, committed in an
+// OnPublish hook before the PUBACK) and receive inbound messages (sms/in),
+// delivery states (sms/status/<id>) and retained modem status
+// (modem/<id>/status), all under <prefix>/<gateway_id>/.
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/outpost-sms/outpost/bridge"
+	"github.com/outpost-sms/outpost/store"
+)
+
+// Options configure the local broker.
+type Options struct {
+	Listen         string // host:port; port 0 picks one
+	Prefix         string
+	GatewayID      string
+	AllowAnonymous bool
+	Log            *slog.Logger
+}
+
+// Connector is the embedded broker and the topic API on it.
+type Connector struct {
+	opts   Options
+	log    *slog.Logger
+	server *mochi.Server
+	base   string
+	ln     net.Listener
+	hub    *bridge.Hub
+	ready  chan struct{}
+	once   sync.Once
+}
+
+// New creates the broker; Run starts it. The hub is needed by the send
+// hook from the first connection on.
+func New(opts Options, hub *bridge.Hub) *Connector {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	c := &Connector{opts: opts, log: opts.Log, base: opts.Prefix + "/" + opts.GatewayID + "/", hub: hub, ready: make(chan struct{})}
+	c.server = mochi.New(&mochi.Options{InlineClient: true, Logger: opts.Log.With("component", "mqtt-broker")})
+	c.server.AddHook(&authHook{allowAnonymous: opts.AllowAnonymous, log: c.log}, nil)
+	c.server.AddHook(&sendHook{c: c}, nil)
+	hub.OnStatus(c.publishStatus)
+	hub.OnModemStatus(c.publishModem)
+	return c
+}
+
+// Name implements bridge.Connector.
+func (c *Connector) Name() string { return "mqtt" }
+
+// Topic returns the full topic of an API topic such as "sms/in".
+func (c *Connector) Topic(t string) string { return c.base + t }
+
+// Addr is the broker's address once Ready.
+func (c *Connector) Addr() string {
+	<-c.ready
+	if c.ln == nil {
+		return ""
+	}
+	return c.ln.Addr().String()
+}
+
+// Ready is closed when the broker accepts connections (or failed to).
+func (c *Connector) Ready() <-chan struct{} { return c.ready }
+
+// Run implements bridge.Connector: it serves the broker until ctx ends.
+func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
+	ln, err := net.Listen("tcp", c.opts.Listen)
+	if err != nil {
+		c.once.Do(func() { close(c.ready) })
+		return fmt.Errorf("mqtt listen %s: %w", c.opts.Listen, err)
+	}
+	c.ln = ln
+	if err := c.server.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+		ln.Close()
+		c.once.Do(func() { close(c.ready) })
+		return err
+	}
+	if err := c.server.Serve(); err != nil {
+		c.once.Do(func() { close(c.ready) })
+		return err
+	}
+	c.log.Info("local MQTT broker listening", "addr", ln.Addr().String(), "topics", c.base+"#")
+	c.once.Do(func() { close(c.ready) })
+	<-ctx.Done()
+	return c.server.Close()
+}
+
+// InboundPayload is what sms/in carries.
+type InboundPayload struct {
+	ID         string `json:"id"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	Text       string `json:"text,omitempty"`
+	DataHex    string `json:"data_hex,omitempty"`
+	ReceivedAt string `json:"received_at"`
+	SCTS       string `json:"scts,omitempty"`
+	SMSC       string `json:"smsc,omitempty"`
+	Parts      int    `json:"parts"`
+	Modem      string `json:"modem"`
+	State      string `json:"state"`
+	Detail     string `json:"detail,omitempty"`
+}
+
+// Deliver implements bridge.Connector: inbound messages are published on
+// sms/in (QoS 1).
+func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
+	p := InboundPayload{ID: m.ID, From: m.Peer, To: m.Modem, ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), SCTS: m.SCTS,
+		SMSC: m.SMSC, Parts: m.Parts, Modem: m.Modem, State: m.State, Detail: m.Detail}
+	if m.Text != nil {
+		p.Text = *m.Text
+	} else {
+		p.DataHex = strings.ToUpper(hex.EncodeToString(m.Data))
+	}
+	b, _ := json.Marshal(p)
+	topic := c.Topic("sms/in")
+	if err := c.server.Publish(topic, b, false, 1); err != nil {
+		return bridge.Outcome{}, err
+	}
+	return bridge.Outcome{State: store.Delivered, Detail: "published on " + topic}, nil
+}
+
+func (c *Connector) publishStatus(s bridge.StatusChange) {
+	if s.Connector != "sms" {
+		return
+	}
+	b, _ := json.Marshal(s)
+	if err := c.server.Publish(c.Topic("sms/status/"+s.MessageID), b, false, 1); err != nil {
+		c.log.Warn("publish status", "msg_id", s.MessageID, "err", err)
+	}
+}
+
+func (c *Connector) publishModem(id string, st any) {
+	b, _ := json.Marshal(st)
+	if err := c.server.Publish(c.Topic("modem/"+id+"/status"), b, true, 1); err != nil {
+		c.log.Warn("publish modem status", "modem", id, "err", err)
+	}
+}
+
+// SendPayload is what sms/send takes.
+type SendPayload struct {
+	ID      string          `json:"id"`
+	To      json.RawMessage `json:"to"`
+	Text    string          `json:"text"`
+	DataHex string          `json:"data_hex"`
+	Report  *bool           `json:"report"`
+	Flash   bool            `json:"flash"`
+	ReplyTo string          `json:"reply_to"`
+}
+
+// Reply is what sms/send/reply carries.
+type Reply struct {
+	ID    string `json:"id,omitempty"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// ParseSend turns an sms/send payload into a request, with an error that
+// names the problem.
+func ParseSend(b []byte) (bridge.SendRequest, SendPayload, error) {
+	var p SendPayload
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return bridge.SendRequest{}, p, fmt.Errorf("bad JSON: %v", err)
+	}
+	req := bridge.SendRequest{ID: p.ID, Text: p.Text, Report: p.Report == nil || *p.Report, Flash: p.Flash, Source: "mqtt"}
+	switch {
+	case len(p.To) == 0 || string(p.To) == "null":
+		return req, p, errors.New(`"to" is missing`)
+	case p.To[0] == '"':
+		var s string
+		json.Unmarshal(p.To, &s)
+		req.To = []string{s}
+	case p.To[0] == '[':
+		if err := json.Unmarshal(p.To, &req.To); err != nil {
+			return req, p, errors.New(`"to" must be a phone number or a list of phone numbers`)
+		}
+	default:
+		return req, p, errors.New(`"to" must be a phone number (a string) or a list of them`)
+	}
+	if p.DataHex != "" {
+		if p.Text != "" {
+			return req, p, errors.New(`give "text" or "data_hex", not both`)
+		}
+		d, err := hex.DecodeString(p.DataHex)
+		if err != nil {
+			return req, p, fmt.Errorf(`"data_hex" is not hex: %v`, err)
+		}
+		req.Data = d
+	}
+	return req, p, nil
+}
+
+// sendHook commits sms/send requests before the broker acknowledges them.
+type sendHook struct {
+	mochi.HookBase
+	c *Connector
+}
+
+func (h *sendHook) ID() string { return "outpost-send" }
+
+func (h *sendHook) Provides(b byte) bool { return b == mochi.OnPublish }
+
+// OnPublish runs on the publishing client's goroutine before the PUBACK:
+// it may commit to SQLite, but does no network I/O.
+func (h *sendHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.TopicName != h.c.Topic("sms/send") || cl.Net.Inline {
+		return pk, nil
+	}
+	c := h.c
+	req, p, err := ParseSend(pk.Payload)
+	replyTopic := c.Topic("sms/send/reply")
+	if p.ReplyTo != "" && !strings.ContainsAny(p.ReplyTo, "+#") {
+		replyTopic = p.ReplyTo
+	}
+	reply := func(r Reply) {
+		b, _ := json.Marshal(r)
+		if err := c.server.Publish(replyTopic, b, false, 1); err != nil {
+			c.log.Warn("publish reply", "err", err)
+		}
+	}
+	if err != nil {
+		c.log.Info("rejected sms/send", "client", cl.ID, "err", err)
+		reply(Reply{ID: p.ID, Error: err.Error()})
+		return pk, nil
+	}
+	id, err := c.hub.Submit(context.Background(), req)
+	switch {
+	case errors.Is(err, bridge.ErrInvalid):
+		c.log.Info("rejected sms/send", "client", cl.ID, "err", err)
+		reply(Reply{ID: p.ID, Error: strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": ")})
+		return pk, nil
+	case err != nil:
+		// Not committed: no PUBACK, so the client sends it again.
+		c.log.Error("sms/send not stored; not acknowledged", "client", cl.ID, "err", err)
+		return pk, packets.ErrRejectPacket
+	}
+	c.log.Info("queued", "msg_id", id, "to", strings.Join(req.To, ","), "client", cl.ID)
+	reply(Reply{ID: id, OK: true})
+	return pk, nil
+}
+
+// authHook allows anonymous clients only when configured (Validate allows
+// that only on loopback listeners). Users and ACLs come later.
+type authHook struct {
+	mochi.HookBase
+	allowAnonymous bool
+	log            *slog.Logger
+}
+
+func (h *authHook) ID() string { return "outpost-auth" }
+
+func (h *authHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	if !h.allowAnonymous {
+		h.log.Warn("refused MQTT client: anonymous access is off and no users are configured", "client", cl.ID, "remote", cl.Net.Remote)
+		return false
+	}
+	return true
+}
+
+func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	return h.allowAnonymous
+}

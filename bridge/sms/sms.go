@@ -1,0 +1,442 @@
+// Package sms is the SMS connector: it takes raw PDUs from the modems
+// (hw), decodes them (pdu), stores parts and reassembles them in the store,
+// hands whole messages to the hub, and only then tells the modem to delete
+// or acknowledge them. It sends queued messages through a ready modem,
+// recording every part's message reference, and turns status reports into
+// delivery states.
+package sms
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/outpost-sms/outpost/bridge"
+	"github.com/outpost-sms/outpost/hw"
+	"github.com/outpost-sms/outpost/pdu"
+	"github.com/outpost-sms/outpost/store"
+)
+
+// Connector is the SMS connector.
+type Connector struct {
+	Store *store.Store
+	Log   *slog.Logger
+	// ReassemblyTimeout is how long an incomplete message waits for its
+	// missing parts before it is delivered with them marked (default 24h).
+	ReassemblyTimeout time.Duration
+	// CrashAt names a point at which to SIGKILL the process (tests only):
+	// "after-commit-before-ack" or "after-cmgs-before-commit".
+	CrashAt string
+
+	mu     sync.Mutex
+	modems map[string]hw.Modem
+	order  []string
+	hub    *bridge.Hub
+}
+
+// New returns a connector for the given modems (id → modem).
+func New(s *store.Store, log *slog.Logger, modems map[string]hw.Modem) *Connector {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Connector{Store: s, Log: log, ReassemblyTimeout: 24 * time.Hour, modems: modems}
+	for id := range modems {
+		c.order = append(c.order, id)
+	}
+	sort.Strings(c.order)
+	return c
+}
+
+// Name implements bridge.Connector.
+func (c *Connector) Name() string { return "sms" }
+
+// Validate implements bridge.Validator: every recipient must be a phone
+// number and the message must encode.
+func (c *Connector) Validate(req *bridge.SendRequest) error {
+	for _, to := range req.To {
+		if err := pdu.ValidateNumber(to); err != nil {
+			return err
+		}
+	}
+	_, err := (&pdu.Encoder{}).Encode(pdu.Outgoing{To: req.To[0], Text: req.Text, Data: req.Data})
+	return err
+}
+
+// Run implements bridge.Connector: it reads every modem's messages until
+// ctx ends.
+func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
+	c.mu.Lock()
+	c.hub = hub
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, id := range c.order {
+		m := c.modems[id]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.receive(ctx, m)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.expireLoop(ctx)
+	}()
+	wg.Wait()
+	return nil
+}
+
+func (c *Connector) receive(ctx context.Context, m hw.Modem) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case in, ok := <-m.Incoming():
+			if !ok {
+				return
+			}
+			if err := c.HandleInbound(ctx, in); err != nil {
+				// Not committed: leave it on the SIM; the next sweep
+				// hands it up again.
+				c.Log.Error("inbound message not stored; left on the modem", "modem", in.Modem, "slot", in.Slot, "err", err)
+				continue
+			}
+			c.crash("after-commit-before-ack")
+			if err := m.Ack(ctx, in); err != nil {
+				c.Log.Warn("inbound message stored but not deleted from the modem; it will be read again and recognised", "modem", in.Modem, "slot", in.Slot, "err", err)
+			}
+		}
+	}
+}
+
+// HandleInbound decodes and commits one raw message. It returns nil once
+// the message (or its part, or its effect as a status report) is durably
+// stored, including when it was a duplicate.
+func (c *Connector) HandleInbound(ctx context.Context, in hw.Inbound) error {
+	m, err := pdu.Decode(in.PDU)
+	if err != nil {
+		return c.storeUndecodable(ctx, in, err)
+	}
+	switch m.Type {
+	case pdu.StatusReport:
+		return c.statusReport(ctx, in, m)
+	case pdu.Submit:
+		c.Log.Info("ignoring a stored SMS-SUBMIT handed up as inbound", "modem", in.Modem, "slot", in.Slot)
+		return nil
+	}
+	if !m.IsPart() {
+		return c.storeWhole(ctx, in.Modem, []*pdu.Message{m}, "")
+	}
+	return c.storePart(ctx, in, m)
+}
+
+func (c *Connector) storeUndecodable(ctx context.Context, in hw.Inbound, decodeErr error) error {
+	sum := sha256.Sum256(in.PDU)
+	msg := &store.Message{
+		Peer: "unknown", Modem: in.Modem, Data: in.PDU, Coding: "raw", State: store.Undecodable,
+		Detail: decodeErr.Error(), Source: "sms", DedupKey: in.Modem + "|raw|" + hex.EncodeToString(sum[:16]),
+	}
+	c.Log.Warn("undecodable PDU kept raw", "modem", in.Modem, "slot", in.Slot, "err", decodeErr)
+	err := c.Store.Update(ctx, func(tx *store.Tx) error {
+		return c.hub.StoreInbound(tx, msg, "undecodable: "+decodeErr.Error())
+	})
+	if errors.Is(err, store.ErrDuplicate) {
+		return nil
+	}
+	return err
+}
+
+// storeWhole stores a complete message (or an incomplete one whose time is
+// up) inside one transaction.
+func (c *Connector) storeWhole(ctx context.Context, modem string, parts []*pdu.Message, groupKey string) error {
+	j, err := pdu.Join(parts)
+	if err != nil {
+		return err
+	}
+	msg := wholeMessage(modem, parts, j)
+	err = c.Store.Update(ctx, func(tx *store.Tx) error {
+		if groupKey != "" {
+			if err := tx.FinishParts(groupKey, msg.ID); err != nil {
+				return err
+			}
+		}
+		return c.hub.StoreInbound(tx, msg, fmt.Sprintf("%d part(s) via %s", j.Parts, modem))
+	})
+	if errors.Is(err, store.ErrDuplicate) {
+		c.Log.Info("duplicate inbound message ignored", "modem", modem, "msg_id", msg.ID)
+		return nil
+	}
+	if err == nil {
+		c.Log.Info("received", "modem", modem, "msg_id", msg.ID, "from", msg.Peer, "parts", j.Parts)
+	}
+	return err
+}
+
+func wholeMessage(modem string, parts []*pdu.Message, j pdu.Joined) *store.Message {
+	first := parts[0]
+	msg := &store.Message{
+		ID: store.NewID(), Peer: first.Number, Modem: modem, Coding: j.Coding, Parts: j.Parts, SMSC: first.SMSC,
+		Flash: first.Class == 0, Source: "sms", State: store.Complete, DedupKey: pdu.DedupKey(modem, parts),
+	}
+	if !first.Timestamp.IsZero() {
+		msg.SCTS = first.Timestamp.Format(time.RFC3339)
+	}
+	if j.IsText {
+		msg.Text = &j.Text
+	} else {
+		msg.Data = j.Data
+	}
+	if len(j.Missing) > 0 {
+		msg.State = store.Incomplete
+		msg.Detail = fmt.Sprintf("parts %v of %d never arrived", j.Missing, j.Parts)
+	}
+	return msg
+}
+
+// storePart stores one part; when it completes its message, the message is
+// stored in the same transaction.
+func (c *Connector) storePart(ctx context.Context, in hw.Inbound, m *pdu.Message) error {
+	key := pdu.GroupKey(in.Modem, m)
+	var complete []*pdu.Message
+	var stored *store.Message
+	err := c.Store.Update(ctx, func(tx *store.Tx) error {
+		complete, stored = nil, nil
+		dup, err := tx.AddInboundPart(store.InboundPart{GroupKey: key, Seq: m.UDH.Concat.Seq, Total: m.UDH.Concat.Total, PDU: m.TPDU})
+		if err != nil || dup {
+			return err
+		}
+		open, err := tx.OpenParts(key)
+		if err != nil {
+			return err
+		}
+		if len(open) < m.UDH.Concat.Total {
+			return nil
+		}
+		parts, err := decodeParts(open)
+		if err != nil {
+			return err
+		}
+		j, err := pdu.Join(parts)
+		if err != nil {
+			return err
+		}
+		msg := wholeMessage(in.Modem, parts, j)
+		if err := tx.FinishParts(key, msg.ID); err != nil {
+			return err
+		}
+		if err := c.hub.StoreInbound(tx, msg, fmt.Sprintf("%d parts via %s", j.Parts, in.Modem)); err != nil && !errors.Is(err, store.ErrDuplicate) {
+			return err
+		}
+		complete, stored = parts, msg
+		return nil
+	})
+	if err == nil && complete != nil {
+		c.Log.Info("received", "modem", in.Modem, "msg_id", stored.ID, "from", stored.Peer, "parts", len(complete))
+	}
+	return err
+}
+
+func decodeParts(open []store.InboundPart) ([]*pdu.Message, error) {
+	parts := make([]*pdu.Message, 0, len(open))
+	for _, p := range open {
+		m, err := pdu.DecodeTPDU(p.PDU)
+		if err != nil {
+			return nil, fmt.Errorf("stored part %d of %s: %w", p.Seq, p.GroupKey, err)
+		}
+		parts = append(parts, m)
+	}
+	return parts, nil
+}
+
+// expireLoop delivers messages whose missing parts did not come in time.
+func (c *Connector) expireLoop(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		c.ExpireIncomplete(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ExpireIncomplete stores, with their missing parts marked, the messages
+// whose newest part is older than the reassembly timeout.
+func (c *Connector) ExpireIncomplete(ctx context.Context) {
+	var keys []string
+	c.Store.View(ctx, func(tx *store.Tx) (err error) {
+		keys, err = tx.StaleGroups(time.Now().Add(-c.ReassemblyTimeout))
+		return err
+	})
+	for _, key := range keys {
+		var open []store.InboundPart
+		c.Store.View(ctx, func(tx *store.Tx) (err error) { open, err = tx.OpenParts(key); return })
+		parts, err := decodeParts(open)
+		if err != nil || len(parts) == 0 {
+			c.Log.Error("cannot expire incomplete message", "group", key, "err", err)
+			continue
+		}
+		modem := strings.SplitN(key, "|", 2)[0]
+		if err := c.storeWhole(ctx, modem, parts, key); err != nil {
+			c.Log.Error("cannot store incomplete message", "group", key, "err", err)
+		}
+	}
+}
+
+// statusReport matches a report to the part it is about and updates the
+// delivery: delivered when every part is.
+func (c *Connector) statusReport(ctx context.Context, in hw.Inbound, m *pdu.Message) error {
+	outcome, final := pdu.ReportOutcome(m.Status)
+	text := pdu.StatusText(m.Status)
+	err := c.Store.Update(ctx, func(tx *store.Tx) error {
+		p, err := tx.MatchSentPart(in.Modem, m.MessageReference, m.Number)
+		if err != nil {
+			return err
+		}
+		d, err := tx.Delivery(p.DeliveryID)
+		if err != nil {
+			return err
+		}
+		partState := store.Sent
+		switch {
+		case final && outcome == pdu.ReportDelivered:
+			partState = store.Delivered
+		case final:
+			partState = store.Failed
+		}
+		if err := tx.SetSentPartState(p.DeliveryID, p.Seq, partState, m.Status); err != nil {
+			return err
+		}
+		detail := fmt.Sprintf("part %d/%d: %s (TP-ST %d)", p.Seq, p.Total, text, m.Status)
+		if d.State == store.Delivered || d.State == store.Failed {
+			return tx.AppendEvent(d.MessageID, d.ID, d.State, "late report: "+detail)
+		}
+		parts, err := tx.SentParts(p.DeliveryID)
+		if err != nil {
+			return err
+		}
+		delivered := 0
+		for _, sp := range parts {
+			if sp.State == store.Delivered {
+				delivered++
+			}
+		}
+		switch {
+		case partState == store.Failed:
+			_, err = c.hub.Transition(tx, d.ID, store.Transition{State: store.Failed, Detail: detail, LastError: text})
+		case delivered == p.Total:
+			_, err = c.hub.Transition(tx, d.ID, store.Transition{State: store.Delivered, Detail: detail})
+		default:
+			err = tx.AppendEvent(d.MessageID, d.ID, d.State, detail)
+		}
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		c.Log.Warn("status report for no message we know", "modem", in.Modem, "mr", m.MessageReference, "to", m.Number, "status", m.Status)
+		return nil
+	}
+	return err
+}
+
+// refs allocates the concatenation reference of one delivery.
+type refs struct {
+	ctx   context.Context
+	store *store.Store
+	id    int64
+}
+
+func (r refs) NextConcatRef() (n int, err error) {
+	err = r.store.Update(r.ctx, func(tx *store.Tx) (err error) {
+		n, err = tx.ConcatRef(r.id, "concat_ref", 255)
+		return err
+	})
+	return n, err
+}
+
+// Deliver implements bridge.Connector: it sends the parts not yet accepted
+// by a modem, recording each part's reference as soon as the modem gives
+// it, so a retry or a restart does not send them again.
+func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
+	out := pdu.Outgoing{To: d.Recipient, Data: m.Data, Report: m.Report, Flash: m.Flash}
+	if m.Text != nil {
+		out.Text = *m.Text
+	}
+	enc := pdu.Encoder{Refs: refs{ctx, c.Store, d.ID}}
+	parts, err := enc.Encode(out)
+	if err != nil {
+		return bridge.Outcome{}, bridge.Permanent(err)
+	}
+	var done []store.SentPart
+	if err := c.Store.View(ctx, func(tx *store.Tx) (err error) { done, err = tx.SentParts(d.ID); return }); err != nil {
+		return bridge.Outcome{}, err
+	}
+	sent := map[int]bool{}
+	for _, p := range done {
+		sent[p.Seq] = true
+	}
+	modemID, modem := c.pickModem(ctx)
+	if modem == nil {
+		return bridge.Outcome{}, fmt.Errorf("no modem ready: %w", hw.ErrNotReady)
+	}
+	var mrs []string
+	for _, p := range parts {
+		if sent[p.Seq] {
+			continue
+		}
+		mr, err := modem.SendPDU(ctx, p.TPDU)
+		if err != nil {
+			err = fmt.Errorf("send part %d/%d to %s via %s: %w", p.Seq, p.Total, d.Recipient, modemID, err)
+			var cms *hw.CMSError
+			if errors.As(err, &cms) && cms.Permanent() {
+				return bridge.Outcome{}, bridge.Permanent(err)
+			}
+			return bridge.Outcome{}, err
+		}
+		c.crash("after-cmgs-before-commit")
+		mrs = append(mrs, fmt.Sprint(mr))
+		sp := store.SentPart{DeliveryID: d.ID, Seq: p.Seq, Total: p.Total, Modem: modemID, MR: mr, Recipient: d.Recipient}
+		if err := c.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+			if err := tx.RecordSentPart(sp); err != nil {
+				return err
+			}
+			return tx.AppendEvent(d.MessageID, d.ID, store.Sending, fmt.Sprintf("part %d/%d accepted by %s, reference %d", p.Seq, p.Total, modemID, mr))
+		}); err != nil {
+			return bridge.Outcome{}, fmt.Errorf("record part %d/%d: %w", p.Seq, p.Total, err)
+		}
+	}
+	detail := fmt.Sprintf("%d part(s) via %s, references %s", len(parts), modemID, strings.Join(mrs, ","))
+	return bridge.Outcome{State: store.Sent, Detail: detail}, nil
+}
+
+// pickModem returns the first ready modem.
+func (c *Connector) pickModem(ctx context.Context) (string, hw.Modem) {
+	for _, id := range c.order {
+		m := c.modems[id]
+		if st, err := m.Status(ctx); err == nil && st.State == hw.StateReady {
+			return id, m
+		}
+	}
+	return "", nil
+}
+
+// crash kills the process at a named point when CrashAt names it: the
+// tests use it to stop the daemon at the moments where a crash is most
+// dangerous. SIGKILL, so nothing is flushed or cleaned up.
+func (c *Connector) crash(point string) {
+	if c.CrashAt == point {
+		c.Log.Warn("crashing on purpose", "point", point)
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+}

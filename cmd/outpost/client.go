@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/outpost-sms/outpost/bridge"
+	bhttp "github.com/outpost-sms/outpost/bridge/http"
+	"github.com/outpost-sms/outpost/pdu"
+)
+
+// client talks to the daemon's Unix socket.
+type client struct {
+	socket string
+	http   *http.Client
+}
+
+// clientFlags adds the flags that find the daemon.
+func clientFlags(fs *flag.FlagSet) func() (*client, error) {
+	cfgPath := fs.String("config", "", "the daemon's config file (to find its data folder)")
+	dataDir := fs.String("data-dir", "", "the daemon's data folder (default from the config, else ./outpost-data)")
+	return func() (*client, error) {
+		dir := *dataDir
+		if dir == "" {
+			c, err := loadConfig(*cfgPath)
+			if err != nil {
+				return nil, err
+			}
+			dir = c.DataDir
+		}
+		sock := filepath.Join(dir, "outpost.sock")
+		return &client{socket: sock, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+			},
+		}}}, nil
+	}
+}
+
+var errNoDaemon = errors.New("no daemon is running")
+
+func (c *client) do(method, path string, body any, out any) error {
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://outpost"+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w (cannot reach %s: %v)", errNoDaemon, c.socket, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		*raw = b
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}
+
+func fail(cmd string, err error) int {
+	fmt.Fprintf(os.Stderr, "outpost %s: %v\n", cmd, err)
+	return 1
+}
+
+func cmdSend(args []string) int {
+	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	to := fs.String("to", "", "recipient phone number, e.g. +15555550100 (comma-separated for several)")
+	text := fs.String("text", "", "message text")
+	noReport := fs.Bool("no-report", false, "do not ask the network for a delivery report")
+	flash := fs.Bool("flash", false, "send as a flash message (class 0)")
+	mk := clientFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost send --to NUMBER --text TEXT\n\nQueues one SMS and prints its id on the last line.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	var nums []string
+	for _, n := range strings.Split(*to, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			nums = append(nums, n)
+		}
+	}
+	if len(nums) == 0 {
+		return fail("send", errors.New("--to is required: a phone number such as +15555550100"))
+	}
+	for _, n := range nums {
+		if err := pdu.ValidateNumber(n); err != nil {
+			return fail("send", err)
+		}
+	}
+	if *text == "" {
+		return fail("send", errors.New("--text is empty: nothing to send"))
+	}
+	c, err := mk()
+	if err != nil {
+		return fail("send", err)
+	}
+	report := !*noReport
+	var out struct{ ID string }
+	if err := c.do("POST", "/v1/messages", bhttp.SendBody{To: nums, Text: *text, Report: &report, Flash: *flash}, &out); err != nil {
+		return fail("send", err)
+	}
+	fmt.Println(out.ID)
+	return 0
+}
+
+func cmdShow(args []string) int {
+	fs := flag.NewFlagSet("show", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	mk := clientFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost show ID [--json]")
+		fs.PrintDefaults()
+	}
+	id, rest := "", args
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, rest = args[0], args[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return flagExit(err)
+	}
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	if id == "" {
+		fs.Usage()
+		return 2
+	}
+	c, err := mk()
+	if err != nil {
+		return fail("show", err)
+	}
+	var raw json.RawMessage
+	if err := c.do("GET", "/v1/messages/"+id, nil, &raw); err != nil {
+		return fail("show", err)
+	}
+	if *asJSON {
+		os.Stdout.Write(raw)
+		return 0
+	}
+	var v bridge.MessageView
+	json.Unmarshal(raw, &v)
+	fmt.Printf("id:        %s\ndirection: %s\npeer:      %s\nstate:     %s\n", v.ID, v.Direction, v.Peer, v.State)
+	if v.Text != nil {
+		fmt.Printf("text:      %s\n", *v.Text)
+	} else if v.DataHex != "" {
+		fmt.Printf("data:      %s\n", v.DataHex)
+	}
+	if v.Detail != "" {
+		fmt.Printf("detail:    %s\n", v.Detail)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "\nDESTINATION\tTO\tSTATE\tATTEMPTS\tLAST ERROR")
+	for _, d := range v.Deliveries {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", d.Connector, d.Recipient, d.State, d.Attempts, d.LastError)
+	}
+	fmt.Fprintln(w, "\nTIME\tSTATE\tDETAIL")
+	for _, e := range v.Events {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", e.At.Local().Format("2006-01-02 15:04:05.000"), e.State, e.Detail)
+	}
+	w.Flush()
+	return 0
+}
+
+func cmdInbox(args []string) int {
+	fs := flag.NewFlagSet("inbox", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	limit := fs.Int("limit", 20, "how many messages")
+	mk := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	c, err := mk()
+	if err != nil {
+		return fail("inbox", err)
+	}
+	var raw json.RawMessage
+	if err := c.do("GET", fmt.Sprintf("/v1/inbox?limit=%d", *limit), nil, &raw); err != nil {
+		return fail("inbox", err)
+	}
+	if *asJSON {
+		os.Stdout.Write(raw)
+		return 0
+	}
+	var vs []bridge.MessageView
+	json.Unmarshal(raw, &vs)
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "RECEIVED\tFROM\tSTATE\tTEXT")
+	for _, v := range vs {
+		body := v.DataHex
+		if v.Text != nil {
+			body = *v.Text
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.CreatedAt.Local().Format("2006-01-02 15:04:05"), v.Peer, v.State, strings.ReplaceAll(body, "\n", " "))
+	}
+	w.Flush()
+	return 0
+}
+
+func cmdStatus(args []string) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	mk := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	c, err := mk()
+	if err != nil {
+		return fail("status", err)
+	}
+	var raw json.RawMessage
+	if err := c.do("GET", "/v1/status", nil, &raw); err != nil {
+		return fail("status", err)
+	}
+	if *asJSON {
+		os.Stdout.Write(raw)
+		return 0
+	}
+	var s struct {
+		GatewayID string                     `json:"gateway_id"`
+		Version   string                     `json:"version"`
+		StartedAt time.Time                  `json:"started_at"`
+		Modems    map[string]json.RawMessage `json:"modems"`
+		Queues    map[string]map[string]int  `json:"queues"`
+	}
+	json.Unmarshal(raw, &s)
+	fmt.Printf("gateway %s, version %s, up since %s\n", s.GatewayID, s.Version, s.StartedAt.Local().Format(time.DateTime))
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "\nMODEM\tSTATE\tOPERATOR\tSIGNAL\tREGISTERED\tIMEI\tERROR")
+	for id, r := range s.Modems {
+		var m struct {
+			State, Operator, IMEI, Error string
+			SignalDBm                    int  `json:"signal_dbm"`
+			Registered                   bool `json:"registered"`
+		}
+		json.Unmarshal(r, &m)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d dBm\t%v\t%s\t%s\n", id, m.State, m.Operator, m.SignalDBm, m.Registered, m.IMEI, m.Error)
+	}
+	fmt.Fprintln(w, "\nQUEUE\tSTATE\tCOUNT")
+	for q, states := range s.Queues {
+		for st, n := range states {
+			fmt.Fprintf(w, "%s\t%s\t%d\n", q, st, n)
+		}
+	}
+	w.Flush()
+	return 0
+}

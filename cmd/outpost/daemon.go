@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/outpost-sms/outpost/bridge"
+	bhttp "github.com/outpost-sms/outpost/bridge/http"
+	bmqtt "github.com/outpost-sms/outpost/bridge/mqtt"
+	bsms "github.com/outpost-sms/outpost/bridge/sms"
+	"github.com/outpost-sms/outpost/config"
+	"github.com/outpost-sms/outpost/hw"
+	"github.com/outpost-sms/outpost/hw/sim"
+	"github.com/outpost-sms/outpost/store"
+)
+
+func loadConfig(path string) (config.Config, error) {
+	var c config.Config
+	if path == "" {
+		var err error
+		if c, err = config.Parse("defaults", nil); err != nil {
+			return c, err
+		}
+	} else {
+		var err error
+		if c, err = config.Load(path); err != nil {
+			return c, err
+		}
+	}
+	return c, c.Validate()
+}
+
+func newLogger(level string, w io.Writer) *slog.Logger {
+	lv := map[string]slog.Level{"trace": hw.LevelTrace, "debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[level]
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.LevelKey && a.Value.Any().(slog.Level) == hw.LevelTrace {
+			a.Value = slog.StringValue("TRACE")
+		}
+		return a
+	}}))
+}
+
+func cmdRun(args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "config file (TOML); without it, the built-in defaults")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost run [--config FILE]\n\nRuns the daemon until SIGINT or SIGTERM.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "outpost:", err)
+		return 1
+	}
+	log := newLogger(cfg.LogLevel, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := daemon(ctx, cfg, log); err != nil {
+		log.Error("outpost stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// daemon runs Outpost until ctx ends.
+func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "outpost.db"), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	hub := bridge.New(st, log)
+	if cfg.MQTT.Listen != "" {
+		hub.Routes = []string{"mqtt"}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	modems := map[string]hw.Modem{}
+	for _, mc := range cfg.Modems {
+		device := mc.Device
+		if mc.Type == "sim" {
+			// The simulated modem runs in this process on a pty, so the
+			// real serial and AT code drives it.
+			network := sim.NewNetwork(log.With("component", "sim"))
+			sm := network.NewModem(mc.Number)
+			device = filepath.Join(cfg.DataDir, "sim-"+mc.ID+".pty")
+			p, err := sim.OpenPTY(device)
+			if err != nil {
+				return fmt.Errorf("simulated modem %s: %w", mc.ID, err)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.Serve(ctx, sm)
+				p.Close()
+			}()
+		}
+		m := hw.Start(hw.Config{
+			ID: mc.ID, Device: device, Open: hw.OpenSerial(device, mc.Baud), PIN: mc.PIN,
+			CommandTimeout: mc.CommandTimeout.Duration, SendTimeout: mc.SendTimeout.Duration, SweepInterval: mc.SweepInterval.Duration,
+			Log: log, OnStatus: func(s hw.Status) { hub.ModemStatus(s.ID, s) },
+		})
+		defer m.Close()
+		modems[mc.ID] = m
+	}
+	smsConn := bsms.New(st, log, modems)
+	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
+	hub.Add(smsConn)
+	if cfg.MQTT.Listen != "" {
+		hub.Add(bmqtt.New(bmqtt.Options{Listen: cfg.MQTT.Listen, Prefix: cfg.MQTT.Prefix, GatewayID: cfg.GatewayID,
+			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log}, hub))
+	}
+	api := &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Hub: hub, Log: log}
+
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() { defer wg.Done(); errc <- hub.Run(ctx) }()
+	go func() { defer wg.Done(); errc <- api.Run(ctx) }()
+	log.Info("outpost running", "gateway_id", cfg.GatewayID, "data_dir", cfg.DataDir, "mqtt", cfg.MQTT.Listen,
+		"topics", cfg.MQTT.Prefix+"/"+cfg.GatewayID+"/#", "socket", api.Socket, "modems", len(modems))
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
+	}
+}
+
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
+func cmdSim(args []string) int {
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	path := fs.String("pty", "", "path of the symlink to the simulated modem's device (required)")
+	number := fs.String("number", "+15555550123", "the simulated modem's own number")
+	delay := fs.Duration("echo-delay", 0, "delay of the echo's answer and of status reports")
+	level := fs.String("log-level", "info", "log level (trace shows AT traffic)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost sim --pty PATH\n\nServes one simulated GSM modem (and a network with the echo\nsubscriber "+sim.EchoNumber+") at PATH until killed.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if *path == "" {
+		fmt.Fprintln(os.Stderr, "outpost sim: --pty PATH is required")
+		return 2
+	}
+	log := newLogger(*level, os.Stderr)
+	network := sim.NewNetwork(log)
+	network.EchoDelay = *delay
+	m := network.NewModem(*number)
+	p, err := sim.OpenPTY(*path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "outpost sim:", err)
+		return 1
+	}
+	defer p.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("simulated modem ready", "pty", *path, "number", *number, "echo", sim.EchoNumber)
+	if err := p.Serve(ctx, m); err != nil {
+		fmt.Fprintln(os.Stderr, "outpost sim:", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdConfig(args []string) int {
+	if len(args) < 1 || args[0] != "check" {
+		fmt.Fprintln(os.Stderr, "usage: outpost config check FILE")
+		return 2
+	}
+	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost config check FILE\n\nValidates FILE; exits 0 when it is good, 1 with every problem otherwise.")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	if _, err := loadConfig(fs.Arg(0)); err != nil {
+		fmt.Fprintln(os.Stderr, strings.TrimSpace(err.Error()))
+		return 1
+	}
+	fmt.Println(fs.Arg(0) + ": ok")
+	return 0
+}

@@ -1,0 +1,67 @@
+// Command outpost is the Outpost SMS gateway: the daemon (run), the CLI
+// that talks to it over its Unix socket (send, show, inbox, status), a
+// simulated modem on a pty (sim), and config checking. Wiring lives here
+// and nowhere else.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+const usage = `outpost: an SMS gateway for places with bad or no internet
+
+usage: outpost <command> [flags]
+
+commands:
+  run            run the daemon (with no --config: simulated modem, local broker, ./outpost-data)
+  send           queue one SMS: --to NUMBER --text TEXT
+  show ID        a message with each destination's state and its history
+  inbox          inbound messages, newest first
+  status         modems, queues; exits 1 when no daemon is running
+  sim            serve one simulated modem on a pty: --pty PATH
+  config check   validate a config file
+  version        print the version
+
+Run "outpost <command> --help" for a command's flags.
+`
+
+func run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(rest)
+	case "send":
+		return cmdSend(rest)
+	case "show":
+		return cmdShow(rest)
+	case "inbox":
+		return cmdInbox(rest)
+	case "status":
+		return cmdStatus(rest)
+	case "sim":
+		return cmdSim(rest)
+	case "config":
+		return cmdConfig(rest)
+	case "version", "--version":
+		fmt.Println("outpost", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "outpost: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
