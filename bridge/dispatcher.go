@@ -16,7 +16,11 @@ func (h *Hub) dispatch(ctx context.Context, c Connector) {
 	h.mu.Lock()
 	wake := h.wake[c.Name()]
 	h.mu.Unlock()
+	waiter, _ := c.(Waiter)
 	for ctx.Err() == nil {
+		if waiter != nil && waiter.WaitReady(ctx) != nil {
+			return
+		}
 		var claimed []store.Delivery
 		err := h.Store.Update(ctx, func(tx *store.Tx) error {
 			ds, err := tx.ClaimDue(c.Name(), 16)

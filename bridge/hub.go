@@ -29,6 +29,15 @@ type Connector interface {
 	Deliver(ctx context.Context, m store.Message, d store.Delivery) (Outcome, error)
 }
 
+// Waiter is implemented by connectors that can be unavailable as a whole
+// (no modem ready, link down). The dispatcher claims nothing while it is:
+// waiting for the destination to come back is not a failed attempt, so a
+// modem unplugged for a day does not use up a message's attempts.
+type Waiter interface {
+	// WaitReady returns when the connector can deliver, or ctx's error.
+	WaitReady(ctx context.Context) error
+}
+
 // Outcome is what a successful Deliver achieved.
 type Outcome struct {
 	State  string // store.Sent or store.Delivered

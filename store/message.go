@@ -111,6 +111,15 @@ func (tx *Tx) InsertMessage(m *Message) error {
 	return nil
 }
 
+// ReleaseDedupKey ends de-duplication on key. Call it once the source can
+// no longer hand the same message up again (its SIM slot was deleted, its
+// +CMT acknowledged): a later message with the same bytes, such as the
+// same text from the same sender within one second, is then a new one.
+func (tx *Tx) ReleaseDedupKey(key string) error {
+	_, err := tx.exec(`UPDATE messages SET dedup_key = NULL WHERE dedup_key = ?`, key)
+	return err
+}
+
 // InsertDelivery adds a destination to a message in state d.State (queued
 // when empty) and records the event.
 func (tx *Tx) InsertDelivery(d *Delivery, detail string) error {

@@ -104,7 +104,8 @@ func (c *Connector) receive(ctx context.Context, m hw.Modem) {
 			if !ok {
 				return
 			}
-			if err := c.HandleInbound(ctx, in); err != nil {
+			key, err := c.HandleInbound(ctx, in)
+			if err != nil {
 				// Not committed: leave it on the SIM; the next sweep
 				// hands it up again.
 				c.Log.Error("inbound message not stored; left on the modem", "modem", in.Modem, "slot", in.Slot, "err", err)
@@ -113,6 +114,12 @@ func (c *Connector) receive(ctx context.Context, m hw.Modem) {
 			c.crash("after-commit-before-ack")
 			if err := m.Ack(ctx, in); err != nil {
 				c.Log.Warn("inbound message stored but not deleted from the modem; it will be read again and recognised", "modem", in.Modem, "slot", in.Slot, "err", err)
+				continue
+			}
+			if key != "" {
+				if err := c.Store.Update(ctx, func(tx *store.Tx) error { return tx.ReleaseDedupKey(key) }); err != nil {
+					c.Log.Warn("release de-duplication key", "key", key, "err", err)
+				}
 			}
 		}
 	}
@@ -120,26 +127,30 @@ func (c *Connector) receive(ctx context.Context, m hw.Modem) {
 
 // HandleInbound decodes and commits one raw message. It returns nil once
 // the message (or its part, or its effect as a status report) is durably
-// stored, including when it was a duplicate.
-func (c *Connector) HandleInbound(ctx context.Context, in hw.Inbound) error {
+// stored, including when it was a duplicate. The key it returns, when not
+// empty, recognises a re-read of the same message until the modem has
+// acknowledged it; release it (store.Tx.ReleaseDedupKey) after the Ack.
+func (c *Connector) HandleInbound(ctx context.Context, in hw.Inbound) (string, error) {
 	m, err := pdu.Decode(in.PDU)
 	if err != nil {
 		return c.storeUndecodable(ctx, in, err)
 	}
 	switch m.Type {
 	case pdu.StatusReport:
-		return c.statusReport(ctx, in, m)
+		return "", c.statusReport(ctx, in, m)
 	case pdu.Submit:
 		c.Log.Info("ignoring a stored SMS-SUBMIT handed up as inbound", "modem", in.Modem, "slot", in.Slot)
-		return nil
+		return "", nil
 	}
 	if !m.IsPart() {
-		return c.storeWhole(ctx, in.Modem, []*pdu.Message{m}, "")
+		msg, err := c.storeWhole(ctx, in.Modem, []*pdu.Message{m}, "")
+		return msg.DedupKey, err
 	}
-	return c.storePart(ctx, in, m)
+	// Parts are recognised by their group (sender, reference) and bytes.
+	return "", c.storePart(ctx, in, m)
 }
 
-func (c *Connector) storeUndecodable(ctx context.Context, in hw.Inbound, decodeErr error) error {
+func (c *Connector) storeUndecodable(ctx context.Context, in hw.Inbound, decodeErr error) (string, error) {
 	sum := sha256.Sum256(in.PDU)
 	msg := &store.Message{
 		Peer: "unknown", Modem: in.Modem, Data: in.PDU, Coding: "raw", State: store.Undecodable,
@@ -150,17 +161,17 @@ func (c *Connector) storeUndecodable(ctx context.Context, in hw.Inbound, decodeE
 		return c.hub.StoreInbound(tx, msg, "undecodable: "+decodeErr.Error())
 	})
 	if errors.Is(err, store.ErrDuplicate) {
-		return nil
+		err = nil
 	}
-	return err
+	return msg.DedupKey, err
 }
 
 // storeWhole stores a complete message (or an incomplete one whose time is
 // up) inside one transaction.
-func (c *Connector) storeWhole(ctx context.Context, modem string, parts []*pdu.Message, groupKey string) error {
+func (c *Connector) storeWhole(ctx context.Context, modem string, parts []*pdu.Message, groupKey string) (*store.Message, error) {
 	j, err := pdu.Join(parts)
 	if err != nil {
-		return err
+		return &store.Message{}, err
 	}
 	msg := wholeMessage(modem, parts, j)
 	err = c.Store.Update(ctx, func(tx *store.Tx) error {
@@ -173,12 +184,12 @@ func (c *Connector) storeWhole(ctx context.Context, modem string, parts []*pdu.M
 	})
 	if errors.Is(err, store.ErrDuplicate) {
 		c.Log.Info("duplicate inbound message ignored", "modem", modem, "msg_id", msg.ID)
-		return nil
+		return msg, nil
 	}
 	if err == nil {
 		c.Log.Info("received", "modem", modem, "msg_id", msg.ID, "from", msg.Peer, "parts", j.Parts)
 	}
-	return err
+	return msg, err
 }
 
 func wholeMessage(modem string, parts []*pdu.Message, j pdu.Joined) *store.Message {
@@ -288,7 +299,7 @@ func (c *Connector) ExpireIncomplete(ctx context.Context) {
 			continue
 		}
 		modem := strings.SplitN(key, "|", 2)[0]
-		if err := c.storeWhole(ctx, modem, parts, key); err != nil {
+		if _, err := c.storeWhole(ctx, modem, parts, key); err != nil {
 			c.Log.Error("cannot store incomplete message", "group", key, "err", err)
 		}
 	}
@@ -417,6 +428,22 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	}
 	detail := fmt.Sprintf("%d part(s) via %s, references %s", len(parts), modemID, strings.Join(mrs, ","))
 	return bridge.Outcome{State: store.Sent, Detail: detail}, nil
+}
+
+// WaitReady implements bridge.Waiter: it returns once a modem is ready.
+func (c *Connector) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, m := c.pickModem(ctx); m != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // pickModem returns the first ready modem.

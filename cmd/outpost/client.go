@@ -191,6 +191,10 @@ func cmdInbox(args []string) int {
 	asJSON := fs.Bool("json", false, "print JSON")
 	limit := fs.Int("limit", 20, "how many messages")
 	mk := clientFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost inbox [--json] [--limit N]\n\nInbound messages, newest first.")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -225,6 +229,10 @@ func cmdStatus(args []string) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
 	mk := clientFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost status [--json]\n\nModems (identity, signal, registration, state) and queue depths.\nExits 1 when no daemon is running.")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}

@@ -25,6 +25,13 @@ func OpenPTY(path string) (*PTY, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pty: %w", err)
 	}
+	// pty.Open's master does blocking reads, which Close cannot
+	// interrupt; a non-blocking copy goes through the poller, so closing
+	// it (on unplug or shutdown) ends a pending read at once.
+	if master, err = nonBlocking(master); err != nil {
+		slave.Close()
+		return nil, fmt.Errorf("open pty: %w", err)
+	}
 	if err := makeRaw(int(slave.Fd())); err != nil {
 		master.Close()
 		slave.Close()
@@ -44,6 +51,20 @@ func OpenPTY(path string) (*PTY, error) {
 		return nil, fmt.Errorf("link %s: %w", path, err)
 	}
 	return &PTY{Path: path, master: master, slave: slave}, nil
+}
+
+func nonBlocking(f *os.File) (*os.File, error) {
+	defer f.Close()
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 func makeRaw(fd int) error {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian packages), then runs the checks CI
+# runs: gofmt, go vet, and the whole test suite under the race detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real peers the tests drive: gammu (an AT client pointed at the simulator)
+# and python3-gammu (a reference PDU codec).
+packages=(gammu python3-gammu)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	echo "installing: ${missing[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Tests that need these tools fail, rather than skip, when they are absent.
+export OUTPOST_REQUIRE_TOOLS=1
+
+echo "gofmt -l"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+echo "go vet ./..."
+go vet ./...
+
+echo "go test -race -count=1 ./..."
+go test -race -count=1 -timeout 15m "$@" ./...
