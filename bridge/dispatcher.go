@@ -93,7 +93,21 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
 		log.Warn("delivery failed; will retry", "err", err, "retry_in", wait.String())
 	}
 	err = h.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
-		_, err := h.Transition(tx, d.ID, t)
+		cur, err := tx.Delivery(d.ID)
+		if err != nil {
+			return err
+		}
+		if cur.State != store.Sending {
+			// Settled while it was being delivered (a status report can
+			// overtake the end of a multi-part send): keep the newer
+			// state; the outcome goes into the history.
+			detail := t.Detail
+			if detail == "" {
+				detail = t.LastError
+			}
+			return tx.AppendEvent(d.MessageID, d.ID, cur.State, t.State+": "+detail)
+		}
+		_, err = h.Transition(tx, d.ID, t)
 		return err
 	})
 	if err != nil {

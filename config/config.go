@@ -52,12 +52,7 @@ type Modem struct {
 	// SweepInterval is how often stored messages are listed (AT+CMGL=4) in
 	// case an indication was missed.
 	SweepInterval Duration `toml:"sweep_interval"`
-	// StatusReports asks the network for a delivery report on every part.
-	StatusReports *bool `toml:"status_reports"`
 }
-
-// WantStatusReports reports whether status reports are requested (default true).
-func (m Modem) WantStatusReports() bool { return m.StatusReports == nil || *m.StatusReports }
 
 // Duration is a time.Duration written as a Go duration string ("30s").
 type Duration struct{ time.Duration }

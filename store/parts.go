@@ -235,3 +235,50 @@ func digits(s string) string {
 	}
 	return string(b)
 }
+
+// AddOrphanReport keeps a status report (its TP-ST) that matched no sent
+// part yet.
+func (tx *Tx) AddOrphanReport(modem string, mr int, recipient string, status int) error {
+	_, err := tx.exec(`INSERT INTO orphan_reports (modem, mr, recipient, status, received_at) VALUES (?, ?, ?, ?, ?)`,
+		modem, mr, recipient, status, ms(tx.now))
+	return err
+}
+
+// TakeOrphanReport removes and returns the newest orphan report for this
+// modem, reference and recipient received since the given time.
+func (tx *Tx) TakeOrphanReport(modem string, mr int, recipient string, since time.Time) (status int, ok bool, err error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id, recipient, status FROM orphan_reports WHERE modem = ? AND mr = ? AND received_at >= ? ORDER BY id DESC`,
+		modem, mr, ms(since))
+	if err != nil {
+		return 0, false, err
+	}
+	var id int64
+	for rows.Next() {
+		var r string
+		var st int
+		var rid int64
+		if err := rows.Scan(&rid, &r, &st); err != nil {
+			rows.Close()
+			return 0, false, err
+		}
+		if !ok && (r == "" || sameNumber(r, recipient)) {
+			id, status, ok = rid, st, true
+		}
+	}
+	rows.Close()
+	if !ok {
+		return 0, false, rows.Err()
+	}
+	_, err = tx.exec(`DELETE FROM orphan_reports WHERE id = ?`, id)
+	return status, ok, err
+}
+
+// ForgetOrphanReports deletes orphan reports received before t (reports
+// for messages this gateway never recorded) and returns how many.
+func (tx *Tx) ForgetOrphanReports(before time.Time) (int64, error) {
+	res, err := tx.exec(`DELETE FROM orphan_reports WHERE received_at < ?`, ms(before))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

@@ -261,3 +261,50 @@ func BenchmarkIngestSerial(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+func TestOrphanReports(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	s := openTest(t)
+	s.Now = func() time.Time { return now }
+	update := func(f func(tx *Tx) error) {
+		t.Helper()
+		if err := s.Update(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(func(tx *Tx) error { return tx.AddOrphanReport("m1", 7, "+15555550100", 0) })
+	update(func(tx *Tx) error { return tx.AddOrphanReport("m1", 8, "0555550100", 70) })
+	take := func(modem string, mr int, to string, since time.Time) (int, bool) {
+		var st int
+		var ok bool
+		update(func(tx *Tx) (err error) { st, ok, err = tx.TakeOrphanReport(modem, mr, to, since); return })
+		return st, ok
+	}
+	if _, ok := take("m2", 7, "+15555550100", now.Add(-time.Minute)); ok {
+		t.Error("matched another modem's report")
+	}
+	if _, ok := take("m1", 7, "+15555559999", now.Add(-time.Minute)); ok {
+		t.Error("matched another recipient's report")
+	}
+	if _, ok := take("m1", 7, "+15555550100", now.Add(time.Second)); ok {
+		t.Error("matched a report older than the window")
+	}
+	if st, ok := take("m1", 7, "+15555550100", now.Add(-time.Minute)); !ok || st != 0 {
+		t.Errorf("take: %d %v", st, ok)
+	}
+	if _, ok := take("m1", 7, "+15555550100", now.Add(-time.Minute)); ok {
+		t.Error("a report was taken twice")
+	}
+	// The national form of the number matches (the network reports what it saw).
+	if st, ok := take("m1", 8, "+15555550100", now.Add(-time.Minute)); !ok || st != 70 {
+		t.Errorf("national form: %d %v", st, ok)
+	}
+	update(func(tx *Tx) error { return tx.AddOrphanReport("m1", 9, "+15555550100", 0) })
+	now = now.Add(2 * time.Hour)
+	var n int64
+	update(func(tx *Tx) (err error) { n, err = tx.ForgetOrphanReports(now.Add(-time.Hour)); return })
+	if n != 1 {
+		t.Errorf("forgot %d, want 1", n)
+	}
+}

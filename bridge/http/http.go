@@ -6,10 +6,10 @@ package http
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,16 +29,6 @@ type Server struct {
 	Hub       *bridge.Hub
 	Log       *slog.Logger
 	started   time.Time
-}
-
-// SendBody is the body of POST /v1/messages.
-type SendBody struct {
-	ID      string   `json:"id,omitempty"`
-	To      []string `json:"to"`
-	Text    string   `json:"text,omitempty"`
-	DataHex string   `json:"data_hex,omitempty"`
-	Report  *bool    `json:"report,omitempty"`
-	Flash   bool     `json:"flash,omitempty"`
 }
 
 // StatusBody is the answer of GET /v1/status.
@@ -97,21 +87,15 @@ func writeError(w http.ResponseWriter, code int, err error) {
 }
 
 func (s *Server) send(w http.ResponseWriter, r *http.Request) {
-	var b SendBody
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("bad JSON: %v", err))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body: %v", err))
 		return
 	}
-	req := bridge.SendRequest{ID: b.ID, To: b.To, Text: b.Text, Report: b.Report == nil || *b.Report, Flash: b.Flash, Source: "http"}
-	if b.DataHex != "" {
-		d, err := hex.DecodeString(b.DataHex)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf(`"data_hex" is not hex: %v`, err))
-			return
-		}
-		req.Data = d
+	req, _, err := bridge.ParseSend(body, "http")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
 	}
 	id, err := s.Hub.Submit(r.Context(), req)
 	switch {

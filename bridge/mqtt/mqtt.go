@@ -6,7 +6,6 @@
 package mqtt
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -154,59 +153,11 @@ func (c *Connector) publishModem(id string, st any) {
 	}
 }
 
-// SendPayload is what sms/send takes.
-type SendPayload struct {
-	ID      string          `json:"id"`
-	To      json.RawMessage `json:"to"`
-	Text    string          `json:"text"`
-	DataHex string          `json:"data_hex"`
-	Report  *bool           `json:"report"`
-	Flash   bool            `json:"flash"`
-	ReplyTo string          `json:"reply_to"`
-}
-
 // Reply is what sms/send/reply carries.
 type Reply struct {
 	ID    string `json:"id,omitempty"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
-}
-
-// ParseSend turns an sms/send payload into a request, with an error that
-// names the problem.
-func ParseSend(b []byte) (bridge.SendRequest, SendPayload, error) {
-	var p SendPayload
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return bridge.SendRequest{}, p, fmt.Errorf("bad JSON: %v", err)
-	}
-	req := bridge.SendRequest{ID: p.ID, Text: p.Text, Report: p.Report == nil || *p.Report, Flash: p.Flash, Source: "mqtt"}
-	switch {
-	case len(p.To) == 0 || string(p.To) == "null":
-		return req, p, errors.New(`"to" is missing`)
-	case p.To[0] == '"':
-		var s string
-		json.Unmarshal(p.To, &s)
-		req.To = []string{s}
-	case p.To[0] == '[':
-		if err := json.Unmarshal(p.To, &req.To); err != nil {
-			return req, p, errors.New(`"to" must be a phone number or a list of phone numbers`)
-		}
-	default:
-		return req, p, errors.New(`"to" must be a phone number (a string) or a list of them`)
-	}
-	if p.DataHex != "" {
-		if p.Text != "" {
-			return req, p, errors.New(`give "text" or "data_hex", not both`)
-		}
-		d, err := hex.DecodeString(p.DataHex)
-		if err != nil {
-			return req, p, fmt.Errorf(`"data_hex" is not hex: %v`, err)
-		}
-		req.Data = d
-	}
-	return req, p, nil
 }
 
 // sendHook commits sms/send requests before the broker acknowledges them.
@@ -226,7 +177,7 @@ func (h *sendHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 		return pk, nil
 	}
 	c := h.c
-	req, p, err := ParseSend(pk.Payload)
+	req, p, err := bridge.ParseSend(pk.Payload, "mqtt")
 	replyTopic := c.Topic("sms/send/reply")
 	if p.ReplyTo != "" && !strings.ContainsAny(p.ReplyTo, "+#") {
 		replyTopic = p.ReplyTo

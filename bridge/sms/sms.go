@@ -37,18 +37,15 @@ type Connector struct {
 	// "after-commit-before-ack" or "after-cmgs-before-commit".
 	CrashAt string
 
-	mu     sync.Mutex
 	modems map[string]hw.Modem
 	order  []string
 	hub    *bridge.Hub
 }
 
-// New returns a connector for the given modems (id → modem).
-func New(s *store.Store, log *slog.Logger, modems map[string]hw.Modem) *Connector {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	c := &Connector{Store: s, Log: log, ReassemblyTimeout: 24 * time.Hour, modems: modems}
+// New returns a connector on hub (its store and log) for the given modems
+// (id → modem).
+func New(hub *bridge.Hub, modems map[string]hw.Modem) *Connector {
+	c := &Connector{Store: hub.Store, Log: hub.Log, ReassemblyTimeout: 24 * time.Hour, modems: modems, hub: hub}
 	for id := range modems {
 		c.order = append(c.order, id)
 	}
@@ -73,10 +70,7 @@ func (c *Connector) Validate(req *bridge.SendRequest) error {
 
 // Run implements bridge.Connector: it reads every modem's messages until
 // ctx ends.
-func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
-	c.mu.Lock()
-	c.hub = hub
-	c.mu.Unlock()
+func (c *Connector) Run(ctx context.Context, _ *bridge.Hub) error {
 	var wg sync.WaitGroup
 	for _, id := range c.order {
 		m := c.modems[id]
@@ -274,6 +268,14 @@ func (c *Connector) expireLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		c.ExpireIncomplete(ctx)
+		var n int64
+		c.Store.Update(ctx, func(tx *store.Tx) (err error) {
+			n, err = tx.ForgetOrphanReports(tx.Now().Add(-time.Hour))
+			return err
+		})
+		if n > 0 {
+			c.Log.Warn("status reports for messages this gateway never recorded were dropped", "count", n)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -306,56 +308,72 @@ func (c *Connector) ExpireIncomplete(ctx context.Context) {
 }
 
 // statusReport matches a report to the part it is about and updates the
-// delivery: delivered when every part is.
+// delivery: delivered when every part is. A report that matches no part
+// yet is kept: it may have overtaken the commit of its own +CMGS.
 func (c *Connector) statusReport(ctx context.Context, in hw.Inbound, m *pdu.Message) error {
-	outcome, final := pdu.ReportOutcome(m.Status)
-	text := pdu.StatusText(m.Status)
+	orphan := false
 	err := c.Store.Update(ctx, func(tx *store.Tx) error {
+		orphan = false
 		p, err := tx.MatchSentPart(in.Modem, m.MessageReference, m.Number)
+		if errors.Is(err, store.ErrNotFound) {
+			orphan = true
+			return tx.AddOrphanReport(in.Modem, m.MessageReference, m.Number, m.Status)
+		}
 		if err != nil {
 			return err
 		}
-		d, err := tx.Delivery(p.DeliveryID)
-		if err != nil {
-			return err
-		}
-		partState := store.Sent
-		switch {
-		case final && outcome == pdu.ReportDelivered:
-			partState = store.Delivered
-		case final:
-			partState = store.Failed
-		}
-		if err := tx.SetSentPartState(p.DeliveryID, p.Seq, partState, m.Status); err != nil {
-			return err
-		}
-		detail := fmt.Sprintf("part %d/%d: %s (TP-ST %d)", p.Seq, p.Total, text, m.Status)
-		if d.State == store.Delivered || d.State == store.Failed {
-			return tx.AppendEvent(d.MessageID, d.ID, d.State, "late report: "+detail)
-		}
-		parts, err := tx.SentParts(p.DeliveryID)
-		if err != nil {
-			return err
-		}
-		delivered := 0
-		for _, sp := range parts {
-			if sp.State == store.Delivered {
-				delivered++
-			}
-		}
-		switch {
-		case partState == store.Failed:
-			_, err = c.hub.Transition(tx, d.ID, store.Transition{State: store.Failed, Detail: detail, LastError: text})
-		case delivered == p.Total:
-			_, err = c.hub.Transition(tx, d.ID, store.Transition{State: store.Delivered, Detail: detail})
-		default:
-			err = tx.AppendEvent(d.MessageID, d.ID, d.State, detail)
-		}
-		return err
+		return c.applyReport(tx, p, m.Status)
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		c.Log.Warn("status report for no message we know", "modem", in.Modem, "mr", m.MessageReference, "to", m.Number, "status", m.Status)
-		return nil
+	if err == nil && orphan {
+		c.Log.Info("status report for no part recorded yet; kept for a while", "modem", in.Modem, "mr", m.MessageReference, "to", m.Number, "status", m.Status)
+	}
+	return err
+}
+
+// orphanWindow is how long before its part is recorded a status report
+// may have arrived and still be matched to it.
+const orphanWindow = time.Minute
+
+// applyReport records a report's TP-ST on its part and moves the delivery
+// on when the report settles it.
+func (c *Connector) applyReport(tx *store.Tx, p store.SentPart, status int) error {
+	outcome, final := pdu.ReportOutcome(status)
+	text := pdu.StatusText(status)
+	d, err := tx.Delivery(p.DeliveryID)
+	if err != nil {
+		return err
+	}
+	partState := store.Sent
+	switch {
+	case final && outcome == pdu.ReportDelivered:
+		partState = store.Delivered
+	case final:
+		partState = store.Failed
+	}
+	if err := tx.SetSentPartState(p.DeliveryID, p.Seq, partState, status); err != nil {
+		return err
+	}
+	detail := fmt.Sprintf("part %d/%d: %s (TP-ST %d)", p.Seq, p.Total, text, status)
+	if d.State == store.Delivered || d.State == store.Failed {
+		return tx.AppendEvent(d.MessageID, d.ID, d.State, "late report: "+detail)
+	}
+	parts, err := tx.SentParts(p.DeliveryID)
+	if err != nil {
+		return err
+	}
+	delivered := 0
+	for _, sp := range parts {
+		if sp.State == store.Delivered {
+			delivered++
+		}
+	}
+	switch {
+	case partState == store.Failed:
+		_, err = c.hub.Transition(tx, d.ID, store.Transition{State: store.Failed, Detail: detail, LastError: text})
+	case delivered == p.Total:
+		_, err = c.hub.Transition(tx, d.ID, store.Transition{State: store.Delivered, Detail: detail})
+	default:
+		err = tx.AppendEvent(d.MessageID, d.ID, d.State, detail)
 	}
 	return err
 }
@@ -421,7 +439,14 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 			if err := tx.RecordSentPart(sp); err != nil {
 				return err
 			}
-			return tx.AppendEvent(d.MessageID, d.ID, store.Sending, fmt.Sprintf("part %d/%d accepted by %s, reference %d", p.Seq, p.Total, modemID, mr))
+			if err := tx.AppendEvent(d.MessageID, d.ID, store.Sending, fmt.Sprintf("part %d/%d accepted by %s, reference %d", p.Seq, p.Total, modemID, mr)); err != nil {
+				return err
+			}
+			st, ok, err := tx.TakeOrphanReport(modemID, mr, d.Recipient, tx.Now().Add(-orphanWindow))
+			if err != nil || !ok {
+				return err
+			}
+			return c.applyReport(tx, sp, st)
 		}); err != nil {
 			return bridge.Outcome{}, fmt.Errorf("record part %d/%d: %w", p.Seq, p.Total, err)
 		}

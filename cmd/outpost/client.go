@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
-	bhttp "github.com/outpost-sms/outpost/bridge/http"
 	"github.com/outpost-sms/outpost/pdu"
 )
 
@@ -121,7 +120,7 @@ func cmdSend(args []string) int {
 	}
 	report := !*noReport
 	var out struct{ ID string }
-	if err := c.do("POST", "/v1/messages", bhttp.SendBody{To: nums, Text: *text, Report: &report, Flash: *flash}, &out); err != nil {
+	if err := c.do("POST", "/v1/messages", map[string]any{"to": nums, "text": *text, "report": report, "flash": *flash}, &out); err != nil {
 		return fail("send", err)
 	}
 	fmt.Println(out.ID)

@@ -123,7 +123,7 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer m.Close()
 		modems[mc.ID] = m
 	}
-	smsConn := bsms.New(st, log, modems)
+	smsConn := bsms.New(hub, modems)
 	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
 	hub.Add(smsConn)
 	if cfg.MQTT.Listen != "" {

@@ -189,9 +189,9 @@ func (g *gateway) cli(args ...string) (string, string, int) {
 	return cli(g.t, g.dir, append(args, "--config", g.config)...)
 }
 
-func (g *gateway) send(text string) string {
+func (g *gateway) send(text string, flags ...string) string {
 	g.t.Helper()
-	out, errs, code := g.cli("send", "--to", "+15555550100", "--text", text)
+	out, errs, code := g.cli(append([]string{"send", "--to", "+15555550100", "--text", text}, flags...)...)
 	if code != 0 {
 		g.t.Fatalf("send: exit %d: %s", code, errs)
 	}
@@ -256,10 +256,15 @@ func (g *gateway) echoes(text string) (n int, e inboxEntry) {
 
 func (g *gateway) waitDelivered(id string) shown {
 	g.t.Helper()
+	return g.waitState(id, "delivered")
+}
+
+func (g *gateway) waitState(id, state string) shown {
+	g.t.Helper()
 	var s shown
-	waitFor(g.t, "message "+id+" delivered", 20*time.Second, func() bool {
+	waitFor(g.t, "message "+id+" "+state, 20*time.Second, func() bool {
 		s = g.show(id)
-		return s.State == "delivered"
+		return s.State == state
 	})
 	return s
 }
@@ -295,7 +300,7 @@ func TestFirstRunOnDefaults(t *testing.T) {
 	g := &gateway{t: t, dir: dir, d: d}
 	id := g.send("hi")
 	s := g.waitDelivered(id)
-	if !strings.Contains(s.Events[len(s.Events)-1].Detail, "TP-ST 0") {
+	if !slices.ContainsFunc(s.Events, func(e struct{ State, Detail string }) bool { return strings.Contains(e.Detail, "(TP-ST 0)") }) {
 		t.Errorf("delivered without a status report: %+v", s.Events)
 	}
 	g.waitEcho("hi")
@@ -398,27 +403,16 @@ func simModem(t *testing.T, dir string) (string, *proc) {
 // TestCrashAfterCommitBeforeDelete kills the daemon right after an inbound
 // message is committed and before it is deleted from the SIM. What a user
 // sees: after the restart the message is read from the SIM again,
-// recognised by its natural key, and shown once; nothing is lost.
+// recognised, deleted, and shown once; nothing is lost.
 func TestCrashAfterCommitBeforeDelete(t *testing.T) {
-	simDir := t.TempDir()
-	dev, _ := simModem(t, simDir)
-	g := newGateway(t, dev)
-	g.start("OUTPOST_CRASH_AT=after-commit-before-ack")
-	id := g.send("crash test one")
-	select {
-	case <-g.d.done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("daemon did not crash at the crash point")
-	}
-	if !strings.Contains(g.d.out.String(), "crashing on purpose") {
-		t.Fatalf("daemon died elsewhere:\n%s", g.d.out.String())
-	}
-	first := g.d.out.String()
+	g := crashingGateway(t, "after-commit-before-ack")
+	// No status report: the echo is then the only inbound message, so it
+	// is the one the daemon dies on.
+	id := g.send("crash test one", "--no-report")
+	first := g.waitCrash()
 	g.start()
-	g.waitDelivered(id)
+	g.waitState(id, "sent")
 	g.waitEcho("crash test one")
-	// The message committed before the crash is still on the SIM: the
-	// restarted daemon reads it again, recognises it and deletes it.
 	committed := regexp.MustCompile(`msg=received .*msg_id=(\S+)`).FindStringSubmatch(first)
 	if committed == nil {
 		t.Fatalf("the first run committed nothing before its crash:\n%s", first)
@@ -431,21 +425,56 @@ func TestCrashAfterCommitBeforeDelete(t *testing.T) {
 	}
 }
 
+// The same crash when a status report and the echo both come in: the
+// daemon dies on whichever is committed first. What a user sees: the
+// message ends delivered, the echo shows once.
+func TestCrashAfterCommitBeforeDeleteWithReport(t *testing.T) {
+	g := crashingGateway(t, "after-commit-before-ack")
+	id := g.send("crash test three")
+	g.waitCrash()
+	g.start()
+	g.waitDelivered(id)
+	g.waitEcho("crash test three")
+	time.Sleep(time.Second) // a few more re-reads would show up as copies
+	if n, _ := g.echoes("echo: crash test three"); n != 1 {
+		t.Fatalf("echo appears %d times, want once", n)
+	}
+}
+
+// crashingGateway starts a daemon, on a modem served by a separate
+// "outpost sim" (so the SIM's contents outlive the daemon), that kills
+// itself at the named crash point.
+func crashingGateway(t *testing.T, point string) *gateway {
+	dev, _ := simModem(t, t.TempDir())
+	g := newGateway(t, dev)
+	g.start("OUTPOST_CRASH_AT=" + point)
+	return g
+}
+
+// waitCrash waits for the daemon to kill itself at its crash point and
+// returns its output.
+func (g *gateway) waitCrash() string {
+	g.t.Helper()
+	select {
+	case <-g.d.done:
+	case <-time.After(20 * time.Second):
+		g.t.Fatal("daemon did not crash at the crash point")
+	}
+	out := g.d.out.String()
+	if !strings.Contains(out, "crashing on purpose") {
+		g.t.Fatalf("daemon died elsewhere:\n%s", out)
+	}
+	return out
+}
+
 // TestCrashAfterSendBeforeCommit kills the daemon after the modem accepted
 // a part (+CMGS) and before that was committed. What a user sees: the
 // message is sent again after the restart (at-least-once), so the
 // recipient gets it twice; its history says why; it ends delivered.
 func TestCrashAfterSendBeforeCommit(t *testing.T) {
-	simDir := t.TempDir()
-	dev, _ := simModem(t, simDir)
-	g := newGateway(t, dev)
-	g.start("OUTPOST_CRASH_AT=after-cmgs-before-commit")
+	g := crashingGateway(t, "after-cmgs-before-commit")
 	id := g.send("crash test two")
-	select {
-	case <-g.d.done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("daemon did not crash at the crash point")
-	}
+	g.waitCrash()
 	g.start()
 	s := g.waitDelivered(id)
 	retried := false

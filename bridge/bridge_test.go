@@ -1,0 +1,224 @@
+package bridge_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/outpost-sms/outpost/bridge"
+	"github.com/outpost-sms/outpost/store"
+)
+
+// fake is a connector named "sms" whose Deliver answers from a script.
+type fake struct {
+	mu      sync.Mutex
+	results []error // one per call; nil once exhausted
+	calls   int
+	ready   chan struct{} // when set, WaitReady blocks until it is closed
+}
+
+func (f *fake) Name() string { return "sms" }
+
+func (f *fake) Run(ctx context.Context, _ *bridge.Hub) error { <-ctx.Done(); return nil }
+
+func (f *fake) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if len(f.results) > 0 {
+		err := f.results[0]
+		f.results = f.results[1:]
+		if err != nil {
+			return bridge.Outcome{}, err
+		}
+	}
+	return bridge.Outcome{State: store.Sent, Detail: "sent to " + d.Recipient}, nil
+}
+
+func (f *fake) Calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+// waiting wraps fake with bridge.Waiter.
+type waiting struct{ *fake }
+
+func (w waiting) WaitReady(ctx context.Context) error {
+	select {
+	case <-w.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func newHub(t *testing.T, c bridge.Connector) (*bridge.Hub, func()) {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := bridge.New(st, nil)
+	h.RetryMin, h.RetryMax = 10*time.Millisecond, 40*time.Millisecond
+	h.Add(c)
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	start := func() {
+		wg.Add(1)
+		go func() { defer wg.Done(); h.Run(ctx) }()
+	}
+	t.Cleanup(func() { cancel(); wg.Wait(); st.Close() })
+	return h, start
+}
+
+func submit(t *testing.T, h *bridge.Hub, text string) string {
+	t.Helper()
+	id, err := h.Submit(context.Background(), bridge.SendRequest{To: []string{"+15555550100"}, Text: text, Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func waitState(t *testing.T, h *bridge.Hub, id, state string) bridge.MessageView {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := h.Message(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.State == state {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message %s is %q, want %q; events %+v", id, v.State, state, v.Events)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func details(v bridge.MessageView) string {
+	var b strings.Builder
+	for _, e := range v.Events {
+		b.WriteString(e.State + ": " + e.Detail + "\n")
+	}
+	return b.String()
+}
+
+func TestRetriesWithBackoffThenSent(t *testing.T) {
+	f := &fake{results: []error{errors.New("modem busy"), errors.New("modem busy")}}
+	h, start := newHub(t, f)
+	start()
+	id := submit(t, h, "hello")
+	v := waitState(t, h, id, store.Sent)
+	if v.Deliveries[0].Attempts != 3 || f.Calls() != 3 {
+		t.Errorf("attempts %d, calls %d; want 3", v.Deliveries[0].Attempts, f.Calls())
+	}
+	hist := details(v)
+	for _, want := range []string{"queued: accepted via test", "attempt 1 failed, retry in", "modem busy", "sent: sent to +15555550100"} {
+		if !strings.Contains(hist, want) {
+			t.Errorf("history lacks %q:\n%s", want, hist)
+		}
+	}
+}
+
+func TestPermanentErrorFailsAtOnce(t *testing.T) {
+	f := &fake{results: []error{bridge.Permanent(errors.New("+CMS ERROR: 21 (rejected)"))}}
+	h, start := newHub(t, f)
+	start()
+	v := waitState(t, h, submit(t, h, "hello"), store.Failed)
+	if f.Calls() != 1 || v.Deliveries[0].LastError != "+CMS ERROR: 21 (rejected)" {
+		t.Errorf("calls %d, delivery %+v", f.Calls(), v.Deliveries[0])
+	}
+}
+
+func TestGivesUpAfterMaxAttempts(t *testing.T) {
+	boom := errors.New("no answer")
+	f := &fake{results: []error{boom, boom, boom, boom, boom}}
+	h, start := newHub(t, f)
+	h.MaxAttempts = 3
+	start()
+	v := waitState(t, h, submit(t, h, "hello"), store.Failed)
+	if f.Calls() != 3 || !strings.Contains(details(v), "gave up after 3 attempts: no answer") {
+		t.Errorf("calls %d, history:\n%s", f.Calls(), details(v))
+	}
+}
+
+// A connector that cannot deliver at all (no modem plugged in) holds its
+// queue without using up attempts.
+func TestWaiterHoldsTheQueue(t *testing.T) {
+	f := &fake{ready: make(chan struct{})}
+	h, start := newHub(t, waiting{f})
+	start()
+	id := submit(t, h, "hello")
+	time.Sleep(100 * time.Millisecond)
+	v := waitState(t, h, id, store.Queued)
+	if f.Calls() != 0 || v.Deliveries[0].Attempts != 0 {
+		t.Fatalf("delivered while not ready: calls %d, attempts %d", f.Calls(), v.Deliveries[0].Attempts)
+	}
+	close(f.ready)
+	v = waitState(t, h, id, store.Sent)
+	if v.Deliveries[0].Attempts != 1 {
+		t.Errorf("attempts %d, want 1", v.Deliveries[0].Attempts)
+	}
+}
+
+func TestSubmitRejectsBadRequests(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	ctx := context.Background()
+	for _, c := range []struct {
+		req  bridge.SendRequest
+		want string
+	}{
+		{bridge.SendRequest{Text: "x"}, `"to" is missing`},
+		{bridge.SendRequest{To: []string{"+15555550100"}}, `"text" is empty`},
+		{bridge.SendRequest{To: []string{"+15555550100"}, Text: "x", ID: strings.Repeat("a", 65)}, "longer than 64"},
+	} {
+		_, err := h.Submit(ctx, c.req)
+		if !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want ErrInvalid naming %q", c.req, err, c.want)
+		}
+	}
+	// A request repeated with its own id (a client retrying after a lost
+	// reply) is stored once.
+	req := bridge.SendRequest{ID: "client-42", To: []string{"+15555550100", "+15555550100"}, Text: "x", Source: "test"}
+	for range 2 {
+		id, err := h.Submit(ctx, req)
+		if err != nil || id != "client-42" {
+			t.Fatalf("submit: %q %v", id, err)
+		}
+	}
+	v, err := h.Message(ctx, "client-42")
+	if err != nil || len(v.Deliveries) != 1 {
+		t.Fatalf("deliveries %+v, %v (want one: duplicates in \"to\" are merged)", v.Deliveries, err)
+	}
+}
+
+// A delivery left in "sending" by a crash is queued again at start, with
+// the reason in its history.
+func TestRunRecoversInterruptedDeliveries(t *testing.T) {
+	f := &fake{}
+	h, start := newHub(t, f)
+	id := submit(t, h, "hello")
+	err := h.Store.Update(context.Background(), func(tx *store.Tx) error {
+		ds, err := tx.ClaimDue("sms", 10)
+		if len(ds) != 1 {
+			t.Fatalf("claimed %d", len(ds))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start()
+	v := waitState(t, h, id, store.Sent)
+	if !strings.Contains(details(v), "daemon restarted during delivery") || v.Deliveries[0].Attempts != 2 {
+		t.Errorf("attempts %d, history:\n%s", v.Deliveries[0].Attempts, details(v))
+	}
+}

@@ -1,0 +1,59 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// SendJSON is the JSON form of a send request, the same on every API:
+// MQTT sms/send, HTTP POST /v1/messages (and the hub downlink).
+type SendJSON struct {
+	ID      string          `json:"id,omitempty"`
+	To      json.RawMessage `json:"to"`
+	Text    string          `json:"text,omitempty"`
+	DataHex string          `json:"data_hex,omitempty"`
+	Report  *bool           `json:"report,omitempty"`
+	Flash   bool            `json:"flash,omitempty"`
+	ReplyTo string          `json:"reply_to,omitempty"`
+}
+
+// ParseSend turns a JSON send request from source into a SendRequest,
+// with an error that names the problem. The SendJSON is returned even on
+// error, so that a reply can carry the request's id.
+func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
+	var p SendJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return SendRequest{}, p, fmt.Errorf("bad JSON: %v", err)
+	}
+	req := SendRequest{ID: p.ID, Text: p.Text, Report: p.Report == nil || *p.Report, Flash: p.Flash, Source: source}
+	switch {
+	case len(p.To) == 0 || string(p.To) == "null":
+		return req, p, errors.New(`"to" is missing`)
+	case p.To[0] == '"':
+		var s string
+		json.Unmarshal(p.To, &s)
+		req.To = []string{s}
+	case p.To[0] == '[':
+		if err := json.Unmarshal(p.To, &req.To); err != nil {
+			return req, p, errors.New(`"to" must be a phone number or a list of phone numbers`)
+		}
+	default:
+		return req, p, errors.New(`"to" must be a phone number (a string) or a list of them`)
+	}
+	if p.DataHex != "" {
+		if p.Text != "" {
+			return req, p, errors.New(`give "text" or "data_hex", not both`)
+		}
+		d, err := hex.DecodeString(p.DataHex)
+		if err != nil {
+			return req, p, fmt.Errorf(`"data_hex" is not hex: %v`, err)
+		}
+		req.Data = d
+	}
+	return req, p, nil
+}
