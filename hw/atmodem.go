@@ -166,7 +166,7 @@ func (m *ATModem) atError(c *conn, cmd string, err error) error {
 		c.markHung()
 		return fmt.Errorf("%s: no answer: %w", cmd, ErrNotReady)
 	case errors.Is(err, at.ErrClosed):
-		return fmt.Errorf("%s: %w", cmd, ErrNotReady)
+		return fmt.Errorf("%s: port closed (modem unplugged?): %w", cmd, ErrNotReady)
 	}
 	var cms at.CMSError
 	if errors.As(err, &cms) {
