@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the benchmarks that check Outpost's speed and memory targets and
+# prints their figures: durable ingest into SQLite (group commit,
+# synchronous=FULL), PDU decode beside warthog618/sms's own, and encode.
+# Usage: scripts/bench.sh [-count N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=3
+[ "${1:-}" = "-count" ] && count=$2
+
+echo "== store: durable ingest (an inbound message and its delivery, with its event, per op)"
+go test -run '^$' -bench 'Ingest' -benchmem -count "$count" ./store
+echo
+echo "== pdu: decode (ours and warthog618/sms's of the same PDUs), encode"
+go test -run '^$' -bench . -benchmem -count "$count" ./pdu
