@@ -10,6 +10,7 @@ package pdu
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -56,7 +57,12 @@ type Message struct {
 	ReplyPath        bool      `json:"reply_path"`
 	RejectDuplicates bool      `json:"reject_duplicates"`
 	StatusRequested  bool      `json:"status_report_request"`
-	Quirks           []string  `json:"quirks"`
+	// ReplaceMessage is the replace type 1–7 of TP-PID 0x41–0x47 (0: none).
+	ReplaceMessage int `json:"replace_message"`
+	// Validity is a SUBMIT's validity period: a duration ("24h0m0s") when
+	// relative or enhanced, an RFC 3339 time when absolute, "" when absent.
+	Validity string   `json:"validity"`
+	Quirks   []string `json:"quirks"`
 
 	// TPDU is the PDU without the SMSC prefix.
 	TPDU []byte `json:"-"`
@@ -64,6 +70,30 @@ type Message struct {
 	alpha tpdu.Alphabet
 	ud    tpdu.UserData
 	udh   tpdu.UserDataHeader
+}
+
+// MarshalJSON writes the decode contract of "outpost decode pdu --json":
+// text for gsm7/ucs2, data_hex (uppercase, without the header) for 8-bit,
+// quirks always a list.
+func (m *Message) MarshalJSON() ([]byte, error) {
+	type plain Message
+	out := struct {
+		*plain
+		Text    *string  `json:"text,omitempty"`
+		DataHex *string  `json:"data_hex,omitempty"`
+		Quirks  []string `json:"quirks"`
+	}{plain: (*plain)(m), Quirks: m.Quirks}
+	if out.Quirks == nil {
+		out.Quirks = []string{}
+	}
+	switch {
+	case m.IsText:
+		out.Text = &m.Text
+	case m.Type != StatusReport:
+		h := strings.ToUpper(hex.EncodeToString(m.Data))
+		out.DataHex = &h
+	}
+	return json.Marshal(out)
 }
 
 // UDH is the user data header.
@@ -151,6 +181,9 @@ func DecodeTPDU(b []byte) (*Message, error) {
 	}
 	fo := t.FirstOctet
 	m.ReplyPath = fo.RP()
+	if t.PID >= 0x41 && t.PID <= 0x47 {
+		m.ReplaceMessage = int(t.PID - 0x40)
+	}
 	switch m.Type {
 	case Deliver:
 		m.Number = addressNumber(t.OA)
@@ -161,6 +194,12 @@ func DecodeTPDU(b []byte) (*Message, error) {
 		m.MessageReference = int(t.MR)
 		m.RejectDuplicates = fo.RD()
 		m.StatusRequested = fo.SRR()
+		switch t.VP.Format {
+		case tpdu.VpfRelative, tpdu.VpfEnhanced:
+			m.Validity = t.VP.Duration.String()
+		case tpdu.VpfAbsolute:
+			m.Validity = t.VP.Time.Format(time.RFC3339)
+		}
 	case StatusReport:
 		m.Number = addressNumber(t.RA)
 		m.MessageReference = int(t.MR)

@@ -27,6 +27,8 @@ commands:
   inbox          inbound messages, newest first
   status         modems, queues; exits 1 when no daemon is running
   sim            serve one simulated modem on a pty: --pty PATH
+  decode         decode PDUs: decode pdu HEX [--json], decode pdu --batch --json, decode join
+  encode sms     the SMS-SUBMIT PDUs Outpost would send: --to NUMBER --text TEXT
   config check   validate a config file
   version        print the version
 
@@ -52,6 +54,10 @@ func run(args []string) int {
 		return cmdStatus(rest)
 	case "sim":
 		return cmdSim(rest)
+	case "decode":
+		return cmdDecode(rest)
+	case "encode":
+		return cmdEncode(rest)
 	case "config":
 		return cmdConfig(rest)
 	case "version", "--version":

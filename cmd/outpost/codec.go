@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bufio"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
+
+	"github.com/outpost-sms/outpost/pdu"
+)
+
+// The codec commands work offline, with no daemon: they are the contract
+// other tools (and people reading a modem's log) use.
+
+func cmdDecode(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: outpost decode pdu HEX [--json] | outpost decode pdu --batch --json | outpost decode join [--json]")
+		return 2
+	}
+	switch args[0] {
+	case "pdu":
+		return cmdDecodePDU(args[1:], os.Stdin, os.Stdout)
+	case "join":
+		return cmdDecodeJoin(args[1:], os.Stdin, os.Stdout)
+	default:
+		fmt.Fprintf(os.Stderr, "outpost decode: unknown kind %q (want pdu or join)\n", args[0])
+		return 2
+	}
+}
+
+func cmdDecodePDU(args []string, in io.Reader, out io.Writer) int {
+	fs := flag.NewFlagSet("decode pdu", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	batch := fs.Bool("batch", false, "read one hex PDU per line on stdin; print one JSON object per line, in order")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost decode pdu HEX [--json]\n       outpost decode pdu --batch --json < pdus.txt\n\nDecodes SMS PDUs as a modem prints them (hex, SMSC address first).")
+		fs.PrintDefaults()
+	}
+	hexArg, rest := "", args
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		hexArg, rest = args[0], args[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return flagExit(err)
+	}
+	if hexArg == "" && fs.NArg() == 1 {
+		hexArg = fs.Arg(0)
+	} else if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	if *batch {
+		if hexArg != "" {
+			fs.Usage()
+			return 2
+		}
+		w := bufio.NewWriter(out)
+		defer w.Flush()
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" {
+				continue
+			}
+			writeDecoded(w, line)
+		}
+		if err := sc.Err(); err != nil {
+			fmt.Fprintln(os.Stderr, "outpost decode pdu: reading stdin:", err)
+			return 1
+		}
+		return 0
+	}
+	if hexArg == "" {
+		fs.Usage()
+		return 2
+	}
+	m, err := pdu.DecodeHex(hexArg)
+	if *asJSON {
+		writeDecoded(out, hexArg)
+	} else if err == nil {
+		printMessage(out, m)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "outpost decode pdu:", err)
+		return 1
+	}
+	return 0
+}
+
+// writeDecoded prints one PDU's JSON line, or {"error": …}.
+func writeDecoded(w io.Writer, hexPDU string) {
+	m, err := pdu.DecodeHex(hexPDU)
+	var b []byte
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+	} else if b, err = json.Marshal(m); err != nil {
+		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+	}
+	fmt.Fprintf(w, "%s\n", b)
+}
+
+func printMessage(w io.Writer, m *pdu.Message) {
+	row := func(k string, v any) { fmt.Fprintf(w, "%-18s %v\n", k+":", v) }
+	row("type", m.Type)
+	if m.SMSC != "" {
+		row("smsc", m.SMSC)
+	}
+	row("number", m.Number)
+	if !m.Timestamp.IsZero() {
+		row("timestamp", m.Timestamp.Format("2006-01-02 15:04:05 -07:00"))
+	}
+	if m.Type == pdu.StatusReport {
+		row("reference", m.MessageReference)
+		row("status", fmt.Sprintf("%d (%s)", m.Status, pdu.StatusText(m.Status)))
+		if !m.DischargeTime.IsZero() {
+			row("discharge time", m.DischargeTime.Format("2006-01-02 15:04:05 -07:00"))
+		}
+		return
+	}
+	row("coding", m.Coding)
+	if m.Class >= 0 {
+		row("class", m.Class)
+	}
+	if u := m.UDH; u != nil {
+		row("header", u.Hex)
+		if c := u.Concat; c != nil {
+			row("part", fmt.Sprintf("%d of %d (reference %d, %d-bit)", c.Seq, c.Total, c.Ref, c.RefBits))
+		}
+		if p := u.Ports; p != nil {
+			row("ports", fmt.Sprintf("to %d from %d (%d-bit)", p.Dst, p.Src, p.Bits))
+		}
+	}
+	for _, q := range m.Quirks {
+		row("quirk", q)
+	}
+	if m.IsText {
+		row("text", m.Text)
+	} else {
+		row("data", strings.ToUpper(hex.EncodeToString(m.Data)))
+	}
+}
+
+func cmdDecodeJoin(args []string, in io.Reader, out io.Writer) int {
+	fs := flag.NewFlagSet("decode join", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost decode join [--json] < parts.txt\n\nJoins the PDUs of one long message (one hex PDU per line, any order).")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	fail := func(err error) int {
+		if *asJSON {
+			b, _ := json.Marshal(map[string]string{"error": err.Error()})
+			fmt.Fprintf(out, "%s\n", b)
+		}
+		fmt.Fprintln(os.Stderr, "outpost decode join:", err)
+		return 1
+	}
+	var parts []*pdu.Message
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		m, err := pdu.DecodeHex(line)
+		if err != nil {
+			return fail(fmt.Errorf("line %d: %w", n, err))
+		}
+		parts = append(parts, m)
+	}
+	if err := sc.Err(); err != nil {
+		return fail(err)
+	}
+	j, err := pdu.Join(parts)
+	if err != nil {
+		return fail(err)
+	}
+	res := map[string]any{"parts": j.Parts, "coding": j.Coding}
+	if j.IsText {
+		res["text"] = j.Text
+	} else {
+		res["data_hex"] = strings.ToUpper(hex.EncodeToString(j.Data))
+	}
+	if len(j.Missing) > 0 {
+		res["missing"] = j.Missing
+	}
+	if *asJSON {
+		b, _ := json.Marshal(res)
+		fmt.Fprintf(out, "%s\n", b)
+		return 0
+	}
+	if j.IsText {
+		fmt.Fprintln(out, j.Text)
+	} else {
+		fmt.Fprintln(out, res["data_hex"])
+	}
+	if len(j.Missing) > 0 {
+		fmt.Fprintf(os.Stderr, "outpost decode join: parts %v never given\n", j.Missing)
+	}
+	return 0
+}
+
+func cmdEncode(args []string) int {
+	if len(args) == 0 || args[0] != "sms" {
+		fmt.Fprintln(os.Stderr, "usage: outpost encode sms --to NUMBER --text TEXT [--json]")
+		return 2
+	}
+	return cmdEncodeSMS(args[1:], os.Stdout)
+}
+
+// randomRefs starts concatenation references at a random value, as the
+// daemon's persisted counter would be somewhere.
+type randomRefs struct{ n int }
+
+func (r *randomRefs) NextConcatRef() (int, error) {
+	if r.n == 0 {
+		r.n = 1 + rand.IntN(255)
+	}
+	return r.n, nil
+}
+
+func cmdEncodeSMS(args []string, out io.Writer) int {
+	fs := flag.NewFlagSet("encode sms", flag.ContinueOnError)
+	to := fs.String("to", "", "recipient phone number")
+	text := fs.String("text", "", "message text")
+	dataHex := fs.String("data-hex", "", "8-bit payload in hex, instead of --text")
+	report := fs.Bool("report", true, "request a status report")
+	flash := fs.Bool("flash", false, "flash message (class 0)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost encode sms --to NUMBER --text TEXT [--json]\n\nPrints the SMS-SUBMIT PDUs Outpost would send, one per line, as AT+CMGS takes them.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	o := pdu.Outgoing{To: *to, Text: *text, Report: *report, Flash: *flash}
+	if *dataHex != "" {
+		d, err := hex.DecodeString(*dataHex)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "outpost encode sms: --data-hex is not hex:", err)
+			return 1
+		}
+		o.Data, o.Text = d, ""
+	}
+	enc := pdu.Encoder{Refs: &randomRefs{}}
+	parts, err := enc.Encode(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "outpost encode sms:", err)
+		return 1
+	}
+	for _, p := range parts {
+		if *asJSON {
+			b, _ := json.Marshal(map[string]any{"seq": p.Seq, "total": p.Total, "pdu": p.Hex(), "cmgs_length": len(p.TPDU)})
+			fmt.Fprintf(out, "%s\n", b)
+		} else {
+			fmt.Fprintln(out, p.Hex())
+		}
+	}
+	return 0
+}
