@@ -68,7 +68,8 @@ func cmdDecodePDU(args []string, in io.Reader, out io.Writer) int {
 			if line == "" {
 				continue
 			}
-			writeDecoded(w, line)
+			m, err := pdu.DecodeHex(line)
+			writeDecoded(w, m, err)
 		}
 		if err := sc.Err(); err != nil {
 			fmt.Fprintln(os.Stderr, "outpost decode pdu: reading stdin:", err)
@@ -82,7 +83,7 @@ func cmdDecodePDU(args []string, in io.Reader, out io.Writer) int {
 	}
 	m, err := pdu.DecodeHex(hexArg)
 	if *asJSON {
-		writeDecoded(out, hexArg)
+		writeDecoded(out, m, err)
 	} else if err == nil {
 		printMessage(out, m)
 	}
@@ -93,9 +94,8 @@ func cmdDecodePDU(args []string, in io.Reader, out io.Writer) int {
 	return 0
 }
 
-// writeDecoded prints one PDU's JSON line, or {"error": …}.
-func writeDecoded(w io.Writer, hexPDU string) {
-	m, err := pdu.DecodeHex(hexPDU)
+// writeDecoded prints one decoded PDU's JSON line, or {"error": …}.
+func writeDecoded(w io.Writer, m *pdu.Message, err error) {
 	var b []byte
 	if err != nil {
 		b, _ = json.Marshal(map[string]string{"error": err.Error()})
