@@ -78,6 +78,15 @@ func (c *client) do(method, path string, body any, out any) error {
 	return json.Unmarshal(b, out)
 }
 
+// leadingArg splits off a first argument that is not a flag, so that
+// "show ID --json" works as well as "show --json ID".
+func leadingArg(args []string) (string, []string) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args[0], args[1:]
+	}
+	return "", args
+}
+
 func fail(cmd string, err error) int {
 	fmt.Fprintf(os.Stderr, "outpost %s: %v\n", cmd, err)
 	return 1
@@ -135,10 +144,7 @@ func cmdShow(args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: outpost show ID [--json]")
 		fs.PrintDefaults()
 	}
-	id, rest := "", args
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		id, rest = args[0], args[1:]
-	}
+	id, rest := leadingArg(args)
 	if err := fs.Parse(rest); err != nil {
 		return flagExit(err)
 	}

@@ -41,10 +41,7 @@ func cmdDecodePDU(args []string, in io.Reader, out io.Writer) int {
 		fmt.Fprintln(fs.Output(), "usage: outpost decode pdu HEX [--json]\n       outpost decode pdu --batch --json < pdus.txt\n\nDecodes SMS PDUs as a modem prints them (hex, SMSC address first).")
 		fs.PrintDefaults()
 	}
-	hexArg, rest := "", args
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		hexArg, rest = args[0], args[1:]
-	}
+	hexArg, rest := leadingArg(args)
 	if err := fs.Parse(rest); err != nil {
 		return flagExit(err)
 	}
