@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real peers the tests drive: gammu (an AT client pointed at the simulator)
-# and python3-gammu (a reference PDU codec).
-packages=(gammu python3-gammu)
+# Real peers the tests drive: gammu (an AT client pointed at the simulator),
+# python3-gammu (a reference PDU codec) and libwbxml2-utils (xml2wbxml and
+# wbxml2xml, the reference WBXML codec).
+packages=(gammu python3-gammu libwbxml2-utils)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

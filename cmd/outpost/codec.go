@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/outpost-sms/outpost/pdu"
+	"github.com/outpost-sms/outpost/pdu/xform"
 )
 
 // The codec commands work offline, with no daemon: they are the contract
@@ -19,7 +20,7 @@ import (
 
 func cmdDecode(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: outpost decode pdu HEX [--json] | outpost decode pdu --batch --json | outpost decode join [--json]")
+		fmt.Fprintln(os.Stderr, "usage: outpost decode pdu HEX [--json] | outpost decode pdu --batch --json | outpost decode join [--json] | outpost decode xform FILE [--json]")
 		return 2
 	}
 	switch args[0] {
@@ -27,8 +28,10 @@ func cmdDecode(args []string) int {
 		return cmdDecodePDU(args[1:], os.Stdin, os.Stdout)
 	case "join":
 		return cmdDecodeJoin(args[1:], os.Stdin, os.Stdout)
+	case "xform":
+		return cmdDecodeXForm(args[1:], os.Stdin, os.Stdout)
 	default:
-		fmt.Fprintf(os.Stderr, "outpost decode: unknown kind %q (want pdu or join)\n", args[0])
+		fmt.Fprintf(os.Stderr, "outpost decode: unknown kind %q (want pdu, join or xform)\n", args[0])
 		return 2
 	}
 }
@@ -208,11 +211,14 @@ func cmdDecodeJoin(args []string, in io.Reader, out io.Writer) int {
 }
 
 func cmdEncode(args []string) int {
-	if len(args) == 0 || args[0] != "sms" {
-		fmt.Fprintln(os.Stderr, "usage: outpost encode sms --to NUMBER --text TEXT [--json]")
-		return 2
+	if len(args) > 0 && args[0] == "sms" {
+		return cmdEncodeSMS(args[1:], os.Stdout)
 	}
-	return cmdEncodeSMS(args[1:], os.Stdout)
+	if len(args) > 0 && args[0] == "xform" {
+		return cmdEncodeXForm(args[1:], os.Stdin, os.Stdout)
+	}
+	fmt.Fprintln(os.Stderr, "usage: outpost encode sms --to NUMBER --text TEXT [--json] | outpost encode xform FILE.xml [--hex]")
+	return 2
 }
 
 // randomRefs starts concatenation references at a random value, as the
@@ -264,5 +270,107 @@ func cmdEncodeSMS(args []string, out io.Writer) int {
 			fmt.Fprintln(out, p.Hex())
 		}
 	}
+	return 0
+}
+
+// parseFileArgs parses the flags of a command that takes one FILE ("-"
+// for stdin) before or after them, and reads it. code is the exit code
+// when the command must stop, or -1.
+func parseFileArgs(fs *flag.FlagSet, args []string, stdin io.Reader) (file string, b []byte, code int) {
+	file, args = leadingArg(args)
+	if err := fs.Parse(args); err != nil {
+		return "", nil, flagExit(err)
+	}
+	if file == "" && fs.NArg() == 1 {
+		file = fs.Arg(0)
+	}
+	if file == "" {
+		fs.Usage()
+		return "", nil, 2
+	}
+	var err error
+	if file == "-" {
+		b, err = io.ReadAll(stdin)
+	} else {
+		b, err = os.ReadFile(file)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "outpost %s: %v\n", fs.Name(), err)
+		return "", nil, 1
+	}
+	return file, b, -1
+}
+
+func cmdDecodeXForm(args []string, in io.Reader, out io.Writer) int {
+	fs := flag.NewFlagSet("decode xform", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON: form_id, instance_id, format, compression, notes, xml")
+	maxSize := fs.Int("max-size", xform.DefaultMaxSize, "refuse payloads that decompress or decode to more bytes than this")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost decode xform FILE [--json]\n\nDecodes an XForm payload (WBXML or XML; zlib, raw deflate, gzip or none;\nFILE - reads stdin) and prints the instance XML.")
+		fs.PrintDefaults()
+	}
+	file, b, code := parseFileArgs(fs, args, in)
+	if code >= 0 {
+		return code
+	}
+	inst, err := xform.Decode(b, xform.Options{MaxSize: *maxSize})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "outpost decode xform: %s: %v\n", file, err)
+		return 1
+	}
+	if *asJSON {
+		notes := inst.Notes
+		if notes == nil {
+			notes = []string{}
+		}
+		j, _ := json.Marshal(map[string]any{"form_id": inst.FormID, "instance_id": inst.InstanceID, "version": inst.Version,
+			"format": inst.Format, "compression": inst.Compression, "notes": notes, "xml": string(inst.XML)})
+		fmt.Fprintf(out, "%s\n", j)
+		return 0
+	}
+	out.Write(inst.XML)
+	fmt.Fprintln(out)
+	for _, n := range inst.Notes {
+		fmt.Fprintln(os.Stderr, "note:", n)
+	}
+	return 0
+}
+
+func cmdEncodeXForm(args []string, in io.Reader, out io.Writer) int {
+	fs := flag.NewFlagSet("encode xform", flag.ContinueOnError)
+	version := fs.String("version", "1.3", "WBXML version: 1.1, 1.2 or 1.3")
+	compress := fs.String("compress", "", "wrap in zlib, deflate or gzip")
+	asHex := fs.Bool("hex", false, "print hex instead of raw bytes")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost encode xform FILE.xml [--hex] [--compress zlib|deflate|gzip]\n\nEncodes an XML document as WBXML (literal tags, UTF-8, public id 0x01) and writes it to stdout.")
+		fs.PrintDefaults()
+	}
+	file, src, code := parseFileArgs(fs, args, in)
+	if code >= 0 {
+		return code
+	}
+	v := map[string]byte{"1.1": 1, "1.2": 2, "1.3": 3}[*version]
+	if v == 0 {
+		fmt.Fprintf(os.Stderr, "outpost encode xform: --version %q: want 1.1, 1.2 or 1.3\n", *version)
+		return 2
+	}
+	tree, err := xform.ParseXML(src, false)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "outpost encode xform: %s: %v\n", file, err)
+		return 1
+	}
+	b, err := xform.EncodeWBXML(tree, xform.EncodeOptions{Version: v})
+	if err == nil && *compress != "" {
+		b, err = xform.Compress(b, *compress)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "outpost encode xform:", err)
+		return 1
+	}
+	if *asHex {
+		fmt.Fprintf(out, "%X\n", b)
+		return 0
+	}
+	out.Write(b)
 	return 0
 }
