@@ -94,6 +94,9 @@ type Hub struct {
 	Log   *slog.Logger
 	// Routes lists the connectors an inbound SMS is delivered to.
 	Routes []string
+	// FormRoutes lists the connectors an inbound form submission
+	// (Message.FormID set) is delivered to, instead of Routes.
+	FormRoutes []string
 	// MaxAttempts before a delivery fails (default 10).
 	MaxAttempts int
 	// RetryMin and RetryMax bound the backoff between attempts.
@@ -284,7 +287,11 @@ func (h *Hub) StoreInbound(tx *store.Tx, m *store.Message, detail string) error 
 	if err := tx.AppendEvent(m.ID, 0, "received", detail); err != nil {
 		return err
 	}
-	for _, r := range h.Routes {
+	routes := h.Routes
+	if m.FormID != "" {
+		routes = h.FormRoutes
+	}
+	for _, r := range routes {
 		d := &store.Delivery{MessageID: m.ID, Connector: r}
 		if err := tx.InsertDelivery(d, "routed"); err != nil {
 			return err

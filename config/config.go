@@ -24,7 +24,45 @@ type Config struct {
 	DataDir   string  `toml:"data_dir"`
 	LogLevel  string  `toml:"log_level"` // trace, debug, info, warn, error
 	MQTT      MQTT    `toml:"mqtt"`
+	SMS       SMS     `toml:"sms"`
+	XForm     XForm   `toml:"xform"`
 	Modems    []Modem `toml:"modem"`
+}
+
+// SMS configures the SMS connector.
+type SMS struct {
+	// ReassemblyTimeout is how long the parts of a long message wait for
+	// the missing ones before it is delivered with them marked.
+	ReassemblyTimeout Duration `toml:"reassembly_timeout"`
+	// NationalLanguages maps a number prefix ("+90") to the national
+	// language tables ("turkish", "hindi", …) that messages to it may use
+	// when the default alphabet cannot write them: fewer parts than UCS-2.
+	NationalLanguages map[string]string `toml:"national_languages"`
+}
+
+// XForm configures the recognition of form submissions in inbound SMS.
+type XForm struct {
+	// Enabled turns recognition on (default true).
+	Enabled bool `toml:"enabled"`
+	// Port, when not 0, is the application port forms are sent to: an
+	// 8-bit SMS to it is a form, and one that does not decode is kept raw
+	// with its error; an 8-bit SMS to another port is not looked at.
+	// Without a port, payloads are recognised by their content.
+	Port int `toml:"port"`
+	// MaxSize bounds a payload decompressed and decoded, in bytes.
+	MaxSize int `toml:"max_size"`
+	// Forms may arrive in the OpenRosa compact SMS text format.
+	Forms []Form `toml:"form"`
+}
+
+// Form describes a form sent in the compact SMS text format: the prefix,
+// then the values of Fields in order, separated by Delimiter.
+type Form struct {
+	ID        string   `toml:"id"`
+	Version   string   `toml:"version"`
+	Prefix    string   `toml:"prefix"`
+	Delimiter string   `toml:"delimiter"`
+	Fields    []string `toml:"fields"`
 }
 
 // MQTT configures the embedded local broker.
@@ -83,6 +121,8 @@ func Default() Config {
 		DataDir:   "./outpost-data",
 		LogLevel:  "info",
 		MQTT:      MQTT{Listen: "127.0.0.1:1883", AllowAnonymous: true, Prefix: "outpost"},
+		SMS:       SMS{ReassemblyTimeout: Duration{24 * time.Hour}},
+		XForm:     XForm{Enabled: true, MaxSize: 1 << 20},
 		Modems:    []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
 	}
 }
@@ -218,6 +258,50 @@ func (c Config) Validate() error {
 		} else if c.MQTT.AllowAnonymous && !isLoopback(host) {
 			bad("mqtt.allow_anonymous", c.MQTT.AllowAnonymous,
 				fmt.Sprintf("anonymous access is only allowed on a loopback listener, and mqtt.listen is %q", c.MQTT.Listen))
+		}
+	}
+	if c.SMS.ReassemblyTimeout.Duration < time.Second {
+		bad("sms.reassembly_timeout", c.SMS.ReassemblyTimeout.String(), "must be at least 1s")
+	}
+	// The tables of 3GPP TS 23.038 (the pdu package maps them to ids).
+	languages := " turkish spanish portuguese bengali gujarati hindi kannada malayalam oriya punjabi tamil telugu urdu "
+	for prefix, lang := range c.SMS.NationalLanguages {
+		if !regexp.MustCompile(`^\+?[0-9]{1,15}$`).MatchString(prefix) {
+			bad("sms.national_languages", prefix, "keys are number prefixes like \"+90\"")
+		}
+		if !strings.Contains(languages, " "+strings.ToLower(lang)+" ") {
+			bad("sms.national_languages."+prefix, lang, "must be one of"+strings.TrimRight(languages, " "))
+		}
+	}
+	if c.XForm.Port < 0 || c.XForm.Port > 65535 {
+		bad("xform.port", c.XForm.Port, "must be 0 (any) or a port 1–65535")
+	}
+	if c.XForm.MaxSize < 1024 || c.XForm.MaxSize > 64<<20 {
+		bad("xform.max_size", c.XForm.MaxSize, "must be between 1024 and 67108864 bytes")
+	}
+	xmlName := regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+	prefixes := map[string]bool{}
+	for i, f := range c.XForm.Forms {
+		p := fmt.Sprintf("xform.form[%d]", i)
+		if !xmlName.MatchString(f.ID) {
+			bad(p+".id", f.ID, "must be an XML name (letters, digits, '_', '-', '.'; not starting with a digit)")
+		}
+		if strings.TrimSpace(f.Prefix) == "" {
+			bad(p+".prefix", f.Prefix, "must not be empty")
+		} else if prefixes[strings.ToLower(f.Prefix)] {
+			bad(p+".prefix", f.Prefix, "is used by another form")
+		}
+		prefixes[strings.ToLower(f.Prefix)] = true
+		if len(f.Fields) == 0 {
+			bad(p+".fields", f.Fields, "must list the form's fields in the order the SMS gives them")
+		}
+		for _, fp := range f.Fields {
+			for _, seg := range strings.Split(fp, "/") {
+				if !xmlName.MatchString(seg) {
+					bad(p+".fields", fp, "each field is a path of XML names, like \"patient/name\"")
+					break
+				}
+			}
 		}
 	}
 	ids := map[string]bool{}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warthog618/sms/encoding/gsm7"
+	"github.com/warthog618/sms/encoding/gsm7/charset"
 	"github.com/warthog618/sms/encoding/pdumode"
 	"github.com/warthog618/sms/encoding/tpdu"
 )
@@ -244,7 +246,12 @@ func (m *Message) decodeUserData(t *tpdu.TPDU) error {
 		m.Data = append([]byte(nil), t.UD...)
 		return nil
 	}
-	text, err := tpdu.DecodeUserData(t.UD, t.UDH, alpha, tpdu.WithAllCharsets)
+	var text []byte
+	if alpha == tpdu.Alpha7Bit {
+		text, err = gsm7.Decode(t.UD, m.nationalTables(t.UDH)...)
+	} else {
+		text, err = tpdu.DecodeUserData(t.UD, t.UDH, alpha)
+	}
 	if err != nil {
 		// A surrogate pair split across parts is completed by Join.
 		if alpha == tpdu.AlphaUCS2 && len(t.UD)%2 == 0 {
@@ -255,6 +262,34 @@ func (m *Message) decodeUserData(t *tpdu.TPDU) error {
 	}
 	m.Text, m.IsText = string(text), true
 	return nil
+}
+
+// nationalTables returns the GSM 7-bit tables a header's national language
+// elements select (3GPP TS 23.040 9.2.3.24.15–16: IE 0x24 single shift,
+// 0x25 locking shift). warthog618/sms v0.3.0 looks for them under ids 24
+// and 25 decimal, so it never finds them: this is our own reading.
+func (m *Message) nationalTables(h tpdu.UserDataHeader) []gsm7.DecoderOption {
+	var opts []gsm7.DecoderOption
+	for _, ie := range h {
+		if (ie.ID != ieSingleShift && ie.ID != ieLockingShift) || len(ie.Data) != 1 {
+			continue
+		}
+		nli := int(ie.Data[0])
+		if nli < charset.Start || nli >= charset.End {
+			m.Quirks = append(m.Quirks, fmt.Sprintf("unknown national language %d in element 0x%02X; default table used", nli, ie.ID))
+			continue
+		}
+		if ie.ID == ieLockingShift {
+			if nli == charset.Spanish { // Spanish has no locking table
+				m.Quirks = append(m.Quirks, "Spanish has no locking shift table; default table used")
+				continue
+			}
+			opts = append(opts, gsm7.WithCharset(nli))
+		} else {
+			opts = append(opts, gsm7.WithExtCharset(nli))
+		}
+	}
+	return opts
 }
 
 func describeUDH(h tpdu.UserDataHeader) *UDH {

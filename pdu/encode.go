@@ -3,11 +3,15 @@ package pdu
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 
-	"github.com/warthog618/sms"
+	"github.com/warthog618/sms/encoding/gsm7"
+	"github.com/warthog618/sms/encoding/gsm7/charset"
 	"github.com/warthog618/sms/encoding/tpdu"
+	"github.com/warthog618/sms/encoding/ucs2"
 )
 
 // RefSource hands out concatenation references. Outpost's is backed by the
@@ -23,6 +27,14 @@ type Outgoing struct {
 	Data   []byte // 8-bit payload instead of Text
 	Report bool   // request a status report for every part
 	Flash  bool   // class 0
+	// Validity is the relative validity period (0: the SMSC's default),
+	// 5 minutes to 441 days; the SMSC gives up after it.
+	Validity time.Duration
+	// Ports addresses 8-bit data to an application (16-bit ports).
+	Ports *Ports
+	// Languages are the national language tables (Language) that may be
+	// used for this destination.
+	Languages []int
 }
 
 // Part is one encoded SMS-SUBMIT.
@@ -89,9 +101,74 @@ func (c *refCounter) Count() int {
 	return n
 }
 
-// Encode segments the message into as few parts as its alphabet allows
-// (GSM 7-bit when every character has a septet, else UCS-2), never
-// splitting an escape sequence or a surrogate pair.
+// National language identifiers of 3GPP TS 23.038 section 6.2.1.2.4,
+// by the names the configuration uses.
+var languages = map[string]int{
+	"turkish": charset.Turkish, "spanish": charset.Spanish, "portuguese": charset.Portuguese,
+	"bengali": charset.Bengali, "gujarati": charset.Gujaranti, "hindi": charset.Hindi,
+	"kannada": charset.Kannada, "malayalam": charset.Malayalam, "oriya": charset.Oriya,
+	"punjabi": charset.Punjabi, "tamil": charset.Tamil, "telugu": charset.Telugu, "urdu": charset.Urdu,
+}
+
+// Language returns the national language identifier called name
+// ("turkish", "hindi", …).
+func Language(name string) (int, error) {
+	if id, ok := languages[strings.ToLower(strings.TrimSpace(name))]; ok {
+		return id, nil
+	}
+	names := make([]string, 0, len(languages))
+	for n := range languages {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return 0, fmt.Errorf("unknown national language %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// Information element ids of the national language tables.
+const (
+	ieSingleShift  = 0x24
+	ieLockingShift = 0x25
+)
+
+// textEncoding is one way to write a text: its user data (septets or
+// UCS-2 octets), the header elements the way needs, and its alphabet.
+type textEncoding struct {
+	ud    []byte
+	udh   tpdu.UserDataHeader
+	alpha tpdu.Alphabet
+}
+
+// textEncodings lists the ways text can be written, in order of
+// preference: the default GSM alphabet, then for each allowed national
+// language its single shift table, its locking shift table, and both;
+// UCS-2 last.
+func textEncodings(text string, langs []int) []textEncoding {
+	msg := []byte(text)
+	var out []textEncoding
+	if ud, err := gsm7.Encode(msg); err == nil {
+		out = append(out, textEncoding{ud, nil, tpdu.Alpha7Bit})
+	}
+	for _, nli := range langs {
+		shift := tpdu.InformationElement{ID: ieSingleShift, Data: []byte{byte(nli)}}
+		lock := tpdu.InformationElement{ID: ieLockingShift, Data: []byte{byte(nli)}}
+		if ud, err := gsm7.Encode(msg, gsm7.WithExtCharset(nli)); err == nil {
+			out = append(out, textEncoding{ud, tpdu.UserDataHeader{shift}, tpdu.Alpha7Bit})
+		}
+		if ud, err := gsm7.Encode(msg, gsm7.WithCharset(nli)); err == nil {
+			out = append(out, textEncoding{ud, tpdu.UserDataHeader{lock}, tpdu.Alpha7Bit})
+		}
+		if ud, err := gsm7.Encode(msg, gsm7.WithCharset(nli), gsm7.WithExtCharset(nli)); err == nil {
+			out = append(out, textEncoding{ud, tpdu.UserDataHeader{lock, shift}, tpdu.Alpha7Bit})
+		}
+	}
+	return append(out, textEncoding{ucs2.Encode([]rune(text)), nil, tpdu.AlphaUCS2})
+}
+
+// Encode segments the message into as few parts as possible: of the
+// alphabets that can write the text (GSM 7-bit, the national language
+// tables allowed for the destination, UCS-2) it takes the one that needs
+// the fewest parts, the first in that order on a tie. It never splits an
+// escape sequence or a surrogate pair.
 func (e *Encoder) Encode(s Outgoing) ([]Part, error) {
 	if err := ValidateNumber(s.To); err != nil {
 		return nil, err
@@ -99,34 +176,55 @@ func (e *Encoder) Encode(s Outgoing) ([]Part, error) {
 	if s.Data == nil && s.Text == "" {
 		return nil, ErrEmpty
 	}
+	if s.Data != nil && len(s.Data) == 0 {
+		return nil, ErrEmpty
+	}
 	if s.Data == nil && !utf8.ValidString(s.Text) {
 		return nil, fmt.Errorf("text is not valid UTF-8")
 	}
-	opts := []sms.EncoderOption{sms.To(s.To)}
-	tmpl := tpdu.TPDU{}
-	if s.Report {
-		tmpl.FirstOctet |= tpdu.FoSRR
+	if s.Ports != nil && s.Data == nil {
+		return nil, fmt.Errorf("application ports go with 8-bit data, not text")
 	}
-	if s.Flash {
-		dcs, _ := tpdu.DCS(0).WithClass(tpdu.MClass0)
-		tmpl.DCS = dcs
-	}
-	msg := []byte(s.Text)
-	if s.Data != nil {
-		dcs, _ := tmpl.DCS.WithAlphabet(tpdu.Alpha8Bit)
-		tmpl.DCS = dcs
-		msg = s.Data
-		if len(msg) == 0 {
-			return nil, ErrEmpty
-		}
-	}
-	refs := &refCounter{src: e.Refs}
-	enc := sms.NewEncoder(append([]sms.EncoderOption{sms.WithTemplate(tmpl), sms.AsSubmit}, opts...)...)
-	enc.ConcatRef = refs
-	tpdus, err := enc.Encode(msg)
+	tmpl, err := tpdu.NewSubmit(tpdu.WithDA(tpdu.NewAddress(tpdu.FromNumber(s.To))))
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
+	if s.Report {
+		tmpl.FirstOctet |= tpdu.FoSRR
+	}
+	if s.Validity != 0 {
+		if s.Validity < 5*time.Minute || s.Validity > 441*24*time.Hour {
+			return nil, fmt.Errorf("validity period %v: must be between 5m and 441 days", s.Validity)
+		}
+		var vp tpdu.ValidityPeriod
+		vp.SetRelative(s.Validity)
+		tmpl.SetVP(vp)
+	}
+	var class byte
+	if s.Flash {
+		class = 0x10 // DCS general group, class 0
+	}
+	var enc textEncoding
+	if s.Data != nil {
+		enc = textEncoding{ud: s.Data, alpha: tpdu.Alpha8Bit}
+		if s.Ports != nil {
+			p := s.Ports
+			if p.Dst < 0 || p.Dst > 0xFFFF || p.Src < 0 || p.Src > 0xFFFF {
+				return nil, fmt.Errorf("application ports %d/%d: must be 0–65535", p.Dst, p.Src)
+			}
+			enc.udh = tpdu.UserDataHeader{{ID: 0x05, Data: []byte{byte(p.Dst >> 8), byte(p.Dst), byte(p.Src >> 8), byte(p.Src)}}}
+		}
+	} else {
+		best := -1
+		for _, c := range textEncodings(s.Text, s.Languages) {
+			n := len(segment(*tmpl, c, class, nil))
+			if best < 0 || n < best {
+				best, enc = n, c
+			}
+		}
+	}
+	refs := &refCounter{src: e.Refs}
+	tpdus := segment(*tmpl, enc, class, refs)
 	if refs.err != nil {
 		return nil, fmt.Errorf("concatenation reference: %w", refs.err)
 	}
@@ -144,3 +242,27 @@ func (e *Encoder) Encode(s Outgoing) ([]Part, error) {
 	}
 	return parts, nil
 }
+
+// segment splits one encoding into SMS-SUBMITs on the template. A nil
+// refs only counts (no reference is taken).
+func segment(tmpl tpdu.TPDU, c textEncoding, class byte, refs tpdu.Counter) []tpdu.TPDU {
+	dcs := class
+	switch c.alpha {
+	case tpdu.Alpha8Bit:
+		dcs |= 0x04
+	case tpdu.AlphaUCS2:
+		dcs |= 0x08
+	}
+	tmpl.SetDCS(dcs)
+	if len(c.udh) > 0 {
+		tmpl.SetUDH(append(tpdu.UserDataHeader(nil), c.udh...))
+	}
+	if refs == nil {
+		refs = fixedRef(0)
+	}
+	return tmpl.Segment(c.ud, tpdu.WithConcatRef(refs))
+}
+
+type fixedRef int
+
+func (f fixedRef) Count() int { return int(f) }

@@ -33,23 +33,28 @@ const (
 
 // Message is one SMS (inbound, after reassembly) or one send request.
 type Message struct {
-	ID        string    `json:"id"`
-	Direction string    `json:"direction"`
-	Peer      string    `json:"peer"`
-	Modem     string    `json:"modem,omitempty"`
-	Text      *string   `json:"text,omitempty"`
-	Data      []byte    `json:"-"`
-	Coding    string    `json:"coding,omitempty"`
-	Parts     int       `json:"parts"`
-	SMSC      string    `json:"smsc,omitempty"`
-	SCTS      string    `json:"scts,omitempty"`
-	Report    bool      `json:"report"`
-	Flash     bool      `json:"flash,omitempty"`
-	Source    string    `json:"source,omitempty"`
-	DedupKey  string    `json:"-"`
-	State     string    `json:"state,omitempty"`
-	Detail    string    `json:"detail,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        string  `json:"id"`
+	Direction string  `json:"direction"`
+	Peer      string  `json:"peer"`
+	Modem     string  `json:"modem,omitempty"`
+	Text      *string `json:"text,omitempty"`
+	Data      []byte  `json:"-"`
+	Coding    string  `json:"coding,omitempty"`
+	Parts     int     `json:"parts"`
+	SMSC      string  `json:"smsc,omitempty"`
+	SCTS      string  `json:"scts,omitempty"`
+	Report    bool    `json:"report"`
+	Flash     bool    `json:"flash,omitempty"`
+	Source    string  `json:"source,omitempty"`
+	DedupKey  string  `json:"-"`
+	State     string  `json:"state,omitempty"`
+	Detail    string  `json:"detail,omitempty"`
+	// FormID and InstanceID are set on an inbound message that carried a
+	// form submission (Coding "xform": Text is the instance XML, Data the
+	// payload as it came).
+	FormID     string    `json:"form_id,omitempty"`
+	InstanceID string    `json:"instance_id,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
 // Delivery is one message x destination with its latest state.
@@ -102,9 +107,9 @@ func (tx *Tx) InsertMessage(m *Message) error {
 	if m.DedupKey != "" {
 		dedup = m.DedupKey
 	}
-	_, err := tx.exec(`INSERT INTO messages (id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, dedup_key, state, detail, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ID, m.Direction, m.Peer, m.Modem, m.Text, m.Data, m.Coding, m.Parts, m.SMSC, m.SCTS, m.Report, m.Flash, m.Source, dedup, m.State, m.Detail, ms(m.CreatedAt))
+	_, err := tx.exec(`INSERT INTO messages (id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, dedup_key, state, detail, form_id, instance_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.Direction, m.Peer, m.Modem, m.Text, m.Data, m.Coding, m.Parts, m.SMSC, m.SCTS, m.Report, m.Flash, m.Source, dedup, m.State, m.Detail, m.FormID, m.InstanceID, ms(m.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
@@ -267,14 +272,14 @@ func (tx *Tx) RecoverSending(connector, detail string) (int, error) {
 	return len(ids), nil
 }
 
-const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, created_at`
+const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, form_id, instance_id, created_at`
 
 func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var m Message
 	var text sql.NullString
 	var created int64
 	err := row.Scan(&m.ID, &m.Direction, &m.Peer, &m.Modem, &text, &m.Data, &m.Coding, &m.Parts, &m.SMSC, &m.SCTS,
-		&m.Report, &m.Flash, &m.Source, &m.DedupKey, &m.State, &m.Detail, &created)
+		&m.Report, &m.Flash, &m.Source, &m.DedupKey, &m.State, &m.Detail, &m.FormID, &m.InstanceID, &created)
 	if text.Valid {
 		m.Text = &text.String
 	}

@@ -121,6 +121,9 @@ type InboundPayload struct {
 // Deliver implements bridge.Connector: inbound messages are published on
 // sms/in (QoS 1).
 func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
+	if m.FormID != "" {
+		return c.deliverForm(m)
+	}
 	p := InboundPayload{ID: m.ID, From: m.Peer, To: m.Modem, ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), SCTS: m.SCTS,
 		SMSC: m.SMSC, Parts: m.Parts, Modem: m.Modem, State: m.State, Detail: m.Detail}
 	if m.Text != nil {
@@ -134,6 +137,42 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 		return bridge.Outcome{}, err
 	}
 	return bridge.Outcome{State: store.Delivered, Detail: "published on " + topic}, nil
+}
+
+// FormPayload is what xform/<form_id> carries.
+type FormPayload struct {
+	ID         string `json:"id"`
+	From       string `json:"from"`
+	FormID     string `json:"form_id"`
+	InstanceID string `json:"instance_id"`
+	XML        string `json:"xml"`
+	ReceivedAt string `json:"received_at"`
+	Modem      string `json:"modem,omitempty"`
+}
+
+func (c *Connector) deliverForm(m store.Message) (bridge.Outcome, error) {
+	p := FormPayload{ID: m.ID, From: m.Peer, FormID: m.FormID, InstanceID: m.InstanceID,
+		ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), Modem: m.Modem}
+	if m.Text != nil {
+		p.XML = *m.Text
+	}
+	b, _ := json.Marshal(p)
+	topic := c.Topic("xform/" + topicLevel(m.FormID))
+	if err := c.server.Publish(topic, b, false, 1); err != nil {
+		return bridge.Outcome{}, err
+	}
+	return bridge.Outcome{State: store.Delivered, Detail: "published on " + topic}, nil
+}
+
+// topicLevel makes s one topic level: no separators, no wildcards.
+func topicLevel(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '/', '+', '#', 0:
+			return '_'
+		}
+		return r
+	}, s)
 }
 
 func (c *Connector) publishStatus(s bridge.StatusChange) {

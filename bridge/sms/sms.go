@@ -23,6 +23,7 @@ import (
 	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/hw"
 	"github.com/outpost-sms/outpost/pdu"
+	"github.com/outpost-sms/outpost/pdu/xform"
 	"github.com/outpost-sms/outpost/store"
 )
 
@@ -33,6 +34,12 @@ type Connector struct {
 	// ReassemblyTimeout is how long an incomplete message waits for its
 	// missing parts before it is delivered with them marked (default 24h).
 	ReassemblyTimeout time.Duration
+	// Languages maps number prefixes to the national language tables
+	// (pdu.Language) messages to them may use.
+	Languages map[string][]int
+	// Forms configures the recognition of form submissions; nil turns
+	// it off.
+	Forms *FormOptions
 	// CrashAt names a point at which to SIGKILL the process (tests only):
 	// "after-commit-before-ack" or "after-cmgs-before-commit".
 	CrashAt string
@@ -40,6 +47,15 @@ type Connector struct {
 	modems map[string]hw.Modem
 	order  []string
 	hub    *bridge.Hub
+}
+
+// FormOptions configure form recognition.
+type FormOptions struct {
+	// Port, when not 0, is the application port forms are sent to: an
+	// 8-bit SMS to it is a form (one that does not decode is kept raw
+	// with its error), and one to another port is not looked at.
+	Port int
+	xform.Options
 }
 
 // New returns a connector on hub (its store and log) for the given modems
@@ -64,8 +80,20 @@ func (c *Connector) Validate(req *bridge.SendRequest) error {
 			return err
 		}
 	}
-	_, err := (&pdu.Encoder{}).Encode(pdu.Outgoing{To: req.To[0], Text: req.Text, Data: req.Data})
+	_, err := (&pdu.Encoder{}).Encode(pdu.Outgoing{To: req.To[0], Text: req.Text, Data: req.Data, Languages: c.languagesFor(req.To[0])})
 	return err
+}
+
+// languagesFor returns the national language tables of the longest
+// configured prefix of number.
+func (c *Connector) languagesFor(number string) []int {
+	best := ""
+	for p := range c.Languages {
+		if strings.HasPrefix(number, p) && len(p) > len(best) {
+			best = p
+		}
+	}
+	return c.Languages[best]
 }
 
 // Run implements bridge.Connector: it reads every modem's messages until
@@ -167,7 +195,7 @@ func (c *Connector) storeWhole(ctx context.Context, modem string, parts []*pdu.M
 	if err != nil {
 		return &store.Message{}, err
 	}
-	msg := wholeMessage(modem, parts, j)
+	msg := c.wholeMessage(modem, parts, j)
 	err = c.Store.Update(ctx, func(tx *store.Tx) error {
 		if groupKey != "" {
 			if err := tx.FinishParts(groupKey, msg.ID); err != nil {
@@ -186,7 +214,7 @@ func (c *Connector) storeWhole(ctx context.Context, modem string, parts []*pdu.M
 	return msg, err
 }
 
-func wholeMessage(modem string, parts []*pdu.Message, j pdu.Joined) *store.Message {
+func (c *Connector) wholeMessage(modem string, parts []*pdu.Message, j pdu.Joined) *store.Message {
 	first := parts[0]
 	msg := &store.Message{
 		ID: store.NewID(), Peer: first.Number, Modem: modem, Coding: j.Coding, Parts: j.Parts, SMSC: first.SMSC,
@@ -204,7 +232,70 @@ func wholeMessage(modem string, parts []*pdu.Message, j pdu.Joined) *store.Messa
 		msg.State = store.Incomplete
 		msg.Detail = fmt.Sprintf("parts %v of %d never arrived", j.Missing, j.Parts)
 	}
+	c.recognizeForm(msg, first)
 	return msg
+}
+
+// recognizeForm turns a message that carries a form submission into one:
+// Text becomes the instance XML, Data keeps the payload as it came, and
+// the form and instance ids are set, so the hub routes it to the form's
+// destinations. A message that looks like a form but does not decode
+// stays a message, marked undecodable with the error, for a person to
+// see; anything else is left alone.
+func (c *Connector) recognizeForm(msg *store.Message, first *pdu.Message) {
+	if c.Forms == nil {
+		return
+	}
+	port := 0
+	if first.UDH != nil && first.UDH.Ports != nil {
+		port = first.UDH.Ports.Dst
+	}
+	var inst *xform.Instance
+	var err error
+	var payload []byte
+	switch {
+	case msg.Data != nil:
+		toFormPort := c.Forms.Port != 0 && port == c.Forms.Port
+		if c.Forms.Port != 0 && port != 0 && !toFormPort {
+			return // for another application
+		}
+		payload = msg.Data
+		inst, err = xform.Decode(payload, c.Forms.Options)
+		if err != nil && !toFormPort && (errors.Is(err, xform.ErrNotForm) || !xform.LooksLikeForm(payload)) {
+			return
+		}
+	case msg.Text != nil:
+		payload = []byte(*msg.Text)
+		inst, err = xform.DecodeText(*msg.Text, msg.DedupKey, c.Forms.Options)
+		if errors.Is(err, xform.ErrNotForm) {
+			return
+		}
+		// "<3 see you" is a person's text, not broken XML.
+		if err != nil && !errors.Is(err, xform.ErrCompact) && !strings.HasPrefix(strings.TrimSpace(*msg.Text), "<?xml") {
+			return
+		}
+	default:
+		return
+	}
+	if err != nil {
+		c.Log.Warn("form payload does not decode; kept raw for a person to look at", "from", msg.Peer, "err", err)
+		if msg.State == store.Complete {
+			msg.State = store.Undecodable
+		}
+		msg.Detail = strings.TrimPrefix(msg.Detail+"; ", "; ") + "looks like a form submission but does not decode: " + err.Error()
+		return
+	}
+	xml := string(inst.XML)
+	msg.Text, msg.Data, msg.Coding = &xml, payload, "xform"
+	msg.FormID, msg.InstanceID = inst.FormID, inst.InstanceID
+	detail := "form " + inst.FormID + ", " + inst.Format
+	if inst.Compression != "" {
+		detail += " in " + inst.Compression
+	}
+	for _, n := range inst.Notes {
+		detail += "; " + n
+	}
+	msg.Detail = strings.TrimPrefix(msg.Detail+"; ", "; ") + detail
 }
 
 // storePart stores one part; when it completes its message, the message is
@@ -234,7 +325,7 @@ func (c *Connector) storePart(ctx context.Context, in hw.Inbound, m *pdu.Message
 		if err != nil {
 			return err
 		}
-		msg := wholeMessage(in.Modem, parts, j)
+		msg := c.wholeMessage(in.Modem, parts, j)
 		if err := tx.FinishParts(key, msg.ID); err != nil {
 			return err
 		}
@@ -264,7 +355,10 @@ func decodeParts(open []store.InboundPart) ([]*pdu.Message, error) {
 
 // expireLoop delivers messages whose missing parts did not come in time.
 func (c *Connector) expireLoop(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	// Look often enough that a message is delivered soon after its time
+	// is up, also with a short timeout.
+	tick := min(time.Minute, max(c.ReassemblyTimeout/4, 250*time.Millisecond))
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		c.ExpireIncomplete(ctx)
@@ -397,7 +491,7 @@ func (r refs) NextConcatRef() (n int, err error) {
 // by a modem, recording each part's reference as soon as the modem gives
 // it, so a retry or a restart does not send them again.
 func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
-	out := pdu.Outgoing{To: d.Recipient, Data: m.Data, Report: m.Report, Flash: m.Flash}
+	out := pdu.Outgoing{To: d.Recipient, Data: m.Data, Report: m.Report, Flash: m.Flash, Languages: c.languagesFor(d.Recipient)}
 	if m.Text != nil {
 		out.Text = *m.Text
 	}

@@ -240,6 +240,9 @@ func cmdEncodeSMS(args []string, out io.Writer) int {
 	report := fs.Bool("report", true, "request a status report")
 	flash := fs.Bool("flash", false, "flash message (class 0)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	validity := fs.Duration("validity", 0, "validity period (5m to 441 days; 0: the SMSC's default)")
+	port := fs.Int("port", -1, "destination application port for --data-hex (16-bit ports; source port 0)")
+	language := fs.String("language", "", "national language tables the text may use (turkish, hindi, …)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost encode sms --to NUMBER --text TEXT [--json]\n\nPrints the SMS-SUBMIT PDUs Outpost would send, one per line, as AT+CMGS takes them.")
 		fs.PrintDefaults()
@@ -247,7 +250,18 @@ func cmdEncodeSMS(args []string, out io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
-	o := pdu.Outgoing{To: *to, Text: *text, Report: *report, Flash: *flash}
+	o := pdu.Outgoing{To: *to, Text: *text, Report: *report, Flash: *flash, Validity: *validity}
+	if *language != "" {
+		nli, err := pdu.Language(*language)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "outpost encode sms:", err)
+			return 2
+		}
+		o.Languages = []int{nli}
+	}
+	if *port >= 0 {
+		o.Ports = &pdu.Ports{Dst: *port}
+	}
 	if *dataHex != "" {
 		d, err := hex.DecodeString(*dataHex)
 		if err != nil {

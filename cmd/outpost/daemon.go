@@ -21,6 +21,8 @@ import (
 	"github.com/outpost-sms/outpost/config"
 	"github.com/outpost-sms/outpost/hw"
 	"github.com/outpost-sms/outpost/hw/sim"
+	"github.com/outpost-sms/outpost/pdu"
+	"github.com/outpost-sms/outpost/pdu/xform"
 	"github.com/outpost-sms/outpost/store"
 )
 
@@ -89,6 +91,7 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	hub := bridge.New(st, log)
 	if cfg.MQTT.Listen != "" {
 		hub.Routes = []string{"mqtt"}
+		hub.FormRoutes = []string{"mqtt"}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -125,6 +128,22 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	smsConn := bsms.New(hub, modems)
 	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
+	smsConn.ReassemblyTimeout = cfg.SMS.ReassemblyTimeout.Duration
+	smsConn.Languages = map[string][]int{}
+	for prefix, name := range cfg.SMS.NationalLanguages {
+		nli, err := pdu.Language(name)
+		if err != nil {
+			return fmt.Errorf("sms.national_languages[%q]: %w", prefix, err)
+		}
+		smsConn.Languages[prefix] = append(smsConn.Languages[prefix], nli)
+	}
+	if cfg.XForm.Enabled {
+		fo := &bsms.FormOptions{Port: cfg.XForm.Port, Options: xform.Options{MaxSize: cfg.XForm.MaxSize}}
+		for _, f := range cfg.XForm.Forms {
+			fo.Forms = append(fo.Forms, xform.Form{ID: f.ID, Version: f.Version, Prefix: f.Prefix, Delimiter: f.Delimiter, Fields: f.Fields})
+		}
+		smsConn.Forms = fo
+	}
 	hub.Add(smsConn)
 	if cfg.MQTT.Listen != "" {
 		hub.Add(bmqtt.New(bmqtt.Options{Listen: cfg.MQTT.Listen, Prefix: cfg.MQTT.Prefix, GatewayID: cfg.GatewayID,

@@ -23,7 +23,7 @@ var allowedImports = map[string][]string{
 	"bridge":   {"store"},
 	"bridge/*": {"bridge", "store"},
 	// The SMS connector is where modems meet the codec.
-	"bridge/sms": {"bridge", "store", "hw", "pdu"},
+	"bridge/sms": {"bridge", "store", "hw", "pdu", "pdu/xform"},
 }
 
 func rule(pkg string) ([]string, bool) {
