@@ -374,6 +374,13 @@ func (h *Hub) QueueDepths(ctx context.Context) (map[string]map[string]int, error
 	return q, err
 }
 
+// Reassembly counts the long messages waiting for their missing parts.
+func (h *Hub) Reassembly(ctx context.Context) (store.Reassembly, error) {
+	var r store.Reassembly
+	err := h.Store.View(ctx, func(tx *store.Tx) (err error) { r, err = tx.OpenReassembly(); return })
+	return r, err
+}
+
 // Run starts every connector and its dispatcher, and returns when ctx
 // ends and all of them have stopped, with the first error.
 func (h *Hub) Run(ctx context.Context) error {

@@ -179,7 +179,11 @@ func DecodeTPDU(b []byte) (*Message, error) {
 		return nil, fmt.Errorf("%w: reserved message type indicator 3", ErrDecode)
 	}
 	if err := t.UnmarshalBinary(b); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrDecode, m.Type, err)
+		fixed, quirk := repairLength(b, m.Type)
+		if quirk == "" || t.UnmarshalBinary(fixed) != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrDecode, m.Type, err)
+		}
+		m.Quirks = append(m.Quirks, quirk)
 	}
 	fo := t.FirstOctet
 	m.ReplyPath = fo.RP()
@@ -214,6 +218,75 @@ func DecodeTPDU(b []byte) (*Message, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// repairLength makes a TPDU whose user data does not match its TP-UDL
+// readable, as real phones and modems send them: data left over after the
+// declared length is padding and is dropped; a declared length longer than
+// the data is cut to the data; and a coding group 1111 DCS with its
+// reserved bit set whose length counts octets is read as 8-bit (a phone
+// sent 14.dump of Gammu's tests so). It returns the repaired TPDU and a
+// quirk saying what was done, or "" when it cannot help.
+func repairLength(b []byte, typ string) ([]byte, string) {
+	i := 1 // after the first octet
+	addr := func() bool {
+		if i >= len(b) {
+			return false
+		}
+		i += 2 + (int(b[i])+1)/2
+		return i <= len(b)
+	}
+	var dcsAt int
+	switch typ {
+	case Deliver:
+		if !addr() {
+			return nil, ""
+		}
+		dcsAt = i + 1
+		i += 2 + 7 // PID, DCS, SCTS
+	case Submit:
+		i++ // MR
+		if !addr() {
+			return nil, ""
+		}
+		dcsAt = i + 1
+		i += 2 // PID, DCS
+		switch (b[0] >> 3) & 0x03 {
+		case 2:
+			i++
+		case 1, 3:
+			i += 7
+		}
+	default:
+		return nil, ""
+	}
+	if i >= len(b) {
+		return nil, ""
+	}
+	udl, have := int(b[i]), len(b)-i-1
+	dcs := b[dcsAt]
+	sevenBit := dcs&0xC0 == 0 && dcs&0x0C == 0 || dcs&0xF0 == 0xF0 && dcs&0x04 == 0 ||
+		dcs >= 0xC0 && dcs < 0xE0 // message waiting groups: GSM 7-bit
+	need := udl
+	if sevenBit {
+		need = (udl*7 + 7) / 8
+	}
+	fixed := append([]byte(nil), b...)
+	switch {
+	case dcs&0xF8 == 0xF8 && have == udl:
+		fixed[dcsAt] = dcs&^0x08 | 0x04
+		return fixed, fmt.Sprintf("data coding scheme 0x%02X has its reserved bit set and TP-UDL counts octets; read as 8-bit", dcs)
+	case have > need:
+		return fixed[:len(fixed)-(have-need)], fmt.Sprintf("%d octet(s) after the declared user data ignored", have-need)
+	case have < need:
+		n := have
+		if sevenBit {
+			n = have * 8 / 7
+		}
+		fixed[i] = byte(n)
+		return fixed, fmt.Sprintf("TP-UDL declares %d but the data holds %d; decoded what is there", udl, n)
+	}
+	return nil, ""
 }
 
 func addressNumber(a tpdu.Address) string {

@@ -172,6 +172,7 @@ func FuzzDecode(f *testing.F) {
 		b, _ := hex.DecodeString(s)
 		f.Add(b)
 	}
+	addVectorSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err == nil && m.IsPart() {

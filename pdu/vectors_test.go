@@ -51,6 +51,18 @@ func TestHandBuiltVectors(t *testing.T) {
 					t.Errorf("data %X", m.Data)
 				}
 			}},
+		{"trailing padding after the user data",
+			"00000C9109351232547600004250204130012102C834FFFF",
+			func(t *testing.T, m *Message) {
+				wantText(t, m, "Hi")
+				wantQuirk(t, m, "2 octet(s) after the declared user data ignored")
+			}},
+		{"declared length longer than the data",
+			"00000C9109351232547600004250204130012105C834",
+			func(t *testing.T, m *Message) {
+				wantText(t, m, "Hi")
+				wantQuirk(t, m, "TP-UDL declares 5 but the data holds 2")
+			}},
 		{"class 0 (flash), reply path",
 			"00800C9109351232547600104250204130012102C834",
 			func(t *testing.T, m *Message) {
@@ -68,6 +80,16 @@ func TestHandBuiltVectors(t *testing.T) {
 			c.check(t, m)
 		})
 	}
+}
+
+func wantQuirk(t *testing.T, m *Message, want string) {
+	t.Helper()
+	for _, q := range m.Quirks {
+		if strings.Contains(q, want) {
+			return
+		}
+	}
+	t.Errorf("quirks %q lack %q", m.Quirks, want)
 }
 
 func wantText(t *testing.T, m *Message, want string) {

@@ -83,6 +83,19 @@ func (tx *Tx) StaleGroups(before time.Time) ([]string, error) {
 	return keys, rows.Err()
 }
 
+// Reassembly counts the messages waiting for parts and the parts in.
+type Reassembly struct {
+	Messages int `json:"messages"`
+	Parts    int `json:"parts"`
+}
+
+// OpenReassembly counts unfinished groups of parts.
+func (tx *Tx) OpenReassembly() (Reassembly, error) {
+	var r Reassembly
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT COUNT(DISTINCT group_key), COUNT(*) FROM inbound_parts WHERE message_id IS NULL`).Scan(&r.Messages, &r.Parts)
+	return r, err
+}
+
 // FinishParts marks a group's unfinished parts as belonging to a message.
 func (tx *Tx) FinishParts(groupKey, messageID string) error {
 	_, err := tx.exec(`UPDATE inbound_parts SET message_id = ? WHERE group_key = ? AND message_id IS NULL`, messageID, groupKey)

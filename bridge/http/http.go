@@ -38,6 +38,8 @@ type StatusBody struct {
 	StartedAt time.Time                 `json:"started_at"`
 	Modems    map[string]any            `json:"modems"`
 	Queues    map[string]map[string]int `json:"queues"`
+	// Reassembly is the long messages waiting for missing parts.
+	Reassembly store.Reassembly `json:"reassembly"`
 }
 
 // Run serves until ctx ends. A stale socket file from a killed daemon is
@@ -148,5 +150,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Hub.Modems(), Queues: q})
+	ra, err := s.Hub.Reassembly(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Hub.Modems(), Queues: q, Reassembly: ra})
 }

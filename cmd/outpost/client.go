@@ -254,11 +254,12 @@ func cmdStatus(args []string) int {
 		return 0
 	}
 	var s struct {
-		GatewayID string                     `json:"gateway_id"`
-		Version   string                     `json:"version"`
-		StartedAt time.Time                  `json:"started_at"`
-		Modems    map[string]json.RawMessage `json:"modems"`
-		Queues    map[string]map[string]int  `json:"queues"`
+		GatewayID  string                        `json:"gateway_id"`
+		Version    string                        `json:"version"`
+		StartedAt  time.Time                     `json:"started_at"`
+		Modems     map[string]json.RawMessage    `json:"modems"`
+		Queues     map[string]map[string]int     `json:"queues"`
+		Reassembly struct{ Messages, Parts int } `json:"reassembly"`
 	}
 	json.Unmarshal(raw, &s)
 	fmt.Printf("gateway %s, version %s, up since %s\n", s.GatewayID, s.Version, s.StartedAt.Local().Format(time.DateTime))
@@ -280,5 +281,8 @@ func cmdStatus(args []string) int {
 		}
 	}
 	w.Flush()
+	if s.Reassembly.Messages > 0 {
+		fmt.Printf("\n%d long message(s) waiting for missing parts (%d part(s) in)\n", s.Reassembly.Messages, s.Reassembly.Parts)
+	}
 	return 0
 }

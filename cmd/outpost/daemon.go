@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -181,6 +182,7 @@ func cmdSim(args []string) int {
 	number := fs.String("number", "+15555550123", "the simulated modem's own number")
 	delay := fs.Duration("echo-delay", 0, "delay of the echo's answer and of status reports")
 	level := fs.String("log-level", "info", "log level (trace shows AT traffic)")
+	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost sim --pty PATH\n\nServes one simulated GSM modem (and a network with the echo\nsubscriber "+sim.EchoNumber+") at PATH until killed.")
 		fs.PrintDefaults()
@@ -205,6 +207,29 @@ func cmdSim(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Info("simulated modem ready", "pty", *path, "number", *number, "echo", sim.EchoNumber)
+	if *control {
+		go func() {
+			sc := bufio.NewScanner(os.Stdin)
+			sc.Buffer(make([]byte, 64<<10), 64<<10)
+			for sc.Scan() {
+				verb, arg, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+				var err error
+				switch verb {
+				case "deliver", "report":
+					err = m.Inject(strings.TrimSpace(arg), verb == "report")
+				case "":
+					continue
+				default:
+					err = fmt.Errorf("unknown command %q (want deliver HEX or report HEX)", verb)
+				}
+				if err != nil {
+					log.Error("sim control", "err", err)
+				} else {
+					log.Info("sim control: injected", "kind", verb)
+				}
+			}
+		}()
+	}
 	if err := p.Serve(ctx, m); err != nil {
 		fmt.Fprintln(os.Stderr, "outpost sim:", err)
 		return 1

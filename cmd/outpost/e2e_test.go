@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -65,10 +66,11 @@ func (s *syncBuffer) String() string {
 }
 
 type proc struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *syncBuffer
+	done  chan struct{}
+	err   error
 }
 
 func start(t *testing.T, dir string, env []string, args ...string) *proc {
@@ -78,6 +80,10 @@ func start(t *testing.T, dir string, env []string, args ...string) *proc {
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,14 +168,19 @@ type gateway struct {
 // newGateway writes a config: the in-process simulated modem, or a serial
 // device (a pty served by "outpost sim") when device is set.
 func newGateway(t *testing.T, device string) *gateway {
+	return newGatewayWith(t, device, "")
+}
+
+// newGatewayWith is newGateway with more TOML at the end of the config.
+func newGatewayWith(t *testing.T, device, extra string) *gateway {
 	dir := t.TempDir()
 	g := &gateway{t: t, dir: dir, config: filepath.Join(dir, "outpost.toml"), mqtt: freePort(t)}
 	modem := "[[modem]]\nid = \"sim0\"\ntype = \"sim\"\n"
 	if device != "" {
 		modem = fmt.Sprintf("[[modem]]\nid = \"m1\"\ntype = \"serial\"\ndevice = %q\ncommand_timeout = \"3s\"\nsweep_interval = \"2s\"\n", device)
 	}
-	cfg := fmt.Sprintf("gateway_id = \"gw1\"\ndata_dir = %q\nlog_level = \"debug\"\n[mqtt]\nlisten = %q\nallow_anonymous = true\n%s",
-		filepath.Join(dir, "data"), g.mqtt, modem)
+	cfg := fmt.Sprintf("gateway_id = \"gw1\"\ndata_dir = %q\nlog_level = \"debug\"\n[mqtt]\nlisten = %q\nallow_anonymous = true\n%s%s",
+		filepath.Join(dir, "data"), g.mqtt, modem, extra)
 	if err := os.WriteFile(g.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -557,22 +568,31 @@ func TestGammuAgainstSim(t *testing.T) {
 	}
 }
 
-// TestMQTTTopicAPI is acceptance 3: a LAN client sends over the local
-// broker and follows the message to its echo.
-func TestMQTTTopicAPI(t *testing.T) {
-	g := newGateway(t, "")
-	g.start()
+// subscribe connects a paho client to the local broker and subscribes to
+// everything of the gateway; the client disconnects when the test ends.
+func (g *gateway) subscribe(clientID string) (pahomqtt.Client, chan pahomqtt.Message) {
+	t := g.t
+	t.Helper()
 	got := make(chan pahomqtt.Message, 100)
-	opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + g.mqtt).SetClientID("phone1").SetCleanSession(true)
+	opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + g.mqtt).SetClientID(clientID).SetCleanSession(true)
 	opts.SetDefaultPublishHandler(func(_ pahomqtt.Client, m pahomqtt.Message) { got <- m })
 	c := pahomqtt.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
 	}
-	defer c.Disconnect(100)
+	t.Cleanup(func() { c.Disconnect(100) })
 	if tok := c.Subscribe("outpost/gw1/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
+	return c, got
+}
+
+// TestMQTTTopicAPI is acceptance 3: a LAN client sends over the local
+// broker and follows the message to its echo.
+func TestMQTTTopicAPI(t *testing.T) {
+	g := newGateway(t, "")
+	g.start()
+	c, got := g.subscribe("phone1")
 	publish := func(payload string) {
 		t.Helper()
 		if tok := c.Publish("outpost/gw1/sms/send", 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
