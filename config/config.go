@@ -53,6 +53,17 @@ type XForm struct {
 	MaxSize int `toml:"max_size"`
 	// Forms may arrive in the OpenRosa compact SMS text format.
 	Forms []Form `toml:"form"`
+	// OpenRosa, when its URL is set, is where received forms are
+	// submitted (besides xform/<form_id> on MQTT).
+	OpenRosa OpenRosa `toml:"openrosa"`
+}
+
+// OpenRosa configures submission to an OpenRosa Form Submission API.
+type OpenRosa struct {
+	URL      string   `toml:"url"`
+	User     string   `toml:"user"`
+	Password string   `toml:"password"`
+	Timeout  Duration `toml:"timeout"`
 }
 
 // Form describes a form sent in the compact SMS text format: the prefix,
@@ -278,6 +289,9 @@ func (c Config) Validate() error {
 	}
 	if c.XForm.MaxSize < 1024 || c.XForm.MaxSize > 64<<20 {
 		bad("xform.max_size", c.XForm.MaxSize, "must be between 1024 and 67108864 bytes")
+	}
+	if u := c.XForm.OpenRosa.URL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		bad("xform.openrosa.url", u, "must be an http:// or https:// URL")
 	}
 	xmlName := regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 	prefixes := map[string]bool{}

@@ -33,6 +33,12 @@ func (a *app) Deliver(_ context.Context, m store.Message, _ store.Delivery) (bri
 	return bridge.Outcome{State: store.Delivered}, nil
 }
 
+func (a *app) all() []store.Message {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]store.Message(nil), a.got...)
+}
+
 func (a *app) texts() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()

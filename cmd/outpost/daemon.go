@@ -18,6 +18,7 @@ import (
 	"github.com/outpost-sms/outpost/bridge"
 	bhttp "github.com/outpost-sms/outpost/bridge/http"
 	bmqtt "github.com/outpost-sms/outpost/bridge/mqtt"
+	"github.com/outpost-sms/outpost/bridge/openrosa"
 	bsms "github.com/outpost-sms/outpost/bridge/sms"
 	"github.com/outpost-sms/outpost/config"
 	"github.com/outpost-sms/outpost/hw"
@@ -146,6 +147,10 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		smsConn.Forms = fo
 	}
 	hub.Add(smsConn)
+	if or := cfg.XForm.OpenRosa; or.URL != "" {
+		hub.Add(openrosa.New(openrosa.Options{URL: or.URL, User: or.User, Password: or.Password, Timeout: or.Timeout.Duration}))
+		hub.FormRoutes = append(hub.FormRoutes, "openrosa")
+	}
 	if cfg.MQTT.Listen != "" {
 		hub.Add(bmqtt.New(bmqtt.Options{Listen: cfg.MQTT.Listen, Prefix: cfg.MQTT.Prefix, GatewayID: cfg.GatewayID,
 			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log}, hub))

@@ -384,7 +384,7 @@ func (d *wbxmlDecoder) valuePiece(tok byte) (s string, ok bool, err error) {
 		if utf8.Valid(raw) && !hasControl(raw) {
 			s = string(raw)
 		} else {
-			d.note(fmt.Sprintf("%d bytes of opaque binary data written as base64", n))
+			d.note("opaque binary data written as base64")
 			s = base64.StdEncoding.EncodeToString(raw)
 		}
 		if d.out += len(s); d.out > d.max {
