@@ -141,7 +141,7 @@ type textEncoding struct {
 // textEncodings lists the ways text can be written, in order of
 // preference: the default GSM alphabet, then for each allowed national
 // language its single shift table, its locking shift table, and both;
-// UCS-2 last.
+// UCS-2 only when none of those can.
 func textEncodings(text string, langs []int) []textEncoding {
 	msg := []byte(text)
 	var out []textEncoding
@@ -160,6 +160,11 @@ func textEncodings(text string, langs []int) []textEncoding {
 		if ud, err := gsm7.Encode(msg, gsm7.WithCharset(nli), gsm7.WithExtCharset(nli)); err == nil {
 			out = append(out, textEncoding{ud, tpdu.UserDataHeader{lock, shift}, tpdu.Alpha7Bit})
 		}
+	}
+	if len(out) > 0 {
+		// Two septets at most a character (14 bits) against UCS-2's 16:
+		// any GSM encoding needs no more parts.
+		return out
 	}
 	return append(out, textEncoding{ucs2.Encode([]rune(text)), nil, tpdu.AlphaUCS2})
 }
@@ -215,11 +220,15 @@ func (e *Encoder) Encode(s Outgoing) ([]Part, error) {
 			enc.udh = tpdu.UserDataHeader{{ID: 0x05, Data: []byte{byte(p.Dst >> 8), byte(p.Dst), byte(p.Src >> 8), byte(p.Src)}}}
 		}
 	} else {
-		best := -1
-		for _, c := range textEncodings(s.Text, s.Languages) {
-			n := len(segment(*tmpl, c, class, nil))
-			if best < 0 || n < best {
-				best, enc = n, c
+		cands := textEncodings(s.Text, s.Languages)
+		enc = cands[0]
+		if len(cands) > 1 {
+			best := -1
+			for _, c := range cands {
+				n := len(segment(*tmpl, c, class, nil))
+				if best < 0 || n < best {
+					best, enc = n, c
+				}
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/warthog618/sms"
+	"github.com/warthog618/sms/encoding/pdumode"
 	"github.com/warthog618/sms/encoding/tpdu"
 )
 
@@ -213,6 +214,77 @@ func BenchmarkEncodeLong(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := enc.Encode(Outgoing{To: "+15555550100", Text: text, Report: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// referenceTPDUs are the reference file's PDUs that both decoders read,
+// with and without their SMSC prefix.
+func referenceTPDUs(b *testing.B) (full, tpdus [][]byte) {
+	for _, r := range loadGammuRefs(b) {
+		raw, err := hex.DecodeString(r.PDU)
+		if err != nil {
+			continue
+		}
+		var p pdumode.PDU
+		if p.UnmarshalBinary(raw) != nil || raw[len(raw)-len(p.TPDU)]&0x03 != 0 {
+			continue // deliver only: what warthog618/sms's Unmarshal reads as MT
+		}
+		if _, err := Decode(raw); err != nil {
+			continue
+		}
+		t, err := sms.Unmarshal(p.TPDU)
+		if err != nil {
+			continue
+		}
+		if _, err := sms.Decode([]*tpdu.TPDU{t}); err != nil {
+			continue
+		}
+		full, tpdus = append(full, raw), append(tpdus, p.TPDU)
+	}
+	return full, tpdus
+}
+
+// BenchmarkDecodeReference decodes every reference SMS-DELIVER (one op is
+// one PDU, averaged over the set).
+func BenchmarkDecodeReference(b *testing.B) {
+	full, _ := referenceTPDUs(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := Decode(full[i%len(full)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkWarthogDecodeReference is the same PDUs through warthog618/sms.
+func BenchmarkWarthogDecodeReference(b *testing.B) {
+	_, tpdus := referenceTPDUs(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		t, err := sms.Unmarshal(tpdus[i%len(tpdus)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := sms.Decode([]*tpdu.TPDU{t}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkEncodeNationalLanguage weighs the fewest-parts choice among
+// the default alphabet, the Turkish tables and UCS-2.
+func BenchmarkEncodeNationalLanguage(b *testing.B) {
+	enc := &Encoder{Refs: &seqRefs{}}
+	text := strings.Repeat("Şşğı abc ", 40)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := enc.Encode(Outgoing{To: "+905321234567", Text: text, Languages: []int{1}}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmarks that check Outpost's speed and memory targets and
 # prints their figures: durable ingest into SQLite (group commit,
-# synchronous=FULL), PDU decode beside warthog618/sms's own, and encode.
+# synchronous=FULL), PDU decode beside warthog618/sms's own, encode, and
+# WBXML decode of a 14 KB form.
 # Usage: scripts/bench.sh [-count N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,3 +14,6 @@ go test -run '^$' -bench 'Ingest' -benchmem -count "$count" ./store
 echo
 echo "== pdu: decode (ours and warthog618/sms's of the same PDUs), encode"
 go test -run '^$' -bench . -benchmem -count "$count" ./pdu
+echo
+echo "== pdu/xform: WBXML decode of a 14 KB form (plain and zlib), encode"
+go test -run '^$' -bench . -benchmem -count "$count" ./pdu/xform
