@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -106,4 +107,55 @@ func FuzzParse(f *testing.F) {
 			_ = c.Validate()
 		}
 	})
+}
+
+func TestSMSAndXFormSections(t *testing.T) {
+	c, err := Parse("t.toml", []byte(`
+[sms]
+reassembly_timeout = "2h"
+national_languages = { "+90" = "turkish", "+91" = "Hindi" }
+[xform]
+port = 9200
+[[xform.form]]
+id = "visite"
+prefix = "VS"
+delimiter = "#"
+fields = ["patient/nom", "age"]
+[xform.openrosa]
+url = "https://central.example.org/v1/key/abc/projects/1/submission"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.SMS.ReassemblyTimeout.Duration != 2*time.Hour || c.XForm.Port != 9200 || !c.XForm.Enabled || c.XForm.MaxSize != 1<<20 ||
+		len(c.XForm.Forms) != 1 || c.XForm.Forms[0].Fields[0] != "patient/nom" || c.SMS.NationalLanguages["+91"] != "Hindi" {
+		t.Errorf("%+v", c)
+	}
+	c, _ = Parse("t.toml", []byte(`
+[sms]
+reassembly_timeout = "0s"
+national_languages = { "90x" = "klingon" }
+[xform]
+port = 70000
+[[xform.form]]
+id = "1bad"
+prefix = "VS"
+fields = ["a b"]
+[[xform.form]]
+id = "ok"
+prefix = "vs"
+fields = []
+[xform.openrosa]
+url = "ftp://x"
+`))
+	err = c.Validate()
+	for _, want := range []string{"sms.reassembly_timeout", "sms.national_languages", "klingon", "xform.port", `xform.form[0].id = "1bad"`,
+		"xform.form[0].fields", `xform.form[1].prefix = "vs": is used by another form`, "xform.form[1].fields", "xform.openrosa.url"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\nlacks %q", err, want)
+		}
+	}
 }

@@ -221,8 +221,14 @@ func cmdInbox(args []string) int {
 	fmt.Fprintln(w, "RECEIVED\tFROM\tSTATE\tTEXT")
 	for _, v := range vs {
 		body := v.DataHex
-		if v.Text != nil {
+		switch {
+		case v.FormID != "":
+			body = fmt.Sprintf("[form %s, instance %s] (outpost show %s --json for the XML)", v.FormID, v.InstanceID, v.ID)
+		case v.Text != nil:
 			body = *v.Text
+		}
+		if v.State == "undecodable" || v.State == "incomplete" {
+			body += "  — " + v.Detail
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.CreatedAt.Local().Format("2006-01-02 15:04:05"), v.Peer, v.State, strings.ReplaceAll(body, "\n", " "))
 	}
