@@ -67,15 +67,7 @@ func TestFormsRecognised(t *testing.T) {
 			if _, err := r.conn.HandleInbound(context.Background(), hw.Inbound{Modem: "m1", PDU: phoneSMS(t, from, c.o)}); err != nil {
 				t.Fatal(err)
 			}
-			var m store.Message
-			deadline := time.Now().Add(10 * time.Second)
-			for len(r.app.all()) == n {
-				if time.Now().After(deadline) {
-					t.Fatal("nothing reached the app")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-			m = r.app.all()[n]
+			m := r.app.next(t, n)
 			if m.FormID != c.formID || m.State != c.state || (c.instID != "" && m.InstanceID != c.instID) {
 				t.Fatalf("form %q instance %q state %q detail %q", m.FormID, m.InstanceID, m.State, m.Detail)
 			}
@@ -89,10 +81,39 @@ func TestFormsRecognised(t *testing.T) {
 	}
 }
 
+// next waits for the app's message number n (from 0).
+func (a *app) next(t *testing.T, n int) store.Message {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(a.all()) <= n {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing reached the app")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return a.all()[n]
+}
+
 func mustParse(t *testing.T, s string) *xform.Node {
 	n, err := xform.ParseXML([]byte(s), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestWAPPushIsNoForm: with no form port configured, a WBXML document for
+// another application port (a WAP push Service Indication, tag tokens of
+// its own DTD) stays an ordinary message.
+func TestWAPPushIsNoForm(t *testing.T) {
+	r := newRig(t, false)
+	r.hub.FormRoutes = []string{"app"}
+	r.conn.Forms = &sms.FormOptions{}
+	si := []byte{0x02, 0x05, 0x6a, 0x00, 0x45, 0xC6, 0x0C, 0x03, 'x', 0x00, 0x01, 0x01, 0x01}
+	if _, err := r.conn.HandleInbound(context.Background(), hw.Inbound{Modem: "m1", PDU: phoneSMS(t, "+15550009999", pdu.Outgoing{Data: si, Ports: &pdu.Ports{Dst: 2948, Src: 9200}})}); err != nil {
+		t.Fatal(err)
+	}
+	if m := r.app.next(t, 0); m.FormID != "" || m.State != store.Complete || m.Coding != "8bit" {
+		t.Errorf("WAP push: form %q state %q coding %q detail %q", m.FormID, m.State, m.Coding, m.Detail)
+	}
 }

@@ -261,7 +261,9 @@ func (c *Connector) recognizeForm(msg *store.Message, first *pdu.Message) {
 		}
 		payload = msg.Data
 		inst, err = xform.Decode(payload, c.Forms.Options)
-		if err != nil && !toFormPort && (errors.Is(err, xform.ErrNotForm) || !xform.LooksLikeForm(payload)) {
+		// Without a form port, a payload for some application port (a
+		// WAP push, say) is a form only if it decodes as one.
+		if err != nil && !toFormPort && (port != 0 || errors.Is(err, xform.ErrNotForm) || !xform.LooksLikeForm(payload)) {
 			return
 		}
 	case msg.Text != nil:
