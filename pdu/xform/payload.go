@@ -143,7 +143,7 @@ func LooksLikeForm(b []byte) bool {
 	if Compression(b) != "" || looksLikeXML(b) {
 		return true
 	}
-	d := &wbxmlDecoder{b: b, doc: &Document{}, width: 1, max: 1}
+	d := &wbxmlDecoder{b: b, doc: &Document{}, width: 1, max: len(b)}
 	return d.header() == nil && d.pos < len(b)
 }
 
