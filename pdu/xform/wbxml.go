@@ -79,6 +79,8 @@ type wbxmlDecoder struct {
 	doc   *Document
 	out   int // bytes of names and text produced, bounded by max
 	max   int
+	// cache holds decoded string table entries by offset.
+	cache map[uint32]string
 }
 
 // DecodeWBXML decodes a WBXML document. Tags and attributes must be
@@ -251,6 +253,24 @@ func (d *wbxmlDecoder) inline() (string, error) {
 }
 
 func (d *wbxmlDecoder) tableString(off uint32) (string, error) {
+	// Names repeat in every element: decode each table entry once.
+	if str, ok := d.cache[off]; ok {
+		if d.out += len(str); d.out > d.max {
+			return "", d.tooLarge()
+		}
+		return str, nil
+	}
+	str, err := d.tableEntry(off)
+	if err == nil {
+		if d.cache == nil {
+			d.cache = map[uint32]string{}
+		}
+		d.cache[off] = str
+	}
+	return str, err
+}
+
+func (d *wbxmlDecoder) tableEntry(off uint32) (string, error) {
 	if int64(off) >= int64(len(d.table)) {
 		return "", d.errf("string table reference %d outside the %d-byte table", off, len(d.table))
 	}
