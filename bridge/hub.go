@@ -76,6 +76,10 @@ type SendRequest struct {
 	Report bool     `json:"report"`
 	Flash  bool     `json:"flash,omitempty"`
 	Source string   `json:"-"`
+	// Port is the application port of Data (0: none).
+	Port int `json:"port,omitempty"`
+	// Validity is the relative validity period (0: the SMSC's default).
+	Validity time.Duration `json:"validity,omitempty"`
 }
 
 // StatusChange is a delivery state change, published after commit.
@@ -243,7 +247,8 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 	if req.ID != "" && len(req.ID) > 64 {
 		return "", fmt.Errorf("%w: \"id\" longer than 64 characters", ErrInvalid)
 	}
-	m := &store.Message{ID: req.ID, Direction: store.Out, Peer: strings.Join(req.To, ","), Report: req.Report, Flash: req.Flash, Source: req.Source}
+	m := &store.Message{ID: req.ID, Direction: store.Out, Peer: strings.Join(req.To, ","), Report: req.Report, Flash: req.Flash, Source: req.Source,
+		Port: req.Port, Validity: req.Validity}
 	if req.Data != nil {
 		m.Data, m.Coding = req.Data, "8bit"
 	} else {
@@ -307,6 +312,7 @@ type MessageView struct {
 	store.Message
 	Text       *string          `json:"text,omitempty"`
 	DataHex    string           `json:"data_hex,omitempty"`
+	Validity   string           `json:"validity,omitempty"`
 	State      string           `json:"state"`
 	Deliveries []store.Delivery `json:"deliveries"`
 	Events     []store.Event    `json:"events"`
@@ -321,6 +327,9 @@ func (h *Hub) Message(ctx context.Context, id string) (MessageView, error) {
 			return err
 		}
 		v.Message, v.Text = m, m.Text
+		if m.Validity > 0 {
+			v.Validity = m.Validity.String()
+		}
 		if m.Data != nil {
 			v.DataHex = fmt.Sprintf("%X", m.Data)
 		}

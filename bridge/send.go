@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // SendJSON is the JSON form of a send request, the same on every API:
@@ -18,6 +19,10 @@ type SendJSON struct {
 	Report  *bool           `json:"report,omitempty"`
 	Flash   bool            `json:"flash,omitempty"`
 	ReplyTo string          `json:"reply_to,omitempty"`
+	// Port addresses "data_hex" to an application port (16-bit).
+	Port *int `json:"port,omitempty"`
+	// Validity is how long the SMSC keeps trying ("12h"; 5m to 441 days).
+	Validity string `json:"validity,omitempty"`
 }
 
 // ParseSend turns a JSON send request from source into a SendRequest,
@@ -54,6 +59,22 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 			return req, p, fmt.Errorf(`"data_hex" is not hex: %v`, err)
 		}
 		req.Data = d
+	}
+	if p.Port != nil {
+		if req.Data == nil {
+			return req, p, errors.New(`"port" goes with "data_hex", not "text"`)
+		}
+		if *p.Port < 1 || *p.Port > 65535 {
+			return req, p, fmt.Errorf(`"port" %d: must be 1–65535`, *p.Port)
+		}
+		req.Port = *p.Port
+	}
+	if p.Validity != "" {
+		v, err := time.ParseDuration(p.Validity)
+		if err != nil {
+			return req, p, fmt.Errorf(`"validity" %q: not a duration like "12h"`, p.Validity)
+		}
+		req.Validity = v
 	}
 	return req, p, nil
 }

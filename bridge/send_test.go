@@ -3,6 +3,7 @@ package bridge
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSend(t *testing.T) {
@@ -18,6 +19,10 @@ func TestParseSend(t *testing.T) {
 		{`{"to":[5],"text":"hi"}`, `"to" must be a phone number or a list`},
 		{`{"to":"+15555550100","text":"hi","data_hex":"00"}`, "not both"},
 		{`{"to":"+15555550100","data_hex":"0G"}`, "not hex"},
+		{`{"to":"+15555550100","data_hex":"0A","port":9200,"validity":"12h"}`, ""},
+		{`{"to":"+15555550100","text":"hi","port":9200}`, `"port" goes with "data_hex"`},
+		{`{"to":"+15555550100","data_hex":"0A","port":70000}`, "must be 1–65535"},
+		{`{"to":"+15555550100","text":"hi","validity":"soon"}`, `not a duration`},
 	} {
 		req, _, err := ParseSend([]byte(c.in), "mqtt")
 		switch {
@@ -36,5 +41,9 @@ func TestParseSend(t *testing.T) {
 	req, _, _ = ParseSend([]byte(`{"to":"+1555","text":"x"}`), "mqtt")
 	if !req.Report {
 		t.Error("status reports are on by default")
+	}
+	req, _, _ = ParseSend([]byte(`{"to":"+1555","data_hex":"0A","port":9200,"validity":"12h"}`), "mqtt")
+	if req.Port != 9200 || req.Validity != 12*time.Hour {
+		t.Errorf("port %d validity %v", req.Port, req.Validity)
 	}
 }

@@ -52,9 +52,13 @@ type Message struct {
 	// FormID and InstanceID are set on an inbound message that carried a
 	// form submission (Coding "xform": Text is the instance XML, Data the
 	// payload as it came).
-	FormID     string    `json:"form_id,omitempty"`
-	InstanceID string    `json:"instance_id,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
+	FormID     string `json:"form_id,omitempty"`
+	InstanceID string `json:"instance_id,omitempty"`
+	// Port is the destination application port of outbound 8-bit data
+	// (0: none); Validity the relative validity period (0: the SMSC's).
+	Port      int           `json:"port,omitempty"`
+	Validity  time.Duration `json:"validity,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
 }
 
 // Delivery is one message x destination with its latest state.
@@ -107,9 +111,9 @@ func (tx *Tx) InsertMessage(m *Message) error {
 	if m.DedupKey != "" {
 		dedup = m.DedupKey
 	}
-	_, err := tx.exec(`INSERT INTO messages (id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, dedup_key, state, detail, form_id, instance_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ID, m.Direction, m.Peer, m.Modem, m.Text, m.Data, m.Coding, m.Parts, m.SMSC, m.SCTS, m.Report, m.Flash, m.Source, dedup, m.State, m.Detail, m.FormID, m.InstanceID, ms(m.CreatedAt))
+	_, err := tx.exec(`INSERT INTO messages (id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, dedup_key, state, detail, form_id, instance_id, port, validity_s, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.Direction, m.Peer, m.Modem, m.Text, m.Data, m.Coding, m.Parts, m.SMSC, m.SCTS, m.Report, m.Flash, m.Source, dedup, m.State, m.Detail, m.FormID, m.InstanceID, m.Port, int64(m.Validity/time.Second), ms(m.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
@@ -272,14 +276,15 @@ func (tx *Tx) RecoverSending(connector, detail string) (int, error) {
 	return len(ids), nil
 }
 
-const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, form_id, instance_id, created_at`
+const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, form_id, instance_id, port, validity_s, created_at`
 
 func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var m Message
 	var text sql.NullString
-	var created int64
+	var created, validity int64
 	err := row.Scan(&m.ID, &m.Direction, &m.Peer, &m.Modem, &text, &m.Data, &m.Coding, &m.Parts, &m.SMSC, &m.SCTS,
-		&m.Report, &m.Flash, &m.Source, &m.DedupKey, &m.State, &m.Detail, &m.FormID, &m.InstanceID, &created)
+		&m.Report, &m.Flash, &m.Source, &m.DedupKey, &m.State, &m.Detail, &m.FormID, &m.InstanceID, &m.Port, &validity, &created)
+	m.Validity = time.Duration(validity) * time.Second
 	if text.Valid {
 		m.Text = &text.String
 	}

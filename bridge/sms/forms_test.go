@@ -8,6 +8,7 @@ import (
 	"github.com/warthog618/sms/encoding/pdumode"
 	"github.com/warthog618/sms/encoding/tpdu"
 
+	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/bridge/sms"
 	"github.com/outpost-sms/outpost/hw"
 	"github.com/outpost-sms/outpost/pdu"
@@ -115,5 +116,32 @@ func TestWAPPushIsNoForm(t *testing.T) {
 	}
 	if m := r.app.next(t, 0); m.FormID != "" || m.State != store.Complete || m.Coding != "8bit" {
 		t.Errorf("WAP push: form %q state %q coding %q detail %q", m.FormID, m.State, m.Coding, m.Detail)
+	}
+}
+
+// TestSendPortAndValidity: a send's port and validity reach the PDU the
+// modem is given.
+func TestSendPortAndValidity(t *testing.T) {
+	r := newRig(t, true)
+	id, err := r.hub.Submit(context.Background(), bridge.SendRequest{To: []string{"+15555550100"}, Data: []byte{0xCA, 0xFE},
+		Port: 9200, Validity: 12 * time.Hour, Report: true, Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := r.waitState(t, id, store.Delivered)
+	if v.Validity != "12h0m0s" || v.Port != 9200 {
+		t.Errorf("stored validity %q port %d", v.Validity, v.Port)
+	}
+	var sent *pdu.Message
+	for _, line := range r.sim.Commands() {
+		if m, err := pdu.DecodeHex(line); err == nil && m.Type == pdu.Submit {
+			sent = m
+		}
+	}
+	if sent == nil {
+		t.Fatalf("no SMS-SUBMIT among the modem's commands %q", r.sim.Commands())
+	}
+	if sent.UDH == nil || sent.UDH.Ports == nil || sent.UDH.Ports.Dst != 9200 || sent.Validity != "12h0m0s" || string(sent.Data) != "\xCA\xFE" {
+		t.Errorf("sent %+v udh %+v", sent, sent.UDH)
 	}
 }

@@ -80,8 +80,16 @@ func (c *Connector) Validate(req *bridge.SendRequest) error {
 			return err
 		}
 	}
-	_, err := (&pdu.Encoder{}).Encode(pdu.Outgoing{To: req.To[0], Text: req.Text, Data: req.Data, Languages: c.languagesFor(req.To[0])})
+	_, err := (&pdu.Encoder{}).Encode(outgoing(req.To[0], req.Text, req.Data, req.Port, req.Validity, c.languagesFor(req.To[0])))
 	return err
+}
+
+func outgoing(to, text string, data []byte, port int, validity time.Duration, langs []int) pdu.Outgoing {
+	o := pdu.Outgoing{To: to, Text: text, Data: data, Validity: validity, Languages: langs}
+	if port > 0 {
+		o.Ports = &pdu.Ports{Dst: port}
+	}
+	return o
 }
 
 // languagesFor returns the national language tables of the longest
@@ -493,10 +501,12 @@ func (r refs) NextConcatRef() (n int, err error) {
 // by a modem, recording each part's reference as soon as the modem gives
 // it, so a retry or a restart does not send them again.
 func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
-	out := pdu.Outgoing{To: d.Recipient, Data: m.Data, Report: m.Report, Flash: m.Flash, Languages: c.languagesFor(d.Recipient)}
+	text := ""
 	if m.Text != nil {
-		out.Text = *m.Text
+		text = *m.Text
 	}
+	out := outgoing(d.Recipient, text, m.Data, m.Port, m.Validity, c.languagesFor(d.Recipient))
+	out.Report, out.Flash = m.Report, m.Flash
 	enc := pdu.Encoder{Refs: refs{ctx, c.Store, d.ID}}
 	parts, err := enc.Encode(out)
 	if err != nil {

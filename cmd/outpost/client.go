@@ -98,6 +98,7 @@ func cmdSend(args []string) int {
 	text := fs.String("text", "", "message text")
 	noReport := fs.Bool("no-report", false, "do not ask the network for a delivery report")
 	flash := fs.Bool("flash", false, "send as a flash message (class 0)")
+	validity := fs.Duration("validity", 0, "how long the SMSC keeps trying (5m to 441 days; 0: its default)")
 	mk := clientFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost send --to NUMBER --text TEXT\n\nQueues one SMS and prints its id on the last line.")
@@ -129,7 +130,11 @@ func cmdSend(args []string) int {
 	}
 	report := !*noReport
 	var out struct{ ID string }
-	if err := c.do("POST", "/v1/messages", map[string]any{"to": nums, "text": *text, "report": report, "flash": *flash}, &out); err != nil {
+	body := map[string]any{"to": nums, "text": *text, "report": report, "flash": *flash}
+	if *validity != 0 {
+		body["validity"] = validity.String()
+	}
+	if err := c.do("POST", "/v1/messages", body, &out); err != nil {
 		return fail("send", err)
 	}
 	fmt.Println(out.ID)

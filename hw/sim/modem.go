@@ -100,7 +100,8 @@ func (m *Modem) SetFaults(f Faults) {
 	m.faults = f
 }
 
-// Commands returns the AT commands received so far.
+// Commands returns the AT commands received so far, with the PDU given
+// after each AT+CMGS as a line of its own.
 func (m *Modem) Commands() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -694,6 +695,9 @@ func (s *session) cmgs(arg string, r *bufio.Reader) bool {
 	if s.echo {
 		s.write(string(buf) + "\x1a")
 	}
+	s.m.mu.Lock()
+	s.m.commands = append(s.m.commands, string(buf)) // the PDU, as the terminal sent it
+	s.m.mu.Unlock()
 	raw, err := hex.DecodeString(string(buf))
 	if err != nil || len(raw) < 1 || int(raw[0])+1+length != len(raw) {
 		s.cmsError(304)
