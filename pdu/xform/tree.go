@@ -97,6 +97,7 @@ func (n *Node) appendText(s string) {
 // whitespace, so text comes out exactly as it is in the tree.
 func (n *Node) XML() []byte {
 	var b bytes.Buffer
+	b.Grow(4096)
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
 	n.write(&b)
 	return b.Bytes()
@@ -133,30 +134,45 @@ func (n *Node) write(b *bytes.Buffer) {
 }
 
 func escape(b *bytes.Buffer, s string, attr bool) {
-	for _, r := range s {
+	last := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		// Most bytes need nothing: copy them in runs.
+		if c >= 0x20 && c != '&' && c != '<' && c != '>' && c != '"' && c != 0xEF {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		var rep string
 		switch {
 		case r == '&':
-			b.WriteString("&amp;")
+			rep = "&amp;"
 		case r == '<':
-			b.WriteString("&lt;")
+			rep = "&lt;"
 		case r == '>':
-			b.WriteString("&gt;")
+			rep = "&gt;"
 		case attr && r == '"':
-			b.WriteString("&quot;")
+			rep = "&quot;"
 		case attr && r == '\n':
-			b.WriteString("&#xA;")
+			rep = "&#xA;"
 		case attr && r == '\t':
-			b.WriteString("&#x9;")
+			rep = "&#x9;"
 		case r == '\r':
-			b.WriteString("&#xD;")
+			rep = "&#xD;"
 		case r < 0x20 && r != '\n' && r != '\t', r == 0xFFFE, r == 0xFFFF:
 			// Not allowed in XML 1.0 even as a reference: keep it
 			// visible rather than write a document no parser reads.
-			fmt.Fprintf(b, "\\u%04X", r)
+			rep = fmt.Sprintf("\\u%04X", r)
 		default:
-			b.WriteRune(r)
+			i += size
+			continue
 		}
+		b.WriteString(s[last:i])
+		b.WriteString(rep)
+		i += size
+		last = i
 	}
+	b.WriteString(s[last:])
 }
 
 // ErrNotXML means the input is not a well-formed XML document.
