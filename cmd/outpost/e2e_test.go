@@ -492,7 +492,9 @@ func TestCrashAfterSendBeforeCommit(t *testing.T) {
 	for _, e := range s.Events {
 		retried = retried || strings.Contains(e.Detail, "may arrive twice")
 	}
-	if !retried || s.Deliveries[0].Attempts != 2 {
+	// Two attempts: the one the crash cut short and the retry (a third
+	// only if the loaded machine timed a command out in between).
+	if !retried || s.Deliveries[0].Attempts < 2 {
 		t.Fatalf("history does not show the retry after the crash: %+v", s)
 	}
 	waitFor(t, "both echoes", 20*time.Second, func() bool {
