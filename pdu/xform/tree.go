@@ -193,7 +193,15 @@ func ParseXML(data []byte, keepSpace bool) (*Node, error) {
 		case "utf-8", "us-ascii", "ascii":
 			return r, nil
 		case "iso-8859-1", "latin1", "latin-1":
-			return latin1Reader{r}, nil
+			raw, err := io.ReadAll(r)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]byte, 0, len(raw)+len(raw)/4)
+			for _, c := range raw { // each Latin-1 byte is its code point
+				out = utf8.AppendRune(out, rune(c))
+			}
+			return bytes.NewReader(out), nil
 		}
 		return nil, fmt.Errorf("encoding %q not supported (use UTF-8)", label)
 	}
@@ -302,17 +310,4 @@ func Equal(a, b *Node) bool {
 		}
 	}
 	return true
-}
-
-type latin1Reader struct{ r io.Reader }
-
-func (l latin1Reader) Read(p []byte) (int, error) {
-	// Each Latin-1 byte becomes at most 2 UTF-8 bytes.
-	buf := make([]byte, (len(p)+1)/2)
-	n, err := l.r.Read(buf)
-	out := p[:0]
-	for _, c := range buf[:n] {
-		out = utf8.AppendRune(out, rune(c))
-	}
-	return len(out), err
 }
