@@ -72,7 +72,10 @@ func TestLatin1XML(t *testing.T) {
 	doc := append([]byte(`<?xml version="1.0" encoding="ISO-8859-1"?><r id="f"><n>`), 0xC9, 't', 0xE9)
 	doc = append(doc, []byte(`</n></r>`)...)
 	inst, err := Decode(doc, Options{})
-	if err != nil || inst.Root.Child("n").InnerText() != "Été" {
-		t.Fatalf("%v %s", err, inst.XML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inst.Root.Child("n").InnerText(); got != "Été" {
+		t.Fatalf("text %q, want Été", got)
 	}
 }
