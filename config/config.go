@@ -26,7 +26,33 @@ type Config struct {
 	MQTT      MQTT    `toml:"mqtt"`
 	SMS       SMS     `toml:"sms"`
 	XForm     XForm   `toml:"xform"`
+	Hub       Hub     `toml:"hub"`
 	Modems    []Modem `toml:"modem"`
+}
+
+// Hub configures the link to the central hub (an MQTT broker).
+type Hub struct {
+	// URL is tcp://host:port (or ssl://…); empty turns the link off.
+	URL      string `toml:"url"`
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+	// ClientID defaults to the gateway id.
+	ClientID  string   `toml:"client_id"`
+	KeepAlive Duration `toml:"keepalive"`
+	// Window is how many messages may wait for the hub's PUBACK at once
+	// (1: strict order).
+	Window int `toml:"window"`
+	// Forward lists local topics whose messages go to the hub.
+	Forward []Forward `toml:"forward"`
+}
+
+// Forward is a pass-through rule: what local devices publish on Topic (a
+// filter, wildcards allowed) is committed and forwarded to the hub.
+type Forward struct {
+	Topic string `toml:"topic"`
+	QoS   int    `toml:"qos"`
+	// Prefix, when set, is put before the topic on the hub.
+	Prefix string `toml:"prefix"`
 }
 
 // SMS configures the SMS connector.
@@ -134,6 +160,7 @@ func Default() Config {
 		MQTT:      MQTT{Listen: "127.0.0.1:1883", AllowAnonymous: true, Prefix: "outpost"},
 		SMS:       SMS{ReassemblyTimeout: Duration{24 * time.Hour}},
 		XForm:     XForm{Enabled: true, MaxSize: 1 << 20},
+		Hub:       Hub{KeepAlive: Duration{30 * time.Second}, Window: 64},
 		Modems:    []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
 	}
 }
@@ -282,6 +309,24 @@ func (c Config) Validate() error {
 		}
 		if !strings.Contains(languages, " "+strings.ToLower(lang)+" ") {
 			bad("sms.national_languages."+prefix, lang, "must be one of"+strings.TrimRight(languages, " "))
+		}
+	}
+	if u := c.Hub.URL; u != "" && !strings.HasPrefix(u, "tcp://") && !strings.HasPrefix(u, "ssl://") && !strings.HasPrefix(u, "tls://") {
+		bad("hub.url", u, "must be tcp://host:port or ssl://host:port")
+	}
+	if c.Hub.Window < 1 || c.Hub.Window > 65535 {
+		bad("hub.window", c.Hub.Window, "must be 1 (strict order) to 65535")
+	}
+	for i, f := range c.Hub.Forward {
+		p := fmt.Sprintf("hub.forward[%d]", i)
+		if f.Topic == "" || strings.Contains(f.Topic, "#") && !strings.HasSuffix(f.Topic, "#") {
+			bad(p+".topic", f.Topic, "must be a topic filter ('#' only at the end)")
+		}
+		if f.QoS < 0 || f.QoS > 1 {
+			bad(p+".qos", f.QoS, "must be 0 or 1")
+		}
+		if strings.ContainsAny(f.Prefix, "+#") {
+			bad(p+".prefix", f.Prefix, "must not hold wildcards")
 		}
 	}
 	if c.XForm.Port < 0 || c.XForm.Port > 65535 {

@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers the tests drive: gammu (an AT client pointed at the simulator),
-# python3-gammu (a reference PDU codec) and libwbxml2-utils (xml2wbxml and
-# wbxml2xml, the reference WBXML codec).
-packages=(gammu python3-gammu libwbxml2-utils)
+# python3-gammu (a reference PDU codec), libwbxml2-utils (xml2wbxml and
+# wbxml2xml, the reference WBXML codec) and mosquitto (the hub the sync
+# tests start on a loopback port of their own).
+packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,6 +19,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing: ${missing[*]}"
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# The package may start a system broker on 1883, the port Outpost's
+	# defaults use; the tests start their own.
+	$sudo service mosquitto stop >/dev/null 2>&1 || true
 fi
 # Tests that need these tools fail, rather than skip, when they are absent.
 export OUTPOST_REQUIRE_TOOLS=1

@@ -32,6 +32,8 @@ type Options struct {
 	GatewayID      string
 	AllowAnonymous bool
 	Log            *slog.Logger
+	// Hub, when its URL is set, is the link to the central hub.
+	Hub HubOptions
 }
 
 // Connector is the embedded broker and the topic API on it.
@@ -44,6 +46,7 @@ type Connector struct {
 	hub    *bridge.Hub
 	ready  chan struct{}
 	once   sync.Once
+	uplink *Uplink
 }
 
 // New creates the broker; Run starts it. The hub is needed by the send
@@ -56,6 +59,13 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 	c.server = mochi.New(&mochi.Options{InlineClient: true, Logger: opts.Log.With("component", "mqtt-broker")})
 	c.server.AddHook(&authHook{allowAnonymous: opts.AllowAnonymous, log: c.log}, nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
+	if opts.Hub.URL != "" {
+		if opts.Hub.ClientID == "" {
+			opts.Hub.ClientID = opts.GatewayID
+		}
+		c.uplink = NewUplink(opts.Hub, hub.Store, c.base+"status", opts.Log)
+		c.server.AddHook(&forwardHook{c: c}, nil)
+	}
 	hub.OnStatus(c.publishStatus)
 	hub.OnModemStatus(c.publishModem)
 	return c
@@ -98,7 +108,13 @@ func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
 	}
 	c.log.Info("local MQTT broker listening", "addr", ln.Addr().String(), "topics", c.base+"#")
 	c.once.Do(func() { close(c.ready) })
+	var wg sync.WaitGroup
+	if c.uplink != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.uplink.Run(ctx) }()
+	}
 	<-ctx.Done()
+	wg.Wait()
 	return c.server.Close()
 }
 

@@ -152,8 +152,13 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		hub.FormRoutes = append(hub.FormRoutes, "openrosa")
 	}
 	if cfg.MQTT.Listen != "" {
+		ho := bmqtt.HubOptions{URL: cfg.Hub.URL, Username: cfg.Hub.Username, Password: cfg.Hub.Password, ClientID: cfg.Hub.ClientID,
+			KeepAlive: cfg.Hub.KeepAlive.Duration, Window: cfg.Hub.Window}
+		for _, f := range cfg.Hub.Forward {
+			ho.Forward = append(ho.Forward, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
+		}
 		hub.Add(bmqtt.New(bmqtt.Options{Listen: cfg.MQTT.Listen, Prefix: cfg.MQTT.Prefix, GatewayID: cfg.GatewayID,
-			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log}, hub))
+			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log, Hub: ho}, hub))
 	}
 	api := &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Hub: hub, Log: log}
 

@@ -75,8 +75,14 @@ type proc struct {
 
 func start(t *testing.T, dir string, env []string, args ...string) *proc {
 	t.Helper()
+	return startCmd(t, dir, env, binary, args...)
+}
+
+// startCmd runs any program the way start runs outpost.
+func startCmd(t *testing.T, dir string, env []string, bin string, args ...string) *proc {
+	t.Helper()
 	p := &proc{out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -1,0 +1,266 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/outpost-sms/outpost/store"
+)
+
+// Forward is a pass-through rule: local publishes on Topic (a filter) go
+// to the hub, under Prefix when set.
+type Forward struct {
+	Topic  string
+	QoS    byte
+	Prefix string
+}
+
+// HubOptions configure the link to the central hub.
+type HubOptions struct {
+	URL, Username, Password, ClientID string
+	KeepAlive                         time.Duration
+	// Window is how many messages may wait for the hub's PUBACK at once.
+	Window int
+	// Forward lists the pass-through topics.
+	Forward []Forward
+	// RetryMin and RetryMax bound the reconnect backoff (defaults 100ms
+	// and 1s: the first message goes out within a second of the hub
+	// coming back).
+	RetryMin, RetryMax time.Duration
+}
+
+// Uplink drains the durable hub queue (store.HubMessage rows) to the hub:
+// a row leaves the queue only once the hub acknowledged it. Each
+// connection gets a fresh paho client with a clean session and paho's
+// memory store, so paho never resends on its own: after a reconnect the
+// queue is resent from SQLite, oldest first (at most one window of
+// duplicates).
+type Uplink struct {
+	opt   HubOptions
+	store *store.Store
+	log   *slog.Logger
+	wake  chan struct{}
+	// statusTopic carries "online"/"offline" (retained; the will).
+	statusTopic string
+}
+
+// NewUplink returns an uplink on s.
+func NewUplink(opt HubOptions, s *store.Store, statusTopic string, log *slog.Logger) *Uplink {
+	if opt.Window < 1 {
+		opt.Window = 64
+	}
+	if opt.RetryMin <= 0 {
+		opt.RetryMin = 100 * time.Millisecond
+	}
+	if opt.RetryMax <= 0 {
+		opt.RetryMax = time.Second
+	}
+	if opt.KeepAlive <= 0 {
+		opt.KeepAlive = 30 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Uplink{opt: opt, store: s, log: log.With("component", "hub-link"), wake: make(chan struct{}, 1), statusTopic: statusTopic}
+}
+
+// Wake tells the uplink the queue has grown.
+func (u *Uplink) Wake() {
+	select {
+	case u.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run keeps the link up and the queue draining until ctx ends.
+func (u *Uplink) Run(ctx context.Context) error {
+	backoff := u.opt.RetryMin
+	for ctx.Err() == nil {
+		sent, err := u.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if sent > 0 {
+			backoff = u.opt.RetryMin
+		}
+		u.log.Warn("hub link down; retrying", "url", u.opt.URL, "err", err, "in", backoff)
+		// Full jitter on the upper half: many boxes do not reconnect in
+		// step after the hub restarts.
+		d := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d):
+		}
+		backoff = min(2*backoff, u.opt.RetryMax)
+	}
+	return nil
+}
+
+var errLost = errors.New("connection lost")
+
+// session connects once and drains until the connection fails. It
+// returns how many messages the hub acknowledged.
+func (u *Uplink) session(ctx context.Context) (int, error) {
+	lost := make(chan error, 1)
+	opts := paho.NewClientOptions().AddBroker(u.opt.URL).SetClientID(u.opt.ClientID).
+		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
+		SetKeepAlive(u.opt.KeepAlive).SetPingTimeout(10 * time.Second).SetConnectTimeout(10 * time.Second).
+		SetWriteTimeout(10 * time.Second).SetOrderMatters(true).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		})
+	if u.opt.Username != "" {
+		opts.SetUsername(u.opt.Username).SetPassword(u.opt.Password)
+	}
+	if u.statusTopic != "" {
+		opts.SetBinaryWill(u.statusTopic, []byte("offline"), 1, true)
+	}
+	client := paho.NewClient(opts)
+	tok := client.Connect()
+	if !tok.WaitTimeout(15 * time.Second) {
+		client.Disconnect(0)
+		return 0, errors.New("connect timed out")
+	}
+	if err := tok.Error(); err != nil {
+		return 0, fmt.Errorf("connect: %w", err)
+	}
+	defer client.Disconnect(250)
+	u.log.Info("hub link up", "url", u.opt.URL)
+	if u.statusTopic != "" {
+		client.Publish(u.statusTopic, 1, true, "online")
+	}
+	sent := 0
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		var batch []store.HubMessage
+		err := u.store.View(ctx, func(tx *store.Tx) (err error) {
+			batch, err = tx.HubBatch(u.opt.Window)
+			return err
+		})
+		if err != nil {
+			return sent, err
+		}
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				return sent, nil
+			case err := <-lost:
+				return sent, fmt.Errorf("%w: %v", errLost, err)
+			case <-u.wake:
+			case <-tick.C:
+			}
+			continue
+		}
+		toks := make([]paho.Token, len(batch))
+		for i, m := range batch {
+			toks[i] = client.Publish(m.Topic, m.QoS, m.Retain, m.Payload)
+		}
+		ids := make([]int64, 0, len(batch))
+		for i, t := range toks {
+			if !t.WaitTimeout(30 * time.Second) {
+				return sent, errors.New("no PUBACK within 30s")
+			}
+			if err := t.Error(); err != nil {
+				return sent, fmt.Errorf("publish: %w", err)
+			}
+			ids = append(ids, batch[i].ID)
+		}
+		// A token can complete because the connection closed; only a
+		// connection still up proves the hub took the window.
+		if !client.IsConnectionOpen() {
+			return sent, errLost
+		}
+		if err := u.store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.DeleteHub(ids) }); err != nil {
+			return sent, err
+		}
+		sent += len(ids)
+	}
+}
+
+// topicMatch reports whether topic matches the MQTT filter.
+func topicMatch(filter, topic string) bool {
+	f := strings.Split(filter, "/")
+	t := strings.Split(topic, "/")
+	for i, p := range f {
+		if p == "#" {
+			return true
+		}
+		if i >= len(t) || p != "+" && p != t[i] {
+			return false
+		}
+	}
+	return len(f) == len(t)
+}
+
+// forwardHook commits what goes to the hub before the local broker
+// acknowledges it: pass-through topics from local clients, and what
+// Outpost itself publishes (sms/in, sms/status, xform, modem status).
+type forwardHook struct {
+	mochi.HookBase
+	c *Connector
+}
+
+func (h *forwardHook) ID() string { return "outpost-forward" }
+
+func (h *forwardHook) Provides(b byte) bool { return b == mochi.OnPublish }
+
+// OnPublish runs before the PUBACK: a message that is not committed is
+// not acknowledged, and the client sends it again.
+func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	c := h.c
+	if c.uplink == nil {
+		return pk, nil
+	}
+	m := store.HubMessage{Topic: pk.TopicName, Payload: pk.Payload, QoS: 1, Retain: pk.FixedHeader.Retain}
+	switch {
+	case cl.Net.Inline:
+		if !c.ownTopic(pk.TopicName) {
+			return pk, nil
+		}
+	default:
+		f, ok := c.forwardRule(pk.TopicName)
+		if !ok {
+			return pk, nil
+		}
+		m.Topic, m.QoS = f.Prefix+pk.TopicName, f.QoS
+	}
+	if err := c.hub.Store.Update(context.Background(), func(tx *store.Tx) error { return tx.EnqueueHub(&m) }); err != nil {
+		c.log.Error("message for the hub not stored; not acknowledged", "topic", pk.TopicName, "client", cl.ID, "err", err)
+		return pk, packets.ErrRejectPacket
+	}
+	c.uplink.Wake()
+	return pk, nil
+}
+
+func (c *Connector) forwardRule(topic string) (Forward, bool) {
+	for _, f := range c.opts.Hub.Forward {
+		if topicMatch(f.Topic, topic) {
+			return f, true
+		}
+	}
+	return Forward{}, false
+}
+
+// ownTopic reports whether topic is one of the API topics Outpost
+// publishes for the hub too.
+func (c *Connector) ownTopic(topic string) bool {
+	rest, ok := strings.CutPrefix(topic, c.base)
+	if !ok {
+		return false
+	}
+	return rest == "sms/in" || strings.HasPrefix(rest, "sms/status/") || strings.HasPrefix(rest, "xform/") || strings.HasPrefix(rest, "modem/")
+}

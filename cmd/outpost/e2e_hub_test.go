@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	pahomqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// mosquittoHub is a real Mosquitto playing the central hub, on a loopback
+// port, with persistence in its own folder (so a subscriber's session and
+// the messages queued for it survive a restart of the hub).
+type mosquittoHub struct {
+	t    *testing.T
+	bin  string
+	addr string
+	conf string
+	p    *proc
+}
+
+func newMosquittoHub(t *testing.T) *mosquittoHub {
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil { // /usr/sbin is not on every PATH
+		bin = "/usr/sbin/mosquitto"
+		if _, err = os.Stat(bin); err != nil {
+			if os.Getenv("OUTPOST_REQUIRE_TOOLS") != "" {
+				t.Fatal("mosquitto is not installed (scripts/test.sh installs it)")
+			}
+			t.Skip("mosquitto is not installed; scripts/test.sh installs it")
+		}
+	}
+	dir := t.TempDir()
+	h := &mosquittoHub{t: t, bin: bin, addr: freePort(t), conf: filepath.Join(dir, "mosquitto.conf")}
+	_, port, _ := net.SplitHostPort(h.addr)
+	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n"+
+		"autosave_interval 0\nmax_queued_messages 0\nmax_inflight_messages 0\nuser root\nlog_dest stderr\n", port, dir)
+	if err := os.WriteFile(h.conf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *mosquittoHub) start() {
+	h.t.Helper()
+	h.p = startCmd(h.t, filepath.Dir(h.conf), nil, h.bin, "-c", h.conf)
+	waitFor(h.t, "mosquitto to listen", 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", h.addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// client connects to the hub; a persistent session when clean is false.
+func (h *mosquittoHub) client(id string, clean bool, got chan pahomqtt.Message) pahomqtt.Client {
+	h.t.Helper()
+	opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + h.addr).SetClientID(id).SetCleanSession(clean).SetAutoReconnect(false)
+	if got != nil {
+		opts.SetDefaultPublishHandler(func(_ pahomqtt.Client, m pahomqtt.Message) { got <- m })
+	}
+	c := pahomqtt.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		h.t.Fatalf("connect to the hub: %v", tok.Error())
+	}
+	return c
+}
+
+// TestHubStoreAndForwardSurvivesKill is acceptance 1 of the sync issue:
+// with the hub down, 20,000 QoS 1 messages are published to a
+// pass-through topic on the local broker; Outpost is killed (-9) and
+// started again; the hub comes up; a subscriber on the hub gets all of
+// them, in order, with duplicates only within one window.
+func TestHubStoreAndForwardSurvivesKill(t *testing.T) {
+	const n, window = 20000, 64
+	hubb := newMosquittoHub(t)
+	// The hub's subscriber has a persistent session, made while the hub
+	// was up before: what arrives while it is away is kept for it.
+	hubb.start()
+	sub := hubb.client("hq-subscriber", false, nil)
+	if tok := sub.Subscribe("field/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	sub.Disconnect(100)
+	hubb.p.stop()
+
+	g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\nwindow = %d\n[[hub.forward]]\ntopic = \"field/#\"\nqos = 1\n", hubb.addr, window))
+	g.start()
+	local, _ := g.subscribe("sensor-gateway")
+	t0 := time.Now()
+	for i := 1; i <= n; i++ {
+		tok := local.Publish("field/sensor1", 1, false, strconv.Itoa(i))
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tok.Error())
+		}
+	}
+	t.Logf("%d QoS 1 publishes committed in %v (%.0f/s)", n, time.Since(t0), n/time.Since(t0).Seconds())
+	local.Disconnect(0)
+	g.d.kill()
+	g.start()
+
+	hubb.start()
+	got := make(chan pahomqtt.Message, n+1000)
+	t1 := time.Now()
+	hubb.client("hq-subscriber", false, got)
+	next, dups := 1, 0
+	deadline := time.After(3 * time.Minute)
+	for next <= n {
+		select {
+		case m := <-got:
+			v, err := strconv.Atoi(string(m.Payload()))
+			switch {
+			case err != nil:
+				t.Fatalf("payload %q", m.Payload())
+			case v == next:
+				next++
+			case v < next && next-v <= window:
+				dups++
+			default:
+				t.Fatalf("got %d after %d: out of order or a gap", v, next-1)
+			}
+		case <-deadline:
+			t.Fatalf("the hub got %d of %d", next-1, n)
+		}
+	}
+	t.Logf("drained %d to the hub in %v (%d duplicates)", n, time.Since(t1), dups)
+	if dups > window {
+		t.Errorf("%d duplicates, more than one window (%d)", dups, window)
+	}
+}
