@@ -53,9 +53,10 @@ type Store struct {
 }
 
 type write struct {
-	ctx context.Context
-	fn  func(*Tx) error
-	err chan error
+	ctx   context.Context
+	fn    func(*Tx) error
+	err   chan error
+	after []func() // set before err is sent
 }
 
 // Options tune Open.
@@ -166,7 +167,15 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	}
 	// Once queued the write is not abandoned: its outcome is what the
 	// caller must report, so wait for it even if ctx ends.
-	return <-w.err
+	err := <-w.err
+	if err == nil {
+		// On the caller's goroutine, not the committer's: a callback may
+		// publish, and what it publishes may be stored in turn.
+		for _, f := range w.after {
+			f()
+		}
+	}
+	return err
 }
 
 // View runs fn in a read transaction.
@@ -214,7 +223,6 @@ func (s *Store) commitGroup(group []*write) {
 		return
 	}
 	errs := make([]error, len(group))
-	var after []func()
 	for i, w := range group {
 		if err := w.ctx.Err(); err != nil {
 			errs[i] = err
@@ -233,7 +241,7 @@ func (s *Store) commitGroup(group []*write) {
 				return
 			}
 		} else {
-			after = append(after, tx.after...)
+			w.after = tx.after
 		}
 		if _, err := sqlTx.Exec(`RELEASE w`); err != nil {
 			sqlTx.Rollback()
@@ -247,9 +255,6 @@ func (s *Store) commitGroup(group []*write) {
 	}
 	for i, w := range group {
 		w.err <- errs[i]
-	}
-	for _, f := range after {
-		f()
 	}
 }
 
@@ -274,7 +279,8 @@ type Tx struct {
 func (tx *Tx) Now() time.Time { return tx.now }
 
 // AfterCommit registers f to run once the transaction is durably committed
-// (never if it is rolled back). f runs on the committer: it must not block.
+// (never if it is rolled back). f runs on the goroutine that called
+// Update, before Update returns.
 func (tx *Tx) AfterCommit(f func()) { tx.after = append(tx.after, f) }
 
 func (tx *Tx) exec(q string, args ...any) (sql.Result, error) {

@@ -64,6 +64,7 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 			opts.Hub.ClientID = opts.GatewayID
 		}
 		c.uplink = NewUplink(opts.Hub, hub.Store, c.base+"status", opts.Log)
+		c.uplink.downTopic, c.uplink.downlink = c.base+"sms/send", c.downlink
 		c.server.AddHook(&forwardHook{c: c}, nil)
 	}
 	hub.OnStatus(c.publishStatus)
@@ -232,36 +233,59 @@ func (h *sendHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 		return pk, nil
 	}
 	c := h.c
-	req, p, err := bridge.ParseSend(pk.Payload, "mqtt")
+	r, replyTo, err := c.submit(pk.Payload, "mqtt", cl.ID)
+	if err != nil {
+		// Not committed: no PUBACK, so the client sends it again.
+		return pk, packets.ErrRejectPacket
+	}
+	b, _ := json.Marshal(r)
+	if err := c.server.Publish(replyTo, b, false, 1); err != nil {
+		c.log.Warn("publish reply", "err", err)
+	}
+	return pk, nil
+}
+
+// submit parses and stores one send request from source. It returns the
+// reply and the topic it goes to, or an error when the request could not
+// be committed (the sender must be asked again); a bad request is a
+// reply, not an error.
+func (c *Connector) submit(payload []byte, source, client string) (Reply, string, error) {
+	req, p, err := bridge.ParseSend(payload, source)
 	replyTopic := c.Topic("sms/send/reply")
 	if p.ReplyTo != "" && !strings.ContainsAny(p.ReplyTo, "+#") {
 		replyTopic = p.ReplyTo
 	}
-	reply := func(r Reply) {
-		b, _ := json.Marshal(r)
-		if err := c.server.Publish(replyTopic, b, false, 1); err != nil {
-			c.log.Warn("publish reply", "err", err)
-		}
-	}
 	if err != nil {
-		c.log.Info("rejected sms/send", "client", cl.ID, "err", err)
-		reply(Reply{ID: p.ID, Error: err.Error()})
-		return pk, nil
+		c.log.Info("rejected sms/send", "source", source, "client", client, "err", err)
+		return Reply{ID: p.ID, Error: err.Error()}, replyTopic, nil
 	}
 	id, err := c.hub.Submit(context.Background(), req)
 	switch {
 	case errors.Is(err, bridge.ErrInvalid):
-		c.log.Info("rejected sms/send", "client", cl.ID, "err", err)
-		reply(Reply{ID: p.ID, Error: strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": ")})
-		return pk, nil
+		c.log.Info("rejected sms/send", "source", source, "client", client, "err", err)
+		return Reply{ID: p.ID, Error: strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": ")}, replyTopic, nil
 	case err != nil:
-		// Not committed: no PUBACK, so the client sends it again.
-		c.log.Error("sms/send not stored; not acknowledged", "client", cl.ID, "err", err)
-		return pk, packets.ErrRejectPacket
+		c.log.Error("sms/send not stored; not acknowledged", "source", source, "client", client, "err", err)
+		return Reply{}, replyTopic, err
 	}
-	c.log.Info("queued", "msg_id", id, "to", strings.Join(req.To, ","), "client", cl.ID)
-	reply(Reply{ID: id, OK: true})
-	return pk, nil
+	c.log.Info("queued", "msg_id", id, "to", strings.Join(req.To, ","), "source", source, "client", client)
+	return Reply{ID: id, OK: true}, replyTopic, nil
+}
+
+// downlink takes a send request the hub published: committed before the
+// hub gets its PUBACK; the reply goes back to the hub through the queue.
+func (c *Connector) downlink(payload []byte) error {
+	r, replyTo, err := c.submit(payload, "hub", c.opts.Hub.ClientID)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(r)
+	m := store.HubMessage{Topic: replyTo, Payload: b, QoS: 1}
+	if err := c.hub.Store.Update(context.Background(), func(tx *store.Tx) error { return tx.EnqueueHub(&m) }); err != nil {
+		c.log.Warn("reply to the hub not queued", "err", err)
+	}
+	c.uplink.Wake()
+	return nil
 }
 
 // authHook allows anonymous clients only when configured (Validate allows

@@ -51,6 +51,10 @@ type Uplink struct {
 	wake  chan struct{}
 	// statusTopic carries "online"/"offline" (retained; the will).
 	statusTopic string
+	// downlink takes what the hub publishes on downTopic; the hub gets
+	// its PUBACK only when downlink returned nil (it committed).
+	downTopic string
+	downlink  func(payload []byte) error
 }
 
 // NewUplink returns an uplink on s.
@@ -113,7 +117,12 @@ var errLost = errors.New("connection lost")
 func (u *Uplink) session(ctx context.Context) (int, error) {
 	lost := make(chan error, 1)
 	opts := paho.NewClientOptions().AddBroker(u.opt.URL).SetClientID(u.opt.ClientID).
-		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
+		// A persistent session on the hub keeps the downlink
+		// subscription and what the hub sends while we are away; paho's
+		// own store stays empty (a fresh client each time), so paho never
+		// resends: the queue in SQLite does.
+		SetCleanSession(u.downlink == nil).SetAutoReconnect(false).SetConnectRetry(false).
+		SetAutoAckDisabled(true).
 		SetKeepAlive(u.opt.KeepAlive).SetPingTimeout(10 * time.Second).SetConnectTimeout(10 * time.Second).
 		SetWriteTimeout(10 * time.Second).SetOrderMatters(true).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
@@ -128,6 +137,21 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 	if u.statusTopic != "" {
 		opts.SetBinaryWill(u.statusTopic, []byte("offline"), 1, true)
 	}
+	if u.downlink != nil {
+		// Set before connecting: a persistent session gets what the hub
+		// kept for us right after CONNACK, before any Subscribe returns.
+		opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+			if m.Topic() != u.downTopic {
+				m.Ack()
+				return
+			}
+			if err := u.downlink(m.Payload()); err != nil {
+				u.log.Error("send from the hub not stored; not acknowledged, the hub sends it again", "err", err)
+				return
+			}
+			m.Ack()
+		})
+	}
 	client := paho.NewClient(opts)
 	tok := client.Connect()
 	if !tok.WaitTimeout(15 * time.Second) {
@@ -137,8 +161,23 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 	if err := tok.Error(); err != nil {
 		return 0, fmt.Errorf("connect: %w", err)
 	}
-	defer client.Disconnect(250)
+	defer func() {
+		// A clean stop sends DISCONNECT, after which the hub does not
+		// publish the will: say "offline" ourselves.
+		if ctx.Err() != nil && u.statusTopic != "" && client.IsConnectionOpen() {
+			client.Publish(u.statusTopic, 1, true, "offline").WaitTimeout(2 * time.Second)
+		}
+		client.Disconnect(250)
+	}()
 	u.log.Info("hub link up", "url", u.opt.URL)
+	if u.downlink != nil {
+		st := client.Subscribe(u.downTopic, 1, nil) // the default handler takes it
+		if !st.WaitTimeout(15*time.Second) || st.Error() != nil {
+			return 0, fmt.Errorf("subscribe %s: %v", u.downTopic, st.Error())
+		}
+	}
+	// "online" only once the downlink is subscribed: from then on what
+	// the hub sends for us is kept for us.
 	if u.statusTopic != "" {
 		client.Publish(u.statusTopic, 1, true, "online")
 	}

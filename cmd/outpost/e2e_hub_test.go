@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +133,60 @@ func TestHubStoreAndForwardSurvivesKill(t *testing.T) {
 	t.Logf("drained %d to the hub in %v (%d duplicates)", n, time.Since(t1), dups)
 	if dups > window {
 		t.Errorf("%d duplicates, more than one window (%d)", dups, window)
+	}
+}
+
+// TestHubDownlinkWhileOffline is acceptance 6 of the sync issue: a send
+// published on the hub while the gateway is offline goes out as an SMS
+// once it reconnects; killing it (-9) right after the request arrived
+// loses nothing and sends nothing twice.
+func TestHubDownlinkWhileOffline(t *testing.T) {
+	hubb := newMosquittoHub(t)
+	hubb.start()
+	got := make(chan pahomqtt.Message, 100)
+	hq := hubb.client("hq", true, got)
+	if tok := hq.Subscribe("outpost/gw1/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	waitHub := func(topic, contains string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case m := <-got:
+				if m.Topic() == topic && strings.Contains(string(m.Payload()), contains) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("nothing with %q on %s at the hub", contains, topic)
+			}
+		}
+	}
+	// The modem (and the network behind it) is a process of its own, so
+	// that it outlives the kill as a real one does: the status report of
+	// a part sent just before the kill still comes.
+	device, _ := simModem(t, t.TempDir())
+	g := newGatewayWith(t, device, fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\n", hubb.addr))
+	g.start()
+	waitHub("outpost/gw1/status", "online") // its session on the hub now exists
+	g.d.stop()
+	waitHub("outpost/gw1/status", "offline")
+
+	send := `{"id":"hq-1","to":"+15555550100","text":"from headquarters"}`
+	if tok := hq.Publish("outpost/gw1/sms/send", 1, false, send); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	g.start()
+	waitFor(t, "the hub's send to be stored", 20*time.Second, func() bool {
+		_, _, code := g.cli("show", "hq-1", "--json")
+		return code == 0
+	})
+	g.d.kill()
+	g.start()
+	g.waitDelivered("hq-1")
+	g.waitEcho("from headquarters")
+	waitHub("outpost/gw1/sms/send/reply", `"id":"hq-1","ok":true`)
+	if n, _ := g.echoes("echo: from headquarters"); n != 1 {
+		t.Errorf("the SMS went out %d times", n)
 	}
 }
