@@ -112,6 +112,7 @@ type Hub struct {
 	onStatus   []func(StatusChange)
 	onModem    []func(id string, status any)
 	modems     map[string]any
+	links      map[string]any
 }
 
 // New returns a hub on s.
@@ -120,7 +121,7 @@ func New(s *store.Store, log *slog.Logger) *Hub {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Hub{Store: s, Log: log, MaxAttempts: 10, RetryMin: 2 * time.Second, RetryMax: 5 * time.Minute,
-		connectors: map[string]Connector{}, wake: map[string]chan struct{}{}, modems: map[string]any{}}
+		connectors: map[string]Connector{}, wake: map[string]chan struct{}{}, modems: map[string]any{}, links: map[string]any{}}
 }
 
 // Add registers a connector. Call before Run.
@@ -155,6 +156,24 @@ func (h *Hub) ModemStatus(id string, status any) {
 	for _, f := range fs {
 		f(id, status)
 	}
+}
+
+// LinkStatus records the state of a link (the hub link, say) for status.
+func (h *Hub) LinkStatus(name string, status any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.links[name] = status
+}
+
+// Links returns the last status of every link, by name.
+func (h *Hub) Links() map[string]any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]any, len(h.links))
+	for k, v := range h.links {
+		out[k] = v
+	}
+	return out
 }
 
 // Modems returns the last status of every modem, by id.

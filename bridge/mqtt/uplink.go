@@ -55,6 +55,32 @@ type Uplink struct {
 	// its PUBACK only when downlink returned nil (it committed).
 	downTopic string
 	downlink  func(payload []byte) error
+	// report is told the link's state on every change.
+	report    func(LinkState)
+	forwarded int64 // owned by Run
+}
+
+// LinkState is the hub link's state as status shows it.
+type LinkState struct {
+	URL       string    `json:"url"`
+	Connected bool      `json:"connected"`
+	Since     time.Time `json:"since"`
+	LastError string    `json:"last_error,omitempty"`
+	// Queued and QueuedBytes are what waits in the hub queue.
+	Queued      int64 `json:"queued"`
+	QueuedBytes int64 `json:"queued_bytes"`
+	Forwarded   int64 `json:"forwarded"` // acknowledged by the hub since start
+}
+
+func (u *Uplink) setState(connected bool, err error, forwarded int64) {
+	if u.report == nil {
+		return
+	}
+	st := LinkState{URL: u.opt.URL, Connected: connected, Since: time.Now(), Forwarded: forwarded}
+	if err != nil {
+		st.LastError = err.Error()
+	}
+	u.report(st)
 }
 
 // NewUplink returns an uplink on s.
@@ -88,8 +114,11 @@ func (u *Uplink) Wake() {
 // Run keeps the link up and the queue draining until ctx ends.
 func (u *Uplink) Run(ctx context.Context) error {
 	backoff := u.opt.RetryMin
+	u.setState(false, nil, 0)
 	for ctx.Err() == nil {
 		sent, err := u.session(ctx)
+		u.forwarded += int64(sent)
+		u.setState(false, err, u.forwarded)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -170,6 +199,7 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 		client.Disconnect(250)
 	}()
 	u.log.Info("hub link up", "url", u.opt.URL)
+	u.setState(true, nil, u.forwarded)
 	if u.downlink != nil {
 		st := client.Subscribe(u.downTopic, 1, nil) // the default handler takes it
 		if !st.WaitTimeout(15*time.Second) || st.Error() != nil {

@@ -271,6 +271,13 @@ func cmdStatus(args []string) int {
 		Modems     map[string]json.RawMessage    `json:"modems"`
 		Queues     map[string]map[string]int     `json:"queues"`
 		Reassembly struct{ Messages, Parts int } `json:"reassembly"`
+		Links      map[string]struct {
+			URL       string `json:"url"`
+			LastError string `json:"last_error"`
+			Connected bool   `json:"connected"`
+			Forwarded int64  `json:"forwarded"`
+		} `json:"links"`
+		HubQueue struct{ Messages, Bytes int64 } `json:"hub_queue"`
 	}
 	json.Unmarshal(raw, &s)
 	fmt.Printf("gateway %s, version %s, up since %s\n", s.GatewayID, s.Version, s.StartedAt.Local().Format(time.DateTime))
@@ -294,6 +301,13 @@ func cmdStatus(args []string) int {
 	w.Flush()
 	if s.Reassembly.Messages > 0 {
 		fmt.Printf("\n%d long message(s) waiting for missing parts (%d part(s) in)\n", s.Reassembly.Messages, s.Reassembly.Parts)
+	}
+	if l, ok := s.Links["hub"]; ok {
+		state := "down"
+		if l.Connected {
+			state = "up"
+		}
+		fmt.Printf("\nhub %s: %s; %d message(s) (%d bytes) queued, %d forwarded since start\n", l.URL, state, s.HubQueue.Messages, s.HubQueue.Bytes, l.Forwarded)
 	}
 	return 0
 }

@@ -105,6 +105,16 @@ func TestHubStoreAndForwardSurvivesKill(t *testing.T) {
 	local.Disconnect(0)
 	g.d.kill()
 	g.start()
+	// What the user sees while the hub is away: the backlog, kept.
+	// (n and a few of Outpost's own: the modem's status.)
+	out, errs, code := g.cli("status")
+	queued := -1
+	if _, rest, ok := strings.Cut(out, ": down; "); ok {
+		fmt.Sscanf(rest, "%d", &queued)
+	}
+	if queued < n {
+		t.Errorf("status does not show the hub link down with %d queued: exit %d\n%s%s", n, code, out, errs)
+	}
 
 	hubb.start()
 	got := make(chan pahomqtt.Message, n+1000)
