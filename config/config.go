@@ -44,6 +44,13 @@ type Hub struct {
 	Window int `toml:"window"`
 	// Forward lists local topics whose messages go to the hub.
 	Forward []Forward `toml:"forward"`
+	// MaxMessages, MaxBytes and MaxAge bound the queue to the hub (0: no
+	// bound); WhenFull is "drop_oldest" or "refuse" (publishers get a
+	// reason: an MQTT 5 reason code, and a message on hub/refused).
+	MaxMessages int64    `toml:"max_messages"`
+	MaxBytes    int64    `toml:"max_bytes"`
+	MaxAge      Duration `toml:"max_age"`
+	WhenFull    string   `toml:"when_full"`
 }
 
 // Forward is a pass-through rule: what local devices publish on Topic (a
@@ -160,8 +167,9 @@ func Default() Config {
 		MQTT:      MQTT{Listen: "127.0.0.1:1883", AllowAnonymous: true, Prefix: "outpost"},
 		SMS:       SMS{ReassemblyTimeout: Duration{24 * time.Hour}},
 		XForm:     XForm{Enabled: true, MaxSize: 1 << 20},
-		Hub:       Hub{KeepAlive: Duration{30 * time.Second}, Window: 64},
-		Modems:    []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
+		Hub: Hub{KeepAlive: Duration{30 * time.Second}, Window: 64, MaxMessages: 1_000_000, MaxBytes: 200 << 20,
+			MaxAge: Duration{30 * 24 * time.Hour}, WhenFull: "drop_oldest"},
+		Modems: []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
 	}
 }
 
@@ -313,6 +321,12 @@ func (c Config) Validate() error {
 	}
 	if u := c.Hub.URL; u != "" && !strings.HasPrefix(u, "tcp://") && !strings.HasPrefix(u, "ssl://") && !strings.HasPrefix(u, "tls://") {
 		bad("hub.url", u, "must be tcp://host:port or ssl://host:port")
+	}
+	if c.Hub.WhenFull != "drop_oldest" && c.Hub.WhenFull != "refuse" {
+		bad("hub.when_full", c.Hub.WhenFull, `must be "drop_oldest" or "refuse"`)
+	}
+	if c.Hub.MaxMessages < 0 || c.Hub.MaxBytes < 0 || c.Hub.MaxAge.Duration < 0 {
+		bad("hub.max_messages/max_bytes/max_age", fmt.Sprint(c.Hub.MaxMessages, c.Hub.MaxBytes, c.Hub.MaxAge), "must not be negative (0: no bound)")
 	}
 	if c.Hub.Window < 1 || c.Hub.Window > 65535 {
 		bad("hub.window", c.Hub.Window, "must be 1 (strict order) to 65535")

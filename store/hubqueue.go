@@ -63,8 +63,76 @@ func (tx *Tx) DeleteHub(ids []int64) error {
 	return err
 }
 
-// HubQueueStats counts the queued messages and their payload bytes.
-func (tx *Tx) HubQueueStats() (count, bytes int64, err error) {
-	err = tx.tx.QueryRowContext(tx.ctx, `SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM hub_queue`).Scan(&count, &bytes)
-	return count, bytes, err
+// HubStats is the hub queue's size and what its limits cost so far.
+type HubStats struct {
+	Messages int64 `json:"messages"`
+	Bytes    int64 `json:"bytes"`
+	Dropped  int64 `json:"dropped"`
+	Expired  int64 `json:"expired"`
+	Refused  int64 `json:"refused"`
+}
+
+// HubQueueStats reads the queue's counters.
+func (tx *Tx) HubQueueStats() (HubStats, error) {
+	var st HubStats
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT messages, bytes, dropped, expired, refused FROM hub_queue_stats WHERE id = 1`).
+		Scan(&st.Messages, &st.Bytes, &st.Dropped, &st.Expired, &st.Refused)
+	return st, err
+}
+
+// HubLimits bound the hub queue (0: no bound).
+type HubLimits struct {
+	MaxMessages, MaxBytes int64
+	// DropOldest makes room by dropping the oldest messages; otherwise a
+	// new message is refused when the queue is full.
+	DropOldest bool
+}
+
+// EnqueueHubLimited adds m within the limits. It returns false (and
+// counts a refusal) when the queue is full and the policy refuses, or
+// when m alone is larger than the byte limit; dropped is how many of the
+// oldest were dropped to make room.
+func (tx *Tx) EnqueueHubLimited(m *HubMessage, l HubLimits) (accepted bool, dropped int, err error) {
+	st, err := tx.HubQueueStats()
+	if err != nil {
+		return false, 0, err
+	}
+	size := int64(len(m.Payload))
+	full := func() bool {
+		return l.MaxMessages > 0 && st.Messages+1 > l.MaxMessages || l.MaxBytes > 0 && st.Bytes+size > l.MaxBytes
+	}
+	if full() && (!l.DropOldest || l.MaxBytes > 0 && size > l.MaxBytes) {
+		_, err := tx.exec(`UPDATE hub_queue_stats SET refused = refused + 1 WHERE id = 1`)
+		return false, 0, err
+	}
+	for full() && st.Messages > 0 {
+		var id, n int64
+		if err := tx.tx.QueryRowContext(tx.ctx, `SELECT id, length(payload) FROM hub_queue ORDER BY id LIMIT 1`).Scan(&id, &n); err != nil {
+			return false, dropped, err
+		}
+		if _, err := tx.exec(`DELETE FROM hub_queue WHERE id = ?`, id); err != nil {
+			return false, dropped, err
+		}
+		st.Messages, st.Bytes = st.Messages-1, st.Bytes-n
+		dropped++
+	}
+	if dropped > 0 {
+		if _, err := tx.exec(`UPDATE hub_queue_stats SET dropped = dropped + ? WHERE id = 1`, dropped); err != nil {
+			return false, dropped, err
+		}
+	}
+	return true, dropped, tx.EnqueueHub(m)
+}
+
+// ExpireHub drops the messages queued before before and counts them.
+func (tx *Tx) ExpireHub(before time.Time) (int64, error) {
+	res, err := tx.exec(`DELETE FROM hub_queue WHERE created_at < ?`, ms(before))
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		_, err = tx.exec(`UPDATE hub_queue_stats SET expired = expired + ? WHERE id = 1`, n)
+	}
+	return n, err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -306,5 +307,59 @@ func TestOrphanReports(t *testing.T) {
 	update(func(tx *Tx) (err error) { n, err = tx.ForgetOrphanReports(now.Add(-time.Hour)); return })
 	if n != 1 {
 		t.Errorf("forgot %d, want 1", n)
+	}
+}
+
+func TestHubQueueLimits(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	enqueue := func(l HubLimits, payload string) (bool, int) {
+		t.Helper()
+		var ok bool
+		var dropped int
+		if err := s.Update(ctx, func(tx *Tx) (err error) {
+			ok, dropped, err = tx.EnqueueHubLimited(&HubMessage{Topic: "field/a", Payload: []byte(payload), QoS: 1}, l)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return ok, dropped
+	}
+	stats := func() HubStats {
+		var st HubStats
+		s.View(ctx, func(tx *Tx) (err error) { st, err = tx.HubQueueStats(); return })
+		return st
+	}
+	refuse := HubLimits{MaxMessages: 3, MaxBytes: 100}
+	for i := 0; i < 3; i++ {
+		if ok, _ := enqueue(refuse, "12345"); !ok {
+			t.Fatalf("message %d refused below the limit", i)
+		}
+	}
+	if ok, _ := enqueue(refuse, "x"); ok {
+		t.Fatal("a fourth message accepted past max_messages = 3")
+	}
+	if st := stats(); st.Messages != 3 || st.Bytes != 15 || st.Refused != 1 {
+		t.Fatalf("%+v", st)
+	}
+	drop := HubLimits{MaxMessages: 3, MaxBytes: 20, DropOldest: true}
+	if ok, dropped := enqueue(drop, "abcdefghij"); !ok || dropped != 1 { // 4 > 3 and 15+10 > 20: one goes
+		t.Fatalf("accepted %v, dropped %d, want 1 dropped", ok, dropped)
+	}
+	if ok, _ := enqueue(drop, strings.Repeat("z", 21)); ok {
+		t.Fatal("a message larger than max_bytes accepted")
+	}
+	var batch []HubMessage
+	s.View(ctx, func(tx *Tx) (err error) { batch, err = tx.HubBatch(10); return })
+	if len(batch) != 3 || string(batch[2].Payload) != "abcdefghij" {
+		t.Fatalf("queue %+v: the oldest must go first", batch)
+	}
+	if st := stats(); st.Messages != 3 || st.Bytes != 20 || st.Dropped != 1 || st.Refused != 2 {
+		t.Fatalf("%+v", st)
+	}
+	var n int64
+	s.Update(ctx, func(tx *Tx) (err error) { n, err = tx.ExpireHub(tx.Now().Add(time.Hour)); return })
+	if st := stats(); n != 3 || st.Messages != 0 || st.Bytes != 0 || st.Expired != 3 {
+		t.Fatalf("expired %d, %+v", n, st)
 	}
 }

@@ -42,11 +42,8 @@ type StatusBody struct {
 	Reassembly store.Reassembly `json:"reassembly"`
 	// Links are the links to elsewhere (the hub) and their state.
 	Links map[string]any `json:"links"`
-	// HubQueue is what waits for the hub.
-	HubQueue struct {
-		Messages int64 `json:"messages"`
-		Bytes    int64 `json:"bytes"`
-	} `json:"hub_queue"`
+	// HubQueue is what waits for the hub, and what its limits dropped.
+	HubQueue store.HubStats `json:"hub_queue"`
 }
 
 // Run serves until ctx ends. A stale socket file from a killed daemon is
@@ -164,7 +161,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Hub.Modems(), Queues: q, Reassembly: ra, Links: s.Hub.Links()}
 	if err := s.Hub.Store.View(r.Context(), func(tx *store.Tx) (err error) {
-		body.HubQueue.Messages, body.HubQueue.Bytes, err = tx.HubQueueStats()
+		body.HubQueue, err = tx.HubQueueStats()
 		return err
 	}); err != nil {
 		writeError(w, http.StatusInternalServerError, err)

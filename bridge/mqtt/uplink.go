@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,9 @@ type HubOptions struct {
 	// and 1s: the first message goes out within a second of the hub
 	// coming back).
 	RetryMin, RetryMax time.Duration
+	// Limits bound the queue; MaxAge drops what waited longer (0: never).
+	Limits store.HubLimits
+	MaxAge time.Duration
 }
 
 // Uplink drains the durable hub queue (store.HubMessage rows) to the hub:
@@ -56,8 +60,9 @@ type Uplink struct {
 	downTopic string
 	downlink  func(payload []byte) error
 	// report is told the link's state on every change.
-	report    func(LinkState)
-	forwarded int64 // owned by Run
+	report     func(LinkState)
+	forwarded  int64     // owned by Run
+	lastExpire time.Time // owned by Run
 }
 
 // LinkState is the hub link's state as status shows it.
@@ -126,6 +131,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 			backoff = u.opt.RetryMin
 		}
 		u.log.Warn("hub link down; retrying", "url", u.opt.URL, "err", err, "in", backoff)
+		u.expire(ctx)
 		// Full jitter on the upper half: many boxes do not reconnect in
 		// step after the hub restarts.
 		d := backoff/2 + rand.N(backoff/2+1)
@@ -215,6 +221,7 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		u.expire(ctx)
 		var batch []store.HubMessage
 		err := u.store.View(ctx, func(tx *store.Tx) (err error) {
 			batch, err = tx.HubBatch(u.opt.Window)
@@ -257,6 +264,24 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 			return sent, err
 		}
 		sent += len(ids)
+	}
+}
+
+// expire drops what waited longer than MaxAge, at most once a second.
+func (u *Uplink) expire(ctx context.Context) {
+	if u.opt.MaxAge <= 0 || time.Since(u.lastExpire) < time.Second {
+		return
+	}
+	u.lastExpire = time.Now()
+	var n int64
+	err := u.store.Update(ctx, func(tx *store.Tx) (err error) {
+		n, err = tx.ExpireHub(tx.Now().Add(-u.opt.MaxAge))
+		return err
+	})
+	if err != nil {
+		u.log.Warn("expire hub queue", "err", err)
+	} else if n > 0 {
+		u.log.Warn("messages for the hub waited longer than the age limit and were dropped", "count", n, "max_age", u.opt.MaxAge)
 	}
 }
 
@@ -307,9 +332,31 @@ func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pa
 		}
 		m.Topic, m.QoS = f.Prefix+pk.TopicName, f.QoS
 	}
-	if err := c.hub.Store.Update(context.Background(), func(tx *store.Tx) error { return tx.EnqueueHub(&m) }); err != nil {
+	var accepted bool
+	var dropped int
+	err := c.hub.Store.Update(context.Background(), func(tx *store.Tx) (err error) {
+		accepted, dropped, err = tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
+		return err
+	})
+	if err != nil {
 		c.log.Error("message for the hub not stored; not acknowledged", "topic", pk.TopicName, "client", cl.ID, "err", err)
 		return pk, packets.ErrRejectPacket
+	}
+	if dropped > 0 {
+		c.log.Warn("hub queue full: oldest messages dropped", "count", dropped, "topic", pk.TopicName)
+	}
+	if !accepted {
+		reason := "the queue to the hub is full (hub.max_messages / hub.max_bytes, when_full = refuse)"
+		c.log.Warn("refused a message for the hub", "topic", pk.TopicName, "client", cl.ID, "reason", reason)
+		if cl.Net.Inline {
+			return pk, nil // published locally; the hub will not get it (counted)
+		}
+		b, _ := json.Marshal(map[string]string{"topic": pk.TopicName, "client": cl.ID, "reason": reason})
+		c.server.Publish(c.Topic("hub/refused"), b, false, 0)
+		if cl.Properties.ProtocolVersion == 5 {
+			return pk, packets.ErrQuotaExceeded // PUBACK with reason code 0x97
+		}
+		return pk, packets.ErrRejectPacket // no PUBACK: the client keeps it and retries
 	}
 	c.uplink.Wake()
 	return pk, nil

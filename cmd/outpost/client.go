@@ -277,7 +277,7 @@ func cmdStatus(args []string) int {
 			Connected bool   `json:"connected"`
 			Forwarded int64  `json:"forwarded"`
 		} `json:"links"`
-		HubQueue struct{ Messages, Bytes int64 } `json:"hub_queue"`
+		HubQueue struct{ Messages, Bytes, Dropped, Expired, Refused int64 } `json:"hub_queue"`
 	}
 	json.Unmarshal(raw, &s)
 	fmt.Printf("gateway %s, version %s, up since %s\n", s.GatewayID, s.Version, s.StartedAt.Local().Format(time.DateTime))
@@ -307,7 +307,11 @@ func cmdStatus(args []string) int {
 		if l.Connected {
 			state = "up"
 		}
-		fmt.Printf("\nhub %s: %s; %d message(s) (%d bytes) queued, %d forwarded since start\n", l.URL, state, s.HubQueue.Messages, s.HubQueue.Bytes, l.Forwarded)
+		q := s.HubQueue
+		fmt.Printf("\nhub %s: %s; %d message(s) (%d bytes) queued, %d forwarded since start\n", l.URL, state, q.Messages, q.Bytes, l.Forwarded)
+		if q.Dropped+q.Expired+q.Refused > 0 {
+			fmt.Printf("hub queue limits so far: %d dropped (full), %d expired (too old), %d refused (full)\n", q.Dropped, q.Expired, q.Refused)
+		}
 	}
 	return 0
 }

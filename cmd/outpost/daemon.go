@@ -153,7 +153,8 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	if cfg.MQTT.Listen != "" {
 		ho := bmqtt.HubOptions{URL: cfg.Hub.URL, Username: cfg.Hub.Username, Password: cfg.Hub.Password, ClientID: cfg.Hub.ClientID,
-			KeepAlive: cfg.Hub.KeepAlive.Duration, Window: cfg.Hub.Window}
+			KeepAlive: cfg.Hub.KeepAlive.Duration, Window: cfg.Hub.Window, MaxAge: cfg.Hub.MaxAge.Duration,
+			Limits: store.HubLimits{MaxMessages: cfg.Hub.MaxMessages, MaxBytes: cfg.Hub.MaxBytes, DropOldest: cfg.Hub.WhenFull != "refuse"}}
 		for _, f := range cfg.Hub.Forward {
 			ho.Forward = append(ho.Forward, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
 		}

@@ -200,3 +200,39 @@ func TestHubDownlinkWhileOffline(t *testing.T) {
 		t.Errorf("the SMS went out %d times", n)
 	}
 }
+
+// TestHubQueueFullRefuses is part of acceptance 4 of the sync issue: with
+// the hub away and when_full = "refuse", the queue fills to its limit;
+// the next publish is not acknowledged (the client keeps it), its
+// publisher is told why on hub/refused, and status counts it.
+func TestHubQueueFullRefuses(t *testing.T) {
+	const max = 50
+	g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\nmax_messages = %d\nwhen_full = \"refuse\"\n[[hub.forward]]\ntopic = \"field/#\"\nqos = 1\n", freePort(t), max))
+	g.start()
+	c, got := g.subscribe("sensor-gateway")
+	refused := 0
+	for i := 1; i <= max+10 && refused == 0; i++ {
+		tok := c.Publish("field/sensor1", 1, false, strconv.Itoa(i))
+		if !tok.WaitTimeout(2 * time.Second) {
+			refused = i
+		}
+	}
+	if refused == 0 {
+		t.Fatalf("%d publishes all acknowledged past max_messages = %d", max+10, max)
+	}
+	deadline := time.After(10 * time.Second)
+	for reason := ""; reason == ""; {
+		select {
+		case m := <-got:
+			if strings.HasSuffix(m.Topic(), "/hub/refused") && strings.Contains(string(m.Payload()), "full") {
+				reason = string(m.Payload())
+			}
+		case <-deadline:
+			t.Fatal("no reason on hub/refused")
+		}
+	}
+	out, _, _ := g.cli("status")
+	if !strings.Contains(out, fmt.Sprintf("%d message(s)", max)) || !strings.Contains(out, "refused (full)") {
+		t.Errorf("status:\n%s", out)
+	}
+}
