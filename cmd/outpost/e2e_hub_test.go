@@ -2,12 +2,15 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,5 +237,139 @@ func TestHubQueueFullRefuses(t *testing.T) {
 	out, _, _ := g.cli("status")
 	if !strings.Contains(out, fmt.Sprintf("%d message(s)", max)) || !strings.Contains(out, "refused (full)") {
 		t.Errorf("status:\n%s", out)
+	}
+}
+
+// cutter is a TCP proxy in front of the hub whose connections the test
+// cuts at will: a flaky uplink.
+type cutter struct {
+	ln    net.Listener
+	to    string
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newCutter(t *testing.T, to string) *cutter {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cutter{ln: ln, to: to}
+	t.Cleanup(func() { ln.Close(); c.cut() })
+	go func() {
+		for {
+			a, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", to)
+			if err != nil {
+				a.Close()
+				continue
+			}
+			c.mu.Lock()
+			c.conns = append(c.conns, a, b)
+			c.mu.Unlock()
+			go func() { io.Copy(a, b); a.Close(); b.Close() }()
+			go func() { io.Copy(b, a); a.Close(); b.Close() }()
+		}
+	}()
+	return c
+}
+
+func (c *cutter) addr() string { return c.ln.Addr().String() }
+
+// cut drops every connection through the proxy.
+func (c *cutter) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, x := range c.conns {
+		x.Close()
+	}
+	c.conns = nil
+}
+
+// TestHubLinkCutFiftyTimes is acceptance 3 of the sync issue: during a
+// steady flow (pass-through publishes, SMS out and their echoes in, state
+// changes) the hub link is cut 50 times at random moments; every message
+// reaches the hub, pass-through order is kept, duplicates stay within one
+// window.
+func TestHubLinkCutFiftyTimes(t *testing.T) {
+	const window = 16
+	hubb := newMosquittoHub(t)
+	hubb.start()
+	got := make(chan pahomqtt.Message, 100000)
+	hq := hubb.client("hq", false, got)
+	if tok := hq.Subscribe("#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	proxy := newCutter(t, hubb.addr)
+	g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\nwindow = %d\n[[hub.forward]]\ntopic = \"field/#\"\nqos = 1\n", proxy.addr(), window))
+	g.start()
+	local, _ := g.subscribe("sensor-gateway")
+
+	stop := make(chan struct{})
+	var published int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // pass-through flow
+		defer wg.Done()
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if tok := local.Publish("field/flow", 1, false, strconv.Itoa(i)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Errorf("publish %d: %v", i, tok.Error())
+				return
+			}
+			published = i
+		}
+	}()
+	var ids []string
+	for cut := 0; cut < 50; cut++ {
+		if cut%10 == 0 { // SMS out, echoes in, state changes
+			ids = append(ids, g.send(fmt.Sprintf("flow %d", cut)))
+		}
+		time.Sleep(time.Duration(20+rand.IntN(180)) * time.Millisecond) // a random moment
+		proxy.cut()
+	}
+	close(stop)
+	wg.Wait()
+	for _, id := range ids {
+		g.waitDelivered(id)
+	}
+
+	next, dups := 1, 0
+	delivered := map[string]bool{}
+	echoes := 0
+	deadline := time.After(2 * time.Minute)
+	for next <= published || len(delivered) < len(ids) || echoes < len(ids) {
+		select {
+		case m := <-got:
+			switch {
+			case m.Topic() == "field/flow":
+				v, _ := strconv.Atoi(string(m.Payload()))
+				switch {
+				case v == next:
+					next++
+				case v < next && next-v <= window:
+					dups++
+				default:
+					t.Fatalf("field/flow: got %d after %d", v, next-1)
+				}
+			case strings.HasPrefix(m.Topic(), "outpost/gw1/sms/status/") && strings.Contains(string(m.Payload()), `"state":"delivered"`):
+				delivered[strings.TrimPrefix(m.Topic(), "outpost/gw1/sms/status/")] = true
+			case m.Topic() == "outpost/gw1/sms/in" && strings.Contains(string(m.Payload()), "echo: flow"):
+				echoes++
+			}
+		case <-deadline:
+			t.Fatalf("the hub got %d of %d pass-through messages, %d of %d delivered states, %d echoes", next-1, published, len(delivered), len(ids), echoes)
+		}
+	}
+	t.Logf("%d pass-through messages and %d SMS through 50 cuts; %d duplicates", published, len(ids), dups)
+	if dups > 50*window {
+		t.Errorf("%d duplicates: more than one window a cut", dups)
 	}
 }
