@@ -167,7 +167,7 @@ func Default() Config {
 		MQTT:      MQTT{Listen: "127.0.0.1:1883", AllowAnonymous: true, Prefix: "outpost"},
 		SMS:       SMS{ReassemblyTimeout: Duration{24 * time.Hour}},
 		XForm:     XForm{Enabled: true, MaxSize: 1 << 20},
-		Hub: Hub{KeepAlive: Duration{30 * time.Second}, Window: 64, MaxMessages: 1_000_000, MaxBytes: 200 << 20,
+		Hub: Hub{KeepAlive: Duration{30 * time.Second}, Window: 256, MaxMessages: 1_000_000, MaxBytes: 200 << 20,
 			MaxAge: Duration{30 * 24 * time.Hour}, WhenFull: "drop_oldest"},
 		Modems: []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
 	}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the benchmarks that check Outpost's speed and memory targets and
 # prints their figures: durable ingest into SQLite (group commit,
-# synchronous=FULL), PDU decode beside warthog618/sms's own, encode, and
-# WBXML decode of a 14 KB form.
+# synchronous=FULL), PDU decode beside warthog618/sms's own, encode,
+# WBXML decode of a 14 KB form, and store-and-forward to a hub beside a
+# Mosquitto bridge (publish, drain, kept after kill -9).
 # Usage: scripts/bench.sh [-count N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +18,6 @@ go test -run '^$' -bench . -benchmem -count "$count" ./pdu
 echo
 echo "== pdu/xform: WBXML decode of a 14 KB form (plain and zlib), encode"
 go test -run '^$' -bench . -benchmem -count "$count" ./pdu/xform
+echo
+echo "== hub store-and-forward: Outpost against a Mosquitto bridge (real Mosquitto, loopback)"
+OUTPOST_HUB_BENCH=1 go test -count=1 -run '^TestHubBench$' -v ./cmd/outpost | grep -E '^(edge|outpost|mosquitto|targets|[0-9]+ QoS)|FAIL'

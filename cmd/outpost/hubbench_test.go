@@ -1,0 +1,160 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	pahomqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// hubBenchResult is one side of the store-and-forward comparison.
+type hubBenchResult struct {
+	publish time.Duration // n QoS 1 publishes acknowledged by the edge
+	drain   time.Duration // hub up → every kept message at the hub
+	kept    int           // distinct messages the hub got after kill -9
+}
+
+// publishAll publishes n QoS 1 messages to addr from pubs clients at once
+// (field/p<k>, payloads 1…), each waiting for its PUBACKs in turn.
+func publishAll(t *testing.T, addr string, n, pubs int) time.Duration {
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for k := 0; k < pubs; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("bench-pub-%d", k)).SetCleanSession(true)
+			c := pahomqtt.NewClient(opts)
+			if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+				t.Errorf("connect: %v", tok.Error())
+				return
+			}
+			defer c.Disconnect(0)
+			for i := 1; i <= n/pubs; i++ {
+				if tok := c.Publish(fmt.Sprintf("field/p%d", k), 1, false, strconv.Itoa(i)); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+					t.Errorf("publish: %v", tok.Error())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(t0)
+}
+
+// drainHub connects the hub's persistent subscriber and counts distinct
+// messages until n arrived or none came for idle.
+func drainHub(h *mosquittoHub, n int, idle time.Duration) (int, time.Duration) {
+	got := make(chan pahomqtt.Message, n+1000)
+	t0 := time.Now()
+	c := h.client("hq-subscriber", false, got)
+	defer c.Disconnect(0)
+	seen := map[string]bool{}
+	last := time.Now()
+	for len(seen) < n {
+		select {
+		case m := <-got:
+			seen[m.Topic()+"|"+string(m.Payload())] = true
+			last = time.Now()
+		case <-time.After(idle):
+			return len(seen), last.Sub(t0)
+		}
+	}
+	return len(seen), time.Since(t0)
+}
+
+// prepareHub makes the hub's subscriber session (field/#, QoS 1) and
+// stops the hub.
+func prepareHub(t *testing.T) *mosquittoHub {
+	h := newMosquittoHub(t)
+	h.start()
+	sub := h.client("hq-subscriber", false, nil)
+	if tok := sub.Subscribe("field/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	sub.Disconnect(100)
+	h.p.stop()
+	return h
+}
+
+// TestHubBench is what scripts/bench.sh runs for the sync targets: the
+// same scenario (hub down, n QoS 1 publishes, kill -9 of the edge, start
+// it, hub up) against Outpost and against a Mosquitto edge bridged to the
+// hub, side by side.
+func TestHubBench(t *testing.T) {
+	if os.Getenv("OUTPOST_HUB_BENCH") == "" {
+		t.Skip("scripts/bench.sh runs this (OUTPOST_HUB_BENCH=1)")
+	}
+	const n, pubs = 20000, 8
+	// The figures are for the binary users run, not the race-enabled one.
+	bin := filepath.Join(t.TempDir(), "outpost")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	saved := binary
+	binary = bin
+	defer func() { binary = saved }()
+
+	var ours, theirs hubBenchResult
+	{
+		h := prepareHub(t)
+		g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\n[[hub.forward]]\ntopic = \"field/#\"\nqos = 1\n", h.addr))
+		g.start()
+		ours.publish = publishAll(t, g.mqtt, n, pubs)
+		g.d.kill()
+		g.start()
+		h.start()
+		ours.kept, ours.drain = drainHub(h, n, 10*time.Second)
+		g.d.stop()
+		h.p.stop()
+	}
+	var theirsClean hubBenchResult
+	for _, kill := range []bool{true, false} {
+		h := prepareHub(t)
+		dir := t.TempDir()
+		edge := &mosquittoHub{t: t, bin: h.bin, addr: freePort(t), conf: filepath.Join(dir, "edge.conf")}
+		_, port, _ := net.SplitHostPort(edge.addr)
+		conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nuser root\n"+
+			"connection hub\naddress %s\ntopic field/# out 1\ncleansession false\nrestart_timeout 1\n", port, dir, h.addr)
+		os.WriteFile(edge.conf, []byte(conf), 0o600)
+		edge.start()
+		var r hubBenchResult
+		r.publish = publishAll(t, edge.addr, n, pubs)
+		if kill {
+			edge.p.kill()
+			edge.start()
+		}
+		h.start()
+		r.kept, r.drain = drainHub(h, n, 10*time.Second)
+		edge.p.stop()
+		h.p.stop()
+		if kill {
+			theirs = r
+		} else {
+			theirsClean = r // its drain rate, which the kill leaves nothing to measure
+		}
+	}
+	rate := func(d time.Duration, k int) float64 {
+		if k == 0 || d <= 0 {
+			return 0
+		}
+		return float64(k) / d.Seconds()
+	}
+	fmt.Printf("\n%d QoS 1 messages from %d publishers, hub down; kill -9 of the edge; edge restarted; hub up\n", n, pubs)
+	fmt.Printf("%-26s %14s %12s %14s %12s %16s\n", "edge", "publish", "msgs/s", "drain", "msgs/s", "kept after -9")
+	fmt.Printf("%-26s %14v %12.0f %14v %12.0f %16d\n", "outpost (SQLite queue)", ours.publish.Round(time.Millisecond), rate(ours.publish, n), ours.drain.Round(time.Millisecond), rate(ours.drain, ours.kept), ours.kept)
+	fmt.Printf("%-26s %14v %12.0f %14v %12.0f %16d\n", "mosquitto bridge", theirs.publish.Round(time.Millisecond), rate(theirs.publish, n), theirs.drain.Round(time.Millisecond), rate(theirs.drain, theirs.kept), theirs.kept)
+	fmt.Printf("%-26s %14v %12.0f %14v %12.0f %16s\n", "mosquitto bridge, no kill", theirsClean.publish.Round(time.Millisecond), rate(theirsClean.publish, n), theirsClean.drain.Round(time.Millisecond), rate(theirsClean.drain, theirsClean.kept), "—")
+	fmt.Printf("targets: publish ≥ 1/2 of mosquitto's: %.2f; drain ≥ mosquitto bridge's: %.2f\n",
+		rate(ours.publish, n)/rate(theirs.publish, n), rate(ours.drain, ours.kept)/rate(theirsClean.drain, theirsClean.kept))
+	if ours.kept != n {
+		t.Errorf("outpost kept %d of %d", ours.kept, n)
+	}
+}
