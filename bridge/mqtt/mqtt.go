@@ -66,6 +66,7 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 		c.uplink = NewUplink(opts.Hub, hub.Store, c.base+"status", opts.Log)
 		c.uplink.downTopic, c.uplink.downlink = c.base+"sms/send", c.downlink
 		c.uplink.report = func(st LinkState) { hub.LinkStatus("hub", st) }
+		c.uplink.statsTopic = c.base + "hub/queue"
 		c.server.AddHook(&forwardHook{c: c}, nil)
 	}
 	hub.OnStatus(c.publishStatus)

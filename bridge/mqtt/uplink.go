@@ -55,6 +55,9 @@ type Uplink struct {
 	wake  chan struct{}
 	// statusTopic carries "online"/"offline" (retained; the will).
 	statusTopic string
+	// statsTopic carries the queue's counters (retained), so the hub sees
+	// what the limits dropped.
+	statsTopic string
 	// downlink takes what the hub publishes on downTopic; the hub gets
 	// its PUBACK only when downlink returned nil (it committed).
 	downTopic string
@@ -220,8 +223,11 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 	sent := 0
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var lastStats store.HubStats
+	var statsAt time.Time
 	for {
 		u.expire(ctx)
+		lastStats, statsAt = u.publishStats(client, lastStats, statsAt)
 		var batch []store.HubMessage
 		err := u.store.View(ctx, func(tx *store.Tx) (err error) {
 			batch, err = tx.HubBatch(u.opt.Window)
@@ -265,6 +271,25 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 		}
 		sent += len(ids)
 	}
+}
+
+// publishStats tells the hub the queue's counters when what the limits
+// cost changed, and once a minute.
+func (u *Uplink) publishStats(client paho.Client, last store.HubStats, at time.Time) (store.HubStats, time.Time) {
+	if u.statsTopic == "" {
+		return last, at
+	}
+	var st store.HubStats
+	if err := u.store.View(context.Background(), func(tx *store.Tx) (err error) { st, err = tx.HubQueueStats(); return }); err != nil {
+		return last, at
+	}
+	changed := st.Dropped != last.Dropped || st.Expired != last.Expired || st.Refused != last.Refused
+	if !changed && time.Since(at) < time.Minute {
+		return last, at
+	}
+	b, _ := json.Marshal(st)
+	client.Publish(u.statsTopic, 1, true, b)
+	return st, time.Now()
 }
 
 // expire drops what waited longer than MaxAge, at most once a second.

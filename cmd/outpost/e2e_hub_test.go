@@ -83,16 +83,9 @@ func (h *mosquittoHub) client(id string, clean bool, got chan pahomqtt.Message) 
 // them, in order, with duplicates only within one window.
 func TestHubStoreAndForwardSurvivesKill(t *testing.T) {
 	const n, window = 20000, 64
-	hubb := newMosquittoHub(t)
 	// The hub's subscriber has a persistent session, made while the hub
 	// was up before: what arrives while it is away is kept for it.
-	hubb.start()
-	sub := hubb.client("hq-subscriber", false, nil)
-	if tok := sub.Subscribe("field/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
-	sub.Disconnect(100)
-	hubb.p.stop()
+	hubb := prepareHub(t, "field/#")
 
 	g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\nwindow = %d\n[[hub.forward]]\ntopic = \"field/#\"\nqos = 1\n", hubb.addr, window))
 	g.start()
@@ -372,4 +365,65 @@ func TestHubLinkCutFiftyTimes(t *testing.T) {
 	if dups > 50*window {
 		t.Errorf("%d duplicates: more than one window a cut", dups)
 	}
+}
+
+// TestHubQueueDropOldestAndAge completes acceptance 4 of the sync issue:
+// past max_messages the oldest go (the newest reach the hub, in order),
+// past max_age the old go; both are counted, in status and on the hub.
+func TestHubQueueDropOldestAndAge(t *testing.T) {
+	const max, n = 30, 100
+	h := prepareHub(t, "#")
+
+	g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\nmax_messages = %d\n[[hub.forward]]\ntopic = \"field/#\"\nqos = 1\n", h.addr, max))
+	g.start()
+	local, _ := g.subscribe("sensor-gateway")
+	for i := 1; i <= n; i++ {
+		if tok := local.Publish("field/x", 1, false, strconv.Itoa(i)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d not acknowledged under drop_oldest: %v", i, tok.Error())
+		}
+	}
+	out, _, _ := g.cli("status")
+	if !strings.Contains(out, fmt.Sprintf("down; %d message(s)", max)) || !strings.Contains(out, "dropped (full)") {
+		t.Errorf("status:\n%s", out)
+	}
+	h.start()
+	got := make(chan pahomqtt.Message, 1000)
+	h.client("hq-subscriber", false, got)
+	var field []int
+	var stats string
+	deadline := time.After(30 * time.Second)
+	for len(field) == 0 || field[len(field)-1] != n || stats == "" {
+		select {
+		case m := <-got:
+			switch m.Topic() {
+			case "field/x":
+				v, _ := strconv.Atoi(string(m.Payload()))
+				field = append(field, v)
+			case "outpost/gw1/hub/queue":
+				stats = string(m.Payload())
+			}
+		case <-deadline:
+			t.Fatalf("hub got field/x %v, stats %q", field, stats)
+		}
+	}
+	for i := 1; i < len(field); i++ {
+		if field[i] != field[i-1]+1 {
+			t.Fatalf("field/x at the hub %v: not the newest in order", field)
+		}
+	}
+	if len(field) > max || !strings.Contains(stats, `"dropped":`) || strings.Contains(stats, `"dropped":0`) {
+		t.Errorf("%d of field/x at the hub (max %d); stats %s", len(field), max, stats)
+	}
+
+	// Age: with max_age = 1s and the hub away, what waits is dropped.
+	g2 := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\nmax_age = \"1s\"\n[[hub.forward]]\ntopic = \"field/#\"\nqos = 1\n", freePort(t)))
+	g2.start()
+	c2, _ := g2.subscribe("sensor-2")
+	for i := 1; i <= 10; i++ {
+		c2.Publish("field/y", 1, false, strconv.Itoa(i)).WaitTimeout(5 * time.Second)
+	}
+	waitFor(t, "old messages to expire", 20*time.Second, func() bool {
+		out, _, _ := g2.cli("status")
+		return strings.Contains(out, "down; 0 message(s)") && strings.Contains(out, "expired (too old)")
+	})
 }

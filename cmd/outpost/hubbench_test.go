@@ -70,13 +70,14 @@ func drainHub(h *mosquittoHub, n int, idle time.Duration) (int, time.Duration) {
 	return len(seen), time.Since(t0)
 }
 
-// prepareHub makes the hub's subscriber session (field/#, QoS 1) and
-// stops the hub.
-func prepareHub(t *testing.T) *mosquittoHub {
+// prepareHub makes the hub's persistent subscriber session
+// ("hq-subscriber" on filter, QoS 1) and stops the hub: what arrives
+// while the subscriber is away is kept for it.
+func prepareHub(t *testing.T, filter string) *mosquittoHub {
 	h := newMosquittoHub(t)
 	h.start()
 	sub := h.client("hq-subscriber", false, nil)
-	if tok := sub.Subscribe("field/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if tok := sub.Subscribe(filter, 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
 	sub.Disconnect(100)
@@ -104,7 +105,7 @@ func TestHubBench(t *testing.T) {
 
 	var ours, theirs hubBenchResult
 	{
-		h := prepareHub(t)
+		h := prepareHub(t, "field/#")
 		g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\n[[hub.forward]]\ntopic = \"field/#\"\nqos = 1\n", h.addr))
 		g.start()
 		ours.publish = publishAll(t, g.mqtt, n, pubs)
@@ -117,7 +118,7 @@ func TestHubBench(t *testing.T) {
 	}
 	var theirsClean hubBenchResult
 	for _, kill := range []bool{true, false} {
-		h := prepareHub(t)
+		h := prepareHub(t, "field/#")
 		dir := t.TempDir()
 		edge := &mosquittoHub{t: t, bin: h.bin, addr: freePort(t), conf: filepath.Join(dir, "edge.conf")}
 		_, port, _ := net.SplitHostPort(edge.addr)
