@@ -116,6 +116,27 @@ type MQTT struct {
 	// Prefix is the first topic level; the topic API lives under
 	// <prefix>/<gateway_id>/.
 	Prefix string `toml:"prefix"`
+	// Users may log in with a password whose bcrypt hash is given
+	// ("outpost passwd" prints one).
+	Users []MQTTUser `toml:"user"`
+	// ACL rules are tried in order; the first that matches decides; none
+	// matching is a refusal. Without rules every client that may log in
+	// may use every topic.
+	ACL []MQTTACL `toml:"acl"`
+}
+
+// MQTTUser is one broker account.
+type MQTTUser struct {
+	Name         string `toml:"name"`
+	PasswordHash string `toml:"password_hash"`
+}
+
+// MQTTACL is one access rule: Topic is a filter where %u is the user name
+// and %c the client id; User is a name or "*" (any user).
+type MQTTACL struct {
+	User   string `toml:"user"`
+	Topic  string `toml:"topic"`
+	Access string `toml:"access"` // read, write, readwrite, deny
 }
 
 // Modem configures one GSM modem.
@@ -375,6 +396,31 @@ func (c Config) Validate() error {
 					break
 				}
 			}
+		}
+	}
+	users := map[string]bool{}
+	for i, u := range c.MQTT.Users {
+		p := fmt.Sprintf("mqtt.user[%d]", i)
+		if u.Name == "" || users[u.Name] {
+			bad(p+".name", u.Name, "must be set and unique")
+		}
+		users[u.Name] = true
+		if !strings.HasPrefix(u.PasswordHash, "$2") {
+			bad(p+".password_hash", "…", "must be a bcrypt hash (outpost passwd prints one)")
+		}
+	}
+	for i, r := range c.MQTT.ACL {
+		p := fmt.Sprintf("mqtt.acl[%d]", i)
+		if r.User != "*" && !users[r.User] {
+			bad(p+".user", r.User, `must be "*" or the name of a [[mqtt.user]]`)
+		}
+		if r.Topic == "" {
+			bad(p+".topic", r.Topic, "must be a topic filter")
+		}
+		switch r.Access {
+		case "read", "write", "readwrite", "deny":
+		default:
+			bad(p+".access", r.Access, "must be read, write, readwrite or deny")
 		}
 	}
 	ids := map[string]bool{}

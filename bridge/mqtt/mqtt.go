@@ -31,6 +31,8 @@ type Options struct {
 	Prefix         string
 	GatewayID      string
 	AllowAnonymous bool
+	Users          []User
+	ACL            []ACL
 	Log            *slog.Logger
 	// Hub, when its URL is set, is the link to the central hub.
 	Hub HubOptions
@@ -57,7 +59,7 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 	}
 	c := &Connector{opts: opts, log: opts.Log, base: opts.Prefix + "/" + opts.GatewayID + "/", hub: hub, ready: make(chan struct{})}
 	c.server = mochi.New(&mochi.Options{InlineClient: true, Logger: opts.Log.With("component", "mqtt-broker")})
-	c.server.AddHook(&authHook{allowAnonymous: opts.AllowAnonymous, log: c.log}, nil)
+	c.server.AddHook(newAuthHook(opts.AllowAnonymous, opts.Users, opts.ACL, c.log), nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
 	if opts.Hub.URL != "" {
 		if opts.Hub.ClientID == "" {
@@ -288,30 +290,4 @@ func (c *Connector) downlink(payload []byte) error {
 	}
 	c.uplink.Wake()
 	return nil
-}
-
-// authHook allows anonymous clients only when configured (Validate allows
-// that only on loopback listeners). Users and ACLs come later.
-type authHook struct {
-	mochi.HookBase
-	allowAnonymous bool
-	log            *slog.Logger
-}
-
-func (h *authHook) ID() string { return "outpost-auth" }
-
-func (h *authHook) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-
-func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	if !h.allowAnonymous {
-		h.log.Warn("refused MQTT client: anonymous access is off and no users are configured", "client", cl.ID, "remote", cl.Net.Remote)
-		return false
-	}
-	return true
-}
-
-func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
-	return h.allowAnonymous
 }

@@ -310,21 +310,6 @@ func (u *Uplink) expire(ctx context.Context) {
 	}
 }
 
-// topicMatch reports whether topic matches the MQTT filter.
-func topicMatch(filter, topic string) bool {
-	f := strings.Split(filter, "/")
-	t := strings.Split(topic, "/")
-	for i, p := range f {
-		if p == "#" {
-			return true
-		}
-		if i >= len(t) || p != "+" && p != t[i] {
-			return false
-		}
-	}
-	return len(f) == len(t)
-}
-
 // forwardHook commits what goes to the hub before the local broker
 // acknowledges it: pass-through topics from local clients, and what
 // Outpost itself publishes (sms/in, sms/status, xform, modem status).
@@ -389,7 +374,7 @@ func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pa
 
 func (c *Connector) forwardRule(topic string) (Forward, bool) {
 	for _, f := range c.opts.Hub.Forward {
-		if topicMatch(f.Topic, topic) {
+		if covers(f.Topic, topic) {
 			return f, true
 		}
 	}

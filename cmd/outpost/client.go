@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
+	bmqtt "github.com/outpost-sms/outpost/bridge/mqtt"
 	"github.com/outpost-sms/outpost/pdu"
 )
 
@@ -313,5 +315,28 @@ func cmdStatus(args []string) int {
 			fmt.Printf("hub queue limits so far: %d dropped (full), %d expired (too old), %d refused (full)\n", q.Dropped, q.Expired, q.Refused)
 		}
 	}
+	return 0
+}
+
+func cmdPasswd(args []string, in io.Reader, out io.Writer) int {
+	fs := flag.NewFlagSet("passwd", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost passwd < password\n\nReads a password (one line) from stdin and prints its bcrypt hash, for\npassword_hash in a [[mqtt.user]] of the config.")
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && line == "" {
+		return fail("passwd", errors.New("no password on stdin"))
+	}
+	if strings.TrimRight(line, "\r\n") == "" {
+		return fail("passwd", errors.New("the password is empty"))
+	}
+	h, err := bmqtt.HashPassword([]byte(line))
+	if err != nil {
+		return fail("passwd", err)
+	}
+	fmt.Fprintln(out, h)
 	return 0
 }

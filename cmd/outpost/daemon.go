@@ -158,8 +158,15 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		for _, f := range cfg.Hub.Forward {
 			ho.Forward = append(ho.Forward, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
 		}
-		hub.Add(bmqtt.New(bmqtt.Options{Listen: cfg.MQTT.Listen, Prefix: cfg.MQTT.Prefix, GatewayID: cfg.GatewayID,
-			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log, Hub: ho}, hub))
+		mo := bmqtt.Options{Listen: cfg.MQTT.Listen, Prefix: cfg.MQTT.Prefix, GatewayID: cfg.GatewayID,
+			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log, Hub: ho}
+		for _, u := range cfg.MQTT.Users {
+			mo.Users = append(mo.Users, bmqtt.User{Name: u.Name, Hash: u.PasswordHash})
+		}
+		for _, r := range cfg.MQTT.ACL {
+			mo.ACL = append(mo.ACL, bmqtt.ACL{User: r.User, Topic: r.Topic, Access: r.Access})
+		}
+		hub.Add(bmqtt.New(mo, hub))
 	}
 	api := &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Hub: hub, Log: log}
 

@@ -27,8 +27,11 @@ commands:
   inbox          inbound messages, newest first
   status         modems, queues; exits 1 when no daemon is running
   sim            serve one simulated modem on a pty: --pty PATH
-  decode         decode PDUs: decode pdu HEX [--json], decode pdu --batch --json, decode join
-  encode sms     the SMS-SUBMIT PDUs Outpost would send: --to NUMBER --text TEXT
+  decode         decode PDUs and forms: decode pdu HEX [--json], decode pdu --batch --json,
+                 decode join, decode xform FILE
+  encode         encode sms --to NUMBER --text TEXT (the PDUs Outpost would send),
+                 encode xform FILE.xml (WBXML)
+  passwd         print the bcrypt hash of a password read from stdin, for [[mqtt.user]]
   config check   validate a config file
   version        print the version
 
@@ -60,6 +63,8 @@ func run(args []string) int {
 		return cmdEncode(rest)
 	case "config":
 		return cmdConfig(rest)
+	case "passwd":
+		return cmdPasswd(rest, os.Stdin, os.Stdout)
 	case "version", "--version":
 		fmt.Println("outpost", version)
 		return 0
