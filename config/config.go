@@ -39,6 +39,11 @@ type Hub struct {
 	// ClientID defaults to the gateway id.
 	ClientID  string   `toml:"client_id"`
 	KeepAlive Duration `toml:"keepalive"`
+	// CAFile verifies the hub's certificate (ssl:// URLs); CertFile and
+	// KeyFile are this gateway's client certificate, if the hub asks.
+	CAFile   string `toml:"ca_file"`
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
 	// Window is how many messages may wait for the hub's PUBACK at once
 	// (1: strict order).
 	Window int `toml:"window"`
@@ -116,6 +121,11 @@ type MQTT struct {
 	// Prefix is the first topic level; the topic API lives under
 	// <prefix>/<gateway_id>/.
 	Prefix string `toml:"prefix"`
+	// TLSListen, when set, is a second listener with TLS; TLSCert and
+	// TLSKey are its PEM certificate and key.
+	TLSListen string `toml:"tls_listen"`
+	TLSCert   string `toml:"tls_cert"`
+	TLSKey    string `toml:"tls_key"`
 	// Users may log in with a password whose bcrypt hash is given
 	// ("outpost passwd" prints one).
 	Users []MQTTUser `toml:"user"`
@@ -397,6 +407,17 @@ func (c Config) Validate() error {
 				}
 			}
 		}
+	}
+	if c.MQTT.TLSListen != "" {
+		if _, _, err := net.SplitHostPort(c.MQTT.TLSListen); err != nil {
+			bad("mqtt.tls_listen", c.MQTT.TLSListen, "must be host:port")
+		}
+		if c.MQTT.TLSCert == "" || c.MQTT.TLSKey == "" {
+			bad("mqtt.tls_cert/tls_key", c.MQTT.TLSCert, "a TLS listener needs a certificate and its key (PEM files)")
+		}
+	}
+	if (c.Hub.CertFile == "") != (c.Hub.KeyFile == "") {
+		bad("hub.cert_file/key_file", c.Hub.CertFile, "give both or neither")
 	}
 	users := map[string]bool{}
 	for i, u := range c.MQTT.Users {

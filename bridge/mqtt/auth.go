@@ -43,10 +43,22 @@ type authHook struct {
 
 	mu       sync.Mutex
 	failures map[string]int // by remote host
+	// loopback lists the listeners bound to loopback addresses only:
+	// anonymous clients are let in there alone.
+	loopback map[string]bool
+}
+
+// listenerIsLoopback records whether the listener id is bound to a
+// loopback address.
+func (h *authHook) listenerIsLoopback(id string, a net.Addr) {
+	tcp, ok := a.(*net.TCPAddr)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.loopback[id] = ok && tcp.IP.IsLoopback()
 }
 
 func newAuthHook(allowAnonymous bool, users []User, acl []ACL, log *slog.Logger) *authHook {
-	h := &authHook{allowAnonymous: allowAnonymous, users: map[string][]byte{}, acl: acl, log: log, failures: map[string]int{}}
+	h := &authHook{allowAnonymous: allowAnonymous, users: map[string][]byte{}, acl: acl, log: log, failures: map[string]int{}, loopback: map[string]bool{}}
 	for _, u := range users {
 		h.users[u.Name] = []byte(u.Hash)
 	}
@@ -86,6 +98,12 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 	if name == "" {
 		if !h.allowAnonymous {
 			return h.refuse(cl, "anonymous access is off (configure mqtt users)")
+		}
+		h.mu.Lock()
+		local := h.loopback[cl.Net.Listener]
+		h.mu.Unlock()
+		if !local {
+			return h.refuse(cl, "anonymous access only on a loopback listener")
 		}
 		return true
 	}

@@ -7,6 +7,7 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -33,22 +34,27 @@ type Options struct {
 	AllowAnonymous bool
 	Users          []User
 	ACL            []ACL
-	Log            *slog.Logger
+	// TLSListen, when set, is a second listener with TLS (TLSCert and
+	// TLSKey are PEM files).
+	TLSListen, TLSCert, TLSKey string
+	Log                        *slog.Logger
 	// Hub, when its URL is set, is the link to the central hub.
 	Hub HubOptions
 }
 
 // Connector is the embedded broker and the topic API on it.
 type Connector struct {
-	opts   Options
-	log    *slog.Logger
-	server *mochi.Server
-	base   string
-	ln     net.Listener
-	hub    *bridge.Hub
-	ready  chan struct{}
-	once   sync.Once
-	uplink *Uplink
+	opts    Options
+	log     *slog.Logger
+	server  *mochi.Server
+	base    string
+	ln      net.Listener
+	hub     *bridge.Hub
+	ready   chan struct{}
+	once    sync.Once
+	uplink  *Uplink
+	auth    *authHook
+	tlsAddr string
 }
 
 // New creates the broker; Run starts it. The hub is needed by the send
@@ -59,7 +65,8 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 	}
 	c := &Connector{opts: opts, log: opts.Log, base: opts.Prefix + "/" + opts.GatewayID + "/", hub: hub, ready: make(chan struct{})}
 	c.server = mochi.New(&mochi.Options{InlineClient: true, Logger: opts.Log.With("component", "mqtt-broker")})
-	c.server.AddHook(newAuthHook(opts.AllowAnonymous, opts.Users, opts.ACL, c.log), nil)
+	c.auth = newAuthHook(opts.AllowAnonymous, opts.Users, opts.ACL, c.log)
+	c.server.AddHook(c.auth, nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
 	if opts.Hub.URL != "" {
 		if opts.Hub.ClientID == "" {
@@ -96,16 +103,35 @@ func (c *Connector) Ready() <-chan struct{} { return c.ready }
 
 // Run implements bridge.Connector: it serves the broker until ctx ends.
 func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
-	ln, err := net.Listen("tcp", c.opts.Listen)
-	if err != nil {
-		c.once.Do(func() { close(c.ready) })
-		return fmt.Errorf("mqtt listen %s: %w", c.opts.Listen, err)
-	}
-	c.ln = ln
-	if err := c.server.AddListener(listeners.NewNet("tcp", ln)); err != nil {
-		ln.Close()
+	fail := func(err error) error {
 		c.once.Do(func() { close(c.ready) })
 		return err
+	}
+	ln, err := net.Listen("tcp", c.opts.Listen)
+	if err != nil {
+		return fail(fmt.Errorf("mqtt listen %s: %w", c.opts.Listen, err))
+	}
+	c.ln = ln
+	c.auth.listenerIsLoopback("tcp", ln.Addr())
+	if err := c.server.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+		ln.Close()
+		return fail(err)
+	}
+	if c.opts.TLSListen != "" {
+		cert, err := tls.LoadX509KeyPair(c.opts.TLSCert, c.opts.TLSKey)
+		if err != nil {
+			return fail(fmt.Errorf("mqtt TLS certificate: %w", err))
+		}
+		tln, err := tls.Listen("tcp", c.opts.TLSListen, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return fail(fmt.Errorf("mqtt TLS listen %s: %w", c.opts.TLSListen, err))
+		}
+		c.tlsAddr = tln.Addr().String()
+		c.auth.listenerIsLoopback("tls", tln.Addr())
+		if err := c.server.AddListener(listeners.NewNet("tls", tln)); err != nil {
+			tln.Close()
+			return fail(err)
+		}
 	}
 	if err := c.server.Serve(); err != nil {
 		c.once.Do(func() { close(c.ready) })

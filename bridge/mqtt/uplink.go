@@ -2,11 +2,14 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"time"
 
@@ -37,6 +40,10 @@ type HubOptions struct {
 	// and 1s: the first message goes out within a second of the hub
 	// coming back).
 	RetryMin, RetryMax time.Duration
+	// CAFile verifies the hub's certificate (ssl:// URLs; default: the
+	// system's roots); CertFile and KeyFile are this gateway's client
+	// certificate, when the hub asks for one.
+	CAFile, CertFile, KeyFile string
 	// Limits bound the queue; MaxAge drops what waited longer (0: never).
 	Limits store.HubLimits
 	MaxAge time.Duration
@@ -172,6 +179,13 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 	if u.opt.Username != "" {
 		opts.SetUsername(u.opt.Username).SetPassword(u.opt.Password)
 	}
+	if strings.HasPrefix(u.opt.URL, "ssl://") || strings.HasPrefix(u.opt.URL, "tls://") {
+		tc, err := u.tlsConfig()
+		if err != nil {
+			return 0, err
+		}
+		opts.SetTLSConfig(tc)
+	}
 	if u.statusTopic != "" {
 		opts.SetBinaryWill(u.statusTopic, []byte("offline"), 1, true)
 	}
@@ -271,6 +285,28 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 		}
 		sent += len(ids)
 	}
+}
+
+func (u *Uplink) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if u.opt.CAFile != "" {
+		pem, err := os.ReadFile(u.opt.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("hub CA: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("hub CA %s: no PEM certificate in it", u.opt.CAFile)
+		}
+	}
+	if u.opt.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(u.opt.CertFile, u.opt.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("hub client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // publishStats tells the hub the queue's counters when what the limits

@@ -154,12 +154,14 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if cfg.MQTT.Listen != "" {
 		ho := bmqtt.HubOptions{URL: cfg.Hub.URL, Username: cfg.Hub.Username, Password: cfg.Hub.Password, ClientID: cfg.Hub.ClientID,
 			KeepAlive: cfg.Hub.KeepAlive.Duration, Window: cfg.Hub.Window, MaxAge: cfg.Hub.MaxAge.Duration,
+			CAFile: cfg.Hub.CAFile, CertFile: cfg.Hub.CertFile, KeyFile: cfg.Hub.KeyFile,
 			Limits: store.HubLimits{MaxMessages: cfg.Hub.MaxMessages, MaxBytes: cfg.Hub.MaxBytes, DropOldest: cfg.Hub.WhenFull != "refuse"}}
 		for _, f := range cfg.Hub.Forward {
 			ho.Forward = append(ho.Forward, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
 		}
 		mo := bmqtt.Options{Listen: cfg.MQTT.Listen, Prefix: cfg.MQTT.Prefix, GatewayID: cfg.GatewayID,
-			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log, Hub: ho}
+			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log, Hub: ho,
+			TLSListen: cfg.MQTT.TLSListen, TLSCert: cfg.MQTT.TLSCert, TLSKey: cfg.MQTT.TLSKey}
 		for _, u := range cfg.MQTT.Users {
 			mo.Users = append(mo.Users, bmqtt.User{Name: u.Name, Hash: u.PasswordHash})
 		}
