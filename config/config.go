@@ -126,6 +126,12 @@ type MQTT struct {
 	TLSListen string `toml:"tls_listen"`
 	TLSCert   string `toml:"tls_cert"`
 	TLSKey    string `toml:"tls_key"`
+	// WebSocketListen, when set, serves MQTT over WebSocket (browser
+	// apps); anonymous clients are refused there.
+	WebSocketListen string `toml:"websocket_listen"`
+	// MaxClients and MaxPacketSize limit the broker (0: no limit).
+	MaxClients    int64  `toml:"max_clients"`
+	MaxPacketSize uint32 `toml:"max_packet_size"`
 	// Users may log in with a password whose bcrypt hash is given
 	// ("outpost passwd" prints one).
 	Users []MQTTUser `toml:"user"`

@@ -37,7 +37,13 @@ type Options struct {
 	// TLSListen, when set, is a second listener with TLS (TLSCert and
 	// TLSKey are PEM files).
 	TLSListen, TLSCert, TLSKey string
-	Log                        *slog.Logger
+	// WebSocketListen, when set, serves MQTT over WebSocket (path /),
+	// for browser apps on the LAN.
+	WebSocketListen string
+	// MaxClients and MaxPacketSize limit the broker (0: no limit).
+	MaxClients    int64
+	MaxPacketSize uint32
+	Log           *slog.Logger
 	// Hub, when its URL is set, is the link to the central hub.
 	Hub HubOptions
 }
@@ -64,7 +70,14 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	c := &Connector{opts: opts, log: opts.Log, base: opts.Prefix + "/" + opts.GatewayID + "/", hub: hub, ready: make(chan struct{})}
-	c.server = mochi.New(&mochi.Options{InlineClient: true, Logger: opts.Log.With("component", "mqtt-broker")})
+	caps := mochi.NewDefaultServerCapabilities()
+	if opts.MaxClients > 0 {
+		caps.MaximumClients = opts.MaxClients
+	}
+	if opts.MaxPacketSize > 0 {
+		caps.MaximumPacketSize = opts.MaxPacketSize
+	}
+	c.server = mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps, Logger: opts.Log.With("component", "mqtt-broker")})
 	c.auth = newAuthHook(opts.AllowAnonymous, opts.Users, opts.ACL, c.log)
 	c.server.AddHook(c.auth, nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
@@ -131,6 +144,14 @@ func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
 		if err := c.server.AddListener(listeners.NewNet("tls", tln)); err != nil {
 			tln.Close()
 			return fail(err)
+		}
+	}
+	if c.opts.WebSocketListen != "" {
+		// mochi's WebSocket listener binds its own address; it is a LAN
+		// listener, never loopback-only for the anonymous rule.
+		c.auth.listenerIsLoopback("ws", nil)
+		if err := c.server.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: c.opts.WebSocketListen})); err != nil {
+			return fail(fmt.Errorf("mqtt WebSocket listen %s: %w", c.opts.WebSocketListen, err))
 		}
 	}
 	if err := c.server.Serve(); err != nil {

@@ -161,7 +161,8 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 		mo := bmqtt.Options{Listen: cfg.MQTT.Listen, Prefix: cfg.MQTT.Prefix, GatewayID: cfg.GatewayID,
 			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log, Hub: ho,
-			TLSListen: cfg.MQTT.TLSListen, TLSCert: cfg.MQTT.TLSCert, TLSKey: cfg.MQTT.TLSKey}
+			TLSListen: cfg.MQTT.TLSListen, TLSCert: cfg.MQTT.TLSCert, TLSKey: cfg.MQTT.TLSKey,
+			WebSocketListen: cfg.MQTT.WebSocketListen, MaxClients: cfg.MQTT.MaxClients, MaxPacketSize: cfg.MQTT.MaxPacketSize}
 		for _, u := range cfg.MQTT.Users {
 			mo.Users = append(mo.Users, bmqtt.User{Name: u.Name, Hash: u.PasswordHash})
 		}

@@ -130,3 +130,66 @@ func writeConfig(t *testing.T, path, cfg string) {
 		t.Fatal(err)
 	}
 }
+
+// TestWebSocketAndLimits: browser apps reach the broker over WebSocket,
+// with a password (anonymous clients are refused there), and a packet
+// over max_packet_size goes nowhere.
+func TestWebSocketAndLimits(t *testing.T) {
+	var hash strings.Builder
+	if code := cmdPasswd(nil, strings.NewReader("app-pass\n"), &hash); code != 0 {
+		t.Fatal("passwd")
+	}
+	g := newGatewayWith(t, "", "")
+	ws := freePort(t)
+	writeConfig(t, g.config, fmt.Sprintf(`gateway_id = "gw1"
+data_dir = %q
+[mqtt]
+listen = %q
+allow_anonymous = true
+websocket_listen = %q
+max_packet_size = 1024
+[[mqtt.user]]
+name = "app"
+password_hash = %q
+`, g.dir+"/data", g.mqtt, ws, strings.TrimSpace(hash.String())))
+	g.start()
+	_, got := g.subscribe("local-anonymous") // loopback TCP: anonymous is fine there
+	wsClient := func(id, user, pw string) (pahomqtt.Client, error) {
+		c := pahomqtt.NewClient(pahomqtt.NewClientOptions().AddBroker("ws://" + ws).SetClientID(id).SetUsername(user).SetPassword(pw).SetAutoReconnect(false))
+		tok := c.Connect()
+		if !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+			return nil, fmt.Errorf("connect: %v", tok.Error())
+		}
+		t.Cleanup(func() { c.Disconnect(0) })
+		return c, nil
+	}
+	if _, err := wsClient("ws-anonymous", "", ""); err == nil {
+		t.Error("an anonymous client connected over WebSocket")
+	}
+	app, err := wsClient("browser-app", "app", "app-pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.Publish("outpost/gw1/app/big", 1, false, strings.Repeat("x", 2000)).WaitTimeout(2 * time.Second)
+	app2, err := wsClient("browser-app-2", "app", "app-pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := app2.Publish("outpost/gw1/app/hello", 1, false, "from a browser"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish over WebSocket: %v", tok.Error())
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-got:
+			if m.Topic() == "outpost/gw1/app/big" {
+				t.Fatal("a packet over max_packet_size went through")
+			}
+			if m.Topic() == "outpost/gw1/app/hello" {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the WebSocket publish did not arrive")
+		}
+	}
+}
