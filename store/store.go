@@ -57,6 +57,23 @@ type write struct {
 	fn    func(*Tx) error
 	err   chan error
 	after []func() // set before err is sent
+	// done, for Submit, takes the outcome instead of err, on the
+	// committer, in commit order.
+	done func(error)
+}
+
+// finish hands a write its outcome.
+func (w *write) finish(err error) {
+	if w.done == nil {
+		w.err <- err
+		return
+	}
+	if err == nil {
+		for _, f := range w.after {
+			f()
+		}
+	}
+	w.done(err)
 }
 
 // Options tune Open.
@@ -178,6 +195,20 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	return err
 }
 
+// Submit queues fn like Update but does not wait for the commit: done is
+// called with the outcome once the transaction is durably committed (or
+// failed), on the committer, in the order of the Submit calls. done and
+// fn's AfterCommit callbacks must not block. Submit blocks only while the
+// committer is busy taking earlier writes.
+func (s *Store) Submit(ctx context.Context, fn func(*Tx) error, done func(error)) {
+	w := &write{ctx: ctx, fn: fn, done: done}
+	select {
+	case s.writes <- w:
+	case <-s.done:
+		done(ErrClosed)
+	}
+}
+
 // View runs fn in a read transaction.
 func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -214,7 +245,7 @@ func (s *Store) commitGroup(group []*write) {
 	ctx := context.Background()
 	fail := func(err error) {
 		for _, w := range group {
-			w.err <- err
+			w.finish(err)
 		}
 	}
 	sqlTx, err := s.db.BeginTx(ctx, nil)
@@ -254,7 +285,7 @@ func (s *Store) commitGroup(group []*write) {
 		return
 	}
 	for i, w := range group {
-		w.err <- errs[i]
+		w.finish(errs[i])
 	}
 }
 

@@ -363,3 +363,44 @@ func TestHubQueueLimits(t *testing.T) {
 		t.Fatalf("expired %d, %+v", n, st)
 	}
 }
+
+// TestSubmitOrderAndDurability: Submit does not wait, its outcomes come in
+// the order of the calls, and each after its write is committed.
+func TestSubmitOrderAndDurability(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	const n = 200
+	var mu sync.Mutex
+	var order []int
+	done := make(chan struct{})
+	for i := 0; i < n; i++ {
+		m := &HubMessage{Topic: "t", Payload: []byte(fmt.Sprint(i)), QoS: 1}
+		s.Submit(ctx, func(tx *Tx) error { return tx.EnqueueHub(m) }, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			// Committed: a reader sees it now.
+			var st HubStats
+			s.View(ctx, func(tx *Tx) (err error) { st, err = tx.HubQueueStats(); return })
+			mu.Lock()
+			order = append(order, i)
+			if st.Messages < int64(len(order)) {
+				t.Errorf("outcome %d reported before its commit (%d stored)", i, st.Messages)
+			}
+			if len(order) == n {
+				close(done)
+			}
+			mu.Unlock()
+		})
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("not every Submit got its outcome")
+	}
+	for i, v := range order {
+		if v != i {
+			t.Fatalf("outcomes out of order: %v", order)
+		}
+	}
+}

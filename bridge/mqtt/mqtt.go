@@ -59,6 +59,7 @@ type Connector struct {
 	ready   chan struct{}
 	once    sync.Once
 	uplink  *Uplink
+	acks    ackQueue
 	auth    *authHook
 	tlsAddr string
 }
@@ -70,6 +71,7 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	c := &Connector{opts: opts, log: opts.Log, base: opts.Prefix + "/" + opts.GatewayID + "/", hub: hub, ready: make(chan struct{})}
+	c.acks.ready = make(chan struct{}, 1)
 	caps := mochi.NewDefaultServerCapabilities()
 	if opts.MaxClients > 0 {
 		caps.MaximumClients = opts.MaxClients
@@ -162,8 +164,9 @@ func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
 	c.once.Do(func() { close(c.ready) })
 	var wg sync.WaitGroup
 	if c.uplink != nil {
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); c.uplink.Run(ctx) }()
+		go func() { defer wg.Done(); c.ackLoop(ctx) }()
 	}
 	<-ctx.Done()
 	wg.Wait()

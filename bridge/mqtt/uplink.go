@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -358,35 +359,117 @@ func (h *forwardHook) ID() string { return "outpost-forward" }
 
 func (h *forwardHook) Provides(b byte) bool { return b == mochi.OnPublish }
 
-// OnPublish runs before the PUBACK: a message that is not committed is
-// not acknowledged, and the client sends it again.
+// OnPublish stores what goes to the hub before it is acknowledged. For
+// Outpost's own topics (the inline client) it commits and returns. For a
+// device's pass-through publish it does not wait: the write is submitted
+// to the store, mochi is told to drop the packet, and once the commit is
+// durable the ack loop sends the PUBACK and publishes the message to
+// local subscribers. mochi runs a client's packets one at a time, so
+// waiting here would give every message of a client its own fsync; this
+// way one client's in-flight window shares one.
 func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	c := h.c
 	if c.uplink == nil {
 		return pk, nil
 	}
 	m := store.HubMessage{Topic: pk.TopicName, Payload: pk.Payload, QoS: 1, Retain: pk.FixedHeader.Retain}
-	switch {
-	case cl.Net.Inline:
+	if cl.Net.Inline {
 		if !c.ownTopic(pk.TopicName) {
 			return pk, nil
 		}
-	default:
-		f, ok := c.forwardRule(pk.TopicName)
-		if !ok {
-			return pk, nil
-		}
-		m.Topic, m.QoS = f.Prefix+pk.TopicName, f.QoS
+		var accepted bool
+		var dropped int
+		err := c.hub.Store.Update(context.Background(), func(tx *store.Tx) (err error) {
+			accepted, dropped, err = tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
+			return err
+		})
+		c.enqueued(cl, pk, accepted, dropped, err)
+		return pk, nil
 	}
-	var accepted bool
-	var dropped int
-	err := c.hub.Store.Update(context.Background(), func(tx *store.Tx) (err error) {
-		accepted, dropped, err = tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
+	f, ok := c.forwardRule(pk.TopicName)
+	if !ok {
+		return pk, nil
+	}
+	m.Topic, m.QoS = f.Prefix+pk.TopicName, f.QoS
+	m.Payload = append([]byte(nil), pk.Payload...)
+	a := &pendingAck{cl: cl, pk: pk}
+	a.pk.Payload = m.Payload
+	c.hub.Store.Submit(context.Background(), func(tx *store.Tx) (err error) {
+		a.accepted, a.dropped, err = tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
 		return err
+	}, func(err error) {
+		a.err = err
+		c.acks.push(a)
 	})
+	return pk, packets.ErrRejectPacket // the ack loop answers
+}
+
+// pendingAck is a device's publish waiting for its commit.
+type pendingAck struct {
+	cl       *mochi.Client
+	pk       packets.Packet
+	accepted bool
+	dropped  int
+	err      error
+}
+
+// ackQueue hands committed publishes from the committer to the ack loop
+// in commit order, without ever blocking the committer.
+type ackQueue struct {
+	mu    sync.Mutex
+	items []*pendingAck
+	ready chan struct{}
+}
+
+func (q *ackQueue) push(a *pendingAck) {
+	q.mu.Lock()
+	q.items = append(q.items, a)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *ackQueue) take() []*pendingAck {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items := q.items
+	q.items = nil
+	return items
+}
+
+// ackLoop answers devices' pass-through publishes once they are stored.
+func (c *Connector) ackLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.acks.ready:
+		}
+		for _, a := range c.acks.take() {
+			if !c.enqueued(a.cl, a.pk, a.accepted, a.dropped, a.err) {
+				continue
+			}
+			if a.pk.FixedHeader.Qos > 0 {
+				a.cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: a.pk.PacketID})
+			}
+			// Now that it is stored, the local subscribers get it too.
+			c.server.Publish(a.pk.TopicName, a.pk.Payload, a.pk.FixedHeader.Retain, a.pk.FixedHeader.Qos)
+		}
+	}
+}
+
+// enqueued reports what storing a message for the hub came to: it logs
+// drops and refusals, tells a refused device why, and wakes the uplink.
+// It returns whether the message was stored.
+func (c *Connector) enqueued(cl *mochi.Client, pk packets.Packet, accepted bool, dropped int, err error) bool {
 	if err != nil {
 		c.log.Error("message for the hub not stored; not acknowledged", "topic", pk.TopicName, "client", cl.ID, "err", err)
-		return pk, packets.ErrRejectPacket
+		if !cl.Net.Inline {
+			cl.Stop(err) // it sends the message again when it reconnects
+		}
+		return false
 	}
 	if dropped > 0 {
 		c.log.Warn("hub queue full: oldest messages dropped", "count", dropped, "topic", pk.TopicName)
@@ -395,17 +478,18 @@ func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pa
 		reason := "the queue to the hub is full (hub.max_messages / hub.max_bytes, when_full = refuse)"
 		c.log.Warn("refused a message for the hub", "topic", pk.TopicName, "client", cl.ID, "reason", reason)
 		if cl.Net.Inline {
-			return pk, nil // published locally; the hub will not get it (counted)
+			return false // published locally; the hub will not get it (counted)
 		}
 		b, _ := json.Marshal(map[string]string{"topic": pk.TopicName, "client": cl.ID, "reason": reason})
 		c.server.Publish(c.Topic("hub/refused"), b, false, 0)
-		if cl.Properties.ProtocolVersion == 5 {
-			return pk, packets.ErrQuotaExceeded // PUBACK with reason code 0x97
+		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+			// PUBACK with reason code 0x97: quota exceeded.
+			cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID, ReasonCode: packets.ErrQuotaExceeded.Code})
 		}
-		return pk, packets.ErrRejectPacket // no PUBACK: the client keeps it and retries
+		return false // MQTT 3.1.1: no PUBACK, the client keeps it and retries
 	}
 	c.uplink.Wake()
-	return pk, nil
+	return true
 }
 
 func (c *Connector) forwardRule(topic string) (Forward, bool) {
