@@ -49,6 +49,9 @@ type Hub struct {
 	Window int `toml:"window"`
 	// Forward lists local topics whose messages go to the hub.
 	Forward []Forward `toml:"forward"`
+	// Subscribe lists hub topics (under Prefix there) whose messages are
+	// published on the local broker.
+	Subscribe []Forward `toml:"subscribe"`
 	// MaxMessages, MaxBytes and MaxAge bound the queue to the hub (0: no
 	// bound); WhenFull is "drop_oldest" or "refuse" (publishers get a
 	// reason: an MQTT 5 reason code, and a message on hub/refused).
@@ -368,8 +371,12 @@ func (c Config) Validate() error {
 	if c.Hub.Window < 1 || c.Hub.Window > 65535 {
 		bad("hub.window", c.Hub.Window, "must be 1 (strict order) to 65535")
 	}
-	for i, f := range c.Hub.Forward {
+	rules := append(append([]Forward(nil), c.Hub.Forward...), c.Hub.Subscribe...)
+	for i, f := range rules {
 		p := fmt.Sprintf("hub.forward[%d]", i)
+		if i >= len(c.Hub.Forward) {
+			p = fmt.Sprintf("hub.subscribe[%d]", i-len(c.Hub.Forward))
+		}
 		if f.Topic == "" || strings.Contains(f.Topic, "#") && !strings.HasSuffix(f.Topic, "#") {
 			bad(p+".topic", f.Topic, "must be a topic filter ('#' only at the end)")
 		}

@@ -90,6 +90,7 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 		c.uplink = NewUplink(opts.Hub, hub.Store, c.base+"status", opts.Log)
 		c.uplink.downTopic, c.uplink.downlink = c.base+"sms/send", c.downlink
 		c.uplink.report = func(st LinkState) { hub.LinkStatus("hub", st) }
+		c.uplink.local = c.fromHub
 		c.uplink.statsTopic = c.base + "hub/queue"
 		c.server.AddHook(&forwardHook{c: c}, nil)
 	}
@@ -324,6 +325,19 @@ func (c *Connector) submit(payload []byte, source, client string) (Reply, string
 	}
 	c.log.Info("queued", "msg_id", id, "to", strings.Join(req.To, ","), "source", source, "client", client)
 	return Reply{ID: id, OK: true}, replyTopic, nil
+}
+
+// fromHub publishes on the local broker what the hub sent on a
+// [[hub.subscribe]] topic, without the rule's prefix.
+func (c *Connector) fromHub(topic string, payload []byte, retain bool, qos byte) {
+	for _, f := range c.opts.Hub.Subscribe {
+		if rest, ok := strings.CutPrefix(topic, f.Prefix); ok && covers(f.Topic, rest) {
+			if err := c.server.Publish(rest, payload, retain, qos); err != nil {
+				c.log.Warn("publish from the hub", "topic", rest, "err", err)
+			}
+			return
+		}
+	}
 }
 
 // downlink takes a send request the hub published: committed before the

@@ -37,6 +37,9 @@ type HubOptions struct {
 	Window int
 	// Forward lists the pass-through topics.
 	Forward []Forward
+	// Subscribe lists hub topics (Prefix+Topic on the hub) whose messages
+	// are published on the local broker under Topic.
+	Subscribe []Forward
 	// RetryMin and RetryMax bound the reconnect backoff (defaults 100ms
 	// and 1s: the first message goes out within a second of the hub
 	// coming back).
@@ -70,6 +73,8 @@ type Uplink struct {
 	// its PUBACK only when downlink returned nil (it committed).
 	downTopic string
 	downlink  func(payload []byte) error
+	// local publishes a message from the hub on the local broker.
+	local func(topic string, payload []byte, retain bool, qos byte)
 	// report is told the link's state on every change.
 	report     func(LinkState)
 	forwarded  int64     // owned by Run
@@ -195,6 +200,9 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 		// kept for us right after CONNACK, before any Subscribe returns.
 		opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 			if m.Topic() != u.downTopic {
+				if u.local != nil {
+					u.local(m.Topic(), m.Payload(), m.Retained(), m.Qos())
+				}
 				m.Ack()
 				return
 			}
@@ -228,6 +236,12 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 		st := client.Subscribe(u.downTopic, 1, nil) // the default handler takes it
 		if !st.WaitTimeout(15*time.Second) || st.Error() != nil {
 			return 0, fmt.Errorf("subscribe %s: %v", u.downTopic, st.Error())
+		}
+		for _, f := range u.opt.Subscribe {
+			st := client.Subscribe(f.Prefix+f.Topic, f.QoS, nil)
+			if !st.WaitTimeout(15*time.Second) || st.Error() != nil {
+				return 0, fmt.Errorf("subscribe %s: %v", f.Prefix+f.Topic, st.Error())
+			}
 		}
 	}
 	// "online" only once the downlink is subscribed: from then on what

@@ -159,6 +159,9 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		for _, f := range cfg.Hub.Forward {
 			ho.Forward = append(ho.Forward, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
 		}
+		for _, f := range cfg.Hub.Subscribe {
+			ho.Subscribe = append(ho.Subscribe, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
+		}
 		mo := bmqtt.Options{Listen: cfg.MQTT.Listen, Prefix: cfg.MQTT.Prefix, GatewayID: cfg.GatewayID,
 			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log, Hub: ho,
 			TLSListen: cfg.MQTT.TLSListen, TLSCert: cfg.MQTT.TLSCert, TLSKey: cfg.MQTT.TLSKey,

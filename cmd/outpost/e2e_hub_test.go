@@ -427,3 +427,44 @@ func TestHubQueueDropOldestAndAge(t *testing.T) {
 		return strings.Contains(out, "down; 0 message(s)") && strings.Contains(out, "expired (too old)")
 	})
 }
+
+// TestHubSubscribeToLocal: [[hub.subscribe]] brings what the hub
+// publishes on a topic to the devices on the local broker.
+func TestHubSubscribeToLocal(t *testing.T) {
+	h := newMosquittoHub(t)
+	h.start()
+	status := make(chan pahomqtt.Message, 10)
+	hq := h.client("hq", true, status)
+	if tok := hq.Subscribe("outpost/gw1/status", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\n[[hub.subscribe]]\ntopic = \"broadcast/#\"\nqos = 1\n", h.addr))
+	g.start()
+	got := make(chan pahomqtt.Message, 10)
+	local := pahomqtt.NewClient(pahomqtt.NewClientOptions().AddBroker("tcp://" + g.mqtt).SetClientID("phone").
+		SetDefaultPublishHandler(func(_ pahomqtt.Client, m pahomqtt.Message) { got <- m }))
+	if tok := local.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer local.Disconnect(0)
+	if tok := local.Subscribe("broadcast/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	for online := false; !online; {
+		select {
+		case m := <-status:
+			online = string(m.Payload()) == "online"
+		case <-time.After(20 * time.Second):
+			t.Fatal("the gateway never came online at the hub")
+		}
+	}
+	hq.Publish("broadcast/alert", 1, false, "cholera vaccination tomorrow").WaitTimeout(5 * time.Second)
+	select {
+	case m := <-got:
+		if m.Topic() != "broadcast/alert" || string(m.Payload()) != "cholera vaccination tomorrow" {
+			t.Errorf("got %s %q", m.Topic(), m.Payload())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the hub's broadcast did not reach the local broker")
+	}
+}
