@@ -154,6 +154,13 @@ func (m *ATModem) current() *conn {
 // command runs one AT command on the current connection. A timeout marks
 // the connection hung, which makes the supervisor reconnect.
 func (m *ATModem) command(c *conn, cmd string, timeout time.Duration) ([]string, error) {
+	select {
+	case <-c.hung:
+		// One command went unanswered: the next would wait its whole
+		// timeout too, and the supervisor is about to reconnect.
+		return nil, fmt.Errorf("AT%s: not sent, the modem stopped answering: %w", cmd, ErrNotReady)
+	default:
+	}
 	info, err := c.at.Command(cmd, at.WithTimeout(timeout))
 	return info, m.atError(c, "AT"+cmd, err)
 }

@@ -65,7 +65,7 @@ func newRig(t *testing.T, mut func(*Config)) *rig {
 
 func (r *rig) waitState(state string) Status {
 	r.t.Helper()
-	deadline := time.After(30 * time.Second) // several 2 s command timeouts on a loaded machine
+	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case s := <-r.status:

@@ -95,12 +95,7 @@ type CMSError struct {
 	Text string
 }
 
-func (e *CMSError) Error() string {
-	if e.Text != "" {
-		return fmt.Sprintf("+CMS ERROR: %d (%s)", e.Code, e.Text)
-	}
-	return fmt.Sprintf("+CMS ERROR: %d", e.Code)
-}
+func (e *CMSError) Error() string { return errorLine("+CMS ERROR", e.Code, e.Text) }
 
 // Permanent reports whether retrying the same PDU cannot help.
 func (e *CMSError) Permanent() bool {
@@ -117,11 +112,14 @@ type CMEError struct {
 	Text string
 }
 
-func (e *CMEError) Error() string {
-	if e.Text != "" {
-		return fmt.Sprintf("+CME ERROR: %d (%s)", e.Code, e.Text)
+func (e *CMEError) Error() string { return errorLine("+CME ERROR", e.Code, e.Text) }
+
+// errorLine writes an error answer as the modem gave it, with its meaning.
+func errorLine(kind string, code int, text string) string {
+	if text != "" {
+		return fmt.Sprintf("%s: %d (%s)", kind, code, text)
 	}
-	return fmt.Sprintf("+CME ERROR: %d", e.Code)
+	return fmt.Sprintf("%s: %d", kind, code)
 }
 
 // cmsText names the common +CMS ERROR codes.
