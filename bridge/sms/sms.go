@@ -173,7 +173,7 @@ func (c *Connector) HandleInbound(ctx context.Context, in hw.Inbound) (string, e
 		return "", nil
 	}
 	if !m.IsPart() {
-		msg, err := c.storeWhole(ctx, in.Modem, []*pdu.Message{m}, "")
+		msg, err := c.storeWhole(ctx, in.Modem, m)
 		return msg.DedupKey, err
 	}
 	// Parts are recognised by their group (sender, reference) and bytes.
@@ -196,30 +196,73 @@ func (c *Connector) storeUndecodable(ctx context.Context, in hw.Inbound, decodeE
 	return msg.DedupKey, err
 }
 
-// storeWhole stores a complete message (or an incomplete one whose time is
-// up) inside one transaction.
-func (c *Connector) storeWhole(ctx context.Context, modem string, parts []*pdu.Message, groupKey string) (*store.Message, error) {
-	j, err := pdu.Join(parts)
-	if err != nil {
-		return &store.Message{}, err
-	}
-	msg := c.wholeMessage(modem, parts, j)
-	err = c.Store.Update(ctx, func(tx *store.Tx) error {
-		if groupKey != "" {
-			if err := tx.FinishParts(groupKey, msg.ID); err != nil {
-				return err
-			}
-		}
-		return c.hub.StoreInbound(tx, msg, fmt.Sprintf("%d part(s) via %s", j.Parts, modem))
+// storeWhole stores a one-part message.
+func (c *Connector) storeWhole(ctx context.Context, modem string, m *pdu.Message) (*store.Message, error) {
+	var msg *store.Message
+	var dup bool
+	err := c.Store.Update(ctx, func(tx *store.Tx) (err error) {
+		msg, dup, err = c.storeParts(tx, modem, "", []*pdu.Message{m})
+		return err
 	})
-	if errors.Is(err, store.ErrDuplicate) {
-		c.Log.Info("duplicate inbound message ignored", "modem", modem, "msg_id", msg.ID)
-		return msg, nil
-	}
 	if err == nil {
-		c.Log.Info("received", "modem", modem, "msg_id", msg.ID, "from", msg.Peer, "parts", j.Parts)
+		c.logStored(modem, msg, dup)
+	}
+	if msg == nil {
+		msg = &store.Message{}
 	}
 	return msg, err
+}
+
+// storeParts stores, inside tx, the message made of parts (all of a
+// group's, or those there are when its time is up) and, when groupKey is
+// set, marks the group's parts as finished. dup reports a message already
+// stored under the same de-duplication key: then only the parts are
+// marked.
+func (c *Connector) storeParts(tx *store.Tx, modem, groupKey string, parts []*pdu.Message) (msg *store.Message, dup bool, err error) {
+	j, err := pdu.Join(parts)
+	if err != nil {
+		return nil, false, err
+	}
+	msg = c.wholeMessage(modem, parts, j)
+	if groupKey != "" {
+		if err := tx.FinishParts(groupKey, msg.ID); err != nil {
+			return nil, false, err
+		}
+	}
+	err = c.hub.StoreInbound(tx, msg, fmt.Sprintf("%d part(s) via %s", j.Parts, modem))
+	if errors.Is(err, store.ErrDuplicate) {
+		return msg, true, nil
+	}
+	return msg, false, err
+}
+
+// storeGroup stores, inside tx, the message made of a group's open parts.
+// It returns nil when the group has none left.
+func (c *Connector) storeGroup(tx *store.Tx, modem, groupKey string) (*store.Message, bool, error) {
+	open, err := tx.OpenParts(groupKey)
+	if err != nil || len(open) == 0 {
+		return nil, false, err
+	}
+	return c.storeOpen(tx, modem, groupKey, open)
+}
+
+// storeOpen is storeGroup on parts already read.
+func (c *Connector) storeOpen(tx *store.Tx, modem, groupKey string, open []store.InboundPart) (*store.Message, bool, error) {
+	parts, err := decodeParts(open)
+	if err != nil {
+		return nil, false, err
+	}
+	return c.storeParts(tx, modem, groupKey, parts)
+}
+
+func (c *Connector) logStored(modem string, msg *store.Message, dup bool) {
+	switch {
+	case msg == nil:
+	case dup:
+		c.Log.Info("duplicate inbound message ignored", "modem", modem, "msg_id", msg.ID)
+	default:
+		c.Log.Info("received", "modem", modem, "msg_id", msg.ID, "from", msg.Peer, "parts", msg.Parts, "state", msg.State)
+	}
 }
 
 func (c *Connector) wholeMessage(modem string, parts []*pdu.Message, j pdu.Joined) *store.Message {
@@ -312,41 +355,23 @@ func (c *Connector) recognizeForm(msg *store.Message, first *pdu.Message) {
 // stored in the same transaction.
 func (c *Connector) storePart(ctx context.Context, in hw.Inbound, m *pdu.Message) error {
 	key := pdu.GroupKey(in.Modem, m)
-	var complete []*pdu.Message
-	var stored *store.Message
+	var msg *store.Message
+	var dup bool
 	err := c.Store.Update(ctx, func(tx *store.Tx) error {
-		complete, stored = nil, nil
-		dup, err := tx.AddInboundPart(store.InboundPart{GroupKey: key, Seq: m.UDH.Concat.Seq, Total: m.UDH.Concat.Total, PDU: m.TPDU})
-		if err != nil || dup {
+		msg, dup = nil, false
+		seen, err := tx.AddInboundPart(store.InboundPart{GroupKey: key, Seq: m.UDH.Concat.Seq, Total: m.UDH.Concat.Total, PDU: m.TPDU})
+		if err != nil || seen {
 			return err
 		}
 		open, err := tx.OpenParts(key)
-		if err != nil {
+		if err != nil || len(open) < m.UDH.Concat.Total {
 			return err
 		}
-		if len(open) < m.UDH.Concat.Total {
-			return nil
-		}
-		parts, err := decodeParts(open)
-		if err != nil {
-			return err
-		}
-		j, err := pdu.Join(parts)
-		if err != nil {
-			return err
-		}
-		msg := c.wholeMessage(in.Modem, parts, j)
-		if err := tx.FinishParts(key, msg.ID); err != nil {
-			return err
-		}
-		if err := c.hub.StoreInbound(tx, msg, fmt.Sprintf("%d parts via %s", j.Parts, in.Modem)); err != nil && !errors.Is(err, store.ErrDuplicate) {
-			return err
-		}
-		complete, stored = parts, msg
-		return nil
+		msg, dup, err = c.storeOpen(tx, in.Modem, key, open)
+		return err
 	})
-	if err == nil && complete != nil {
-		c.Log.Info("received", "modem", in.Modem, "msg_id", stored.ID, "from", stored.Peer, "parts", len(complete))
+	if err == nil {
+		c.logStored(in.Modem, msg, dup)
 	}
 	return err
 }
@@ -380,6 +405,12 @@ func (c *Connector) expireLoop(ctx context.Context) {
 		if n > 0 {
 			c.Log.Warn("status reports for messages this gateway never recorded were dropped", "count", n)
 		}
+		// Parts of finished messages serve only to recognise a part read
+		// twice before the modem deleted it: a day is plenty.
+		c.Store.Update(ctx, func(tx *store.Tx) (err error) {
+			_, err = tx.ForgetFinishedParts(tx.Now().Add(-24 * time.Hour))
+			return err
+		})
 		select {
 		case <-ctx.Done():
 			return
@@ -389,7 +420,9 @@ func (c *Connector) expireLoop(ctx context.Context) {
 }
 
 // ExpireIncomplete stores, with their missing parts marked, the messages
-// whose newest part is older than the reassembly timeout.
+// whose newest part is older than the reassembly timeout. Each is read and
+// stored in one transaction, so a part that comes at that moment is in it
+// or starts a new group.
 func (c *Connector) ExpireIncomplete(ctx context.Context) {
 	var keys []string
 	c.Store.View(ctx, func(tx *store.Tx) (err error) {
@@ -397,17 +430,18 @@ func (c *Connector) ExpireIncomplete(ctx context.Context) {
 		return err
 	})
 	for _, key := range keys {
-		var open []store.InboundPart
-		c.Store.View(ctx, func(tx *store.Tx) (err error) { open, err = tx.OpenParts(key); return })
-		parts, err := decodeParts(open)
-		if err != nil || len(parts) == 0 {
-			c.Log.Error("cannot expire incomplete message", "group", key, "err", err)
+		modem := strings.SplitN(key, "|", 2)[0]
+		var msg *store.Message
+		var dup bool
+		err := c.Store.Update(ctx, func(tx *store.Tx) (err error) {
+			msg, dup, err = c.storeGroup(tx, modem, key)
+			return err
+		})
+		if err != nil {
+			c.Log.Error("cannot store incomplete message", "group", key, "err", err)
 			continue
 		}
-		modem := strings.SplitN(key, "|", 2)[0]
-		if _, err := c.storeWhole(ctx, modem, parts, key); err != nil {
-			c.Log.Error("cannot store incomplete message", "group", key, "err", err)
-		}
+		c.logStored(modem, msg, dup)
 	}
 }
 
