@@ -24,11 +24,16 @@ func (h *Hub) dispatch(ctx context.Context, c Connector) {
 		var claimed []store.Delivery
 		err := h.Store.Update(ctx, func(tx *store.Tx) error {
 			ds, err := tx.ClaimDue(c.Name(), 16)
+			if err != nil {
+				return err
+			}
 			for _, d := range ds {
-				h.notify(tx, d, fmt.Sprintf("attempt %d", d.Attempts))
+				if err := h.notify(tx, d, fmt.Sprintf("attempt %d", d.Attempts)); err != nil {
+					return err
+				}
 			}
 			claimed = ds
-			return err
+			return nil
 		})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -101,11 +106,7 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
 			// Settled while it was being delivered (a status report can
 			// overtake the end of a multi-part send): keep the newer
 			// state; the outcome goes into the history.
-			detail := t.Detail
-			if detail == "" {
-				detail = t.LastError
-			}
-			return tx.AppendEvent(d.MessageID, d.ID, cur.State, t.State+": "+detail)
+			return tx.AppendEvent(d.MessageID, d.ID, cur.State, t.State+": "+t.Summary())
 		}
 		_, err = h.Transition(tx, d.ID, t)
 		return err

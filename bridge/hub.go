@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -110,6 +111,7 @@ type Hub struct {
 	connectors map[string]Connector
 	wake       map[string]chan struct{}
 	onStatus   []func(StatusChange)
+	onStatusTx []func(*store.Tx, StatusChange) error
 	onModem    []func(id string, status any)
 	modems     map[string]any
 	links      map[string]any
@@ -138,6 +140,14 @@ func (h *Hub) OnStatus(f func(StatusChange)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.onStatus = append(h.onStatus, f)
+}
+
+// OnStatusTx registers f to run inside the transaction of every delivery
+// state change: what f writes commits with the change, or neither does.
+func (h *Hub) OnStatusTx(f func(*store.Tx, StatusChange) error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onStatusTx = append(h.onStatusTx, f)
 }
 
 // OnModemStatus registers f to be called on every modem status change.
@@ -169,22 +179,14 @@ func (h *Hub) LinkStatus(name string, status any) {
 func (h *Hub) Links() map[string]any {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make(map[string]any, len(h.links))
-	for k, v := range h.links {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(h.links)
 }
 
 // Modems returns the last status of every modem, by id.
 func (h *Hub) Modems() map[string]any {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make(map[string]any, len(h.modems))
-	for k, v := range h.modems {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(h.modems)
 }
 
 func (h *Hub) connector(name string) Connector {
@@ -206,17 +208,25 @@ func (h *Hub) Wake(connector string) {
 	}
 }
 
-// notify is registered with AfterCommit for every state change.
-func (h *Hub) notify(tx *store.Tx, d store.Delivery, detail string) {
+// notify runs the OnStatusTx functions inside tx for a state change and
+// registers the OnStatus ones to run after its commit.
+func (h *Hub) notify(tx *store.Tx, d store.Delivery, detail string) error {
 	ch := StatusChange{MessageID: d.MessageID, Connector: d.Connector, To: d.Recipient, State: d.State, At: tx.Now(), Detail: detail}
+	h.mu.Lock()
+	fs := append([]func(StatusChange){}, h.onStatus...)
+	txs := append([]func(*store.Tx, StatusChange) error{}, h.onStatusTx...)
+	h.mu.Unlock()
+	for _, f := range txs {
+		if err := f(tx, ch); err != nil {
+			return err
+		}
+	}
 	tx.AfterCommit(func() {
-		h.mu.Lock()
-		fs := append([]func(StatusChange){}, h.onStatus...)
-		h.mu.Unlock()
 		for _, f := range fs {
 			f(ch)
 		}
 	})
+	return nil
 }
 
 // Transition changes a delivery's state inside tx and publishes the
@@ -226,12 +236,7 @@ func (h *Hub) Transition(tx *store.Tx, id int64, t store.Transition) (store.Deli
 	if err != nil {
 		return d, err
 	}
-	detail := t.Detail
-	if detail == "" {
-		detail = t.LastError
-	}
-	h.notify(tx, d, detail)
-	return d, nil
+	return d, h.notify(tx, d, t.Summary())
 }
 
 // Submit validates and stores a send request (committed before it
@@ -286,7 +291,9 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 			if err := tx.InsertDelivery(d, "accepted via "+req.Source); err != nil {
 				return err
 			}
-			h.notify(tx, *d, "accepted via "+req.Source)
+			if err := h.notify(tx, *d, "accepted via "+req.Source); err != nil {
+				return err
+			}
 		}
 		tx.AfterCommit(func() { h.Wake("sms") })
 		return nil
@@ -337,6 +344,18 @@ type MessageView struct {
 	Events     []store.Event    `json:"events"`
 }
 
+// newView is a message as the APIs show it, without its deliveries.
+func newView(m store.Message) MessageView {
+	v := MessageView{Message: m, Text: m.Text, State: m.State}
+	if m.Validity > 0 {
+		v.Validity = m.Validity.String()
+	}
+	if m.Data != nil {
+		v.DataHex = fmt.Sprintf("%X", m.Data)
+	}
+	return v
+}
+
 // Message reads a message with its deliveries and history.
 func (h *Hub) Message(ctx context.Context, id string) (MessageView, error) {
 	var v MessageView
@@ -345,13 +364,7 @@ func (h *Hub) Message(ctx context.Context, id string) (MessageView, error) {
 		if err != nil {
 			return err
 		}
-		v.Message, v.Text = m, m.Text
-		if m.Validity > 0 {
-			v.Validity = m.Validity.String()
-		}
-		if m.Data != nil {
-			v.DataHex = fmt.Sprintf("%X", m.Data)
-		}
+		v = newView(m)
 		if v.Deliveries, err = tx.Deliveries(id); err != nil {
 			return err
 		}
@@ -384,11 +397,7 @@ func (h *Hub) Inbox(ctx context.Context, limit int) ([]MessageView, error) {
 	err := h.Store.View(ctx, func(tx *store.Tx) error {
 		ms, err := tx.Messages(store.In, limit)
 		for _, m := range ms {
-			v := MessageView{Message: m, Text: m.Text, State: m.State}
-			if m.Data != nil {
-				v.DataHex = fmt.Sprintf("%X", m.Data)
-			}
-			out = append(out, v)
+			out = append(out, newView(m))
 		}
 		return err
 	})

@@ -181,11 +181,16 @@ func (tx *Tx) SetDeliveryState(id int64, t Transition) (Delivery, error) {
 	if err != nil {
 		return Delivery{}, err
 	}
-	detail := t.Detail
-	if detail == "" {
-		detail = t.LastError
+	return d, tx.AppendEvent(d.MessageID, id, t.State, t.Summary())
+}
+
+// Summary is what the history says of a transition: its detail, or else
+// its error.
+func (t Transition) Summary() string {
+	if t.Detail == "" {
+		return t.LastError
 	}
-	return d, tx.AppendEvent(d.MessageID, id, t.State, detail)
+	return t.Detail
 }
 
 const deliveryCols = `id, message_id, connector, recipient, state, attempts, next_at, last_error, updated_at`

@@ -50,18 +50,17 @@ type Options struct {
 
 // Connector is the embedded broker and the topic API on it.
 type Connector struct {
-	opts    Options
-	log     *slog.Logger
-	server  *mochi.Server
-	base    string
-	ln      net.Listener
-	hub     *bridge.Hub
-	ready   chan struct{}
-	once    sync.Once
-	uplink  *Uplink
-	acks    ackQueue
-	auth    *authHook
-	tlsAddr string
+	opts   Options
+	log    *slog.Logger
+	server *mochi.Server
+	base   string
+	ln     net.Listener
+	hub    *bridge.Hub
+	ready  chan struct{}
+	once   sync.Once
+	uplink *Uplink
+	acks   ackQueue
+	auth   *authHook
 }
 
 // New creates the broker; Run starts it. The hub is needed by the send
@@ -69,6 +68,9 @@ type Connector struct {
 func New(opts Options, hub *bridge.Hub) *Connector {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Hub.ClientID == "" {
+		opts.Hub.ClientID = opts.GatewayID
 	}
 	c := &Connector{opts: opts, log: opts.Log, base: opts.Prefix + "/" + opts.GatewayID + "/", hub: hub, ready: make(chan struct{})}
 	c.acks.ready = make(chan struct{}, 1)
@@ -84,15 +86,14 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 	c.server.AddHook(c.auth, nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
 	if opts.Hub.URL != "" {
-		if opts.Hub.ClientID == "" {
-			opts.Hub.ClientID = opts.GatewayID
-		}
 		c.uplink = NewUplink(opts.Hub, hub.Store, c.base+"status", opts.Log)
 		c.uplink.downTopic, c.uplink.downlink = c.base+"sms/send", c.downlink
 		c.uplink.report = func(st LinkState) { hub.LinkStatus("hub", st) }
 		c.uplink.local = c.fromHub
 		c.uplink.statsTopic = c.base + "hub/queue"
 		c.server.AddHook(&forwardHook{c: c}, nil)
+		// A state change and its copy for the hub commit together.
+		hub.OnStatusTx(c.statusToHub)
 	}
 	hub.OnStatus(c.publishStatus)
 	hub.OnModemStatus(c.publishModem)
@@ -142,7 +143,6 @@ func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
 		if err != nil {
 			return fail(fmt.Errorf("mqtt TLS listen %s: %w", c.opts.TLSListen, err))
 		}
-		c.tlsAddr = tln.Addr().String()
 		c.auth.listenerIsLoopback("tls", tln.Addr())
 		if err := c.server.AddListener(listeners.NewNet("tls", tln)); err != nil {
 			tln.Close()
@@ -191,10 +191,15 @@ type InboundPayload struct {
 }
 
 // Deliver implements bridge.Connector: inbound messages are published on
-// sms/in (QoS 1).
+// sms/in (QoS 1), forms on xform/<form_id>.
 func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
 	if m.FormID != "" {
-		return c.deliverForm(m)
+		p := FormPayload{ID: m.ID, From: m.Peer, FormID: m.FormID, InstanceID: m.InstanceID,
+			ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), Modem: m.Modem}
+		if m.Text != nil {
+			p.XML = *m.Text
+		}
+		return c.publish(ctx, "xform/"+topicLevel(m.FormID), p)
 	}
 	p := InboundPayload{ID: m.ID, From: m.Peer, To: m.Modem, ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), SCTS: m.SCTS,
 		SMSC: m.SMSC, Parts: m.Parts, Modem: m.Modem, State: m.State, Detail: m.Detail}
@@ -203,8 +208,18 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	} else {
 		p.DataHex = strings.ToUpper(hex.EncodeToString(m.Data))
 	}
-	b, _ := json.Marshal(p)
-	topic := c.Topic("sms/in")
+	return c.publish(ctx, "sms/in", p)
+}
+
+// publish delivers v on an API topic: its copy for the hub is committed
+// first (a delivery whose hub copy is not stored is retried), then it is
+// published on the local broker.
+func (c *Connector) publish(ctx context.Context, apiTopic string, v any) (bridge.Outcome, error) {
+	b, _ := json.Marshal(v)
+	topic := c.Topic(apiTopic)
+	if err := c.sendToHub(ctx, topic, b, false); err != nil {
+		return bridge.Outcome{}, fmt.Errorf("queue %s for the hub: %w", topic, err)
+	}
 	if err := c.server.Publish(topic, b, false, 1); err != nil {
 		return bridge.Outcome{}, err
 	}
@@ -220,20 +235,6 @@ type FormPayload struct {
 	XML        string `json:"xml"`
 	ReceivedAt string `json:"received_at"`
 	Modem      string `json:"modem,omitempty"`
-}
-
-func (c *Connector) deliverForm(m store.Message) (bridge.Outcome, error) {
-	p := FormPayload{ID: m.ID, From: m.Peer, FormID: m.FormID, InstanceID: m.InstanceID,
-		ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), Modem: m.Modem}
-	if m.Text != nil {
-		p.XML = *m.Text
-	}
-	b, _ := json.Marshal(p)
-	topic := c.Topic("xform/" + topicLevel(m.FormID))
-	if err := c.server.Publish(topic, b, false, 1); err != nil {
-		return bridge.Outcome{}, err
-	}
-	return bridge.Outcome{State: store.Delivered, Detail: "published on " + topic}, nil
 }
 
 // topicLevel makes s one topic level: no separators, no wildcards.
@@ -259,9 +260,46 @@ func (c *Connector) publishStatus(s bridge.StatusChange) {
 
 func (c *Connector) publishModem(id string, st any) {
 	b, _ := json.Marshal(st)
-	if err := c.server.Publish(c.Topic("modem/"+id+"/status"), b, true, 1); err != nil {
+	topic := c.Topic("modem/" + id + "/status")
+	if err := c.sendToHub(context.Background(), topic, b, true); err != nil {
+		c.log.Warn("modem status for the hub not queued", "modem", id, "err", err)
+	}
+	if err := c.server.Publish(topic, b, true, 1); err != nil {
 		c.log.Warn("publish modem status", "modem", id, "err", err)
 	}
+}
+
+// statusToHub queues a delivery state change for the hub inside the
+// transaction that makes it.
+func (c *Connector) statusToHub(tx *store.Tx, s bridge.StatusChange) error {
+	if s.Connector != "sms" {
+		return nil
+	}
+	b, _ := json.Marshal(s)
+	return c.queueForHub(tx, c.Topic("sms/status/"+s.MessageID), b, false)
+}
+
+// queueForHub adds one of Outpost's own messages to the hub queue inside
+// tx, within the queue's limits (a refusal is counted and logged: the
+// local copy still goes out).
+func (c *Connector) queueForHub(tx *store.Tx, topic string, payload []byte, retain bool) error {
+	m := store.HubMessage{Topic: topic, Payload: payload, QoS: 1, Retain: retain}
+	accepted, dropped, err := tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
+	if err != nil {
+		return err
+	}
+	c.noteLimits(topic, "outpost", accepted, dropped)
+	tx.AfterCommit(c.uplink.Wake)
+	return nil
+}
+
+// sendToHub commits queueForHub on its own; without a hub it does
+// nothing.
+func (c *Connector) sendToHub(ctx context.Context, topic string, payload []byte, retain bool) error {
+	if c.uplink == nil {
+		return nil
+	}
+	return c.hub.Store.Update(ctx, func(tx *store.Tx) error { return c.queueForHub(tx, topic, payload, retain) })
 }
 
 // Reply is what sms/send/reply carries.
@@ -348,10 +386,8 @@ func (c *Connector) downlink(payload []byte) error {
 		return err
 	}
 	b, _ := json.Marshal(r)
-	m := store.HubMessage{Topic: replyTo, Payload: b, QoS: 1}
-	if err := c.hub.Store.Update(context.Background(), func(tx *store.Tx) error { return tx.EnqueueHub(&m) }); err != nil {
+	if err := c.sendToHub(context.Background(), replyTo, b, false); err != nil {
 		c.log.Warn("reply to the hub not queued", "err", err)
 	}
-	c.uplink.Wake()
 	return nil
 }

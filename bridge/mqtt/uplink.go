@@ -55,10 +55,11 @@ type HubOptions struct {
 
 // Uplink drains the durable hub queue (store.HubMessage rows) to the hub:
 // a row leaves the queue only once the hub acknowledged it. Each
-// connection gets a fresh paho client with a clean session and paho's
-// memory store, so paho never resends on its own: after a reconnect the
-// queue is resent from SQLite, oldest first (at most one window of
-// duplicates).
+// connection gets a fresh paho client whose memory store starts empty, so
+// paho never resends on its own: after a reconnect the queue is resent
+// from SQLite, oldest first (at most one window of duplicates). The
+// session on the hub is persistent when there is a downlink, so the hub
+// keeps what it sends while the box is away.
 type Uplink struct {
 	opt   HubOptions
 	store *store.Store
@@ -76,9 +77,8 @@ type Uplink struct {
 	// local publishes a message from the hub on the local broker.
 	local func(topic string, payload []byte, retain bool, qos byte)
 	// report is told the link's state on every change.
-	report     func(LinkState)
-	forwarded  int64     // owned by Run
-	lastExpire time.Time // owned by Run
+	report    func(LinkState)
+	forwarded int64 // owned by Run
 }
 
 // LinkState is the hub link's state as status shows it.
@@ -87,10 +87,7 @@ type LinkState struct {
 	Connected bool      `json:"connected"`
 	Since     time.Time `json:"since"`
 	LastError string    `json:"last_error,omitempty"`
-	// Queued and QueuedBytes are what waits in the hub queue.
-	Queued      int64 `json:"queued"`
-	QueuedBytes int64 `json:"queued_bytes"`
-	Forwarded   int64 `json:"forwarded"` // acknowledged by the hub since start
+	Forwarded int64     `json:"forwarded"` // acknowledged by the hub since start
 }
 
 func (u *Uplink) setState(connected bool, err error, forwarded int64) {
@@ -107,7 +104,7 @@ func (u *Uplink) setState(connected bool, err error, forwarded int64) {
 // NewUplink returns an uplink on s.
 func NewUplink(opt HubOptions, s *store.Store, statusTopic string, log *slog.Logger) *Uplink {
 	if opt.Window < 1 {
-		opt.Window = 64
+		opt.Window = 256
 	}
 	if opt.RetryMin <= 0 {
 		opt.RetryMin = 100 * time.Millisecond
@@ -253,10 +250,13 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var lastStats store.HubStats
-	var statsAt time.Time
+	var statsAt, housekept time.Time
 	for {
-		u.expire(ctx)
-		lastStats, statsAt = u.publishStats(client, lastStats, statsAt)
+		if time.Since(housekept) >= time.Second { // not once a window
+			housekept = time.Now()
+			u.expire(ctx)
+			lastStats, statsAt = u.publishStats(client, lastStats, statsAt)
+		}
 		var batch []store.HubMessage
 		err := u.store.View(ctx, func(tx *store.Tx) (err error) {
 			batch, err = tx.HubBatch(u.opt.Window)
@@ -343,12 +343,11 @@ func (u *Uplink) publishStats(client paho.Client, last store.HubStats, at time.T
 	return st, time.Now()
 }
 
-// expire drops what waited longer than MaxAge, at most once a second.
+// expire drops what waited longer than MaxAge.
 func (u *Uplink) expire(ctx context.Context) {
-	if u.opt.MaxAge <= 0 || time.Since(u.lastExpire) < time.Second {
+	if u.opt.MaxAge <= 0 {
 		return
 	}
-	u.lastExpire = time.Now()
 	var n int64
 	err := u.store.Update(ctx, func(tx *store.Tx) (err error) {
 		n, err = tx.ExpireHub(tx.Now().Add(-u.opt.MaxAge))
@@ -361,9 +360,10 @@ func (u *Uplink) expire(ctx context.Context) {
 	}
 }
 
-// forwardHook commits what goes to the hub before the local broker
-// acknowledges it: pass-through topics from local clients, and what
-// Outpost itself publishes (sms/in, sms/status, xform, modem status).
+// forwardHook commits the pass-through topics local devices publish
+// before the local broker acknowledges them. (Outpost's own topics are
+// queued for the hub where they are produced: see Connector.publish and
+// statusToHub.)
 type forwardHook struct {
 	mochi.HookBase
 	c *Connector
@@ -373,39 +373,22 @@ func (h *forwardHook) ID() string { return "outpost-forward" }
 
 func (h *forwardHook) Provides(b byte) bool { return b == mochi.OnPublish }
 
-// OnPublish stores what goes to the hub before it is acknowledged. For
-// Outpost's own topics (the inline client) it commits and returns. For a
-// device's pass-through publish it does not wait: the write is submitted
-// to the store, mochi is told to drop the packet, and once the commit is
-// durable the ack loop sends the PUBACK and publishes the message to
-// local subscribers. mochi runs a client's packets one at a time, so
-// waiting here would give every message of a client its own fsync; this
-// way one client's in-flight window shares one.
+// OnPublish does not wait for the commit: the write is submitted to the
+// store, mochi is told to drop the packet, and once the commit is durable
+// the ack loop sends the PUBACK and publishes the message to local
+// subscribers. mochi runs a client's packets one at a time, so waiting
+// here would give every message of a client its own fsync; this way one
+// client's in-flight window shares one.
 func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	c := h.c
-	if c.uplink == nil {
-		return pk, nil
-	}
-	m := store.HubMessage{Topic: pk.TopicName, Payload: pk.Payload, QoS: 1, Retain: pk.FixedHeader.Retain}
 	if cl.Net.Inline {
-		if !c.ownTopic(pk.TopicName) {
-			return pk, nil
-		}
-		var accepted bool
-		var dropped int
-		err := c.hub.Store.Update(context.Background(), func(tx *store.Tx) (err error) {
-			accepted, dropped, err = tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
-			return err
-		})
-		c.enqueued(cl, pk, accepted, dropped, err)
 		return pk, nil
 	}
 	f, ok := c.forwardRule(pk.TopicName)
 	if !ok {
 		return pk, nil
 	}
-	m.Topic, m.QoS = f.Prefix+pk.TopicName, f.QoS
-	m.Payload = append([]byte(nil), pk.Payload...)
+	m := store.HubMessage{Topic: f.Prefix + pk.TopicName, Payload: append([]byte(nil), pk.Payload...), QoS: f.QoS, Retain: pk.FixedHeader.Retain}
 	a := &pendingAck{cl: cl, pk: pk}
 	a.pk.Payload = m.Payload
 	c.hub.Store.Submit(context.Background(), func(tx *store.Tx) (err error) {
@@ -474,27 +457,19 @@ func (c *Connector) ackLoop(ctx context.Context) {
 	}
 }
 
-// enqueued reports what storing a message for the hub came to: it logs
-// drops and refusals, tells a refused device why, and wakes the uplink.
-// It returns whether the message was stored.
+// enqueued answers what storing a device's message for the hub came to:
+// a failed commit stops the client (it sends the message again when it
+// reconnects); a refusal tells it why. It returns whether the message was
+// stored.
 func (c *Connector) enqueued(cl *mochi.Client, pk packets.Packet, accepted bool, dropped int, err error) bool {
 	if err != nil {
 		c.log.Error("message for the hub not stored; not acknowledged", "topic", pk.TopicName, "client", cl.ID, "err", err)
-		if !cl.Net.Inline {
-			cl.Stop(err) // it sends the message again when it reconnects
-		}
+		cl.Stop(err)
 		return false
 	}
-	if dropped > 0 {
-		c.log.Warn("hub queue full: oldest messages dropped", "count", dropped, "topic", pk.TopicName)
-	}
+	c.noteLimits(pk.TopicName, cl.ID, accepted, dropped)
 	if !accepted {
-		reason := "the queue to the hub is full (hub.max_messages / hub.max_bytes, when_full = refuse)"
-		c.log.Warn("refused a message for the hub", "topic", pk.TopicName, "client", cl.ID, "reason", reason)
-		if cl.Net.Inline {
-			return false // published locally; the hub will not get it (counted)
-		}
-		b, _ := json.Marshal(map[string]string{"topic": pk.TopicName, "client": cl.ID, "reason": reason})
+		b, _ := json.Marshal(map[string]string{"topic": pk.TopicName, "client": cl.ID, "reason": errQueueFull})
 		c.server.Publish(c.Topic("hub/refused"), b, false, 0)
 		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
 			// PUBACK with reason code 0x97: quota exceeded.
@@ -506,6 +481,18 @@ func (c *Connector) enqueued(cl *mochi.Client, pk packets.Packet, accepted bool,
 	return true
 }
 
+const errQueueFull = "the queue to the hub is full (hub.max_messages / hub.max_bytes, when_full = refuse)"
+
+// noteLimits logs what the hub queue's limits did to a message.
+func (c *Connector) noteLimits(topic, client string, accepted bool, dropped int) {
+	if dropped > 0 {
+		c.log.Warn("hub queue full: oldest messages dropped", "count", dropped, "topic", topic)
+	}
+	if !accepted {
+		c.log.Warn("refused a message for the hub", "topic", topic, "client", client, "reason", errQueueFull)
+	}
+}
+
 func (c *Connector) forwardRule(topic string) (Forward, bool) {
 	for _, f := range c.opts.Hub.Forward {
 		if covers(f.Topic, topic) {
@@ -513,14 +500,4 @@ func (c *Connector) forwardRule(topic string) (Forward, bool) {
 		}
 	}
 	return Forward{}, false
-}
-
-// ownTopic reports whether topic is one of the API topics Outpost
-// publishes for the hub too.
-func (c *Connector) ownTopic(topic string) bool {
-	rest, ok := strings.CutPrefix(topic, c.base)
-	if !ok {
-		return false
-	}
-	return rest == "sms/in" || strings.HasPrefix(rest, "sms/status/") || strings.HasPrefix(rest, "xform/") || strings.HasPrefix(rest, "modem/")
 }
