@@ -143,6 +143,28 @@ func cmdSend(args []string) int {
 	return 0
 }
 
+// fetch GETs path from the daemon: with asJSON it prints the answer as it
+// came and returns 0; otherwise it decodes it into v and returns -1 (go
+// on). On failure it reports and returns the exit code.
+func fetch(cmd string, mk func() (*client, error), path string, asJSON bool, v any) int {
+	c, err := mk()
+	if err != nil {
+		return fail(cmd, err)
+	}
+	var raw json.RawMessage
+	if err := c.do("GET", path, nil, &raw); err != nil {
+		return fail(cmd, err)
+	}
+	if asJSON {
+		os.Stdout.Write(raw)
+		return 0
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fail(cmd, fmt.Errorf("the daemon's answer: %w", err))
+	}
+	return -1
+}
+
 func cmdShow(args []string) int {
 	fs := flag.NewFlagSet("show", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -162,20 +184,10 @@ func cmdShow(args []string) int {
 		fs.Usage()
 		return 2
 	}
-	c, err := mk()
-	if err != nil {
-		return fail("show", err)
-	}
-	var raw json.RawMessage
-	if err := c.do("GET", "/v1/messages/"+id, nil, &raw); err != nil {
-		return fail("show", err)
-	}
-	if *asJSON {
-		os.Stdout.Write(raw)
-		return 0
-	}
 	var v bridge.MessageView
-	json.Unmarshal(raw, &v)
+	if code := fetch("show", mk, "/v1/messages/"+id, *asJSON, &v); code >= 0 {
+		return code
+	}
 	fmt.Printf("id:        %s\ndirection: %s\npeer:      %s\nstate:     %s\n", v.ID, v.Direction, v.Peer, v.State)
 	if v.Text != nil {
 		fmt.Printf("text:      %s\n", *v.Text)
@@ -210,20 +222,10 @@ func cmdInbox(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
-	c, err := mk()
-	if err != nil {
-		return fail("inbox", err)
-	}
-	var raw json.RawMessage
-	if err := c.do("GET", fmt.Sprintf("/v1/inbox?limit=%d", *limit), nil, &raw); err != nil {
-		return fail("inbox", err)
-	}
-	if *asJSON {
-		os.Stdout.Write(raw)
-		return 0
-	}
 	var vs []bridge.MessageView
-	json.Unmarshal(raw, &vs)
+	if code := fetch("inbox", mk, fmt.Sprintf("/v1/inbox?limit=%d", *limit), *asJSON, &vs); code >= 0 {
+		return code
+	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "RECEIVED\tFROM\tSTATE\tTEXT")
 	for _, v := range vs {
@@ -254,18 +256,6 @@ func cmdStatus(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
-	c, err := mk()
-	if err != nil {
-		return fail("status", err)
-	}
-	var raw json.RawMessage
-	if err := c.do("GET", "/v1/status", nil, &raw); err != nil {
-		return fail("status", err)
-	}
-	if *asJSON {
-		os.Stdout.Write(raw)
-		return 0
-	}
 	var s struct {
 		GatewayID  string                        `json:"gateway_id"`
 		Version    string                        `json:"version"`
@@ -281,7 +271,9 @@ func cmdStatus(args []string) int {
 		} `json:"links"`
 		HubQueue struct{ Messages, Bytes, Dropped, Expired, Refused int64 } `json:"hub_queue"`
 	}
-	json.Unmarshal(raw, &s)
+	if code := fetch("status", mk, "/v1/status", *asJSON, &s); code >= 0 {
+		return code
+	}
 	fmt.Printf("gateway %s, version %s, up since %s\n", s.GatewayID, s.Version, s.StartedAt.Local().Format(time.DateTime))
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "\nMODEM\tSTATE\tOPERATOR\tSIGNAL\tREGISTERED\tIMEI\tERROR")
