@@ -19,6 +19,8 @@ type fake struct {
 	results []error // one per call; nil once exhausted
 	calls   int
 	ready   chan struct{} // when set, WaitReady blocks until it is closed
+	texts   []string      // the text of each call, in order
+	at      []time.Time   // and when it was made
 }
 
 func (f *fake) Name() string { return "sms" }
@@ -29,6 +31,10 @@ func (f *fake) Deliver(ctx context.Context, m store.Message, d store.Delivery) (
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
+	if m.Text != nil {
+		f.texts = append(f.texts, *m.Text)
+	}
+	f.at = append(f.at, time.Now())
 	if len(f.results) > 0 {
 		err := f.results[0]
 		f.results = f.results[1:]
@@ -78,7 +84,18 @@ func newHub(t *testing.T, c bridge.Connector) (*bridge.Hub, func()) {
 
 func submit(t *testing.T, h *bridge.Hub, text string) string {
 	t.Helper()
-	id, err := h.Submit(context.Background(), bridge.SendRequest{To: []string{"+15555550100"}, Text: text, Source: "test"})
+	return submitReq(t, h, bridge.SendRequest{Text: text})
+}
+
+// submitReq submits req from "test", to the echo number unless it names
+// recipients.
+func submitReq(t *testing.T, h *bridge.Hub, req bridge.SendRequest) string {
+	t.Helper()
+	if req.To == nil {
+		req.To = []string{"+15555550100"}
+	}
+	req.Source = "test"
+	id, err := h.Submit(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}

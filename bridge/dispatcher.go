@@ -109,10 +109,53 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
 			return tx.AppendEvent(d.MessageID, d.ID, cur.State, t.State+": "+t.Summary())
 		}
 		_, err = h.Transition(tx, d.ID, t)
+		if t.State == store.Queued && !d.ExpiresAt.IsZero() {
+			tx.AfterCommit(h.watchExpiry)
+		}
 		return err
 	})
 	if err != nil {
 		log.Error("record delivery outcome", "err", err)
+	}
+}
+
+// expire moves deliveries past their expiry to state expired, whether or
+// not their connector can deliver now (a message that expired while the
+// modem was unplugged says so at once), waking for the next expiry.
+func (h *Hub) expire(ctx context.Context) {
+	for ctx.Err() == nil {
+		var next time.Time
+		err := h.Store.Update(ctx, func(tx *store.Tx) error {
+			ds, err := tx.ExpireDue()
+			if err != nil {
+				return err
+			}
+			for _, d := range ds {
+				if err := h.notify(tx, d, "not sent: expired at "+d.ExpiresAt.Format(time.RFC3339)); err != nil {
+					return err
+				}
+				h.Log.Info("message expired before it was sent", "msg_id", d.MessageID, "to", d.Recipient)
+			}
+			next, err = tx.NextExpiry()
+			return err
+		})
+		wait := time.Minute
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil:
+			h.Log.Error("expire deliveries", "err", err)
+			wait = time.Second
+		case !next.IsZero():
+			wait = min(max(time.Until(next), 0), time.Minute)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-h.expiry:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }
 

@@ -81,6 +81,12 @@ type SendRequest struct {
 	Port int `json:"port,omitempty"`
 	// Validity is the relative validity period (0: the SMSC's default).
 	Validity time.Duration `json:"validity,omitempty"`
+	// Priority orders the queue (0–MaxPriority, higher first).
+	Priority int `json:"priority,omitempty"`
+	// NotBefore holds the message (state scheduled) until then; at
+	// Expires what is not yet sent is no longer sent (state expired).
+	NotBefore time.Time `json:"not_before,omitzero"`
+	Expires   time.Time `json:"expires,omitzero"`
 }
 
 // StatusChange is a delivery state change, published after commit.
@@ -106,6 +112,9 @@ type Hub struct {
 	MaxAttempts int
 	// RetryMin and RetryMax bound the backoff between attempts.
 	RetryMin, RetryMax time.Duration
+	// Groups are the recipient lists a send request names as
+	// "group:<name>".
+	Groups map[string][]string
 
 	mu         sync.Mutex
 	connectors map[string]Connector
@@ -115,6 +124,7 @@ type Hub struct {
 	onModem    []func(id string, status any)
 	modems     map[string]any
 	links      map[string]any
+	expiry     chan struct{} // a new expiry time to watch
 }
 
 // New returns a hub on s.
@@ -123,7 +133,8 @@ func New(s *store.Store, log *slog.Logger) *Hub {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Hub{Store: s, Log: log, MaxAttempts: 10, RetryMin: 2 * time.Second, RetryMax: 5 * time.Minute,
-		connectors: map[string]Connector{}, wake: map[string]chan struct{}{}, modems: map[string]any{}, links: map[string]any{}}
+		connectors: map[string]Connector{}, wake: map[string]chan struct{}{}, modems: map[string]any{}, links: map[string]any{},
+		expiry: make(chan struct{}, 1)}
 }
 
 // Add registers a connector. Call before Run.
@@ -195,6 +206,15 @@ func (h *Hub) connector(name string) Connector {
 	return h.connectors[name]
 }
 
+// watchExpiry makes the expiry loop look again for the next expiry: a
+// delivery with one is queued or back in the queue.
+func (h *Hub) watchExpiry() {
+	select {
+	case h.expiry <- struct{}{}:
+	default:
+	}
+}
+
 // Wake makes a connector's dispatcher look for due deliveries now.
 func (h *Hub) Wake(connector string) {
 	h.mu.Lock()
@@ -249,16 +269,21 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 	if req.Text == "" && req.Data == nil {
 		return "", fmt.Errorf("%w: \"text\" is empty", ErrInvalid)
 	}
-	seen := map[string]bool{}
-	var to []string
-	for _, n := range req.To {
-		n = strings.TrimSpace(n)
-		if !seen[n] {
-			seen[n] = true
-			to = append(to, n)
-		}
+	to, groups, err := h.recipients(req.To)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	req.To = to
+	now := time.Now()
+	switch {
+	case req.Priority < 0 || req.Priority > MaxPriority:
+		return "", fmt.Errorf("%w: \"priority\" %d: must be 0–%d", ErrInvalid, req.Priority, MaxPriority)
+	case !req.Expires.IsZero() && !req.Expires.After(now):
+		return "", fmt.Errorf("%w: \"expires\" %s has already passed", ErrInvalid, req.Expires.Format(time.RFC3339))
+	case !req.Expires.IsZero() && !req.NotBefore.IsZero() && !req.Expires.After(req.NotBefore):
+		return "", fmt.Errorf("%w: \"expires\" %s is not after \"not_before\" %s: it could never be sent",
+			ErrInvalid, req.Expires.Format(time.RFC3339), req.NotBefore.Format(time.RFC3339))
+	}
 	sms := h.connector("sms")
 	if sms == nil {
 		return "", errors.New("no SMS connector")
@@ -272,7 +297,16 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 		return "", fmt.Errorf("%w: \"id\" longer than 64 characters", ErrInvalid)
 	}
 	m := &store.Message{ID: req.ID, Direction: store.Out, Peer: strings.Join(req.To, ","), Report: req.Report, Flash: req.Flash, Source: req.Source,
-		Port: req.Port, Validity: req.Validity}
+		Port: req.Port, Validity: req.Validity, Priority: req.Priority, NotBefore: req.NotBefore, ExpiresAt: req.Expires}
+	accepted := "accepted via " + req.Source
+	if len(groups) > 0 {
+		accepted += " (" + strings.Join(groups, ", ") + ")"
+	}
+	state, next := store.Queued, time.Time{}
+	if req.NotBefore.After(now) {
+		state, next = store.Scheduled, req.NotBefore
+		accepted += "; scheduled for " + req.NotBefore.UTC().Format(time.RFC3339)
+	}
 	if req.Data != nil {
 		m.Data, m.Coding = req.Data, "8bit"
 	} else {
@@ -282,20 +316,26 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 	if req.ID != "" {
 		m.DedupKey = "out|" + req.ID
 	}
-	err := h.Store.Update(ctx, func(tx *store.Tx) error {
+	err = h.Store.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.InsertMessage(m); err != nil {
 			return err
 		}
 		for _, n := range req.To {
-			d := &store.Delivery{MessageID: m.ID, Connector: "sms", Recipient: n}
-			if err := tx.InsertDelivery(d, "accepted via "+req.Source); err != nil {
+			d := &store.Delivery{MessageID: m.ID, Connector: "sms", Recipient: n, State: state, NextAt: next,
+				Priority: req.Priority, ExpiresAt: req.Expires}
+			if err := tx.InsertDelivery(d, accepted); err != nil {
 				return err
 			}
-			if err := h.notify(tx, *d, "accepted via "+req.Source); err != nil {
+			if err := h.notify(tx, *d, accepted); err != nil {
 				return err
 			}
 		}
-		tx.AfterCommit(func() { h.Wake("sms") })
+		tx.AfterCommit(func() {
+			h.Wake("sms")
+			if !req.Expires.IsZero() {
+				h.watchExpiry()
+			}
+		})
 		return nil
 	})
 	if errors.Is(err, store.ErrDuplicate) {
@@ -305,6 +345,38 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 		return "", fmt.Errorf("store message: %w", err)
 	}
 	return m.ID, nil
+}
+
+// recipients expands "group:<name>" entries and drops repeated numbers,
+// keeping the first. It returns the numbers and, for the event, which
+// groups were expanded.
+func (h *Hub) recipients(list []string) (to, groups []string, err error) {
+	seen := map[string]bool{}
+	add := func(n string) {
+		if n = strings.TrimSpace(n); !seen[n] {
+			seen[n] = true
+			to = append(to, n)
+		}
+	}
+	for _, n := range list {
+		name, ok := strings.CutPrefix(strings.TrimSpace(n), "group:")
+		if !ok {
+			add(n)
+			continue
+		}
+		members, ok := h.Groups[name]
+		switch {
+		case !ok:
+			return nil, nil, fmt.Errorf("unknown group %q (groups are defined in the config's [groups] table)", name)
+		case len(members) == 0:
+			return nil, nil, fmt.Errorf("group %q has no members", name)
+		}
+		for _, m := range members {
+			add(m)
+		}
+		groups = append(groups, fmt.Sprintf("group %s: %d numbers", name, len(members)))
+	}
+	return to, groups, nil
 }
 
 // StoreInbound stores an inbound message inside tx and creates its
@@ -444,6 +516,11 @@ func (h *Hub) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		h.expire(ctx)
+	}()
 	errs := make(chan error, 2*len(cs))
 	for _, c := range cs {
 		wg.Add(2)

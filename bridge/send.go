@@ -23,6 +23,27 @@ type SendJSON struct {
 	Port *int `json:"port,omitempty"`
 	// Validity is how long the SMSC keeps trying ("12h"; 5m to 441 days).
 	Validity string `json:"validity,omitempty"`
+	// Priority: 0 (default) to 9, higher goes first.
+	Priority *int `json:"priority,omitempty"`
+	// NotBefore and Expires are times (RFC 3339) or durations from now
+	// ("30m"): the message is held until NotBefore and dropped, if not
+	// yet sent, at Expires.
+	NotBefore string `json:"not_before,omitempty"`
+	Expires   string `json:"expires,omitempty"`
+}
+
+// MaxPriority is the highest "priority" of a send request.
+const MaxPriority = 9
+
+// parseWhen reads a time given as RFC 3339 or as a duration from now.
+func parseWhen(field, s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(d), nil
+	}
+	return time.Time{}, fmt.Errorf(`%q %q: give a time such as "2026-11-23T18:00:00Z" (RFC 3339) or a duration from now such as "30m"`, field, s)
 }
 
 // ParseSend turns a JSON send request from source into a SendRequest,
@@ -75,6 +96,24 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 			return req, p, fmt.Errorf(`"validity" %q: not a duration like "12h"`, p.Validity)
 		}
 		req.Validity = v
+	}
+	if p.Priority != nil {
+		if *p.Priority < 0 || *p.Priority > MaxPriority {
+			return req, p, fmt.Errorf(`"priority" %d: must be 0–%d (higher goes first)`, *p.Priority, MaxPriority)
+		}
+		req.Priority = *p.Priority
+	}
+	now := time.Now()
+	var err error
+	if p.NotBefore != "" {
+		if req.NotBefore, err = parseWhen("not_before", p.NotBefore, now); err != nil {
+			return req, p, err
+		}
+	}
+	if p.Expires != "" {
+		if req.Expires, err = parseWhen("expires", p.Expires, now); err != nil {
+			return req, p, err
+		}
 	}
 	return req, p, nil
 }

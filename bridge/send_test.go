@@ -23,6 +23,13 @@ func TestParseSend(t *testing.T) {
 		{`{"to":"+15555550100","text":"hi","port":9200}`, `"port" goes with "data_hex"`},
 		{`{"to":"+15555550100","data_hex":"0A","port":70000}`, "must be 1–65535"},
 		{`{"to":"+15555550100","text":"hi","validity":"soon"}`, `not a duration`},
+		{`{"to":"+15555550100","text":"hi","priority":9,"not_before":"2030-01-02T03:04:05Z","expires":"2030-01-03T00:00:00+01:00"}`, ""},
+		{`{"to":"+15555550100","text":"hi","not_before":"30m","expires":"2h"}`, ""},
+		{`{"to":"group:nurses","text":"hi"}`, ""},
+		{`{"to":"+15555550100","text":"hi","priority":10}`, `"priority" 10: must be 0–9`},
+		{`{"to":"+15555550100","text":"hi","priority":"high"}`, "bad JSON"},
+		{`{"to":"+15555550100","text":"hi","not_before":"tomorrow"}`, `"not_before" "tomorrow": give a time`},
+		{`{"to":"+15555550100","text":"hi","expires":"-5m"}`, `"expires" "-5m"`},
 	} {
 		req, _, err := ParseSend([]byte(c.in), "mqtt")
 		switch {
@@ -45,5 +52,11 @@ func TestParseSend(t *testing.T) {
 	req, _, _ = ParseSend([]byte(`{"to":"+1555","data_hex":"0A","port":9200,"validity":"12h"}`), "mqtt")
 	if req.Port != 9200 || req.Validity != 12*time.Hour {
 		t.Errorf("port %d validity %v", req.Port, req.Validity)
+	}
+	before := time.Now()
+	req, _, _ = ParseSend([]byte(`{"to":"+1555","text":"x","priority":3,"not_before":"30m","expires":"2030-01-03T00:00:00+01:00"}`), "mqtt")
+	if req.Priority != 3 || req.NotBefore.Sub(before) < 30*time.Minute || req.NotBefore.Sub(before) > 31*time.Minute ||
+		!req.Expires.Equal(time.Date(2030, 1, 2, 23, 0, 0, 0, time.UTC)) {
+		t.Errorf("priority %d not_before %v expires %v", req.Priority, req.NotBefore, req.Expires)
 	}
 }

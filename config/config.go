@@ -28,6 +28,9 @@ type Config struct {
 	XForm     XForm   `toml:"xform"`
 	Hub       Hub     `toml:"hub"`
 	Modems    []Modem `toml:"modem"`
+	// Groups are named lists of phone numbers; a send request to
+	// "group:<name>" goes to each of them.
+	Groups map[string][]string `toml:"groups"`
 }
 
 // Hub configures the link to the central hub (an MQTT broker).
@@ -357,6 +360,21 @@ func (c Config) Validate() error {
 		}
 		if !strings.Contains(languages, " "+strings.ToLower(lang)+" ") {
 			bad("sms.national_languages."+prefix, lang, "must be one of"+strings.TrimRight(languages, " "))
+		}
+	}
+	groupName := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	number := regexp.MustCompile(`^\+?[0-9]{3,20}$`)
+	for name, members := range c.Groups {
+		if !groupName.MatchString(name) {
+			bad("groups", name, "group names are letters, digits, '_', '.', '-'")
+		}
+		if len(members) == 0 {
+			bad("groups."+name, "[]", "a group needs at least one number")
+		}
+		for _, m := range members {
+			if !number.MatchString(m) {
+				bad("groups."+name, m, `members are phone numbers: 3 to 20 digits after an optional "+"`)
+			}
 		}
 	}
 	if u := c.Hub.URL; u != "" && !strings.HasPrefix(u, "tcp://") && !strings.HasPrefix(u, "ssl://") && !strings.HasPrefix(u, "tls://") {

@@ -159,3 +159,28 @@ url = "ftp://x"
 		}
 	}
 }
+
+func TestGroups(t *testing.T) {
+	c, err := Parse("f.toml", []byte("[groups]\nnurses = [\"+254700000001\", \"+254700000002\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.applyModemDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Groups["nurses"]; len(got) != 2 || got[1] != "+254700000002" {
+		t.Fatalf("groups %v", c.Groups)
+	}
+	c, err = Parse("f.toml", []byte("[groups]\nnurses = [\"+2547 0000\"]\nempty = []\n\"a b\" = [\"+123\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.applyModemDefaults()
+	err = c.Validate()
+	for _, want := range []string{`groups.nurses = "+2547 0000"`, "groups.empty", `groups = "a b"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}

@@ -56,9 +56,15 @@ type Message struct {
 	InstanceID string `json:"instance_id,omitempty"`
 	// Port is the destination application port of outbound 8-bit data
 	// (0: none); Validity the relative validity period (0: the SMSC's).
-	Port      int           `json:"port,omitempty"`
-	Validity  time.Duration `json:"validity,omitempty"`
-	CreatedAt time.Time     `json:"created_at"`
+	Port     int           `json:"port,omitempty"`
+	Validity time.Duration `json:"validity,omitempty"`
+	// Priority orders outbound messages (higher first); NotBefore holds
+	// one back until then (state scheduled); after ExpiresAt one not yet
+	// sent is no longer sent (state expired). Zero: none.
+	Priority  int       `json:"priority,omitempty"`
+	NotBefore time.Time `json:"not_before,omitzero"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Delivery is one message x destination with its latest state.
@@ -71,6 +77,10 @@ type Delivery struct {
 	Attempts  int       `json:"attempts"`
 	NextAt    time.Time `json:"next_at,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
+	// Priority and ExpiresAt are the message's, copied when the delivery
+	// is created.
+	Priority  int       `json:"priority,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
@@ -111,9 +121,10 @@ func (tx *Tx) InsertMessage(m *Message) error {
 	if m.DedupKey != "" {
 		dedup = m.DedupKey
 	}
-	_, err := tx.exec(`INSERT INTO messages (id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, dedup_key, state, detail, form_id, instance_id, port, validity_s, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ID, m.Direction, m.Peer, m.Modem, m.Text, m.Data, m.Coding, m.Parts, m.SMSC, m.SCTS, m.Report, m.Flash, m.Source, dedup, m.State, m.Detail, m.FormID, m.InstanceID, m.Port, int64(m.Validity/time.Second), ms(m.CreatedAt))
+	_, err := tx.exec(`INSERT INTO messages (id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, dedup_key, state, detail, form_id, instance_id, port, validity_s, priority, not_before, expires_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.Direction, m.Peer, m.Modem, m.Text, m.Data, m.Coding, m.Parts, m.SMSC, m.SCTS, m.Report, m.Flash, m.Source, dedup, m.State, m.Detail, m.FormID, m.InstanceID, m.Port, int64(m.Validity/time.Second),
+		m.Priority, ms(m.NotBefore), ms(m.ExpiresAt), ms(m.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
@@ -136,8 +147,8 @@ func (tx *Tx) InsertDelivery(d *Delivery, detail string) error {
 		d.State = Queued
 	}
 	d.UpdatedAt = tx.now
-	res, err := tx.exec(`INSERT INTO deliveries (message_id, connector, recipient, state, next_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		d.MessageID, d.Connector, d.Recipient, d.State, ms(d.NextAt), ms(tx.now))
+	res, err := tx.exec(`INSERT INTO deliveries (message_id, connector, recipient, state, next_at, priority, expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.MessageID, d.Connector, d.Recipient, d.State, ms(d.NextAt), d.Priority, ms(d.ExpiresAt), ms(tx.now))
 	if err != nil {
 		return fmt.Errorf("insert delivery: %w", err)
 	}
@@ -193,13 +204,13 @@ func (t Transition) Summary() string {
 	return t.Detail
 }
 
-const deliveryCols = `id, message_id, connector, recipient, state, attempts, next_at, last_error, updated_at`
+const deliveryCols = `id, message_id, connector, recipient, state, attempts, next_at, last_error, priority, expires_at, updated_at`
 
 func scanDelivery(row interface{ Scan(...any) error }) (Delivery, error) {
 	var d Delivery
-	var next, upd int64
-	err := row.Scan(&d.ID, &d.MessageID, &d.Connector, &d.Recipient, &d.State, &d.Attempts, &next, &d.LastError, &upd)
-	d.NextAt, d.UpdatedAt = fromMS(next), fromMS(upd)
+	var next, exp, upd int64
+	err := row.Scan(&d.ID, &d.MessageID, &d.Connector, &d.Recipient, &d.State, &d.Attempts, &next, &d.LastError, &d.Priority, &exp, &upd)
+	d.NextAt, d.ExpiresAt, d.UpdatedAt = fromMS(next), fromMS(exp), fromMS(upd)
 	return d, err
 }
 
@@ -213,11 +224,15 @@ func (tx *Tx) Delivery(id int64) (Delivery, error) {
 }
 
 // ClaimDue moves up to limit due deliveries of a connector from queued (or
-// scheduled whose time has come) to sending, and returns them.
+// scheduled whose time has come) to sending, and returns them: the highest
+// priority first, then the longest due. Deliveries past their expiry are
+// not claimed (see ExpireDue).
 func (tx *Tx) ClaimDue(connector string, limit int) ([]Delivery, error) {
+	now := ms(tx.now)
 	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT `+deliveryCols+` FROM deliveries
-		WHERE connector = ? AND state IN ('queued', 'scheduled') AND next_at <= ? ORDER BY next_at, id LIMIT ?`,
-		connector, ms(tx.now), limit)
+		WHERE connector = ? AND state IN ('queued', 'scheduled') AND next_at <= ? AND (expires_at = 0 OR expires_at > ?)
+		ORDER BY priority DESC, next_at, id LIMIT ?`,
+		connector, now, now, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +258,51 @@ func (tx *Tx) ClaimDue(connector string, limit int) ([]Delivery, error) {
 		ds[i] = d
 	}
 	return ds, nil
+}
+
+// ExpireDue moves every queued or scheduled delivery whose expiry has
+// passed to state expired and returns them as they now are.
+func (tx *Tx) ExpireDue() ([]Delivery, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id, expires_at FROM deliveries
+		WHERE expires_at > 0 AND state IN ('queued', 'scheduled') AND expires_at <= ? ORDER BY id`, ms(tx.now))
+	if err != nil {
+		return nil, err
+	}
+	type due struct{ id, at int64 }
+	var ids []due
+	for rows.Next() {
+		var d due
+		if err := rows.Scan(&d.id, &d.at); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]Delivery, 0, len(ids))
+	for _, e := range ids {
+		detail := "not sent: expired at " + fromMS(e.at).Format(time.RFC3339)
+		d, err := tx.SetDeliveryState(e.id, Transition{State: Expired, Detail: detail})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// NextExpiry is the earliest expiry of a queued or scheduled delivery
+// (zero when there is none).
+func (tx *Tx) NextExpiry() (time.Time, error) {
+	var v sql.NullInt64
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT MIN(expires_at) FROM deliveries WHERE expires_at > 0 AND state IN ('queued', 'scheduled')`).Scan(&v)
+	if err != nil || !v.Valid {
+		return time.Time{}, err
+	}
+	return fromMS(v.Int64), nil
 }
 
 // NextDue is when the earliest queued or scheduled delivery of a connector
@@ -281,15 +341,17 @@ func (tx *Tx) RecoverSending(connector, detail string) (int, error) {
 	return len(ids), nil
 }
 
-const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, form_id, instance_id, port, validity_s, created_at`
+const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, form_id, instance_id, port, validity_s, priority, not_before, expires_at, created_at`
 
 func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var m Message
 	var text sql.NullString
-	var created, validity int64
+	var created, validity, notBefore, expires int64
 	err := row.Scan(&m.ID, &m.Direction, &m.Peer, &m.Modem, &text, &m.Data, &m.Coding, &m.Parts, &m.SMSC, &m.SCTS,
-		&m.Report, &m.Flash, &m.Source, &m.DedupKey, &m.State, &m.Detail, &m.FormID, &m.InstanceID, &m.Port, &validity, &created)
+		&m.Report, &m.Flash, &m.Source, &m.DedupKey, &m.State, &m.Detail, &m.FormID, &m.InstanceID, &m.Port, &validity,
+		&m.Priority, &notBefore, &expires, &created)
 	m.Validity = time.Duration(validity) * time.Second
+	m.NotBefore, m.ExpiresAt = fromMS(notBefore), fromMS(expires)
 	if text.Valid {
 		m.Text = &text.String
 	}

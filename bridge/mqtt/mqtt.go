@@ -345,7 +345,13 @@ func (h *sendHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 func (c *Connector) submit(payload []byte, source, client string) (Reply, string, error) {
 	req, p, err := bridge.ParseSend(payload, source)
 	replyTopic := c.Topic("sms/send/reply")
-	if p.ReplyTo != "" && !strings.ContainsAny(p.ReplyTo, "+#") {
+	switch {
+	case p.ReplyTo == "":
+	case strings.ContainsAny(p.ReplyTo, "+#") || strings.HasPrefix(p.ReplyTo, "$"):
+		if err == nil {
+			err = fmt.Errorf(`"reply_to" %q: a reply topic may not hold a wildcard or start with "$"`, p.ReplyTo)
+		}
+	default:
 		replyTopic = p.ReplyTo
 	}
 	if err != nil {

@@ -145,3 +145,25 @@ func TestSendPortAndValidity(t *testing.T) {
 		t.Errorf("sent %+v udh %+v", sent, sent.UDH)
 	}
 }
+
+// TestExpiresBecomesValidity: a send that expires and names no validity
+// asks the SMSC to stop trying when Outpost would (the time left, in the
+// steps the relative validity period can say).
+func TestExpiresBecomesValidity(t *testing.T) {
+	r := newRig(t, true)
+	id, err := r.hub.Submit(context.Background(), bridge.SendRequest{To: []string{"+15555550100"}, Text: "clinic closes at 6",
+		Expires: time.Now().Add(2*time.Hour + 20*time.Second), Report: true, Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitState(t, id, store.Delivered)
+	var sent *pdu.Message
+	for _, line := range r.sim.Commands() {
+		if m, err := pdu.DecodeHex(line); err == nil && m.Type == pdu.Submit {
+			sent = m
+		}
+	}
+	if sent == nil || sent.Validity != "2h0m0s" {
+		t.Fatalf("sent %+v", sent)
+	}
+}

@@ -92,6 +92,17 @@ func outgoing(to, text string, data []byte, port int, validity time.Duration, la
 	return o
 }
 
+// validity is the validity period to ask of the SMSC: the message's own,
+// or else, when it expires, the time left (at least the 5 minutes the
+// relative format can say), so the network stops trying when we would.
+func validity(m store.Message, now time.Time) time.Duration {
+	if m.Validity != 0 || m.ExpiresAt.IsZero() {
+		return m.Validity
+	}
+	left := m.ExpiresAt.Sub(now).Round(time.Minute)
+	return min(max(left, 5*time.Minute), 441*24*time.Hour)
+}
+
 // languagesFor returns the national language tables of the longest
 // configured prefix of number.
 func (c *Connector) languagesFor(number string) []int {
@@ -539,7 +550,7 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	if m.Text != nil {
 		text = *m.Text
 	}
-	out := outgoing(d.Recipient, text, m.Data, m.Port, m.Validity, c.languagesFor(d.Recipient))
+	out := outgoing(d.Recipient, text, m.Data, m.Port, validity(m, time.Now()), c.languagesFor(d.Recipient))
 	out.Report, out.Flash = m.Report, m.Flash
 	enc := pdu.Encoder{Refs: refs{ctx, c.Store, d.ID}}
 	parts, err := enc.Encode(out)

@@ -96,11 +96,14 @@ func fail(cmd string, err error) int {
 
 func cmdSend(args []string) int {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	to := fs.String("to", "", "recipient phone number, e.g. +15555550100 (comma-separated for several)")
+	to := fs.String("to", "", "recipient phone number, e.g. +15555550100, or group:NAME (comma-separated for several)")
 	text := fs.String("text", "", "message text")
 	noReport := fs.Bool("no-report", false, "do not ask the network for a delivery report")
 	flash := fs.Bool("flash", false, "send as a flash message (class 0)")
 	validity := fs.Duration("validity", 0, "how long the SMSC keeps trying (5m to 441 days; 0: its default)")
+	notBefore := fs.String("at", "", `send no earlier than this: a time ("2026-11-23T18:00:00+03:00") or a duration from now ("30m")`)
+	expires := fs.String("expires", "", "do not send after this (a time or a duration from now); the SMSC's validity follows unless --validity is given")
+	priority := fs.Int("priority", 0, "0 (default) to 9: higher goes out first")
 	mk := clientFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost send --to NUMBER --text TEXT\n\nQueues one SMS and prints its id on the last line.")
@@ -119,6 +122,9 @@ func cmdSend(args []string) int {
 		return fail("send", errors.New("--to is required: a phone number such as +15555550100"))
 	}
 	for _, n := range nums {
+		if strings.HasPrefix(n, "group:") {
+			continue // the daemon knows its groups
+		}
 		if err := pdu.ValidateNumber(n); err != nil {
 			return fail("send", err)
 		}
@@ -135,6 +141,15 @@ func cmdSend(args []string) int {
 	body := map[string]any{"to": nums, "text": *text, "report": report, "flash": *flash}
 	if *validity != 0 {
 		body["validity"] = validity.String()
+	}
+	if *notBefore != "" {
+		body["not_before"] = *notBefore
+	}
+	if *expires != "" {
+		body["expires"] = *expires
+	}
+	if *priority != 0 {
+		body["priority"] = *priority
 	}
 	if err := c.do("POST", "/v1/messages", body, &out); err != nil {
 		return fail("send", err)
@@ -196,6 +211,15 @@ func cmdShow(args []string) int {
 	}
 	if v.Detail != "" {
 		fmt.Printf("detail:    %s\n", v.Detail)
+	}
+	if v.Priority != 0 {
+		fmt.Printf("priority:  %d\n", v.Priority)
+	}
+	if !v.NotBefore.IsZero() {
+		fmt.Printf("not before: %s\n", v.NotBefore.Local().Format(time.RFC3339))
+	}
+	if !v.ExpiresAt.IsZero() {
+		fmt.Printf("expires:   %s\n", v.ExpiresAt.Local().Format(time.RFC3339))
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "\nDESTINATION\tTO\tSTATE\tATTEMPTS\tLAST ERROR")

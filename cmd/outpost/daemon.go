@@ -91,6 +91,7 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer st.Close()
 
 	hub := bridge.New(st, log)
+	hub.Groups = cfg.Groups
 	if cfg.MQTT.Listen != "" {
 		hub.Routes = []string{"mqtt"}
 		hub.FormRoutes = []string{"mqtt"}

@@ -595,42 +595,57 @@ func (g *gateway) subscribe(clientID string) (pahomqtt.Client, chan pahomqtt.Mes
 	return c, got
 }
 
+// publishJSON publishes payload on topic with QoS 1 and waits for the PUBACK.
+func publishJSON(t *testing.T, c pahomqtt.Client, topic, payload string) {
+	t.Helper()
+	if tok := c.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+}
+
+// topics hands out the messages a subscriber got, by topic: next returns
+// the oldest one not yet taken whose topic matches; the others wait for
+// their own call.
+type topics struct {
+	t    *testing.T
+	got  chan pahomqtt.Message
+	seen []pahomqtt.Message
+}
+
+func (b *topics) next(what string, match func(topic string) bool) map[string]any {
+	b.t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		for i, m := range b.seen {
+			if match(m.Topic()) {
+				b.seen = slices.Delete(b.seen, i, i+1)
+				var v map[string]any
+				if err := json.Unmarshal(m.Payload(), &v); err != nil {
+					b.t.Fatalf("%s: not JSON: %s", m.Topic(), m.Payload())
+				}
+				return v
+			}
+		}
+		select {
+		case m := <-b.got:
+			b.seen = append(b.seen, m)
+		case <-deadline:
+			b.t.Fatalf("nothing on %s", what)
+		}
+	}
+}
+
 // TestMQTTTopicAPI is acceptance 3: a LAN client sends over the local
 // broker and follows the message to its echo.
 func TestMQTTTopicAPI(t *testing.T) {
 	g := newGateway(t, "")
 	g.start()
 	c, got := g.subscribe("phone1")
-	publish := func(payload string) {
-		t.Helper()
-		if tok := c.Publish("outpost/gw1/sms/send", 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatalf("publish: %v", tok.Error())
-		}
-	}
-	// next returns the oldest message not yet taken on a topic with the
-	// given suffix; messages on other topics wait for their own call.
-	var seen []pahomqtt.Message
+	publish := func(payload string) { t.Helper(); publishJSON(t, c, "outpost/gw1/sms/send", payload) }
+	in := &topics{t: t, got: got}
 	next := func(suffix string) map[string]any {
 		t.Helper()
-		deadline := time.After(20 * time.Second)
-		for {
-			for i, m := range seen {
-				if strings.HasSuffix(m.Topic(), suffix) {
-					seen = slices.Delete(seen, i, i+1)
-					var v map[string]any
-					if err := json.Unmarshal(m.Payload(), &v); err != nil {
-						t.Fatalf("%s: not JSON: %s", m.Topic(), m.Payload())
-					}
-					return v
-				}
-			}
-			select {
-			case m := <-got:
-				seen = append(seen, m)
-			case <-deadline:
-				t.Fatalf("nothing on …%s", suffix)
-			}
-		}
+		return in.next("…"+suffix, func(topic string) bool { return strings.HasSuffix(topic, suffix) })
 	}
 	if st := next("modem/sim0/status"); st["state"] != "ready" && st["state"] != "connecting" {
 		t.Errorf("retained modem status: %v", st)
@@ -666,9 +681,9 @@ func TestMQTTTopicAPI(t *testing.T) {
 	if !slices.Contains(states, "sent") {
 		t.Errorf("states %v skip sent", states)
 	}
-	in := next("sms/in")
-	if in["text"] != "echo: via mqtt" || in["from"] != "+15555550100" || in["id"] == "" {
-		t.Errorf("sms/in %v", in)
+	echo := next("sms/in")
+	if echo["text"] != "echo: via mqtt" || echo["from"] != "+15555550100" || echo["id"] == "" {
+		t.Errorf("sms/in %v", echo)
 	}
 	// The rejected requests stored nothing: one message out, one echo in.
 	if s := g.show(id); s.State != "delivered" {
