@@ -19,9 +19,13 @@ import (
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// testCerts makes a CA and a certificate for 127.0.0.1 signed by it, as
-// PEM files in dir.
-func testCerts(t *testing.T, dir string) (ca, cert, key string) {
+// certs are PEM files made by testCerts: a CA, a server certificate for
+// 127.0.0.1 and a client certificate, each with its key, signed by the CA.
+type certs struct {
+	ca, cert, key, clientCert, clientKey string
+}
+
+func testCerts(t *testing.T, dir string) certs {
 	t.Helper()
 	write := func(name, typ string, der []byte) string {
 		p := filepath.Join(dir, name)
@@ -39,29 +43,39 @@ func testCerts(t *testing.T, dir string) (ca, cert, key string) {
 		t.Fatal(err)
 	}
 	caCert, _ := x509.ParseCertificate(caDER)
-	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
+	issue := func(name string, serial int64, cn string, usage x509.ExtKeyUsage) (cert, key string) {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+		if usage == x509.ExtKeyUsageServerAuth {
+			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, _ := x509.MarshalECPrivateKey(k)
+		return write(name+".pem", "CERTIFICATE", der), write(name+".key", "EC PRIVATE KEY", keyDER)
 	}
-	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
-	return write("ca.pem", "CERTIFICATE", caDER), write("server.pem", "CERTIFICATE", srvDER), write("server.key", "EC PRIVATE KEY", keyDER)
+	c := certs{ca: write("ca.pem", "CERTIFICATE", caDER)}
+	c.cert, c.key = issue("server", 2, "127.0.0.1", x509.ExtKeyUsageServerAuth)
+	c.clientCert, c.clientKey = issue("gw1", 3, "gw1", x509.ExtKeyUsageClientAuth)
+	return c
 }
 
 // TestTLSListenerAndHubLink is the TLS part of acceptance 5 of the sync
 // issue: a device publishes over the local broker's TLS listener, and the
-// message reaches a hub that speaks only TLS to the gateway, with
-// certificates the test made.
+// message reaches a hub that speaks only TLS to the gateway and wants its
+// client certificate (mutual TLS), with certificates the test made.
 func TestTLSListenerAndHubLink(t *testing.T) {
 	h := newMosquittoHub(t)
-	ca, cert, key := testCerts(t, t.TempDir())
+	tc := testCerts(t, t.TempDir())
+	ca, cert, key := tc.ca, tc.cert, tc.key
 	hubTLS := freePort(t)
 	_, tlsPort, _ := net.SplitHostPort(hubTLS)
 	conf, _ := os.ReadFile(h.conf)
-	conf = append(conf, fmt.Sprintf("listener %s 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n", tlsPort, ca, cert, key)...)
+	conf = append(conf, fmt.Sprintf("listener %s 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n", tlsPort, ca, cert, key)...)
 	os.WriteFile(h.conf, conf, 0o600)
 	h.start()
 	got := make(chan pahomqtt.Message, 10)
@@ -83,15 +97,24 @@ tls_key = %q
 [hub]
 url = "ssl://%s"
 ca_file = %q
+cert_file = %q
+key_file = %q
 [[hub.forward]]
 topic = "field/#"
 qos = 1
-`, filepath.Join(g.dir, "data"), g.mqtt, localTLS, cert, key, hubTLS, ca))
+`, filepath.Join(g.dir, "data"), g.mqtt, localTLS, cert, key, hubTLS, ca, tc.clientCert, tc.clientKey))
 	g.start()
 
 	pool := x509.NewCertPool()
 	pem, _ := os.ReadFile(ca)
 	pool.AppendCertsFromPEM(pem)
+	// The hub wants a client certificate: one without is refused, so the
+	// gateway's link proves it presents its own.
+	anon := pahomqtt.NewClient(pahomqtt.NewClientOptions().AddBroker("ssl://" + hubTLS).SetClientID("no-cert").
+		SetTLSConfig(&tls.Config{RootCAs: pool}).SetAutoReconnect(false).SetConnectRetry(false))
+	if tok := anon.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+		t.Error("the hub let in a client without a certificate: the test proves nothing of mutual TLS")
+	}
 	opts := pahomqtt.NewClientOptions().AddBroker("ssl://" + localTLS).SetClientID("tls-device").SetTLSConfig(&tls.Config{RootCAs: pool})
 	c := pahomqtt.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
