@@ -13,6 +13,10 @@ type HubMessage struct {
 	QoS       byte
 	Retain    bool
 	CreatedAt time.Time
+	// Replace makes a retained message take the place of the retained
+	// ones still queued on its topic (EnqueueHubLimited): for a state
+	// whose earlier values the hub need not see. It is not stored.
+	Replace bool
 }
 
 // EnqueueHub adds m to the hub queue, filling its ID.
@@ -88,11 +92,19 @@ type HubLimits struct {
 	DropOldest bool
 }
 
-// EnqueueHubLimited adds m within the limits. It returns false (and
+// EnqueueHubLimited adds m within the limits, first removing what it
+// replaces (HubMessage.Replace). It returns false (and
 // counts a refusal) when the queue is full and the policy refuses, or
 // when m alone is larger than the byte limit; dropped is how many of the
 // oldest were dropped to make room.
 func (tx *Tx) EnqueueHubLimited(m *HubMessage, l HubLimits) (accepted bool, dropped int, err error) {
+	if m.Replace && m.Retain {
+		// A row already handed to the hub is deleted too: its PUBACK then
+		// deletes nothing, and the new value follows it.
+		if _, err := tx.exec(`DELETE FROM hub_queue WHERE topic = ? AND retain = 1`, m.Topic); err != nil {
+			return false, 0, err
+		}
+	}
 	st, err := tx.HubQueueStats()
 	if err != nil {
 		return false, 0, err

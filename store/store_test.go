@@ -404,3 +404,51 @@ func TestSubmitOrderAndDurability(t *testing.T) {
 		}
 	}
 }
+
+// TestHubQueueReplacesRetainedState: a retained state marked Replace
+// takes the place of the ones still queued on its topic (a week of modem
+// polls offline is one message, not 20,000), and nothing else is touched:
+// other topics, non-retained messages, and retained pass-through not
+// marked Replace stay, in order.
+func TestHubQueueReplacesRetainedState(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	enqueue := func(m HubMessage) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx *Tx) error {
+			_, _, err := tx.EnqueueHubLimited(&m, HubLimits{})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func(topic, v string) HubMessage {
+		return HubMessage{Topic: topic, Payload: []byte(v), QoS: 1, Retain: true, Replace: true}
+	}
+	enqueue(state("m/a/status", "a1"))
+	enqueue(HubMessage{Topic: "sms/in", Payload: []byte("in1"), QoS: 1})
+	enqueue(HubMessage{Topic: "field/last", Payload: []byte("f1"), QoS: 1, Retain: true})
+	enqueue(state("m/b/status", "b1"))
+	enqueue(state("m/a/status", "a2"))
+	enqueue(HubMessage{Topic: "field/last", Payload: []byte("f2"), QoS: 1, Retain: true})
+	enqueue(state("m/a/status", "a3"))
+	var batch []HubMessage
+	var st HubStats
+	s.View(ctx, func(tx *Tx) (err error) {
+		if batch, err = tx.HubBatch(100); err != nil {
+			return err
+		}
+		st, err = tx.HubQueueStats()
+		return err
+	})
+	var got []string
+	for _, m := range batch {
+		got = append(got, string(m.Payload))
+	}
+	if want := "in1 f1 b1 f2 a3"; strings.Join(got, " ") != want {
+		t.Fatalf("queue %q, want %q", got, want)
+	}
+	if st.Messages != 5 || st.Bytes != 11 || st.Dropped != 0 {
+		t.Fatalf("counters %+v", st)
+	}
+}

@@ -280,10 +280,13 @@ func (c *Connector) statusToHub(tx *store.Tx, s bridge.StatusChange) error {
 }
 
 // queueForHub adds one of Outpost's own messages to the hub queue inside
-// tx, within the queue's limits (a refusal is counted and logged: the
+// tx, within the queue's limits; a retained one replaces what is queued on
+// its topic (a refusal is counted and logged: the
 // local copy still goes out).
 func (c *Connector) queueForHub(tx *store.Tx, topic string, payload []byte, retain bool) error {
-	m := store.HubMessage{Topic: topic, Payload: payload, QoS: 1, Retain: retain}
+	// Our retained topics are states (a modem's status): the latest
+	// replaces what the hub has not yet been sent.
+	m := store.HubMessage{Topic: topic, Payload: payload, QoS: 1, Retain: retain, Replace: retain}
 	accepted, dropped, err := tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
 	if err != nil {
 		return err
