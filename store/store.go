@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -44,9 +45,14 @@ type Store struct {
 	Now func() time.Time
 
 	db     *sql.DB
+	path   string
+	every  time.Duration // checkpoint period
 	writes chan *write
-	done   chan struct{}
-	wg     sync.WaitGroup
+
+	ckMu sync.Mutex
+	ck   Checkpoint // the last one
+	done chan struct{}
+	wg   sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -81,7 +87,16 @@ type Options struct {
 	// Synchronous is SQLite's synchronous pragma; "FULL" (the default)
 	// survives power loss.
 	Synchronous string
+	// CheckpointEvery is how often, if anything was written since, the
+	// committer checkpoints the WAL into the database and truncates it
+	// (default 5 minutes). Between those, SQLite's own checkpoint runs
+	// whenever the WAL passes 1,000 pages (4 MiB).
+	CheckpointEvery time.Duration
 }
+
+// walLimit is what a WAL that a burst grew is cut back to after a
+// checkpoint (SQLite's journal_size_limit).
+const walLimit = 4 << 20
 
 // Open opens (creating if needed) the database at path, applies pending
 // migrations and starts the group committer.
@@ -89,14 +104,18 @@ func Open(ctx context.Context, dbPath string, opts Options) (*Store, error) {
 	if opts.Synchronous == "" {
 		opts.Synchronous = "FULL"
 	}
+	if opts.CheckpointEvery <= 0 {
+		opts.CheckpointEvery = 5 * time.Minute
+	}
 	dsn := "file:" + dbPath + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
-		"&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")"
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")" +
+		"&_pragma=journal_size_limit(" + strconv.Itoa(walLimit) + ")"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dbPath, err)
 	}
 	db.SetMaxOpenConns(8)
-	s := &Store{Now: time.Now, db: db, writes: make(chan *write), done: make(chan struct{})}
+	s := &Store{Now: time.Now, db: db, path: dbPath, every: opts.CheckpointEvery, writes: make(chan *write), done: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -221,9 +240,18 @@ func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
 
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
+	tick := time.NewTicker(s.every)
+	defer tick.Stop()
+	dirty := false
 	for {
 		select {
+		case <-tick.C:
+			if dirty {
+				// A busy or failed one is tried again next time.
+				dirty = !s.checkpoint()
+			}
 		case w := <-s.writes:
+			dirty = true
 			group := []*write{w}
 		more:
 			for len(group) < maxGroup {
@@ -287,6 +315,75 @@ func (s *Store) commitGroup(group []*write) {
 	for i, w := range group {
 		w.finish(errs[i])
 	}
+}
+
+// Checkpoint is the outcome of the committer's last WAL checkpoint.
+type Checkpoint struct {
+	At time.Time `json:"at"`
+	// Busy: a reader kept it from finishing; the next one tries again.
+	Busy bool `json:"busy,omitempty"`
+	// WALBytes is the WAL's size before it.
+	WALBytes int64  `json:"wal_bytes"`
+	Err      string `json:"error,omitempty"`
+}
+
+// checkpoint copies the WAL into the database and truncates it, waiting
+// at most 200 ms for readers (a long read makes it busy, not the writers
+// wait). It runs on the committer, between groups, so no write races it.
+// It reports whether it finished.
+func (s *Store) checkpoint() bool {
+	ctx := context.Background()
+	ck := Checkpoint{At: s.Now()}
+	if st, err := os.Stat(s.path + "-wal"); err == nil {
+		ck.WALBytes = st.Size()
+	}
+	err := func() error {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `PRAGMA busy_timeout = 200`); err != nil {
+			return err
+		}
+		defer conn.ExecContext(ctx, `PRAGMA busy_timeout = 10000`)
+		var busy, log, done int // after TRUNCATE, log and done are 0
+		if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &log, &done); err != nil {
+			return err
+		}
+		ck.Busy = busy != 0
+		return nil
+	}()
+	if err != nil {
+		ck.Err = err.Error()
+	}
+	s.ckMu.Lock()
+	s.ck = ck
+	s.ckMu.Unlock()
+	return err == nil && !ck.Busy
+}
+
+// Files is the size of the database and of its WAL on disk, and the last
+// checkpoint, for status.
+type Files struct {
+	DBBytes    int64      `json:"db_bytes"`
+	WALBytes   int64      `json:"wal_bytes"`
+	Checkpoint Checkpoint `json:"last_checkpoint,omitzero"`
+}
+
+// Files reports the database's size on disk.
+func (s *Store) Files() Files {
+	var f Files
+	if st, err := os.Stat(s.path); err == nil {
+		f.DBBytes = st.Size()
+	}
+	if st, err := os.Stat(s.path + "-wal"); err == nil {
+		f.WALBytes = st.Size()
+	}
+	s.ckMu.Lock()
+	f.Checkpoint = s.ck
+	s.ckMu.Unlock()
+	return f
 }
 
 func runFn(fn func(*Tx) error, tx *Tx) (err error) {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -451,4 +452,68 @@ func TestHubQueueReplacesRetainedState(t *testing.T) {
 	if st.Messages != 5 || st.Bytes != 11 || st.Dropped != 0 {
 		t.Fatalf("counters %+v", st)
 	}
+}
+
+// TestWALCheckpointed: after writes, the committer checkpoints the WAL
+// and truncates it; a reader holding a snapshot makes a checkpoint busy
+// (writes go on meanwhile), and the next one, once the reader is done,
+// finishes without another write.
+func TestWALCheckpointed(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "outpost.db"), Options{CheckpointEvery: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	write := func(n int) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx *Tx) error {
+			for i := 0; i < n; i++ {
+				if err := tx.EnqueueHub(&HubMessage{Topic: "t", Payload: make([]byte, 1000), QoS: 1}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFiles := func(what string, ok func(Files) bool) Files {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			f := s.Files()
+			if ok(f) {
+				return f
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", what, f)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	write(500)
+	f := waitFiles("WAL truncated", func(f Files) bool { return f.WALBytes == 0 && !f.Checkpoint.At.IsZero() && !f.Checkpoint.Busy })
+	if f.DBBytes < 500*1000 || f.Checkpoint.WALBytes < 500*1000 {
+		t.Fatalf("after the checkpoint: %+v", f)
+	}
+
+	// A reader in the middle of a read transaction.
+	rtx, err := s.DB().BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := rtx.QueryRow(`SELECT COUNT(*) FROM hub_queue`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	write(100)
+	waitFiles("a busy checkpoint", func(f Files) bool { return f.Checkpoint.Busy })
+	start := time.Now()
+	write(1) // the writer is not held up by the reader
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("a write took %v while a checkpoint was busy", d)
+	}
+	rtx.Rollback()
+	waitFiles("the WAL truncated once the reader is done", func(f Files) bool { return f.WALBytes == 0 && !f.Checkpoint.Busy })
 }

@@ -44,6 +44,8 @@ type StatusBody struct {
 	Links map[string]any `json:"links"`
 	// HubQueue is what waits for the hub, and what its limits dropped.
 	HubQueue store.HubStats `json:"hub_queue"`
+	// Store is the database's size on disk and its last WAL checkpoint.
+	Store store.Files `json:"store"`
 }
 
 // Run serves until ctx ends. A stale socket file from a killed daemon is
@@ -159,7 +161,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Hub.Modems(), Queues: q, Reassembly: ra, Links: s.Hub.Links()}
+	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Hub.Modems(), Queues: q, Reassembly: ra, Links: s.Hub.Links(),
+		Store: s.Hub.Store.Files()}
 	if err := s.Hub.Store.View(r.Context(), func(tx *store.Tx) (err error) {
 		body.HubQueue, err = tx.HubQueueStats()
 		return err

@@ -294,6 +294,15 @@ func cmdStatus(args []string) int {
 			Forwarded int64  `json:"forwarded"`
 		} `json:"links"`
 		HubQueue struct{ Messages, Bytes, Dropped, Expired, Refused int64 } `json:"hub_queue"`
+		Store    struct {
+			DBBytes    int64 `json:"db_bytes"`
+			WALBytes   int64 `json:"wal_bytes"`
+			Checkpoint struct {
+				At   time.Time `json:"at"`
+				Busy bool      `json:"busy"`
+				Err  string    `json:"error"`
+			} `json:"last_checkpoint"`
+		} `json:"store"`
 	}
 	if code := fetch("status", mk, "/v1/status", *asJSON, &s); code >= 0 {
 		return code
@@ -331,8 +340,22 @@ func cmdStatus(args []string) int {
 			fmt.Printf("hub queue limits so far: %d dropped (full), %d expired (too old), %d refused (full)\n", q.Dropped, q.Expired, q.Refused)
 		}
 	}
+	db := s.Store
+	fmt.Printf("\ndatabase: %s, WAL %s", kib(db.DBBytes), kib(db.WALBytes))
+	switch ck := db.Checkpoint; {
+	case ck.At.IsZero():
+		fmt.Println()
+	case ck.Err != "":
+		fmt.Printf("; last checkpoint %s failed: %s\n", ck.At.Local().Format(time.DateTime), ck.Err)
+	case ck.Busy:
+		fmt.Printf("; last checkpoint %s could not finish (a long read), tried again\n", ck.At.Local().Format(time.DateTime))
+	default:
+		fmt.Printf("; checkpointed %s\n", ck.At.Local().Format(time.DateTime))
+	}
 	return 0
 }
+
+func kib(n int64) string { return fmt.Sprintf("%.0f KiB", float64(n)/1024) }
 
 func cmdPasswd(args []string, in io.Reader, out io.Writer) int {
 	fs := flag.NewFlagSet("passwd", flag.ContinueOnError)
