@@ -231,6 +231,13 @@ func TestHubQueueFullRefuses(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf("%d message(s)", max)) || !strings.Contains(out, "refused (full)") {
 		t.Errorf("status:\n%s", out)
 	}
+	// An MQTT 5 client (Mosquitto's own; paho.mqtt.golang speaks 3.1.1)
+	// gets its PUBACK with reason code 0x97, quota exceeded.
+	host, port, _ := net.SplitHostPort(g.mqtt)
+	pub, err := exec.Command("mosquitto_pub", "-V", "mqttv5", "-d", "-q", "1", "-h", host, "-p", port, "-t", "field/sensor1", "-m", "v5").CombinedOutput()
+	if err != nil || !strings.Contains(string(pub), "received PUBACK (Mid: 1, RC:151)") || !strings.Contains(string(pub), "Quota exceeded") {
+		t.Errorf("mosquitto_pub -V mqttv5: %v\n%s", err, pub)
+	}
 }
 
 // cutter is a TCP proxy in front of the hub whose connections the test
