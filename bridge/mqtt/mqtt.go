@@ -162,6 +162,8 @@ func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
 		return err
 	}
 	c.log.Info("local MQTT broker listening", "addr", ln.Addr().String(), "topics", c.base+"#")
+	// The gateway's own state, retained for LAN clients as on the hub.
+	c.server.Publish(c.base+"status", []byte("online"), true, 1)
 	c.once.Do(func() { close(c.ready) })
 	var wg sync.WaitGroup
 	if c.uplink != nil {
@@ -171,6 +173,7 @@ func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
 	}
 	<-ctx.Done()
 	wg.Wait()
+	c.server.Publish(c.base+"status", []byte("offline"), true, 1)
 	return c.server.Close()
 }
 

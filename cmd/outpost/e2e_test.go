@@ -647,6 +647,24 @@ func TestMQTTTopicAPI(t *testing.T) {
 		t.Helper()
 		return in.next("…"+suffix, func(topic string) bool { return strings.HasSuffix(topic, suffix) })
 	}
+	// The gateway's retained status, as on the hub.
+	status := make(chan string, 1)
+	if tok := c.Subscribe("outpost/gw1/status", 1, func(_ pahomqtt.Client, m pahomqtt.Message) {
+		select {
+		case status <- string(m.Payload()):
+		default:
+		}
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	select {
+	case s := <-status:
+		if s != "online" {
+			t.Errorf("outpost/gw1/status %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no retained outpost/gw1/status on the local broker")
+	}
 	if st := next("modem/sim0/status"); st["state"] != "ready" && st["state"] != "connecting" {
 		t.Errorf("retained modem status: %v", st)
 	}
