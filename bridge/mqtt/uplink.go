@@ -41,8 +41,8 @@ type HubOptions struct {
 	// are published on the local broker under Topic.
 	Subscribe []Forward
 	// RetryMin and RetryMax bound the reconnect backoff (defaults 100ms
-	// and 1s: the first message goes out within a second of the hub
-	// coming back).
+	// and 800ms: with the connection and the first publish, the first
+	// message goes out within a second of the hub coming back).
 	RetryMin, RetryMax time.Duration
 	// CAFile verifies the hub's certificate (ssl:// URLs; default: the
 	// system's roots); CertFile and KeyFile are this gateway's client
@@ -110,7 +110,7 @@ func NewUplink(opt HubOptions, s *store.Store, statusTopic string, log *slog.Log
 		opt.RetryMin = 100 * time.Millisecond
 	}
 	if opt.RetryMax <= 0 {
-		opt.RetryMax = time.Second
+		opt.RetryMax = 800 * time.Millisecond
 	}
 	if opt.KeepAlive <= 0 {
 		opt.KeepAlive = 30 * time.Second
