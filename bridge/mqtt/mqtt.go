@@ -84,6 +84,7 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 	c.server = mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps, Logger: opts.Log.With("component", "mqtt-broker")})
 	c.auth = newAuthHook(opts.AllowAnonymous, opts.Users, opts.ACL, c.log)
 	c.server.AddHook(c.auth, nil)
+	c.server.AddHook(newPacketIDHook(c.server, c.auth.OnACLCheck), nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
 	if opts.Hub.URL != "" {
 		c.uplink = NewUplink(opts.Hub, hub.Store, c.base+"status", opts.Log)

@@ -16,9 +16,7 @@ func TestScheduledGroupSendThroughAPI(t *testing.T) {
 	g := newGatewayWith(t, "", "[groups]\nteam = [\"+15555550100\", \"+15555550101\"]\n")
 	g.start()
 	c, got := g.subscribe("dispatcher")
-	if tok := c.Subscribe("my/replies", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
+	subscribeOK(t, c, "my/replies")
 	publish := func(payload string) { t.Helper(); publishJSON(t, c, "outpost/gw1/sms/send", payload) }
 	in := &topics{t: t, got: got}
 	await := func(topic string) map[string]any {

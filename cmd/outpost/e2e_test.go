@@ -589,10 +589,22 @@ func (g *gateway) subscribe(clientID string) (pahomqtt.Client, chan pahomqtt.Mes
 		t.Fatalf("connect: %v", tok.Error())
 	}
 	t.Cleanup(func() { c.Disconnect(100) })
-	if tok := c.Subscribe("outpost/gw1/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
+	subscribeOK(t, c, "outpost/gw1/#")
 	return c, got
+}
+
+// subscribeOK subscribes c to filter (QoS 1, the default handler) and
+// fails the test unless the broker grants it: a refusal comes in the
+// SUBACK's codes, not as an error.
+func subscribeOK(t *testing.T, c pahomqtt.Client, filter string) {
+	t.Helper()
+	tok := c.Subscribe(filter, 1, nil)
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe %s: %v", filter, tok.Error())
+	}
+	if granted := tok.(*pahomqtt.SubscribeToken).Result()[filter]; granted > 2 {
+		t.Fatalf("subscribe %s: refused with code %#x", filter, granted)
+	}
 }
 
 // publishJSON publishes payload on topic with QoS 1 and waits for the PUBACK.
@@ -630,7 +642,11 @@ func (b *topics) next(what string, match func(topic string) bool) map[string]any
 		case m := <-b.got:
 			b.seen = append(b.seen, m)
 		case <-deadline:
-			b.t.Fatalf("nothing on %s", what)
+			var topics []string
+			for _, m := range b.seen {
+				topics = append(topics, m.Topic()+" "+string(m.Payload()))
+			}
+			b.t.Fatalf("nothing on %s (got only %q)", what, topics)
 		}
 	}
 }
