@@ -34,9 +34,10 @@ func (tx *Tx) EnqueueHub(m *HubMessage) error {
 	return err
 }
 
-// HubBatch returns up to limit queued messages, oldest first.
-func (tx *Tx) HubBatch(limit int) ([]HubMessage, error) {
-	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id, topic, payload, qos, retain, created_at FROM hub_queue ORDER BY id LIMIT ?`, limit)
+// HubBatch returns up to limit queued messages queued after the one with
+// id after (0: from the oldest), oldest first.
+func (tx *Tx) HubBatch(after int64, limit int) ([]HubMessage, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id, topic, payload, qos, retain, created_at FROM hub_queue WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -351,7 +351,7 @@ func TestHubQueueLimits(t *testing.T) {
 		t.Fatal("a message larger than max_bytes accepted")
 	}
 	var batch []HubMessage
-	s.View(ctx, func(tx *Tx) (err error) { batch, err = tx.HubBatch(10); return })
+	s.View(ctx, func(tx *Tx) (err error) { batch, err = tx.HubBatch(0, 10); return })
 	if len(batch) != 3 || string(batch[2].Payload) != "abcdefghij" {
 		t.Fatalf("queue %+v: the oldest must go first", batch)
 	}
@@ -436,7 +436,7 @@ func TestHubQueueReplacesRetainedState(t *testing.T) {
 	var batch []HubMessage
 	var st HubStats
 	s.View(ctx, func(tx *Tx) (err error) {
-		if batch, err = tx.HubBatch(100); err != nil {
+		if batch, err = tx.HubBatch(0, 100); err != nil {
 			return err
 		}
 		st, err = tx.HubQueueStats()

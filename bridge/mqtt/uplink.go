@@ -246,9 +246,55 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 	if u.statusTopic != "" {
 		client.Publish(u.statusTopic, 1, true, "online")
 	}
-	sent := 0
+	return u.drain(ctx, client, lost)
+}
+
+// inFlight is a message published to the hub, not yet acknowledged.
+type inFlight struct {
+	id  int64
+	tok paho.Token
+}
+
+// deleted is the outcome of deleting acknowledged messages from the
+// queue.
+type deleted struct {
+	n   int
+	err error
+}
+
+// drain publishes the queue to the hub as a sliding window: at most
+// opt.Window messages are published and not yet deleted from the queue
+// (so a cut or a crash sends at most one window again). As the hub
+// acknowledges the oldest, they are deleted in the background (one commit
+// for all acknowledged at once) and as many new ones go out, so the link
+// never idles waiting for a commit. It returns how many messages left the
+// queue.
+func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error) (sent int, err error) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var (
+		flight   []inFlight
+		lastID   int64 // the newest message published
+		deleting int   // acknowledged, delete not yet committed
+		dels     = make(chan deleted, u.opt.Window+1)
+	)
+	settle := func(d deleted) error {
+		deleting -= d.n
+		if d.err != nil {
+			return d.err
+		}
+		sent += d.n
+		return nil
+	}
+	defer func() {
+		// Let the deletes already submitted finish, so the next session
+		// does not send those messages again.
+		for deleting > 0 {
+			if e := settle(<-dels); e != nil && err == nil {
+				err = e
+			}
+		}
+	}()
 	var lastStats store.HubStats
 	var statsAt, housekept time.Time
 	for {
@@ -257,48 +303,81 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 			u.expire(ctx)
 			lastStats, statsAt = u.publishStats(client, lastStats, statsAt)
 		}
-		var batch []store.HubMessage
-		err := u.store.View(ctx, func(tx *store.Tx) (err error) {
-			batch, err = tx.HubBatch(u.opt.Window)
-			return err
-		})
-		if err != nil {
-			return sent, err
+		if room := u.opt.Window - len(flight) - deleting; room > 0 {
+			var batch []store.HubMessage
+			err := u.store.View(ctx, func(tx *store.Tx) (err error) {
+				batch, err = tx.HubBatch(lastID, room)
+				return err
+			})
+			if err != nil {
+				return sent, err
+			}
+			for _, m := range batch {
+				flight = append(flight, inFlight{m.ID, client.Publish(m.Topic, m.QoS, m.Retain, m.Payload)})
+				lastID = m.ID
+			}
 		}
-		if len(batch) == 0 {
-			select {
-			case <-ctx.Done():
-				return sent, nil
-			case err := <-lost:
-				return sent, fmt.Errorf("%w: %v", errLost, err)
-			case <-u.wake:
-			case <-tick.C:
+		var head <-chan struct{}
+		if len(flight) > 0 {
+			head = flight[0].tok.Done()
+		}
+		timeout := time.NewTimer(30 * time.Second)
+		select {
+		case <-ctx.Done():
+			timeout.Stop()
+			return sent, nil
+		case err := <-lost:
+			timeout.Stop()
+			return sent, fmt.Errorf("%w: %v", errLost, err)
+		case d := <-dels:
+			timeout.Stop()
+			if err := settle(d); err != nil {
+				return sent, err
 			}
 			continue
-		}
-		toks := make([]paho.Token, len(batch))
-		for i, m := range batch {
-			toks[i] = client.Publish(m.Topic, m.QoS, m.Retain, m.Payload)
-		}
-		ids := make([]int64, 0, len(batch))
-		for i, t := range toks {
-			if !t.WaitTimeout(30 * time.Second) {
+		case <-u.wake:
+			timeout.Stop()
+			continue
+		case <-tick.C:
+			timeout.Stop()
+			continue
+		case <-timeout.C:
+			if len(flight) > 0 {
 				return sent, errors.New("no PUBACK within 30s")
 			}
-			if err := t.Error(); err != nil {
+			continue
+		case <-head:
+			timeout.Stop()
+		}
+		// Every acknowledged message at the head of the window.
+		n := 0
+		for ; n < len(flight) && isDone(flight[n].tok); n++ {
+			if err := flight[n].tok.Error(); err != nil {
 				return sent, fmt.Errorf("publish: %w", err)
 			}
-			ids = append(ids, batch[i].ID)
 		}
 		// A token can complete because the connection closed; only a
-		// connection still up proves the hub took the window.
+		// connection still up proves the hub took them.
 		if !client.IsConnectionOpen() {
 			return sent, errLost
 		}
-		if err := u.store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.DeleteHub(ids) }); err != nil {
-			return sent, err
+		ids := make([]int64, n)
+		for i := range n {
+			ids[i] = flight[i].id
 		}
-		sent += len(ids)
+		flight = flight[n:]
+		deleting += n
+		u.store.Submit(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.DeleteHub(ids) },
+			func(err error) { dels <- deleted{len(ids), err} })
+	}
+}
+
+func isDone(t paho.Token) bool {
+	select {
+	case <-t.Done():
+		return true
+	default:
+		return false
 	}
 }
 
