@@ -327,10 +327,11 @@ type Checkpoint struct {
 	Err      string `json:"error,omitempty"`
 }
 
-// checkpoint copies the WAL into the database and truncates it, waiting
-// at most 200 ms for readers (a long read makes it busy, not the writers
-// wait). It runs on the committer, between groups, so no write races it.
-// It reports whether it finished.
+// checkpoint copies the WAL into the database and truncates it. It runs
+// on the committer, between groups, so no write races it, and it does not
+// wait for readers: a read in progress makes it busy at once (the writes
+// queued behind it would wait otherwise), and the next period tries
+// again. It reports whether it finished.
 func (s *Store) checkpoint() bool {
 	ctx := context.Background()
 	ck := Checkpoint{At: s.Now()}
@@ -343,7 +344,7 @@ func (s *Store) checkpoint() bool {
 			return err
 		}
 		defer conn.Close()
-		if _, err := conn.ExecContext(ctx, `PRAGMA busy_timeout = 200`); err != nil {
+		if _, err := conn.ExecContext(ctx, `PRAGMA busy_timeout = 0`); err != nil {
 			return err
 		}
 		defer conn.ExecContext(ctx, `PRAGMA busy_timeout = 10000`)
