@@ -253,6 +253,7 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 type inFlight struct {
 	id  int64
 	tok paho.Token
+	at  time.Time // when it was published
 }
 
 // deleted is the outcome of deleting acknowledged messages from the
@@ -313,15 +314,21 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 				return sent, err
 			}
 			for _, m := range batch {
-				flight = append(flight, inFlight{m.ID, client.Publish(m.Topic, m.QoS, m.Retain, m.Payload)})
+				flight = append(flight, inFlight{m.ID, client.Publish(m.Topic, m.QoS, m.Retain, m.Payload), time.Now()})
 				lastID = m.ID
 			}
 		}
 		var head <-chan struct{}
+		wait := 30 * time.Second
 		if len(flight) > 0 {
 			head = flight[0].tok.Done()
+			// The oldest has 30 s for its PUBACK, however many other
+			// events come meanwhile.
+			if wait -= time.Since(flight[0].at); wait <= 0 {
+				return sent, errors.New("no PUBACK within 30s")
+			}
 		}
-		timeout := time.NewTimer(30 * time.Second)
+		timeout := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timeout.Stop()
