@@ -503,7 +503,7 @@ func (c *Connector) applyReport(tx *store.Tx, p store.SentPart, status int) erro
 		return err
 	}
 	detail := fmt.Sprintf("part %d/%d: %s (TP-ST %d)", p.Seq, p.Total, text, status)
-	if d.State == store.Delivered || d.State == store.Failed {
+	if d.State == store.Delivered || d.State == store.Failed || d.State == store.Expired {
 		return tx.AppendEvent(d.MessageID, d.ID, d.State, "late report: "+detail)
 	}
 	parts, err := tx.SentParts(p.DeliveryID)
