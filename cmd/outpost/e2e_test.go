@@ -200,6 +200,14 @@ func (g *gateway) start(env ...string) {
 		_, _, code := cli(g.t, g.dir, "status", "--config", g.config)
 		return code == 0
 	})
+	// The CLI socket can answer before the broker listens.
+	waitFor(g.t, "the local broker to listen", 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", g.mqtt)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
 }
 
 func (g *gateway) cli(args ...string) (string, string, int) {
