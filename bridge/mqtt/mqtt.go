@@ -333,7 +333,9 @@ func (h *sendHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 		return pk, nil
 	}
 	c := h.c
-	r, replyTo, err := c.submit(pk.Payload, "mqtt", cl.ID)
+	// The reply is published for the client: only where it may publish.
+	mayReply := func(topic string) bool { return c.auth.OnACLCheck(cl, topic, true) }
+	r, replyTo, err := c.submit(pk.Payload, "mqtt", cl.ID, mayReply)
 	if err != nil {
 		// Not committed: no PUBACK, so the client sends it again.
 		return pk, packets.ErrRejectPacket
@@ -349,7 +351,9 @@ func (h *sendHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 // reply and the topic it goes to, or an error when the request could not
 // be committed (the sender must be asked again); a bad request is a
 // reply, not an error.
-func (c *Connector) submit(payload []byte, source, client string) (Reply, string, error) {
+// mayReply, when set, says whether the sender may have a reply on a
+// topic of its choosing ("reply_to").
+func (c *Connector) submit(payload []byte, source, client string, mayReply func(topic string) bool) (Reply, string, error) {
 	req, p, err := bridge.ParseSend(payload, source)
 	replyTopic := c.Topic("sms/send/reply")
 	switch {
@@ -357,6 +361,10 @@ func (c *Connector) submit(payload []byte, source, client string) (Reply, string
 	case strings.ContainsAny(p.ReplyTo, "+#") || strings.HasPrefix(p.ReplyTo, "$"):
 		if err == nil {
 			err = fmt.Errorf(`"reply_to" %q: a reply topic may not hold a wildcard or start with "$"`, p.ReplyTo)
+		}
+	case mayReply != nil && !mayReply(p.ReplyTo):
+		if err == nil {
+			err = fmt.Errorf(`"reply_to" %q: this client may not publish there (mqtt.acl)`, p.ReplyTo)
 		}
 	default:
 		replyTopic = p.ReplyTo
@@ -394,7 +402,7 @@ func (c *Connector) fromHub(topic string, payload []byte, retain bool, qos byte)
 // downlink takes a send request the hub published: committed before the
 // hub gets its PUBACK; the reply goes back to the hub through the queue.
 func (c *Connector) downlink(payload []byte) error {
-	r, replyTo, err := c.submit(payload, "hub", c.opts.Hub.ClientID)
+	r, replyTo, err := c.submit(payload, "hub", c.opts.Hub.ClientID, nil)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,10 @@ topic = "#"
 access = "readwrite"
 [[mqtt.acl]]
 user = "*"
+topic = "outpost/gw1/sms/send"
+access = "write"
+[[mqtt.acl]]
+user = "*"
 topic = "field/%%u/#"
 access = "readwrite"
 `, g.dir+"/data", port, hashOf("s3cret"), hashOf("hq-pass"))
@@ -121,6 +125,31 @@ access = "readwrite"
 	}
 	if log := g.d.out.String(); !strings.Contains(log, "no ACL rule allows it") {
 		t.Error("the ACL refusal is not logged")
+	}
+
+	// A send's "reply_to" must be a topic the sender may publish on:
+	// Outpost publishes the reply for it.
+	subscribeOK(t, hq, "outpost/gw1/sms/send/reply")
+	app, err := connect("field1-app", "field1", "s3cret", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishJSON(t, app, "outpost/gw1/sms/send", `{"to":"+15555550100","text":"x","reply_to":"hq/inbox"}`)
+	publishJSON(t, app, "outpost/gw1/sms/send", `{"to":"+15555550100","text":"y","reply_to":"field/field1/replies"}`)
+	replies := map[string]string{}
+	for deadline := time.After(10 * time.Second); len(replies) < 2; {
+		select {
+		case m := <-got:
+			replies[m.Topic()] = string(m.Payload())
+		case <-deadline:
+			t.Fatalf("replies: %v", replies)
+		}
+	}
+	if r := replies["outpost/gw1/sms/send/reply"]; !strings.Contains(r, `"ok":false`) || !strings.Contains(r, "may not publish there") {
+		t.Errorf("reply_to outside the ACL: %q", r)
+	}
+	if r := replies["field/field1/replies"]; !strings.Contains(r, `"ok":true`) {
+		t.Errorf("reply_to inside the ACL: %q", r)
 	}
 }
 
