@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 count=3
 [ "${1:-}" = "-count" ] && count=$2
 
-echo "== store: durable ingest (an inbound message and its delivery, with its event, per op)"
-go test -run '^$' -bench 'Ingest' -benchmem -count "$count" ./store
+echo "== store: durable ingest (an inbound message and its delivery, with its event, per op); the hub queue's age check on 100,000 messages"
+go test -run '^$' -bench 'Ingest|ExpireHub' -benchmem -count "$count" ./store
 echo
 echo "== pdu: decode (ours and warthog618/sms's of the same PDUs), encode"
 go test -run '^$' -bench . -benchmem -count "$count" ./pdu

@@ -1,6 +1,9 @@
 package store
 
 import (
+	"database/sql"
+	"errors"
+	"math"
 	"strings"
 	"time"
 )
@@ -138,8 +141,18 @@ func (tx *Tx) EnqueueHubLimited(m *HubMessage, l HubLimits) (accepted bool, drop
 }
 
 // ExpireHub drops the messages queued before before and counts them.
+// The queue is in time order, so what is too old is its oldest part: it
+// is found from the oldest row on, and a queue with nothing too old costs
+// one row read, not a scan (the uplink asks every second, also with a
+// million messages waiting). After the clock went back, a message stamped
+// "older" behind a younger one waits until those before it go.
 func (tx *Tx) ExpireHub(before time.Time) (int64, error) {
-	res, err := tx.exec(`DELETE FROM hub_queue WHERE created_at < ?`, ms(before))
+	end := int64(math.MaxInt64)
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT id FROM hub_queue WHERE created_at >= ? ORDER BY id LIMIT 1`, ms(before)).Scan(&end)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
+	}
+	res, err := tx.exec(`DELETE FROM hub_queue WHERE id < ?`, end)
 	if err != nil {
 		return 0, err
 	}

@@ -517,3 +517,66 @@ func TestWALCheckpointed(t *testing.T) {
 	rtx.Rollback()
 	waitFiles("the WAL truncated once the reader is done", func(f Files) bool { return f.WALBytes == 0 && !f.Checkpoint.Busy })
 }
+
+// TestExpireHubTakesTheOldest: only what was queued before the limit
+// goes, and it is counted.
+func TestExpireHubTakesTheOldest(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	t0 := time.Now()
+	enqueue := func(at time.Time, payloads ...string) {
+		t.Helper()
+		s.Now = func() time.Time { return at }
+		if err := s.Update(ctx, func(tx *Tx) error {
+			for _, p := range payloads {
+				if err := tx.EnqueueHub(&HubMessage{Topic: "t", Payload: []byte(p), QoS: 1}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue(t0, "old1", "old2", "old3")
+	enqueue(t0.Add(2*time.Hour), "new1", "new2")
+	var n int64
+	var batch []HubMessage
+	var st HubStats
+	if err := s.Update(ctx, func(tx *Tx) (err error) {
+		if n, err = tx.ExpireHub(t0.Add(time.Hour)); err != nil {
+			return err
+		}
+		if batch, err = tx.HubBatch(0, 10); err != nil {
+			return err
+		}
+		st, err = tx.HubQueueStats()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 || len(batch) != 2 || string(batch[0].Payload) != "new1" || st.Expired != 3 || st.Messages != 2 {
+		t.Fatalf("expired %d, queue %d (first %q), stats %+v", n, len(batch), batch[0].Payload, st)
+	}
+}
+
+// BenchmarkExpireHub is the age check the uplink makes every second, on
+// a queue of 100,000 messages none of which is too old.
+func BenchmarkExpireHub(b *testing.B) {
+	s := openTest(b)
+	ctx := context.Background()
+	for range 100 {
+		s.Update(ctx, func(tx *Tx) error {
+			for range 1000 {
+				if err := tx.EnqueueHub(&HubMessage{Topic: "field/x", Payload: make([]byte, 200), QoS: 1}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	b.ResetTimer()
+	for range b.N {
+		s.Update(ctx, func(tx *Tx) error { _, err := tx.ExpireHub(tx.Now().Add(-time.Hour)); return err })
+	}
+}
