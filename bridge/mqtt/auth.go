@@ -131,7 +131,17 @@ func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 		if r.User != "*" && r.User != user || r.User == "*" && user == "" {
 			continue
 		}
-		filter := strings.NewReplacer("%u", user, "%c", cl.ID).Replace(r.Topic)
+		filter := r.Topic
+		if strings.Contains(filter, "%") {
+			// A name put into a filter must stay one topic level: a
+			// client id "#" would turn "devices/%c/#" into every device.
+			if strings.Contains(filter, "%u") && !oneLevel(user) || strings.Contains(filter, "%c") && !oneLevel(cl.ID) {
+				h.log.Warn("MQTT access refused: a user name or client id with '/', '+' or '#' cannot fill an ACL pattern",
+					"client", cl.ID, "user", user, "topic", topic, "rule", r.Topic)
+				return false
+			}
+			filter = strings.NewReplacer("%u", user, "%c", cl.ID).Replace(filter)
+		}
 		if !covers(filter, topic) {
 			continue
 		}
@@ -144,6 +154,9 @@ func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	h.log.Warn("MQTT access refused: no ACL rule allows it", "client", cl.ID, "user", user, "topic", topic, "write", write)
 	return false
 }
+
+// oneLevel reports whether s can stand for one topic level.
+func oneLevel(s string) bool { return s != "" && !strings.ContainsAny(s, "/+#") }
 
 // covers reports whether the filter rule matches topic, which may itself
 // be a subscription filter: a filter is covered only if everything it can
