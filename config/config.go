@@ -47,8 +47,9 @@ type Hub struct {
 	CAFile   string `toml:"ca_file"`
 	CertFile string `toml:"cert_file"`
 	KeyFile  string `toml:"key_file"`
-	// Window is how many messages may wait for the hub's PUBACK at once
-	// (1: strict order).
+	// Window is how many messages may be sent to the hub and not yet
+	// deleted from the queue: what a cut or a crash sends again (1:
+	// strict order).
 	Window int `toml:"window"`
 	// Forward lists local topics whose messages go to the hub.
 	Forward []Forward `toml:"forward"`

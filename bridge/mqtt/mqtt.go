@@ -159,8 +159,7 @@ func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
 		}
 	}
 	if err := c.server.Serve(); err != nil {
-		c.once.Do(func() { close(c.ready) })
-		return err
+		return fail(err)
 	}
 	c.log.Info("local MQTT broker listening", "addr", ln.Addr().String(), "topics", c.base+"#")
 	// The gateway's own state, retained for LAN clients as on the hub.

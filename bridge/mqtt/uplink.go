@@ -33,7 +33,8 @@ type Forward struct {
 type HubOptions struct {
 	URL, Username, Password, ClientID string
 	KeepAlive                         time.Duration
-	// Window is how many messages may wait for the hub's PUBACK at once.
+	// Window is how many messages may be sent to the hub and not yet
+	// deleted from the queue (a sliding window; 1: strict order).
 	Window int
 	// Forward lists the pass-through topics.
 	Forward []Forward

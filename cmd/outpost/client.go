@@ -20,6 +20,7 @@ import (
 	"github.com/outpost-sms/outpost/bridge"
 	bmqtt "github.com/outpost-sms/outpost/bridge/mqtt"
 	"github.com/outpost-sms/outpost/pdu"
+	"github.com/outpost-sms/outpost/store"
 )
 
 // client talks to the daemon's Unix socket.
@@ -281,28 +282,15 @@ func cmdStatus(args []string) int {
 		return flagExit(err)
 	}
 	var s struct {
-		GatewayID  string                        `json:"gateway_id"`
-		Version    string                        `json:"version"`
-		StartedAt  time.Time                     `json:"started_at"`
-		Modems     map[string]json.RawMessage    `json:"modems"`
-		Queues     map[string]map[string]int     `json:"queues"`
-		Reassembly struct{ Messages, Parts int } `json:"reassembly"`
-		Links      map[string]struct {
-			URL       string `json:"url"`
-			LastError string `json:"last_error"`
-			Connected bool   `json:"connected"`
-			Forwarded int64  `json:"forwarded"`
-		} `json:"links"`
-		HubQueue struct{ Messages, Bytes, Dropped, Expired, Refused int64 } `json:"hub_queue"`
-		Store    struct {
-			DBBytes    int64 `json:"db_bytes"`
-			WALBytes   int64 `json:"wal_bytes"`
-			Checkpoint struct {
-				At   time.Time `json:"at"`
-				Busy bool      `json:"busy"`
-				Err  string    `json:"error"`
-			} `json:"last_checkpoint"`
-		} `json:"store"`
+		GatewayID  string                     `json:"gateway_id"`
+		Version    string                     `json:"version"`
+		StartedAt  time.Time                  `json:"started_at"`
+		Modems     map[string]json.RawMessage `json:"modems"`
+		Queues     map[string]map[string]int  `json:"queues"`
+		Reassembly store.Reassembly           `json:"reassembly"`
+		Links      map[string]bmqtt.LinkState `json:"links"`
+		HubQueue   store.HubStats             `json:"hub_queue"`
+		Store      store.Files                `json:"store"`
 	}
 	if code := fetch("status", mk, "/v1/status", *asJSON, &s); code >= 0 {
 		return code
