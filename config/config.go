@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -256,7 +257,7 @@ func (c *Config) applyModemDefaults() {
 
 // Load reads a TOML file on top of Default. Keys Outpost does not know are
 // an error that names the key and its line. The result is not validated:
-// call Validate.
+// call Validate, or use Read.
 func Load(path string) (Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -265,31 +266,149 @@ func Load(path string) (Config, error) {
 	return Parse(path, raw)
 }
 
+// Read is Load and Validate together: every problem of the file at once,
+// the values of the wrong type and the unknown keys first, then what
+// Validate finds in the rest.
+func Read(path string) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	return Check(path, raw)
+}
+
+// Check is Read on bytes already read.
+func Check(name string, raw []byte) (Config, error) {
+	c, err := Parse(name, raw)
+	var syntax syntaxError
+	if errors.As(err, &syntax) {
+		return c, err
+	}
+	if verr := c.Validate(); verr != nil {
+		if err == nil {
+			return c, verr
+		}
+		return c, fmt.Errorf("%w\n%s", err, strings.TrimPrefix(verr.Error(), "invalid config:\n"))
+	}
+	return c, err
+}
+
+// syntaxError is a file that is not TOML: nothing of it was decoded.
+type syntaxError struct{ error }
+
+func (e syntaxError) Unwrap() error { return e.error }
+
 // Parse is Load on bytes already read; name is used in error messages.
+// Every value of the wrong type and every unknown key is reported, each
+// with its line; the Config returned with such an error holds all that
+// did decode (the rest keeps its defaults), so that Validate can report
+// its problems too. A syntax error stops everything: the file is not
+// TOML.
 func Parse(name string, raw []byte) (Config, error) {
-	c := Default()
-	// A file that lists modems replaces the default simulated one.
-	c.Modems = nil
-	md, err := toml.Decode(string(raw), &c)
+	// First as plain TOML: only its syntax can fail here.
+	var generic map[string]any
+	gmd, err := toml.Decode(string(raw), &generic)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return Config{}, fmt.Errorf("%s: line %d: %s", name, pe.Position.Line, pe.Message)
+			return Config{}, syntaxError{fmt.Errorf("%s: line %d: %s", name, pe.Position.Line, pe.Message)}
 		}
-		return Config{}, fmt.Errorf("%s: %w", name, err)
+		return Config{}, syntaxError{fmt.Errorf("%s: %w", name, err)}
 	}
-	if und := md.Undecoded(); len(und) > 0 {
-		var msgs []string
-		for _, k := range und {
-			msgs = append(msgs, fmt.Sprintf("%s: line %d: unknown key %q", name, keyLine(raw, k), k.String()))
+	keys := map[string]toml.Key{}
+	for _, k := range gmd.Keys() {
+		keys[k.String()] = k
+	}
+	// Then into the Config. toml stops at the first value of the wrong
+	// type: note it, take that key out of the document and decode again,
+	// until the rest decodes.
+	type problem struct {
+		line int
+		msg  string
+	}
+	var msgs []problem
+	text := string(raw)
+	var c Config
+	var md toml.MetaData
+	for {
+		c = Default()
+		// A file that lists modems replaces the default simulated one.
+		c.Modems = nil
+		md, err = toml.Decode(text, &c)
+		if err == nil {
+			break
 		}
-		return Config{}, errors.New(strings.Join(msgs, "\n"))
+		last, why := decodeError(err)
+		k, known := keys[last]
+		if !known || !deleteKey(generic, k) || len(msgs) > 100 {
+			return Config{}, fmt.Errorf("%s: %w", name, err)
+		}
+		line := keyLine(raw, k)
+		msgs = append(msgs, problem{line, fmt.Sprintf("%s: line %d: %s: %s", name, line, k.String(), why)})
+		var b bytes.Buffer
+		if err := toml.NewEncoder(&b).Encode(generic); err != nil {
+			return Config{}, fmt.Errorf("%s: %w", name, err)
+		}
+		text = b.String()
+	}
+	for _, k := range md.Undecoded() {
+		line := keyLine(raw, k)
+		msgs = append(msgs, problem{line, fmt.Sprintf("%s: line %d: unknown key %q", name, line, k.String())})
 	}
 	if !md.IsDefined("modem") {
 		c.Modems = Default().Modems
 	}
 	c.applyModemDefaults()
+	if len(msgs) > 0 {
+		sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].line < msgs[j].line })
+		lines := make([]string, len(msgs))
+		for i, p := range msgs {
+			lines[i] = p.msg
+		}
+		return c, errors.New(strings.Join(lines, "\n"))
+	}
 	return c, nil
+}
+
+// typeError is how toml words a value of the wrong type.
+var typeError = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key "(.*)"\): (.*)$`)
+
+// decodeError finds the key a decoding error is about, and why.
+func decodeError(err error) (key, why string) {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return pe.LastKey, pe.Message
+	}
+	if m := typeError.FindStringSubmatch(err.Error()); m != nil {
+		return strings.ReplaceAll(m[1], `\"`, `"`), m[2]
+	}
+	return "", err.Error()
+}
+
+// deleteKey removes key from a decoded TOML document, from every table of
+// an array of tables on its path. It reports whether anything was there.
+func deleteKey(doc map[string]any, key toml.Key) bool {
+	if len(key) == 0 {
+		return false
+	}
+	v, ok := doc[key[0]]
+	if !ok {
+		return false
+	}
+	if len(key) == 1 {
+		delete(doc, key[0])
+		return true
+	}
+	found := false
+	switch t := v.(type) {
+	case map[string]any:
+		found = deleteKey(t, key[1:])
+	case []map[string]any:
+		for _, m := range t {
+			found = deleteKey(m, key[1:]) || found
+		}
+	}
+	return found
 }
 
 // keyLine finds the line on which the last part of key is assigned, after

@@ -184,3 +184,48 @@ func TestGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckListsEveryProblem: values of the wrong type, unknown keys and
+// invalid values are all reported in one go, each with its line; one of
+// them hides none of the others.
+func TestCheckListsEveryProblem(t *testing.T) {
+	_, err := Check("f.toml", []byte(`gateway_id = "a/b"
+log_level = 3
+[mqtt]
+listen = 1883
+allow_anonymous = "yes"
+prt = 1
+[[modem]]
+type = "usb"
+baud = "fast"
+command_timeout = "soon"
+[[modem]]
+type = "sim"
+baud = 9600
+`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		"line 2: log_level: incompatible types",
+		"line 4: mqtt.listen: incompatible types",
+		"line 5: mqtt.allow_anonymous: incompatible types",
+		`line 6: unknown key "mqtt.prt"`,
+		"line 9: modem.baud: incompatible types",
+		`line 10: modem.command_timeout: not a duration`,
+		`gateway_id = "a/b": must be one MQTT topic level`,
+		`modem[0].type = "usb"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	// A good file still checks clean.
+	if _, err := Check("g.toml", []byte("gateway_id = \"gw\"\n[[modem]]\ntype = \"sim\"\n")); err != nil {
+		t.Fatal(err)
+	}
+	// A syntax error alone: nothing else can be said of the file.
+	if _, err := Check("s.toml", []byte("gateway_id = = 1\nlog_level = 3\n")); err == nil || strings.Contains(err.Error(), "log_level") {
+		t.Fatalf("syntax error: %v", err)
+	}
+}

@@ -29,19 +29,10 @@ import (
 )
 
 func loadConfig(path string) (config.Config, error) {
-	var c config.Config
 	if path == "" {
-		var err error
-		if c, err = config.Parse("defaults", nil); err != nil {
-			return c, err
-		}
-	} else {
-		var err error
-		if c, err = config.Load(path); err != nil {
-			return c, err
-		}
+		return config.Check("defaults", nil)
 	}
-	return c, c.Validate()
+	return config.Read(path)
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -61,8 +52,8 @@ func cmdRun(args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: outpost run [--config FILE]\n\nRuns the daemon until SIGINT or SIGTERM.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
+	if _, code := parseArgs(fs, args, 0, 0); code >= 0 {
+		return code
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -79,11 +70,27 @@ func cmdRun(args []string) int {
 	return 0
 }
 
-// daemon runs Outpost until ctx ends.
-func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+// daemon runs Outpost until ctx ends. It returns an error, and so the
+// process exits 1, when anything it needs fails to start (the data folder,
+// the database, the CLI socket, a broker listener): a daemon that runs
+// with a part missing would accept messages it can never deliver. A modem
+// that is absent is not such a part: it is retried until it comes.
+func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
+	// Whatever Outpost creates (database, WAL, socket, pty link) is
+	// readable by its user alone: the messages are people's.
+	syscall.Umask(0o077)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	// One daemon per data folder, locked before anything in it is opened.
+	unlock, err := lockFile(filepath.Join(cfg.DataDir, "outpost.lock"), cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "outpost.db"), store.Options{})
 	if err != nil {
 		return err
@@ -92,15 +99,24 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	hub := bridge.New(st, log)
 	hub.Groups = cfg.Groups
-	if cfg.MQTT.Listen != "" {
+	// The MQTT connector serves the local broker and carries the hub
+	// link; with no local listener it still runs for the hub alone.
+	withMQTT := cfg.MQTT.Listen != "" || cfg.Hub.URL != ""
+	if withMQTT {
 		hub.Routes = []string{"mqtt"}
 		hub.FormRoutes = []string{"mqtt"}
 	}
+	// Cancelled before the wait: on an error return, everything started
+	// so far is told to stop, then waited for.
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
-
+	defer func() {
+		cancel()
+		wg.Wait()
+		if err == nil {
+			log.Info("outpost stopped", "data_dir", cfg.DataDir)
+		}
+	}()
 	modems := map[string]hw.Modem{}
 	for _, mc := range cfg.Modems {
 		device := mc.Device
@@ -152,7 +168,8 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		hub.Add(openrosa.New(openrosa.Options{URL: or.URL, User: or.User, Password: or.Password, Timeout: or.Timeout.Duration}))
 		hub.FormRoutes = append(hub.FormRoutes, "openrosa")
 	}
-	if cfg.MQTT.Listen != "" {
+	var mq *bmqtt.Connector
+	if withMQTT {
 		ho := bmqtt.HubOptions{URL: cfg.Hub.URL, Username: cfg.Hub.Username, Password: cfg.Hub.Password, ClientID: cfg.Hub.ClientID,
 			KeepAlive: cfg.Hub.KeepAlive.Duration, Window: cfg.Hub.Window, MaxAge: cfg.Hub.MaxAge.Duration,
 			CAFile: cfg.Hub.CAFile, CertFile: cfg.Hub.CertFile, KeyFile: cfg.Hub.KeyFile,
@@ -173,32 +190,57 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		for _, r := range cfg.MQTT.ACL {
 			mo.ACL = append(mo.ACL, bmqtt.ACL{User: r.User, Topic: r.Topic, Access: r.Access})
 		}
-		hub.Add(bmqtt.New(mo, hub))
+		mq = bmqtt.New(mo, hub)
+		hub.Add(mq)
 	}
 	api := &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Hub: hub, Log: log}
+	if err := api.Listen(); err != nil {
+		return err
+	}
 
 	errc := make(chan error, 2)
 	wg.Add(2)
 	go func() { defer wg.Done(); errc <- hub.Run(ctx) }()
 	go func() { defer wg.Done(); errc <- api.Run(ctx) }()
-	log.Info("outpost running", "gateway_id", cfg.GatewayID, "data_dir", cfg.DataDir, "mqtt", cfg.MQTT.Listen,
-		"topics", cfg.MQTT.Prefix+"/"+cfg.GatewayID+"/#", "socket", api.Socket, "modems", len(modems))
+	up := []any{"gateway_id", cfg.GatewayID, "data_dir", cfg.DataDir, "socket", api.Socket, "modems", len(modems)}
+	if mq != nil {
+		// Ready once the broker listens, or failed to.
+		select {
+		case <-mq.Ready():
+		case err := <-errc:
+			return stopped(ctx, err)
+		case <-ctx.Done():
+			return nil
+		}
+		if err := mq.StartErr(); err != nil {
+			return err
+		}
+		if a := mq.Addr(); a != "" {
+			up = append(up, "mqtt", a, "topics", cfg.MQTT.Prefix+"/"+cfg.GatewayID+"/#")
+		}
+		if cfg.Hub.URL != "" {
+			up = append(up, "hub", cfg.Hub.URL)
+		}
+	}
+	log.Info("outpost running", up...)
 	select {
 	case <-ctx.Done():
 		return nil
 	case err := <-errc:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-		return nil
+		return stopped(ctx, err)
 	}
 }
 
-func flagExit(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+// stopped is the daemon's error when a part of it returned: none while
+// ctx is ending (a stop was asked for), else what the part said.
+func stopped(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case err == nil || errors.Is(err, context.Canceled):
+		return errors.New("stopped unexpectedly")
 	}
-	return 2
+	return err
 }
 
 func cmdSim(args []string) int {
@@ -212,17 +254,24 @@ func cmdSim(args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: outpost sim --pty PATH\n\nServes one simulated GSM modem (and a network with the echo\nsubscriber "+sim.EchoNumber+") at PATH until killed.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
+	if _, code := parseArgs(fs, args, 0, 0); code >= 0 {
+		return code
 	}
 	if *path == "" {
-		fmt.Fprintln(os.Stderr, "outpost sim: --pty PATH is required")
-		return 2
+		return usageError(fs, "--pty PATH is required")
 	}
 	log := newLogger(*level, os.Stderr)
 	network := sim.NewNetwork(log)
 	network.EchoDelay = *delay
 	m := network.NewModem(*number)
+	// One simulator per path: a second would take the link over from
+	// the first while a client still talks to it.
+	unlock, err := lockFile(*path+".lock", *path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "outpost sim:", err)
+		return 1
+	}
+	defer unlock()
 	p, err := sim.OpenPTY(*path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "outpost sim:", err)
@@ -262,26 +311,27 @@ func cmdSim(args []string) int {
 	return 0
 }
 
+const configUsage = "usage: outpost config check FILE\n\nValidates FILE; exits 0 when it is good, 1 with every problem otherwise."
+
 func cmdConfig(args []string) int {
-	if len(args) < 1 || args[0] != "check" {
-		fmt.Fprintln(os.Stderr, "usage: outpost config check FILE")
-		return 2
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help"):
+		fmt.Println(configUsage)
+		return 0
+	case len(args) == 0 || args[0] != "check":
+		fmt.Fprintln(os.Stderr, configUsage)
+		return exitUsage
 	}
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: outpost config check FILE\n\nValidates FILE; exits 0 when it is good, 1 with every problem otherwise.")
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), configUsage) }
+	pos, code := parseArgs(fs, args[1:], 1, 1)
+	if code >= 0 {
+		return code
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return flagExit(err)
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	if _, err := loadConfig(fs.Arg(0)); err != nil {
+	if _, err := loadConfig(pos[0]); err != nil {
 		fmt.Fprintln(os.Stderr, strings.TrimSpace(err.Error()))
-		return 1
+		return exitFailure
 	}
-	fmt.Println(fs.Arg(0) + ": ok")
+	fmt.Println(pos[0] + ": ok")
 	return 0
 }
