@@ -29,6 +29,7 @@ type Server struct {
 	Hub       *bridge.Hub
 	Log       *slog.Logger
 	started   time.Time
+	ln        net.Listener
 }
 
 // StatusBody is the answer of GET /v1/status.
@@ -48,10 +49,10 @@ type StatusBody struct {
 	Store store.Files `json:"store"`
 }
 
-// Run serves until ctx ends. A stale socket file from a killed daemon is
-// replaced; a live one (another daemon) is an error.
-func (s *Server) Run(ctx context.Context) error {
-	s.started = time.Now()
+// Listen binds the socket. A stale socket file from a killed daemon is
+// replaced; a live one (another daemon) is an error. Run calls it when it
+// was not called before.
+func (s *Server) Listen() error {
 	if c, err := net.Dial("unix", s.Socket); err == nil {
 		c.Close()
 		return fmt.Errorf("another daemon is listening on %s", s.Socket)
@@ -62,6 +63,19 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("listen %s: %w", s.Socket, err)
 	}
 	os.Chmod(s.Socket, 0o660)
+	s.ln = ln
+	return nil
+}
+
+// Run serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	s.started = time.Now()
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	ln := s.ln
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", s.send)
 	mux.HandleFunc("GET /v1/messages/{id}", s.show)

@@ -58,6 +58,9 @@ type Connector struct {
 	hub    *bridge.Hub
 	ready  chan struct{}
 	once   sync.Once
+	// startErr is why Run failed to start the broker, set before ready
+	// is closed.
+	startErr error
 	uplink *Uplink
 	acks   ackQueue
 	auth   *authHook
@@ -116,24 +119,36 @@ func (c *Connector) Addr() string {
 	return c.ln.Addr().String()
 }
 
-// Ready is closed when the broker accepts connections (or failed to).
+// Ready is closed when the broker accepts connections (or failed to:
+// see StartErr).
 func (c *Connector) Ready() <-chan struct{} { return c.ready }
+
+// StartErr is, once Ready is closed, why the broker did not start (nil
+// when it did).
+func (c *Connector) StartErr() error {
+	<-c.ready
+	return c.startErr
+}
 
 // Run implements bridge.Connector: it serves the broker until ctx ends.
 func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
 	fail := func(err error) error {
-		c.once.Do(func() { close(c.ready) })
+		c.once.Do(func() { c.startErr = err; close(c.ready) })
 		return err
 	}
-	ln, err := net.Listen("tcp", c.opts.Listen)
-	if err != nil {
-		return fail(fmt.Errorf("mqtt listen %s: %w", c.opts.Listen, err))
-	}
-	c.ln = ln
-	c.auth.listenerIsLoopback("tcp", ln.Addr())
-	if err := c.server.AddListener(listeners.NewNet("tcp", ln)); err != nil {
-		ln.Close()
-		return fail(err)
+	// Without a TCP listener the broker still runs, for the hub link
+	// alone (and any TLS or WebSocket listener).
+	if c.opts.Listen != "" {
+		ln, err := net.Listen("tcp", c.opts.Listen)
+		if err != nil {
+			return fail(fmt.Errorf("mqtt listen %s: %w", c.opts.Listen, err))
+		}
+		c.ln = ln
+		c.auth.listenerIsLoopback("tcp", ln.Addr())
+		if err := c.server.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+			ln.Close()
+			return fail(err)
+		}
 	}
 	if c.opts.TLSListen != "" {
 		cert, err := tls.LoadX509KeyPair(c.opts.TLSCert, c.opts.TLSKey)
@@ -154,6 +169,13 @@ func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
 		// mochi's WebSocket listener binds its own address; it is a LAN
 		// listener, never loopback-only for the anonymous rule.
 		c.auth.listenerIsLoopback("ws", nil)
+		// mochi binds it in a goroutine and only logs a failure: try
+		// the address first so a port in use stops the start.
+		probe, err := net.Listen("tcp", c.opts.WebSocketListen)
+		if err != nil {
+			return fail(fmt.Errorf("mqtt WebSocket listen %s: %w", c.opts.WebSocketListen, err))
+		}
+		probe.Close()
 		if err := c.server.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: c.opts.WebSocketListen})); err != nil {
 			return fail(fmt.Errorf("mqtt WebSocket listen %s: %w", c.opts.WebSocketListen, err))
 		}
@@ -161,7 +183,9 @@ func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
 	if err := c.server.Serve(); err != nil {
 		return fail(err)
 	}
-	c.log.Info("local MQTT broker listening", "addr", ln.Addr().String(), "topics", c.base+"#")
+	if c.ln != nil {
+		c.log.Info("local MQTT broker listening", "addr", c.ln.Addr().String(), "topics", c.base+"#")
+	}
 	// The gateway's own state, retained for LAN clients as on the hub.
 	c.server.Publish(c.base+"status", []byte("online"), true, 1)
 	c.once.Do(func() { close(c.ready) })

@@ -81,15 +81,6 @@ func (c *client) do(method, path string, body any, out any) error {
 	return json.Unmarshal(b, out)
 }
 
-// leadingArg splits off a first argument that is not a flag, so that
-// "show ID --json" works as well as "show --json ID".
-func leadingArg(args []string) (string, []string) {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return args[0], args[1:]
-	}
-	return "", args
-}
-
 func fail(cmd string, err error) int {
 	fmt.Fprintf(os.Stderr, "outpost %s: %v\n", cmd, err)
 	return 1
@@ -110,8 +101,8 @@ func cmdSend(args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: outpost send --to NUMBER --text TEXT\n\nQueues one SMS and prints its id on the last line.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
+	if _, code := parseArgs(fs, args, 0, 0); code >= 0 {
+		return code
 	}
 	var nums []string
 	for _, n := range strings.Split(*to, ",") {
@@ -120,7 +111,12 @@ func cmdSend(args []string) int {
 		}
 	}
 	if len(nums) == 0 {
-		return fail("send", errors.New("--to is required: a phone number such as +15555550100"))
+		return usageError(fs, "--to is required: a phone number such as +15555550100")
+	}
+	for name, v := range map[string]string{"at": *notBefore, "expires": *expires} {
+		if err := checkWhen(name, v); err != nil {
+			return usageError(fs, err.Error())
+		}
 	}
 	for _, n := range nums {
 		if strings.HasPrefix(n, "group:") {
@@ -189,17 +185,11 @@ func cmdShow(args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: outpost show ID [--json]")
 		fs.PrintDefaults()
 	}
-	id, rest := leadingArg(args)
-	if err := fs.Parse(rest); err != nil {
-		return flagExit(err)
+	pos, code := parseArgs(fs, args, 1, 1)
+	if code >= 0 {
+		return code
 	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
-	}
-	if id == "" {
-		fs.Usage()
-		return 2
-	}
+	id := pos[0]
 	var v bridge.MessageView
 	if code := fetch("show", mk, "/v1/messages/"+id, *asJSON, &v); code >= 0 {
 		return code
@@ -244,8 +234,8 @@ func cmdInbox(args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: outpost inbox [--json] [--limit N]\n\nInbound messages, newest first.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
+	if _, code := parseArgs(fs, args, 0, 0); code >= 0 {
+		return code
 	}
 	var vs []bridge.MessageView
 	if code := fetch("inbox", mk, fmt.Sprintf("/v1/inbox?limit=%d", *limit), *asJSON, &vs); code >= 0 {
@@ -278,8 +268,8 @@ func cmdStatus(args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: outpost status [--json]\n\nModems (identity, signal, registration, state) and queue depths.\nExits 1 when no daemon is running.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
+	if _, code := parseArgs(fs, args, 0, 0); code >= 0 {
+		return code
 	}
 	var s struct {
 		GatewayID  string                     `json:"gateway_id"`
@@ -350,8 +340,8 @@ func cmdPasswd(args []string, in io.Reader, out io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost passwd < password\n\nReads a password (one line) from stdin and prints its bcrypt hash, for\npassword_hash in a [[mqtt.user]] of the config.")
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
+	if _, code := parseArgs(fs, args, 0, 0); code >= 0 {
+		return code
 	}
 	line, err := bufio.NewReader(in).ReadString('\n')
 	if err != nil && line == "" {

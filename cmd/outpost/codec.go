@@ -18,12 +18,22 @@ import (
 // The codec commands work offline, with no daemon: they are the contract
 // other tools (and people reading a modem's log) use.
 
+const decodeUsage = `usage: outpost decode pdu HEX [--json]
+       outpost decode pdu --batch --json < pdus.txt
+       outpost decode join [--json] < parts.txt
+       outpost decode xform FILE [--json]
+
+Run "outpost decode KIND --help" for a kind's flags.`
+
 func cmdDecode(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: outpost decode pdu HEX [--json] | outpost decode pdu --batch --json | outpost decode join [--json] | outpost decode xform FILE [--json]")
-		return 2
+		fmt.Fprintln(os.Stderr, decodeUsage)
+		return exitUsage
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Println(decodeUsage)
+		return 0
 	case "pdu":
 		return cmdDecodePDU(args[1:], os.Stdin, os.Stdout)
 	case "join":
@@ -44,20 +54,17 @@ func cmdDecodePDU(args []string, in io.Reader, out io.Writer) int {
 		fmt.Fprintln(fs.Output(), "usage: outpost decode pdu HEX [--json]\n       outpost decode pdu --batch --json < pdus.txt\n\nDecodes SMS PDUs as a modem prints them (hex, SMSC address first).")
 		fs.PrintDefaults()
 	}
-	hexArg, rest := leadingArg(args)
-	if err := fs.Parse(rest); err != nil {
-		return flagExit(err)
+	pos, code := parseArgs(fs, args, 0, 1)
+	if code >= 0 {
+		return code
 	}
-	if hexArg == "" && fs.NArg() == 1 {
-		hexArg = fs.Arg(0)
-	} else if fs.NArg() != 0 {
-		fs.Usage()
-		return 2
+	hexArg := ""
+	if len(pos) == 1 {
+		hexArg = pos[0]
 	}
 	if *batch {
 		if hexArg != "" {
-			fs.Usage()
-			return 2
+			return usageError(fs, "--batch reads stdin: give no HEX argument")
 		}
 		w := bufio.NewWriter(out)
 		defer w.Flush()
@@ -78,8 +85,7 @@ func cmdDecodePDU(args []string, in io.Reader, out io.Writer) int {
 		return 0
 	}
 	if hexArg == "" {
-		fs.Usage()
-		return 2
+		return usageError(fs, "missing HEX (or --batch)")
 	}
 	m, err := pdu.DecodeHex(hexArg)
 	if *asJSON {
@@ -153,8 +159,8 @@ func cmdDecodeJoin(args []string, in io.Reader, out io.Writer) int {
 		fmt.Fprintln(fs.Output(), "usage: outpost decode join [--json] < parts.txt\n\nJoins the PDUs of one long message (one hex PDU per line, any order).")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
+	if _, code := parseArgs(fs, args, 0, 0); code >= 0 {
+		return code
 	}
 	fail := func(err error) int {
 		if *asJSON {
@@ -210,15 +216,28 @@ func cmdDecodeJoin(args []string, in io.Reader, out io.Writer) int {
 	return 0
 }
 
+const encodeUsage = `usage: outpost encode sms --to NUMBER --text TEXT [--json]
+       outpost encode sms --to NUMBER --data-hex HEX [--port P] [--json]
+       outpost encode xform FILE.xml [--hex] [--compress zlib|deflate|gzip]
+
+Run "outpost encode KIND --help" for a kind's flags.`
+
 func cmdEncode(args []string) int {
-	if len(args) > 0 && args[0] == "sms" {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, encodeUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "sms":
 		return cmdEncodeSMS(args[1:], os.Stdout)
-	}
-	if len(args) > 0 && args[0] == "xform" {
+	case "xform":
 		return cmdEncodeXForm(args[1:], os.Stdin, os.Stdout)
+	case "-h", "-help", "--help", "help":
+		fmt.Println(encodeUsage)
+		return 0
 	}
-	fmt.Fprintln(os.Stderr, "usage: outpost encode sms --to NUMBER --text TEXT [--json] | outpost encode xform FILE.xml [--hex]")
-	return 2
+	fmt.Fprintf(os.Stderr, "outpost encode: unknown kind %q (want sms or xform)\n%s\n", args[0], encodeUsage)
+	return exitUsage
 }
 
 // randomRefs starts concatenation references at a random value, as the
@@ -247,8 +266,20 @@ func cmdEncodeSMS(args []string, out io.Writer) int {
 		fmt.Fprintln(fs.Output(), "usage: outpost encode sms --to NUMBER --text TEXT [--json]\n\nPrints the SMS-SUBMIT PDUs Outpost would send, one per line, as AT+CMGS takes them.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
+	if _, code := parseArgs(fs, args, 0, 0); code >= 0 {
+		return code
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case *to == "":
+		return usageError(fs, "--to is required")
+	case set["text"] && set["data-hex"]:
+		return usageError(fs, "--text and --data-hex exclude each other: a message is text or 8-bit data")
+	case set["port"] && !set["data-hex"]:
+		return usageError(fs, "--port goes with --data-hex (application ports are for 8-bit data)")
+	case set["language"] && set["data-hex"]:
+		return usageError(fs, "--language is for --text (8-bit data has no alphabet)")
 	}
 	o := pdu.Outgoing{To: *to, Text: *text, Report: *report, Flash: *flash, Validity: *validity}
 	if *language != "" {
@@ -291,17 +322,11 @@ func cmdEncodeSMS(args []string, out io.Writer) int {
 // for stdin) before or after them, and reads it. code is the exit code
 // when the command must stop, or -1.
 func parseFileArgs(fs *flag.FlagSet, args []string, stdin io.Reader) (file string, b []byte, code int) {
-	file, args = leadingArg(args)
-	if err := fs.Parse(args); err != nil {
-		return "", nil, flagExit(err)
+	pos, code := parseArgs(fs, args, 1, 1)
+	if code >= 0 {
+		return "", nil, code
 	}
-	if file == "" && fs.NArg() == 1 {
-		file = fs.Arg(0)
-	}
-	if file == "" {
-		fs.Usage()
-		return "", nil, 2
-	}
+	file = pos[0]
 	var err error
 	if file == "-" {
 		b, err = io.ReadAll(stdin)

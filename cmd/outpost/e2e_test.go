@@ -196,18 +196,25 @@ func newGatewayWith(t *testing.T, device, extra string) *gateway {
 func (g *gateway) start(env ...string) {
 	g.t.Helper()
 	g.d = start(g.t, g.dir, env, "run", "--config", g.config)
-	waitFor(g.t, "daemon to answer status", 10*time.Second, func() bool {
-		_, _, code := cli(g.t, g.dir, "status", "--config", g.config)
-		return code == 0
-	})
-	// The CLI socket can answer before the broker listens.
-	waitFor(g.t, "the local broker to listen", 10*time.Second, func() bool {
-		c, err := net.Dial("tcp", g.mqtt)
-		if err == nil {
-			c.Close()
+	g.d.waitReady(g.t)
+}
+
+// waitReady waits for the daemon's "outpost running", logged once its
+// socket, broker and connectors are up, and fails the test if the daemon
+// exits first.
+func (p *proc) waitReady(t *testing.T) {
+	t.Helper()
+	n := strings.Count(p.out.String(), "outpost running")
+	deadline := time.After(20 * time.Second)
+	for strings.Count(p.out.String(), "outpost running") == n {
+		select {
+		case <-p.done:
+			t.Fatalf("the daemon exited before it was ready: %v\n%s", p.err, p.out.String())
+		case <-deadline:
+			t.Fatalf("the daemon did not say it was running within 20s:\n%s", p.out.String())
+		case <-time.After(10 * time.Millisecond):
 		}
-		return err == nil
-	})
+	}
 }
 
 func (g *gateway) cli(args ...string) (string, string, int) {
