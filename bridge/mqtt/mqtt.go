@@ -61,9 +61,9 @@ type Connector struct {
 	// startErr is why Run failed to start the broker, set before ready
 	// is closed.
 	startErr error
-	uplink *Uplink
-	acks   ackQueue
-	auth   *authHook
+	uplink   *Uplink
+	acks     ackQueue
+	auth     *authHook
 }
 
 // New creates the broker; Run starts it. The hub is needed by the send
