@@ -185,7 +185,11 @@ func DecodeTPDU(b []byte) (*Message, error) {
 	if err := t.UnmarshalBinary(r.b); err != nil {
 		// A status report's optional part (TP-PI and what it announces)
 		// is not used: one that cannot be read is dropped.
-		if m.Type != StatusReport || r.st <= 0 || r.st+1 >= len(r.b) || t.UnmarshalBinary(r.b[:r.st+1]) != nil {
+		if m.Type != StatusReport || r.st <= 0 || r.st+1 >= len(r.b) {
+			return nil, fmt.Errorf("%w: %s: %v", ErrDecode, m.Type, err)
+		}
+		t = tpdu.TPDU{Direction: tpdu.MT} // nothing kept from the failed attempt (its TP-PID)
+		if t.UnmarshalBinary(r.b[:r.st+1]) != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrDecode, m.Type, err)
 		}
 		m.Quirks = append(m.Quirks, fmt.Sprintf("parameters after TP-ST unreadable (%X), ignored", r.b[r.st+1:]))
@@ -216,7 +220,9 @@ func DecodeTPDU(b []byte) (*Message, error) {
 		case tpdu.VpfRelative, tpdu.VpfEnhanced:
 			m.Validity = t.VP.Duration.String()
 		case tpdu.VpfAbsolute:
-			m.Validity = t.VP.Time.Format(time.RFC3339)
+			if !r.badVP {
+				m.Validity = t.VP.Time.Format(time.RFC3339)
+			}
 		}
 	case StatusReport:
 		m.Number = addressNumber(t.RA)
@@ -236,9 +242,9 @@ func DecodeTPDU(b []byte) (*Message, error) {
 type repaired struct {
 	b      []byte // the TPDU to read: a repaired copy, or the original
 	quirks []string
-	// badSCTS and badDT: the time stamp had a digit that is not BCD and
-	// was replaced by a placeholder; the time is unknown.
-	badSCTS, badDT bool
+	// badSCTS, badDT, badVP: the time stamp had a digit that is not BCD
+	// and was replaced by a placeholder; the time is unknown.
+	badSCTS, badDT, badVP bool
 	// emptyUDH: TP-UDHI is set and the header length octet is 0, a
 	// header with no element.
 	emptyUDH bool
@@ -314,10 +320,14 @@ func repair(b []byte, typ string) repaired {
 		dcsAt = i + 1
 		i += 2 // PID, DCS
 		switch (f[0] >> 3) & 0x03 {
-		case 2:
+		case 2: // relative
 			i++
-		case 1, 3:
+		case 1: // enhanced
 			i += 7
+		case 3: // absolute: a time stamp
+			if !stamp("TP-VP", &r.badVP) {
+				return r
+			}
 		}
 	case StatusReport:
 		i++ // MR

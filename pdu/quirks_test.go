@@ -61,12 +61,12 @@ var quirkVectors = []quirkVector{
 
 	{"status report padding", "TP-PI announcing a TP-DCS that is not there",
 		"00" + "06" + "2A" + "0B915155550501F0" + "62101022050000" + "62101022051000" + "00" +
-			"02", // TP-PI: TP-DCS present; the PDU ends
+			"03" + "41", // TP-PI: TP-PID and TP-DCS present; TP-PID 0x41; the PDU ends
 		func(t *testing.T, m *Message) {
-			if m.Status != 0 || m.MessageReference != 42 {
+			if m.Status != 0 || m.MessageReference != 42 || m.ReplaceMessage != 0 {
 				t.Errorf("%+v", m)
 			}
-			wantQuirk(t, m, "parameters after TP-ST unreadable (02), ignored")
+			wantQuirk(t, m, "parameters after TP-ST unreadable (0341), ignored")
 		}, []string{"type", "number", "mr", "status"}},
 
 	// 2. An address of odd length whose filler is not 0xF. Gammu reads
@@ -123,6 +123,19 @@ var quirkVectors = []quirkVector{
 			wantQuirk(t, m, "TP-DT 6210102205A000 has a digit that is not BCD; time unknown")
 		}, []string{"type", "number", "mr", "status"}},
 
+	{"non-BCD time stamp", "SMS-SUBMIT absolute TP-VP month octet 0xA0",
+		"00" + "19" + "07" + // SMS-SUBMIT, TP-VPF 11 (absolute); TP-MR 7
+			"0B915155550501F0" + "00" + "00" + // TP-DA, TP-PID, TP-DCS
+			"42A02041300121" + // TP-VP: an absolute time whose month is 0 A
+			"02" + "C834",
+		func(t *testing.T, m *Message) {
+			if m.Type != Submit || m.Validity != "" || m.Number != "+15555550100" {
+				t.Errorf("%+v", m)
+			}
+			wantText(t, m, "Hi")
+			wantQuirk(t, m, "TP-VP 42A02041300121 has a digit that is not BCD; time unknown")
+		}, []string{"type", "number", "text"}},
+
 	// 4. Coding group 1111 with the reserved bit 3 set: 8-bit data.
 	{"reserved bit 3 in coding group 1111", "DCS 0xFB, TP-UDL counting octets",
 		"00" + "00" + "0C91093512325476" + "00" +
@@ -142,6 +155,15 @@ var quirkVectors = []quirkVector{
 			if m.Coding != Bit8 || m.Class != 0 || hex.EncodeToString(m.Data) != "61f1985c369f01" {
 				t.Errorf("coding %s class %d data %X", m.Coding, m.Class, m.Data)
 			}
+		}, []string{"coding", "class", "data"}},
+
+	{"reserved bit 3 in coding group 1111", "and alike: reserved coding group 1000 (DCS 0x84)",
+		"00" + "00" + "0C91093512325476" + "00" + "84" + "42502041300121" + "02" + "01FE",
+		func(t *testing.T, m *Message) {
+			if m.Coding != Bit8 || m.Class != -1 || hex.EncodeToString(m.Data) != "01fe" {
+				t.Errorf("coding %s class %d data %X", m.Coding, m.Class, m.Data)
+			}
+			wantQuirk(t, m, "reserved data coding scheme 0x84, kept as 8-bit")
 		}, []string{"coding", "class", "data"}},
 
 	// 5. Message waiting indication groups have no message class.
