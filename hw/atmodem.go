@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/warthog618/modem/at"
-	"github.com/warthog618/modem/trace"
 )
 
 // LevelTrace is the slog level of AT wire traffic.
@@ -158,14 +157,17 @@ func (m *ATModem) command(c *conn, cmd string, timeout time.Duration) ([]string,
 	case <-c.hung:
 		// One command went unanswered: the next would wait its whole
 		// timeout too, and the supervisor is about to reconnect.
-		return nil, fmt.Errorf("AT%s: not sent, the modem stopped answering: %w", cmd, ErrNotReady)
+		return nil, fmt.Errorf("AT%s: not sent, the modem stopped answering: %w", redactAT(cmd), ErrNotReady)
 	default:
 	}
 	info, err := c.at.Command(cmd, at.WithTimeout(timeout))
 	return info, m.atError(c, "AT"+cmd, err)
 }
 
+// atError says what went wrong with cmd; a secret in cmd (the PIN) is
+// masked, since the error ends up in logs and in the modem's status.
 func (m *ATModem) atError(c *conn, cmd string, err error) error {
+	cmd = redactAT(cmd)
 	switch {
 	case err == nil:
 		return nil
@@ -290,8 +292,7 @@ func (m *ATModem) session(ctx context.Context, id uint64) (ready bool, err error
 		return false, fmt.Errorf("open %s: %w", m.cfg.Device, err)
 	}
 	c := &conn{id: id, port: port, events: make(chan event, 64), hung: make(chan struct{})}
-	rw := trace.New(port, trace.WithLogger(traceLogger{m.log}), trace.WithReadFormat("r: %q"), trace.WithWriteFormat("w: %q"))
-	c.at = at.New(rw, at.WithTimeout(m.cfg.CommandTimeout))
+	c.at = at.New(newTrace(port, m.log), at.WithTimeout(m.cfg.CommandTimeout))
 	defer func() {
 		m.mu.Lock()
 		if m.cur == c {
@@ -647,12 +648,4 @@ func isStatusReport(p []byte) bool {
 		return false
 	}
 	return p[int(p[0])+1]&0x03 == 0x02
-}
-
-type traceLogger struct{ log *slog.Logger }
-
-func (t traceLogger) Printf(format string, v ...any) {
-	if t.log.Enabled(context.Background(), LevelTrace) {
-		t.log.Log(context.Background(), LevelTrace, fmt.Sprintf(format, v...))
-	}
 }

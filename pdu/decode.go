@@ -72,6 +72,8 @@ type Message struct {
 	alpha tpdu.Alphabet
 	ud    tpdu.UserData
 	udh   tpdu.UserDataHeader
+	// emptyUDH: TP-UDHI set with a header length octet of 0.
+	emptyUDH bool
 }
 
 // MarshalJSON writes the decode contract of "outpost decode pdu --json":
@@ -178,13 +180,27 @@ func DecodeTPDU(b []byte) (*Message, error) {
 	default:
 		return nil, fmt.Errorf("%w: reserved message type indicator 3", ErrDecode)
 	}
-	if err := t.UnmarshalBinary(b); err != nil {
-		fixed, quirk := repairLength(b, m.Type)
-		if quirk == "" || t.UnmarshalBinary(fixed) != nil {
+	r := repair(b, m.Type)
+	m.Quirks = append(m.Quirks, r.quirks...)
+	if err := t.UnmarshalBinary(r.b); err != nil {
+		// A status report's optional part (TP-PI and what it announces)
+		// is not used: one that cannot be read is dropped.
+		if m.Type != StatusReport || r.st <= 0 || r.st+1 >= len(r.b) {
 			return nil, fmt.Errorf("%w: %s: %v", ErrDecode, m.Type, err)
 		}
-		m.Quirks = append(m.Quirks, quirk)
+		t = tpdu.TPDU{Direction: tpdu.MT} // nothing kept from the failed attempt (its TP-PID)
+		if t.UnmarshalBinary(r.b[:r.st+1]) != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrDecode, m.Type, err)
+		}
+		m.Quirks = append(m.Quirks, fmt.Sprintf("parameters after TP-ST unreadable (%X), ignored", r.b[r.st+1:]))
 	}
+	if r.badSCTS {
+		t.SCTS.Time = time.Time{}
+	}
+	if r.badDT {
+		t.DT.Time = time.Time{}
+	}
+	m.emptyUDH = r.emptyUDH
 	fo := t.FirstOctet
 	m.ReplyPath = fo.RP()
 	if t.PID >= 0x41 && t.PID <= 0x47 {
@@ -204,7 +220,9 @@ func DecodeTPDU(b []byte) (*Message, error) {
 		case tpdu.VpfRelative, tpdu.VpfEnhanced:
 			m.Validity = t.VP.Duration.String()
 		case tpdu.VpfAbsolute:
-			m.Validity = t.VP.Time.Format(time.RFC3339)
+			if !r.badVP {
+				m.Validity = t.VP.Time.Format(time.RFC3339)
+			}
 		}
 	case StatusReport:
 		m.Number = addressNumber(t.RA)
@@ -220,73 +238,174 @@ func DecodeTPDU(b []byte) (*Message, error) {
 	return m, nil
 }
 
-// repairLength makes a TPDU whose user data does not match its TP-UDL
-// readable, as real phones and modems send them: data left over after the
-// declared length is padding and is dropped; a declared length longer than
-// the data is cut to the data; and a coding group 1111 DCS with its
-// reserved bit set whose length counts octets is read as 8-bit (a phone
-// sent 14.dump of Gammu's tests so). It returns the repaired TPDU and a
-// quirk saying what was done, or "" when it cannot help.
-func repairLength(b []byte, typ string) ([]byte, string) {
+// repaired is what repair did to a TPDU before warthog618/sms reads it.
+type repaired struct {
+	b      []byte // the TPDU to read: a repaired copy, or the original
+	quirks []string
+	// badSCTS, badDT, badVP: the time stamp had a digit that is not BCD
+	// and was replaced by a placeholder; the time is unknown.
+	badSCTS, badDT, badVP bool
+	// emptyUDH: TP-UDHI is set and the header length octet is 0, a
+	// header with no element.
+	emptyUDH bool
+	// st is the offset of a status report's TP-ST (0: not found).
+	st int
+}
+
+// repair walks the fields of a TPDU and makes what real phones and modems
+// send readable, recording a quirk for each thing it does:
+//   - an address of odd length whose last semi-octet (the filler) is not
+//     0xF: the filler is ignored;
+//   - a time stamp with a digit that is not BCD: the rest is decoded, the
+//     time is unknown (zero);
+//   - a coding group 1111 DCS with its reserved bit 3 set, or a reserved
+//     coding group 1000–1011: read as 8-bit data (as Gammu does);
+//   - data left over after the declared user data (padding): dropped;
+//   - a TP-UDL longer than the data: cut to the data, in every coding,
+//     with or without a header (UCS-2 loses a dangling odd octet);
+//   - 0xFF padding after a status report's TP-ST: dropped.
+//
+// It never fails: what it cannot walk is left to the decoder to reject.
+func repair(b []byte, typ string) repaired {
+	f := append([]byte(nil), b...)
+	r := repaired{b: f}
 	i := 1 // after the first octet
-	addr := func() bool {
-		if i >= len(b) {
+	addr := func(what string) bool {
+		if i+2 > len(f) {
 			return false
 		}
-		i += 2 + (int(b[i])+1)/2
-		return i <= len(b)
+		l, ton := int(f[i]), (f[i+1]>>4)&0x07
+		ol := (l + 1) / 2
+		if i+2+ol > len(f) {
+			return false
+		}
+		if last := i + 1 + ol; l%2 == 1 && ton != 5 && f[last]>>4 != 0xF { // 5: alphanumeric, packed 7-bit
+			r.quirks = append(r.quirks, fmt.Sprintf("%s of odd length ends in filler 0x%X, not 0xF; ignored", what, f[last]>>4))
+			f[last] |= 0xF0
+		}
+		i += 2 + ol
+		return true
+	}
+	stamp := func(what string, bad *bool) bool {
+		if i+7 > len(f) {
+			return false
+		}
+		for j, o := range f[i : i+7] {
+			if o>>4 > 9 || j < 6 && o&0x0F > 9 { // the zone's low nibble holds the sign in bit 3
+				r.quirks = append(r.quirks, fmt.Sprintf("%s %X has a digit that is not BCD; time unknown", what, f[i:i+7]))
+				copy(f[i:i+7], []byte{0x00, 0x10, 0x10, 0x00, 0x00, 0x00, 0x00}) // placeholder, dropped after decoding
+				*bad = true
+				break
+			}
+		}
+		i += 7
+		return true
 	}
 	var dcsAt int
 	switch typ {
 	case Deliver:
-		if !addr() {
-			return nil, ""
-		}
-		dcsAt = i + 1
-		i += 2 + 7 // PID, DCS, SCTS
-	case Submit:
-		i++ // MR
-		if !addr() {
-			return nil, ""
+		if !addr("TP-OA") || i+2 > len(f) {
+			return r
 		}
 		dcsAt = i + 1
 		i += 2 // PID, DCS
-		switch (b[0] >> 3) & 0x03 {
-		case 2:
-			i++
-		case 1, 3:
-			i += 7
+		if !stamp("TP-SCTS", &r.badSCTS) {
+			return r
 		}
+	case Submit:
+		i++ // MR
+		if !addr("TP-DA") || i+2 > len(f) {
+			return r
+		}
+		dcsAt = i + 1
+		i += 2 // PID, DCS
+		switch (f[0] >> 3) & 0x03 {
+		case 2: // relative
+			i++
+		case 1: // enhanced
+			i += 7
+		case 3: // absolute: a time stamp
+			if !stamp("TP-VP", &r.badVP) {
+				return r
+			}
+		}
+	case StatusReport:
+		i++ // MR
+		if !addr("TP-RA") || !stamp("TP-SCTS", &r.badSCTS) || !stamp("TP-DT", &r.badDT) || i >= len(f) {
+			return r
+		}
+		r.st = i
+		rest := f[i+1:]
+		if len(rest) > 0 && allFF(rest) {
+			r.quirks = append(r.quirks, fmt.Sprintf("%d padding octet(s) 0xFF after TP-ST ignored", len(rest)))
+			r.b = f[:i+1]
+		}
+		return r
 	default:
-		return nil, ""
+		return r
 	}
-	if i >= len(b) {
-		return nil, ""
+	if i >= len(f) {
+		return r
 	}
-	udl, have := int(b[i]), len(b)-i-1
-	dcs := b[dcsAt]
-	sevenBit := dcs&0xC0 == 0 && dcs&0x0C == 0 || dcs&0xF0 == 0xF0 && dcs&0x04 == 0 ||
-		dcs >= 0xC0 && dcs < 0xE0 // message waiting groups: GSM 7-bit
+	switch dcs := f[dcsAt]; {
+	case dcs&0xF8 == 0xF8:
+		f[dcsAt] = dcs&^0x08 | 0x04 // 8-bit data, the class kept
+		r.quirks = append(r.quirks, fmt.Sprintf("data coding scheme 0x%02X has its reserved bit 3 set (coding group 1111); read as 8-bit data", dcs))
+	case dcs&0xC0 == 0x80:
+		f[dcsAt] = 0x04
+		r.quirks = append(r.quirks, fmt.Sprintf("reserved data coding scheme 0x%02X, kept as 8-bit", dcs))
+	}
+	alpha, err := tpdu.DCS(f[dcsAt]).Alphabet()
+	if err != nil {
+		alpha = tpdu.Alpha8Bit
+	}
+	udl, have := int(f[i]), len(f)-i-1
+	udhi := f[0]&0x40 != 0
+	r.emptyUDH = udhi && udl > 0 && have > 0 && f[i+1] == 0
 	need := udl
-	if sevenBit {
+	if alpha == tpdu.Alpha7Bit {
 		need = (udl*7 + 7) / 8
 	}
-	fixed := append([]byte(nil), b...)
 	switch {
-	case dcs&0xF8 == 0xF8 && have == udl:
-		fixed[dcsAt] = dcs&^0x08 | 0x04
-		return fixed, fmt.Sprintf("data coding scheme 0x%02X has its reserved bit set and TP-UDL counts octets; read as 8-bit", dcs)
 	case have > need:
-		return fixed[:len(fixed)-(have-need)], fmt.Sprintf("%d octet(s) after the declared user data ignored", have-need)
+		r.quirks = append(r.quirks, fmt.Sprintf("%d octet(s) after the declared user data ignored", have-need))
+		f = f[:len(f)-(have-need)]
+		have = need
 	case have < need:
 		n := have
-		if sevenBit {
+		if alpha == tpdu.Alpha7Bit {
 			n = have * 8 / 7
+			// The last octet's top 7 bits are a whole septet: 0 there is
+			// fill, as when the length is right.
+			if have*8%7 == 0 && n > 0 && f[len(f)-1]>>1 == 0 {
+				n--
+			}
 		}
-		fixed[i] = byte(n)
-		return fixed, fmt.Sprintf("TP-UDL declares %d but the data holds %d; decoded what is there", udl, n)
+		f[i] = byte(n)
+		r.quirks = append(r.quirks, fmt.Sprintf("TP-UDL declares %d but the data holds %d; decoded what is there", udl, n))
 	}
-	return nil, ""
+	if alpha == tpdu.AlphaUCS2 && have > 0 {
+		body := have
+		if udhi {
+			body -= 1 + int(f[i+1])
+		}
+		if body > 0 && body%2 == 1 {
+			r.quirks = append(r.quirks, fmt.Sprintf("UCS-2 user data of %d octets, an odd number; the last (0x%02X) dropped", body, f[len(f)-1]))
+			f = f[:len(f)-1]
+			f[i] = byte(have - 1)
+		}
+	}
+	r.b = f
+	return r
+}
+
+func allFF(b []byte) bool {
+	for _, o := range b {
+		if o != 0xFF {
+			return false
+		}
+	}
+	return true
 }
 
 func addressNumber(a tpdu.Address) string {
@@ -300,7 +419,9 @@ func (m *Message) decodeUserData(t *tpdu.TPDU) error {
 		m.Quirks = append(m.Quirks, fmt.Sprintf("reserved data coding scheme 0x%02X, kept as 8-bit", byte(t.DCS)))
 		alpha = tpdu.Alpha8Bit
 	}
-	if c, err := t.DCS.Class(); err == nil {
+	// Message waiting indication groups (110x, 1110) have no class:
+	// the library says MClassUnknown (4) for them.
+	if c, err := t.DCS.Class(); err == nil && c != tpdu.MClassUnknown {
 		m.Class = int(c)
 	}
 	m.alpha, m.ud, m.udh = alpha, t.UD, t.UDH
@@ -314,6 +435,8 @@ func (m *Message) decodeUserData(t *tpdu.TPDU) error {
 	}
 	if len(t.UDH) > 0 {
 		m.UDH = describeUDH(t.UDH)
+	} else if m.emptyUDH {
+		m.UDH = &UDH{Hex: "00"}
 	}
 	if alpha == tpdu.Alpha8Bit {
 		m.Data = append([]byte(nil), t.UD...)

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// addVectorSeeds seeds a fuzz target with the hand-built vectors and the
-// reference file's PDUs.
+// addVectorSeeds seeds a fuzz target with the hand-built vectors, the
+// quirk vectors and the reference file's PDUs.
 func addVectorSeeds(f *testing.F) {
 	for _, s := range []string{
 		"00400C910935123254760000425020413001210A03240101D84CC39B34",
@@ -17,6 +17,10 @@ func addVectorSeeds(f *testing.F) {
 		"00400C91093512325476000442502041300121090704020B840A01FFAB",
 	} {
 		b, _ := hex.DecodeString(s)
+		f.Add(b)
+	}
+	for _, v := range quirkVectors { // one or more of each quirk class
+		b, _ := hex.DecodeString(v.hex)
 		f.Add(b)
 	}
 	for _, r := range loadGammuRefs(f) {

@@ -183,9 +183,14 @@ func compareMore(t *testing.T, src string, m *Message, r gammuRef) {
 		}
 	}
 	u := g.UDH
-	// A header of length 0 (UDHI set, UDHL 0, as 20.dump has) holds no
-	// element: Gammu reports hex "00", we report no header.
-	if u == nil || u.Hex == "" || u.Hex == "00" {
+	// TP-UDHI set with TP-UDL 0 (20.dump): Gammu reads a header length
+	// octet past the end of the PDU and reports "00"; there is no header
+	// there, and we report none. A header length octet of 0 that is there
+	// is a header "00" (TestRealModemQuirks).
+	if src == "tests/at-sms/20.dump" && u != nil && u.Hex == "00" && m.UDH == nil {
+		return
+	}
+	if u == nil || u.Hex == "" {
 		if m.UDH != nil {
 			t.Errorf("%s: header %s, gammu none", src, m.UDH.Hex)
 		}

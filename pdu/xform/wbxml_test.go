@@ -75,9 +75,9 @@ func xmlFixtures(t testing.TB) []string {
 	return names
 }
 
-// TestSharedFixtures decodes the WBXML of ../shared/testdata/xform (made
-// by xml2wbxml) and compares it with the XML it was made from.
-func TestSharedFixtures(t *testing.T) {
+// TestXML2WBXMLFixtures decodes the WBXML fixtures in testdata (made by
+// xml2wbxml) and compares them with the XML they were made from.
+func TestXML2WBXMLFixtures(t *testing.T) {
 	for _, c := range []struct{ wbxml, xml, formID, instanceID string }{
 		{"02_health_visit.v13.wbxml", "02_health_visit.xml", "visite_sante", "uuid:0a9e5d14-3f2b-4e6c-b1a7-92c8d4e5f601"},
 		{"05_minimal.v13.wbxml", "05_minimal.xml", "ping", "uuid:00000000-0000-4000-8000-000000000001"},
@@ -170,7 +170,7 @@ func requireTool(t *testing.T, name string) string {
 // emnDoctype lets xml2wbxml take a document: libwbxml 0.11 encodes only
 // languages it knows, and with EMN's DOCTYPE every XForm tag is unknown to
 // it, so it writes them all as literals from the string table, which is
-// what an XForm encoder does. (The shared fixtures were made this way.)
+// what an XForm encoder does. (The fixtures in testdata were made this way.)
 const emnDoctype = `<?xml version="1.0"?>
 <!DOCTYPE emn PUBLIC "-//WAPFORUM//DTD EMN 1.0//EN" "http://www.wapforum.org/DTD/emn.dtd">
 `
