@@ -16,10 +16,12 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -107,6 +109,20 @@ func Open(ctx context.Context, dbPath string, opts Options) (*Store, error) {
 	if opts.CheckpointEvery <= 0 {
 		opts.CheckpointEvery = 5 * time.Minute
 	}
+	// The messages are people's: the database and its WAL and shared
+	// memory files are the user's alone, also when they were made
+	// before (by an older version, or under another umask). SQLite
+	// gives a new WAL and shm the database file's mode.
+	for _, f := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
+		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open %s: %w", f, err)
+		}
+	}
+	if f, err := os.OpenFile(dbPath, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, diskError(dbPath, fmt.Errorf("open %s: %w", dbPath, err))
+	} else {
+		f.Close()
+	}
 	dsn := "file:" + dbPath + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")" +
 		"&_pragma=journal_size_limit(" + strconv.Itoa(walLimit) + ")"
@@ -116,13 +132,79 @@ func Open(ctx context.Context, dbPath string, opts Options) (*Store, error) {
 	}
 	db.SetMaxOpenConns(8)
 	s := &Store{Now: time.Now, db: db, path: dbPath, every: opts.CheckpointEvery, writes: make(chan *write), done: make(chan struct{})}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.check(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, diskError(dbPath, err)
 	}
 	s.wg.Add(1)
 	go s.commitLoop()
 	return s, nil
+}
+
+// ErrCorrupt is a database that SQLite finds damaged, or a file that is
+// not a database.
+var ErrCorrupt = errors.New("database is damaged")
+
+// check runs SQLite's quick_check (the structure of every page and index,
+// without comparing indexes to tables: seconds on a large file, not
+// minutes) so that a damaged file is reported at start with what to do,
+// not found by the first write that touches the damage.
+func (s *Store) check(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `PRAGMA quick_check(5)`)
+	if err != nil {
+		return s.corrupt(err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return s.corrupt(err)
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.corrupt(err)
+	}
+	if len(problems) > 0 {
+		return s.corrupt(errors.New(strings.Join(problems, "; ")))
+	}
+	return nil
+}
+
+// corrupt words a failed check: what SQLite said, and what to do. A full
+// disk is said as such instead.
+func (s *Store) corrupt(err error) error {
+	if d := diskError(s.path, err); d != err {
+		return d
+	}
+	return fmt.Errorf("%w: %s: %v. Stop Outpost, keep a copy of the folder, then either restore the file "+
+		"from a backup or recover what SQLite can read (sqlite3 %s .recover | sqlite3 new.db) and put new.db in its "+
+		"place; moving the file aside starts Outpost with an empty database", ErrCorrupt, s.path, err, s.path)
+}
+
+// ErrDiskFull is a write refused because the file system has no room.
+var ErrDiskFull = errors.New("no space left")
+
+// diskError says "no space left on <folder>" for SQLite's and the
+// system's ways of saying the disk is full; other errors are returned as
+// they are.
+func diskError(dbPath string, err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if errors.Is(err, syscall.ENOSPC) || strings.Contains(msg, "database or disk is full") ||
+		strings.Contains(msg, "SQLITE_FULL") || strings.Contains(msg, "no space left on device") {
+		return fmt.Errorf("%w on %s: %v", ErrDiskFull, filepath.Dir(dbPath), err)
+	}
+	return err
 }
 
 // Close stops the committer after the writes already queued and closes the
@@ -272,6 +354,7 @@ func (s *Store) commitLoop() {
 func (s *Store) commitGroup(group []*write) {
 	ctx := context.Background()
 	fail := func(err error) {
+		err = diskError(s.path, err)
 		for _, w := range group {
 			w.finish(err)
 		}
@@ -313,7 +396,7 @@ func (s *Store) commitGroup(group []*write) {
 		return
 	}
 	for i, w := range group {
-		w.finish(errs[i])
+		w.finish(diskError(s.path, errs[i]))
 	}
 }
 

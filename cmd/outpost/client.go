@@ -194,14 +194,14 @@ func cmdShow(args []string) int {
 	if code := fetch("show", mk, "/v1/messages/"+id, *asJSON, &v); code >= 0 {
 		return code
 	}
-	fmt.Printf("id:        %s\ndirection: %s\npeer:      %s\nstate:     %s\n", v.ID, v.Direction, v.Peer, v.State)
+	fmt.Printf("id:        %s\ndirection: %s\npeer:      %s\nstate:     %s\n", v.ID, v.Direction, printable(v.Peer, true), v.State)
 	if v.Text != nil {
-		fmt.Printf("text:      %s\n", *v.Text)
+		fmt.Printf("text:      %s\n", printable(*v.Text, true))
 	} else if v.DataHex != "" {
 		fmt.Printf("data:      %s\n", v.DataHex)
 	}
 	if v.Detail != "" {
-		fmt.Printf("detail:    %s\n", v.Detail)
+		fmt.Printf("detail:    %s\n", printable(v.Detail, true))
 	}
 	if v.Priority != 0 {
 		fmt.Printf("priority:  %d\n", v.Priority)
@@ -215,11 +215,11 @@ func cmdShow(args []string) int {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "\nDESTINATION\tTO\tSTATE\tATTEMPTS\tLAST ERROR")
 	for _, d := range v.Deliveries {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", d.Connector, d.Recipient, d.State, d.Attempts, d.LastError)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", d.Connector, printable(d.Recipient, false), d.State, d.Attempts, printable(d.LastError, false))
 	}
 	fmt.Fprintln(w, "\nTIME\tSTATE\tDETAIL")
 	for _, e := range v.Events {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", e.At.Local().Format("2006-01-02 15:04:05.000"), e.State, e.Detail)
+		fmt.Fprintf(w, "%s\t%s\t%s\n", e.At.Local().Format("2006-01-02 15:04:05.000"), e.State, printable(e.Detail, false))
 	}
 	w.Flush()
 	return 0
@@ -254,7 +254,8 @@ func cmdInbox(args []string) int {
 		if v.State == "undecodable" || v.State == "incomplete" {
 			body += "  — " + v.Detail
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.CreatedAt.Local().Format("2006-01-02 15:04:05"), v.Peer, v.State, strings.ReplaceAll(body, "\n", " "))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.CreatedAt.Local().Format("2006-01-02 15:04:05"), printable(v.Peer, false), v.State,
+			printable(strings.ReplaceAll(body, "\n", " "), false))
 	}
 	w.Flush()
 	return 0
@@ -295,7 +296,8 @@ func cmdStatus(args []string) int {
 			Registered                   bool `json:"registered"`
 		}
 		json.Unmarshal(r, &m)
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d dBm\t%v\t%s\t%s\n", id, m.State, m.Operator, m.SignalDBm, m.Registered, m.IMEI, m.Error)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d dBm\t%v\t%s\t%s\n", id, m.State, printable(m.Operator, false), m.SignalDBm, m.Registered,
+			printable(m.IMEI, false), printable(m.Error, false))
 	}
 	fmt.Fprintln(w, "\nQUEUE\tSTATE\tCOUNT")
 	for q, states := range s.Queues {
@@ -331,6 +333,49 @@ func cmdStatus(args []string) int {
 		fmt.Printf("; checkpointed %s\n", ck.At.Local().Format(time.DateTime))
 	}
 	return 0
+}
+
+// printable escapes what a terminal would act on instead of showing: C0
+// and C1 control characters (an SMS with ESC ] 0 ; … or ESC [ 2 J
+// would set the operator's window title or clear the screen), DEL, and
+// the Unicode marks that reorder or hide text (bidirectional overrides,
+// zero-width characters). They are shown as \x1b or \u202e. With keepNL
+// a newline stays a line break. --json output is never escaped.
+func printable(s string, keepNL bool) string {
+	clean := true
+	for _, r := range s {
+		if unsafeRune(r, keepNL) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case !unsafeRune(r, keepNL):
+			b.WriteRune(r)
+		case r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune, keepNL bool) bool {
+	switch {
+	case r == '\n':
+		return !keepNL
+	case r < 0x20, r >= 0x7f && r < 0xa0:
+		return true
+	case r >= 0x200b && r <= 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0xfeff:
+		return true
+	}
+	return false
 }
 
 func kib(n int64) string { return fmt.Sprintf("%.0f KiB", float64(n)/1024) }
