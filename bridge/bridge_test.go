@@ -239,3 +239,24 @@ func TestRunRecoversInterruptedDeliveries(t *testing.T) {
 		t.Errorf("attempts %d, history:\n%s", v.Deliveries[0].Attempts, details(v))
 	}
 }
+
+// TestDeliveryErrorsRedacted: a destination's credentials quoted in a
+// delivery error (Go's HTTP client quotes the whole URL) are masked in
+// the message's history and last error (issue 10, section 7).
+func TestDeliveryErrorsRedacted(t *testing.T) {
+	f := &fake{results: []error{bridge.Permanent(errors.New(`Post "https://kobo:s3cret@forms.example.org/submission?token=abc123&form=x": 401 Unauthorized`))}}
+	h, start := newHub(t, f)
+	start()
+	id := submit(t, h, "secret path")
+	v := waitState(t, h, id, store.Failed)
+	all := details(v) + v.Deliveries[0].LastError
+	if strings.Contains(all, "s3cret") || strings.Contains(all, "abc123") {
+		t.Fatalf("credentials in the history: %s", all)
+	}
+	if !strings.Contains(all, "https://kobo:xxxxx@forms.example.org/submission?form=x&token=xxxxx") {
+		t.Fatalf("the URL is not shown redacted: %s", all)
+	}
+	if got := bridge.RedactURLs("tcp://hub.example.org:1883 and ssl://u:p@h:8883?x=1"); got != "tcp://hub.example.org:1883 and ssl://u:xxxxx@h:8883?x=1" {
+		t.Errorf("RedactURLs: %s", got)
+	}
+}

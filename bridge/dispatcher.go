@@ -73,6 +73,8 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
 	if err == nil {
 		out, err = c.Deliver(ctx, m, d)
 	}
+	// What a delivery error says goes into the log and the history.
+	err = redactErr(err)
 	if ctx.Err() != nil {
 		// Shutting down: leave it in sending; the next start retries it.
 		return
@@ -80,7 +82,7 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
 	var t store.Transition
 	switch {
 	case err == nil:
-		t = store.Transition{State: out.State, Detail: out.Detail}
+		t = store.Transition{State: out.State, Detail: RedactURLs(out.Detail)}
 		if t.State == "" {
 			t.State = store.Sent
 		}

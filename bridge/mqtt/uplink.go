@@ -18,6 +18,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/store"
 )
 
@@ -95,7 +96,7 @@ func (u *Uplink) setState(connected bool, err error, forwarded int64) {
 	if u.report == nil {
 		return
 	}
-	st := LinkState{URL: u.opt.URL, Connected: connected, Since: time.Now(), Forwarded: forwarded}
+	st := LinkState{URL: bridge.RedactURLs(u.opt.URL), Connected: connected, Since: time.Now(), Forwarded: forwarded}
 	if err != nil {
 		st.LastError = err.Error()
 	}
@@ -144,7 +145,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		if sent > 0 {
 			backoff = u.opt.RetryMin
 		}
-		u.log.Warn("hub link down; retrying", "url", u.opt.URL, "err", err, "in", backoff)
+		u.log.Warn("hub link down; retrying", "url", bridge.RedactURLs(u.opt.URL), "err", err, "in", backoff)
 		u.expire(ctx)
 		// Full jitter on the upper half: many boxes do not reconnect in
 		// step after the hub restarts.
@@ -228,7 +229,7 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 		}
 		client.Disconnect(250)
 	}()
-	u.log.Info("hub link up", "url", u.opt.URL)
+	u.log.Info("hub link up", "url", bridge.RedactURLs(u.opt.URL))
 	u.setState(true, nil, u.forwarded)
 	if u.downlink != nil {
 		st := client.Subscribe(u.downTopic, 1, nil) // the default handler takes it

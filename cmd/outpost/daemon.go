@@ -219,7 +219,7 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 			up = append(up, "mqtt", a, "topics", cfg.MQTT.Prefix+"/"+cfg.GatewayID+"/#")
 		}
 		if cfg.Hub.URL != "" {
-			up = append(up, "hub", cfg.Hub.URL)
+			up = append(up, "hub", bridge.RedactURLs(cfg.Hub.URL))
 		}
 	}
 	log.Info("outpost running", up...)
