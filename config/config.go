@@ -170,7 +170,9 @@ type Modem struct {
 	Device string `toml:"device"`
 	Baud   int    `toml:"baud"`
 	PIN    string `toml:"pin"`
-	// Number is the simulated modem's own number (type "sim" only).
+	// Number is the modem's own number (its SIM's): sms/in gives it as
+	// "to". For type "sim" it is the simulated SIM's (a default is
+	// given); for a serial modem it is optional (modems rarely know it).
 	Number string `toml:"number"`
 	// CommandTimeout bounds ordinary AT commands; SendTimeout bounds
 	// AT+CMGS, which waits for the network and can take tens of seconds.
@@ -615,6 +617,9 @@ func (c Config) Validate() error {
 		}
 		if m.Baud <= 0 {
 			bad(p+".baud", m.Baud, "must be positive")
+		}
+		if m.Number != "" && !regexp.MustCompile(`^\+?[0-9]{3,20}$`).MatchString(m.Number) {
+			bad(p+".number", m.Number, "must be a phone number such as +254700000001")
 		}
 		if m.PIN != "" && !regexp.MustCompile(`^[0-9]{4,8}$`).MatchString(m.PIN) {
 			bad(p+".pin", "****", "must be 4 to 8 digits")

@@ -37,6 +37,9 @@ type Options struct {
 	// TLSListen, when set, is a second listener with TLS (TLSCert and
 	// TLSKey are PEM files).
 	TLSListen, TLSCert, TLSKey string
+	// ModemNumbers are the modems' own numbers by modem id, for the
+	// "to" of sms/in.
+	ModemNumbers map[string]string
 	// WebSocketListen, when set, serves MQTT over WebSocket (path /),
 	// for browser apps on the LAN.
 	WebSocketListen string
@@ -205,7 +208,7 @@ func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
 type InboundPayload struct {
 	ID         string `json:"id"`
 	From       string `json:"from"`
-	To         string `json:"to"`
+	To         string `json:"to,omitempty"` // the receiving modem's own number, when known
 	Text       string `json:"text,omitempty"`
 	DataHex    string `json:"data_hex,omitempty"`
 	ReceivedAt string `json:"received_at"`
@@ -228,7 +231,7 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 		}
 		return c.publish(ctx, "xform/"+topicLevel(m.FormID), p)
 	}
-	p := InboundPayload{ID: m.ID, From: m.Peer, To: m.Modem, ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), SCTS: m.SCTS,
+	p := InboundPayload{ID: m.ID, From: m.Peer, To: c.opts.ModemNumbers[m.Modem], ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), SCTS: m.SCTS,
 		SMSC: m.SMSC, Parts: m.Parts, Modem: m.Modem, State: m.State, Detail: m.Detail}
 	if m.Text != nil {
 		p.Text = *m.Text

@@ -184,6 +184,10 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log, Hub: ho,
 			TLSListen: cfg.MQTT.TLSListen, TLSCert: cfg.MQTT.TLSCert, TLSKey: cfg.MQTT.TLSKey,
 			WebSocketListen: cfg.MQTT.WebSocketListen, MaxClients: cfg.MQTT.MaxClients, MaxPacketSize: cfg.MQTT.MaxPacketSize}
+		mo.ModemNumbers = map[string]string{}
+		for _, m := range cfg.Modems {
+			mo.ModemNumbers[m.ID] = m.Number
+		}
 		for _, u := range cfg.MQTT.Users {
 			mo.Users = append(mo.Users, bmqtt.User{Name: u.Name, Hash: u.PasswordHash})
 		}

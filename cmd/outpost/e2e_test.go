@@ -731,7 +731,9 @@ func TestMQTTTopicAPI(t *testing.T) {
 		t.Errorf("states %v skip sent", states)
 	}
 	echo := next("sms/in")
-	if echo["text"] != "echo: via mqtt" || echo["from"] != "+15555550100" || echo["id"] == "" {
+	// "to" is the receiving modem's own number (the default simulated
+	// SIM's), "modem" its id.
+	if echo["text"] != "echo: via mqtt" || echo["from"] != "+15555550100" || echo["id"] == "" || echo["to"] != "+15555550123" || echo["modem"] != "sim0" {
 		t.Errorf("sms/in %v", echo)
 	}
 	// The rejected requests stored nothing: one message out, one echo in.
