@@ -84,7 +84,7 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "outpost.db"), store.Options{})
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "outpost.db"), store.Options{Log: log})
 	if err != nil {
 		return err
 	}
