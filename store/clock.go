@@ -16,6 +16,23 @@ type Clock interface {
 	Elapsed() time.Duration
 }
 
+type systemClock struct{}
+
+func (systemClock) Now() time.Time         { return time.Now() }
+func (systemClock) Elapsed() time.Duration { return clock.Elapsed() }
+
+type clockBox struct{ c Clock }
+
+// SetClock makes the store read the time from c (tests; see
+// Options.Clock). It is safe to call at any time.
+func (s *Store) SetClock(c Clock) { s.clk.Store(&clockBox{c}) }
+
+// Now is the store's wall clock: the time transactions record.
+func (s *Store) Now() time.Time { return s.clk.Load().c.Now() }
+
+// Elapsed is the store's monotonic time (see package clock).
+func (s *Store) Elapsed() time.Duration { return s.clk.Load().c.Elapsed() }
+
 // timeCols are every stored time (unix ms, 0: none). See package clock
 // for the rules they follow across jumps of the clock.
 var timeCols = []struct{ table, col string }{

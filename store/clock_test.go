@@ -12,7 +12,7 @@ import (
 // fakeClock makes s read the time from a fake clock at t.
 func fakeClock(s *Store, t time.Time) *clock.Fake {
 	f := clock.NewFake(t)
-	s.Now, s.Elapsed = f.Now, f.Elapsed
+	s.SetClock(f)
 	return f
 }
 

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,11 +45,7 @@ const maxGroup = 256
 
 // Store is the SQLite database. It is safe for concurrent use.
 type Store struct {
-	// Now is the wall clock and Elapsed the monotonic time of this
-	// process (see package clock); tests replace them (Options.Clock).
-	Now     func() time.Time
-	Elapsed func() time.Duration
-
+	clk    atomic.Pointer[clockBox]
 	log    *slog.Logger
 	watch  clock.Watch
 	jump   *pending // committer only
@@ -130,14 +127,15 @@ func Open(ctx context.Context, dbPath string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", dbPath, err)
 	}
 	db.SetMaxOpenConns(8)
-	s := &Store{Now: time.Now, Elapsed: clock.Elapsed, db: db, path: dbPath, every: opts.CheckpointEvery, writes: make(chan *write), done: make(chan struct{})}
+	s := &Store{db: db, path: dbPath, every: opts.CheckpointEvery, writes: make(chan *write), done: make(chan struct{})}
 	s.log = opts.Log
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if opts.Clock != nil {
-		s.Now, s.Elapsed = opts.Clock.Now, opts.Clock.Elapsed
+	if opts.Clock == nil {
+		opts.Clock = systemClock{}
 	}
+	s.SetClock(opts.Clock)
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err

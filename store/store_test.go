@@ -524,9 +524,10 @@ func TestExpireHubTakesTheOldest(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	t0 := time.Now()
+	clk := fakeClock(s, t0)
 	enqueue := func(at time.Time, payloads ...string) {
 		t.Helper()
-		s.Now = func() time.Time { return at }
+		clk.Advance(at.Sub(clk.Now()))
 		if err := s.Update(ctx, func(tx *Tx) error {
 			for _, p := range payloads {
 				if err := tx.EnqueueHub(&HubMessage{Topic: "t", Payload: []byte(p), QoS: 1}); err != nil {
