@@ -146,9 +146,15 @@ func (s *Store) adjust(ctx context.Context, tx *sql.Tx, now time.Time) (*Jumped,
 	return &Jumped{Jump: j, Rows: n}, nil
 }
 
-// rebaseAtOpen moves the insane times an earlier run left (its elapsed
-// time is lost) so that the newest of them is now: time the box was off
-// or whose length is unknown never counts as age.
+// rebaseAtOpen makes up for what the clock did while the daemon was not
+// running, whose elapsed time is lost: the insane times an earlier run
+// left are moved so that the newest of them is now (time the box was off,
+// or whose length is unknown, never counts as age); and when what waits
+// (queued retries, the hub queue, open parts) was recorded after now, the
+// clock is behind the earlier run's and those are moved back so that the
+// newest is now (a retry waits its backoff, not the backoff plus the
+// step; this also brings a sane earlier run onto a clock that boots in
+// 1970 and never gets set).
 func (s *Store) rebaseAtOpen(ctx context.Context) error {
 	now := s.Now()
 	s.watch.Observe(now, s.Elapsed())
@@ -157,29 +163,54 @@ func (s *Store) rebaseAtOpen(ctx context.Context) error {
 		return err
 	}
 	defer tx.Rollback()
-	var newest sql.NullInt64
+	newest := func(qs ...string) (int64, bool, error) {
+		var out sql.NullInt64
+		for _, q := range qs {
+			var v sql.NullInt64
+			if err := tx.QueryRowContext(ctx, q, floorMS()).Scan(&v); err != nil {
+				return 0, false, err
+			}
+			if v.Valid && (!out.Valid || v.Int64 > out.Int64) {
+				out = v
+			}
+		}
+		return out.Int64, out.Valid, nil
+	}
+	var qs []string
 	for _, c := range recordedCols {
-		var v sql.NullInt64
-		q := fmt.Sprintf(`SELECT MAX(%s) FROM %s WHERE %s != 0 AND %s < ?`, c.col, c.table, c.col, c.col)
-		if err := tx.QueryRowContext(ctx, q, floorMS()).Scan(&v); err != nil {
-			return fmt.Errorf("insane times in %s: %w", c.table, err)
-		}
-		if v.Valid && (!newest.Valid || v.Int64 > newest.Int64) {
-			newest = v
-		}
+		qs = append(qs, fmt.Sprintf(`SELECT MAX(%s) FROM %s WHERE %s != 0 AND %s < ?1`, c.col, c.table, c.col, c.col))
 	}
-	if !newest.Valid || newest.Int64 == ms(now) {
-		return nil
-	}
-	by := time.Duration(ms(now)-newest.Int64) * time.Millisecond
-	n, err := shiftInsane(ctx, tx, by)
+	var jumps []Jumped
+	insane, ok, err := newest(qs...)
 	if err != nil {
-		return err
+		return fmt.Errorf("times recorded before the clock was set: %w", err)
+	}
+	if ok && insane != ms(now) {
+		n, err := shiftInsane(ctx, tx, time.Duration(ms(now)-insane)*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		jumps = append(jumps, Jumped{Jump: clock.Jump{From: fromMS(insane), To: now}, Rows: n})
+	}
+	waiting, ok, err := newest(`SELECT MAX(updated_at) FROM deliveries WHERE state = 'queued' AND ?1 = ?1`,
+		`SELECT MAX(created_at) FROM (SELECT created_at FROM hub_queue WHERE ?1 = ?1 ORDER BY id DESC LIMIT 1)`,
+		`SELECT MAX(received_at) FROM inbound_parts WHERE message_id IS NULL AND ?1 = ?1`)
+	if err != nil {
+		return fmt.Errorf("times recorded before the clock went back: %w", err)
+	}
+	if ok && waiting > ms(now.Add(clock.Tolerance)) {
+		n, err := shiftBack(ctx, tx, now, time.Duration(ms(now)-waiting)*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		jumps = append(jumps, Jumped{Jump: clock.Jump{From: fromMS(waiting), To: now}, Rows: n})
 	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	s.noteJump(Jumped{Jump: clock.Jump{From: fromMS(newest.Int64), To: now}, Rows: n})
+	for _, j := range jumps {
+		s.noteJump(j)
+	}
 	return nil
 }
 

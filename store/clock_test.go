@@ -248,3 +248,51 @@ func TestRebaseAtOpen(t *testing.T) {
 		t.Fatalf("%d expired", n)
 	}
 }
+
+// TestRetryAfterRestartWithClockBehind: the daemon restarts with the
+// clock an hour behind what it was (or back in 1970, never to be set):
+// a retry due 3 s after it was scheduled is due 3 s after the restart.
+func TestRetryAfterRestartWithClockBehind(t *testing.T) {
+	for name, restart := range map[string]time.Time{"an hour behind": set.Add(-time.Hour), "1970": boot} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "outpost.db")
+			s, err := Open(ctx, path, Options{Clock: clock.NewFake(set)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			update(t, s, func(tx *Tx) error {
+				m := &Message{Direction: Out, Peer: "+1"}
+				if err := tx.InsertMessage(m); err != nil {
+					return err
+				}
+				d := Delivery{MessageID: m.ID, Connector: "sms", Recipient: "+1"}
+				if err := tx.InsertDelivery(&d, "accepted"); err != nil {
+					return err
+				}
+				_, err := tx.SetDeliveryState(d.ID, Transition{State: Queued, NextAt: tx.Now().Add(3 * time.Second), LastError: "busy"})
+				return err
+			})
+			s.Close()
+			clk := clock.NewFake(restart)
+			if s, err = Open(ctx, path, Options{Clock: clk}); err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			claim := func() []Delivery {
+				t.Helper()
+				var ds []Delivery
+				update(t, s, func(tx *Tx) (err error) { ds, err = tx.ClaimDue("sms", 10); return })
+				return ds
+			}
+			clk.Advance(2 * time.Second)
+			if ds := claim(); len(ds) != 0 {
+				t.Fatalf("claimed before its backoff: %+v", ds)
+			}
+			clk.Advance(2 * time.Second)
+			if ds := claim(); len(ds) != 1 {
+				t.Fatal("not claimed 4 s into a 3 s backoff")
+			}
+		})
+	}
+}
