@@ -21,9 +21,18 @@
 //   - Insane times found when the daemon starts (recorded in an earlier
 //     run, whose elapsed time is lost) are moved so that the newest of
 //     them is "now": downtime is never counted as age.
-//   - When the clock goes back, what was recorded before the jump is
+//   - When the clock goes back, what waits and was recorded before the
+//     jump (a queued retry, the hub queue, a long message's parts) is
 //     moved back by the jump too, so a retry waits its backoff in elapsed
-//     time, not the backoff plus the jump.
+//     time, not the backoff plus the jump. At start, when those were
+//     recorded after now (the clock is behind the last run's), they are
+//     moved back so that the newest is now.
+//   - A sane clock that jumps forward moves nothing: what was recorded
+//     before looks older by the jump (NTP correcting a wrong but sane
+//     clock; nothing tells it from time passing while the box was off).
+//   - Times a user gives (not_before, expires as RFC 3339) are wall times
+//     and stay so; a duration ("30m") is now plus the duration, recorded
+//     like any other time.
 //
 // Monotonic time is what Elapsed returns; within a run it never jumps.
 // It imports nothing of Outpost's.

@@ -176,14 +176,38 @@ func (s *Store) rebaseAtOpen(ctx context.Context) error {
 		}
 		return out.Int64, out.Valid, nil
 	}
+	// What the last run recorded last is each table's last row: looking
+	// at those costs nothing, and the whole tables are read only when one
+	// of them says the clock was not sane, or is behind. (A run that
+	// ends with a sane clock leaves no insane time: the jump that made it
+	// sane moved them all. So when insane times are left, the last run
+	// ended with an insane clock, and what it wrote last is insane; every
+	// change of a delivery appends an event.)
+	var last []string
+	for _, c := range recordedCols {
+		last = append(last, fmt.Sprintf(`SELECT MAX(%s) FROM (SELECT %s FROM %s WHERE ?1 = ?1 ORDER BY rowid DESC LIMIT 1)`, c.col, c.col, c.table))
+	}
+	var lastInsane, lastMax int64
+	for _, q := range last {
+		v, ok, err := newest(q)
+		if err != nil {
+			return fmt.Errorf("the last times recorded: %w", err)
+		}
+		if ok && v != 0 && v < floorMS() {
+			lastInsane = v
+		}
+		lastMax = max(lastMax, v)
+	}
+	var jumps []Jumped
 	var qs []string
 	for _, c := range recordedCols {
 		qs = append(qs, fmt.Sprintf(`SELECT MAX(%s) FROM %s WHERE %s != 0 AND %s < ?1`, c.col, c.table, c.col, c.col))
 	}
-	var jumps []Jumped
-	insane, ok, err := newest(qs...)
-	if err != nil {
-		return fmt.Errorf("times recorded before the clock was set: %w", err)
+	insane, ok := int64(0), false
+	if lastInsane != 0 {
+		if insane, ok, err = newest(qs...); err != nil {
+			return fmt.Errorf("times recorded before the clock was set: %w", err)
+		}
 	}
 	if ok && insane != ms(now) {
 		n, err := shiftInsane(ctx, tx, time.Duration(ms(now)-insane)*time.Millisecond)
@@ -192,11 +216,14 @@ func (s *Store) rebaseAtOpen(ctx context.Context) error {
 		}
 		jumps = append(jumps, Jumped{Jump: clock.Jump{From: fromMS(insane), To: now}, Rows: n})
 	}
-	waiting, ok, err := newest(`SELECT MAX(updated_at) FROM deliveries WHERE state = 'queued' AND ?1 = ?1`,
-		`SELECT MAX(created_at) FROM (SELECT created_at FROM hub_queue WHERE ?1 = ?1 ORDER BY id DESC LIMIT 1)`,
-		`SELECT MAX(received_at) FROM inbound_parts WHERE message_id IS NULL AND ?1 = ?1`)
-	if err != nil {
-		return fmt.Errorf("times recorded before the clock went back: %w", err)
+	waiting, ok := int64(0), false
+	if lastInsane != 0 || lastMax > ms(now.Add(clock.Tolerance)) {
+		waiting, ok, err = newest(`SELECT MAX(updated_at) FROM deliveries WHERE state = 'queued' AND ?1 = ?1`,
+			`SELECT MAX(created_at) FROM (SELECT created_at FROM hub_queue WHERE ?1 = ?1 ORDER BY id DESC LIMIT 1)`,
+			`SELECT MAX(received_at) FROM inbound_parts WHERE message_id IS NULL AND ?1 = ?1`)
+		if err != nil {
+			return fmt.Errorf("times recorded before the clock went back: %w", err)
+		}
 	}
 	if ok && waiting > ms(now.Add(clock.Tolerance)) {
 		n, err := shiftBack(ctx, tx, now, time.Duration(ms(now)-waiting)*time.Millisecond)
