@@ -53,7 +53,7 @@ func (h *Hub) dispatch(ctx context.Context, c Connector) {
 		var next time.Time
 		h.Store.View(ctx, func(tx *store.Tx) (err error) { next, err = tx.NextDue(c.Name()); return })
 		if !next.IsZero() {
-			wait = min(max(time.Until(next), 0), time.Minute)
+			wait = min(max(next.Sub(h.Store.Now()), 0), time.Minute)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -80,6 +80,7 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
 		return
 	}
 	var t store.Transition
+	var wait time.Duration // before a retry
 	switch {
 	case err == nil:
 		t = store.Transition{State: out.State, Detail: RedactURLs(out.Detail)}
@@ -94,8 +95,10 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
 		}
 		log.Warn("delivery failed", "state", t.State, "err", err)
 	default:
-		wait := h.backoff(d.Attempts)
-		t = store.Transition{State: store.Queued, LastError: err.Error(), NextAt: time.Now().Add(wait),
+		wait = h.backoff(d.Attempts)
+		// NextAt is set below from the transaction's clock, which the
+		// store keeps in step across jumps (package clock).
+		t = store.Transition{State: store.Queued, LastError: err.Error(),
 			Detail: fmt.Sprintf("attempt %d failed, retry in %s: %v", d.Attempts, wait.Round(time.Second), err)}
 		log.Warn("delivery failed; will retry", "err", err, "retry_in", wait.String())
 	}
@@ -109,6 +112,9 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
 			// overtake the end of a multi-part send): keep the newer
 			// state; the outcome goes into the history.
 			return tx.AppendEvent(d.MessageID, d.ID, cur.State, t.State+": "+t.Summary())
+		}
+		if t.State == store.Queued {
+			t.NextAt = tx.Now().Add(wait)
 		}
 		_, err = h.Transition(tx, d.ID, t)
 		if t.State == store.Queued && !d.ExpiresAt.IsZero() {
@@ -149,7 +155,7 @@ func (h *Hub) expire(ctx context.Context) {
 			h.Log.Error("expire deliveries", "err", err)
 			wait = time.Second
 		case !next.IsZero():
-			wait = min(max(time.Until(next), 0), time.Minute)
+			wait = min(max(next.Sub(h.Store.Now()), 0), time.Minute)
 		}
 		t := time.NewTimer(wait)
 		select {

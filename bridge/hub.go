@@ -274,7 +274,7 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	req.To = to
-	now := time.Now()
+	now := h.Store.Now()
 	switch {
 	case req.Priority < 0 || req.Priority > MaxPriority:
 		return "", fmt.Errorf("%w: \"priority\" %d: must be 0–%d", ErrInvalid, req.Priority, MaxPriority)

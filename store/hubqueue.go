@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/outpost-sms/outpost/store/clock"
 )
 
 // HubMessage is one MQTT message waiting for the hub to acknowledge it.
@@ -145,10 +147,16 @@ func (tx *Tx) EnqueueHubLimited(m *HubMessage, l HubLimits) (accepted bool, drop
 // is found from the oldest row on, and a queue with nothing too old costs
 // one row read, not a scan (the uplink asks every second, also with a
 // million messages waiting). After the clock went back, a message stamped
-// "older" behind a younger one waits until those before it go.
+// "older" behind a younger one waits until those before it go. With a
+// sane before, a message stamped while the clock was not sane (and not
+// yet rebased, see package clock) is never too old, nor what follows it.
 func (tx *Tx) ExpireHub(before time.Time) (int64, error) {
 	end := int64(math.MaxInt64)
-	err := tx.tx.QueryRowContext(tx.ctx, `SELECT id FROM hub_queue WHERE created_at >= ? ORDER BY id LIMIT 1`, ms(before)).Scan(&end)
+	q, args := `SELECT id FROM hub_queue WHERE created_at >= ? ORDER BY id LIMIT 1`, []any{ms(before)}
+	if clock.Sane(before) {
+		q, args = `SELECT id FROM hub_queue WHERE created_at >= ? OR created_at < ? ORDER BY id LIMIT 1`, []any{ms(before), floorMS()}
+	}
+	err := tx.tx.QueryRowContext(tx.ctx, q, args...).Scan(&end)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, err
 	}

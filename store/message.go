@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/outpost-sms/outpost/store/clock"
 )
 
 // Directions.
@@ -261,10 +263,16 @@ func (tx *Tx) ClaimDue(connector string, limit int) ([]Delivery, error) {
 }
 
 // ExpireDue moves every queued or scheduled delivery whose expiry has
-// passed to state expired and returns them as they now are.
+// passed to state expired and returns them as they now are. With a sane
+// clock, an expiry recorded while it was not (not yet rebased, see
+// package clock) has not passed.
 func (tx *Tx) ExpireDue() ([]Delivery, error) {
+	lo := int64(1)
+	if clock.Sane(tx.now) {
+		lo = floorMS()
+	}
 	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id, expires_at FROM deliveries
-		WHERE expires_at > 0 AND state IN ('queued', 'scheduled') AND expires_at <= ? ORDER BY id`, ms(tx.now))
+		WHERE expires_at > 0 AND expires_at >= ? AND state IN ('queued', 'scheduled') AND expires_at <= ? ORDER BY id`, lo, ms(tx.now))
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
+
+	"github.com/outpost-sms/outpost/store/clock"
 )
 
 // InboundPart is one stored part of a concatenated inbound SMS.
@@ -64,10 +67,15 @@ func (tx *Tx) OpenParts(groupKey string) ([]InboundPart, error) {
 }
 
 // StaleGroups lists the group keys with unfinished parts of which the
-// newest arrived before t.
+// newest arrived before t. With a sane t, parts stamped while the clock
+// was not sane (not yet rebased, see package clock) are never stale.
 func (tx *Tx) StaleGroups(before time.Time) ([]string, error) {
+	lo := int64(math.MinInt64)
+	if clock.Sane(before) {
+		lo = floorMS()
+	}
 	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT group_key FROM inbound_parts WHERE message_id IS NULL
-		GROUP BY group_key HAVING MAX(received_at) < ?`, ms(before))
+		GROUP BY group_key HAVING MAX(received_at) < ? AND MAX(received_at) >= ?`, ms(before), lo)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -21,11 +22,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/google/uuid"
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
+
+	"github.com/outpost-sms/outpost/store/clock"
 )
 
 //go:embed migrations/*.sql
@@ -43,8 +47,12 @@ const maxGroup = 256
 
 // Store is the SQLite database. It is safe for concurrent use.
 type Store struct {
-	// Now is the clock; tests replace it.
-	Now func() time.Time
+	clk    atomic.Pointer[clockBox]
+	log    *slog.Logger
+	watch  clock.Watch
+	jump   *pending // committer only
+	jumpMu sync.Mutex
+	jumps  []Jumped
 
 	db     *sql.DB
 	path   string
@@ -94,6 +102,10 @@ type Options struct {
 	// (default 5 minutes). Between those, SQLite's own checkpoint runs
 	// whenever the WAL passes 1,000 pages (4 MiB).
 	CheckpointEvery time.Duration
+	// Clock replaces the system clock (tests).
+	Clock Clock
+	// Log gets a warning on every jump of the clock (default: none).
+	Log *slog.Logger
 }
 
 // walLimit is what a WAL that a burst grew is cut back to after a
@@ -131,7 +143,15 @@ func Open(ctx context.Context, dbPath string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", dbPath, err)
 	}
 	db.SetMaxOpenConns(8)
-	s := &Store{Now: time.Now, db: db, path: dbPath, every: opts.CheckpointEvery, writes: make(chan *write), done: make(chan struct{})}
+	s := &Store{db: db, path: dbPath, every: opts.CheckpointEvery, writes: make(chan *write), done: make(chan struct{})}
+	s.log = opts.Log
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = systemClock{}
+	}
+	s.SetClock(opts.Clock)
 	if err := s.check(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -139,6 +159,10 @@ func Open(ctx context.Context, dbPath string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, diskError(dbPath, err)
+	}
+	if err := s.rebaseAtOpen(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("rebase times recorded before the clock was set: %w", err)
 	}
 	s.wg.Add(1)
 	go s.commitLoop()
@@ -324,9 +348,17 @@ func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	tick := time.NewTicker(s.every)
 	defer tick.Stop()
+	// The clock is looked at every second even with nothing to write, so
+	// that a jump is made up for before what waits on it misfires.
+	clockTick := time.NewTicker(time.Second)
+	defer clockTick.Stop()
 	dirty := false
 	for {
 		select {
+		case <-clockTick.C:
+			if s.observe(); s.jump != nil {
+				s.commitGroup(nil)
+			}
 		case <-tick.C:
 			if dirty {
 				// A busy or failed one is tried again next time.
@@ -359,9 +391,18 @@ func (s *Store) commitGroup(group []*write) {
 			w.finish(err)
 		}
 	}
+	now := s.observe()
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		fail(fmt.Errorf("begin: %w", err))
+		return
+	}
+	// A jump of the clock is made up for first, in the same transaction:
+	// no write of the group compares a time with a stale one.
+	jumped, err := s.adjust(ctx, sqlTx, now)
+	if err != nil {
+		sqlTx.Rollback()
+		fail(err)
 		return
 	}
 	errs := make([]error, len(group))
@@ -374,7 +415,7 @@ func (s *Store) commitGroup(group []*write) {
 			errs[i] = err
 			continue
 		}
-		tx := &Tx{tx: sqlTx, ctx: ctx, now: s.Now()}
+		tx := &Tx{tx: sqlTx, ctx: ctx, now: now}
 		errs[i] = runFn(w.fn, tx)
 		if errs[i] != nil {
 			if _, err := sqlTx.Exec(`ROLLBACK TO w`); err != nil {
@@ -394,6 +435,10 @@ func (s *Store) commitGroup(group []*write) {
 	if err := sqlTx.Commit(); err != nil {
 		fail(fmt.Errorf("commit: %w", err))
 		return
+	}
+	if jumped != nil {
+		s.jump = nil
+		s.noteJump(*jumped)
 	}
 	for i, w := range group {
 		w.finish(diskError(s.path, errs[i]))

@@ -104,7 +104,7 @@ func TestClaimRetryAndHistory(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	s.Now = func() time.Time { return now }
+	clk := fakeClock(s, now)
 	m := &Message{Direction: Out, Peer: "+1"}
 	d := &Delivery{Connector: "sms", Recipient: "+1"}
 	committed := make(chan struct{})
@@ -137,7 +137,7 @@ func TestClaimRetryAndHistory(t *testing.T) {
 	if len(claimed) != 0 {
 		t.Fatal("claimed before next_at")
 	}
-	now = now.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	s.Update(ctx, func(tx *Tx) (err error) { claimed, err = tx.ClaimDue("sms", 10); return })
 	if len(claimed) != 1 || claimed[0].Attempts != 2 {
 		t.Fatalf("claimed %+v", claimed)
@@ -268,7 +268,7 @@ func TestOrphanReports(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	s := openTest(t)
-	s.Now = func() time.Time { return now }
+	clk := fakeClock(s, now)
 	update := func(f func(tx *Tx) error) {
 		t.Helper()
 		if err := s.Update(ctx, f); err != nil {
@@ -303,9 +303,9 @@ func TestOrphanReports(t *testing.T) {
 		t.Errorf("national form: %d %v", st, ok)
 	}
 	update(func(tx *Tx) error { return tx.AddOrphanReport("m1", 9, "+15555550100", 0) })
-	now = now.Add(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	var n int64
-	update(func(tx *Tx) (err error) { n, err = tx.ForgetOrphanReports(now.Add(-time.Hour)); return })
+	update(func(tx *Tx) (err error) { n, err = tx.ForgetOrphanReports(clk.Now().Add(-time.Hour)); return })
 	if n != 1 {
 		t.Errorf("forgot %d, want 1", n)
 	}
@@ -524,9 +524,10 @@ func TestExpireHubTakesTheOldest(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	t0 := time.Now()
+	clk := fakeClock(s, t0)
 	enqueue := func(at time.Time, payloads ...string) {
 		t.Helper()
-		s.Now = func() time.Time { return at }
+		clk.Advance(at.Sub(clk.Now()))
 		if err := s.Update(ctx, func(tx *Tx) error {
 			for _, p := range payloads {
 				if err := tx.EnqueueHub(&HubMessage{Topic: "t", Payload: []byte(p), QoS: 1}); err != nil {

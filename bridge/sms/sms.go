@@ -437,7 +437,7 @@ func (c *Connector) expireLoop(ctx context.Context) {
 func (c *Connector) ExpireIncomplete(ctx context.Context) {
 	var keys []string
 	c.Store.View(ctx, func(tx *store.Tx) (err error) {
-		keys, err = tx.StaleGroups(time.Now().Add(-c.ReassemblyTimeout))
+		keys, err = tx.StaleGroups(tx.Now().Add(-c.ReassemblyTimeout))
 		return err
 	})
 	for _, key := range keys {

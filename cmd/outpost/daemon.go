@@ -91,7 +91,7 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		return err
 	}
 	defer unlock()
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "outpost.db"), store.Options{})
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "outpost.db"), store.Options{Log: log})
 	if err != nil {
 		return err
 	}

@@ -9,21 +9,23 @@ import (
 const module = "github.com/outpost-sms/outpost"
 
 // allowedImports is the dependency direction of ARCHITECTURE.md:
-// cmd → bridge/* → bridge → store; bridge/sms → hw, pdu; pdu, hw, store
-// and config import nothing of ours (hw/sim may import pdu). The key is a
+// cmd → bridge/* → bridge → store → store/clock; bridge/sms → hw, pdu; pdu, hw,
+// config and store/clock (the time rules) import nothing of ours (hw/sim may
+// import pdu). The key is a
 // package (or "bridge/*" for every connector); the values are what it may
 // import of ours.
 var allowedImports = map[string][]string{
-	"config":   {},
-	"store":    {},
-	"pdu":      {},
-	"pdu/*":    {"pdu"},
-	"hw":       {},
-	"hw/sim":   {"pdu"},
-	"bridge":   {"store"},
-	"bridge/*": {"bridge", "store"},
+	"config":      {},
+	"store/clock": {},
+	"store":       {"store/clock"},
+	"pdu":         {},
+	"pdu/*":       {"pdu"},
+	"hw":          {},
+	"hw/sim":      {"pdu"},
+	"bridge":      {"store", "store/clock"},
+	"bridge/*":    {"bridge", "store", "store/clock"},
 	// The SMS connector is where modems meet the codec.
-	"bridge/sms": {"bridge", "store", "hw", "pdu", "pdu/xform"},
+	"bridge/sms": {"bridge", "store", "store/clock", "hw", "pdu", "pdu/xform"},
 }
 
 func rule(pkg string) ([]string, bool) {
@@ -76,7 +78,7 @@ func TestImportDirection(t *testing.T) {
 }
 
 func TestImportRulesCatchViolations(t *testing.T) {
-	for pkg, dep := range map[string]string{"store": "bridge", "bridge": "hw", "bridge/mqtt": "pdu", "hw": "pdu", "pdu/xform": "store"} {
+	for pkg, dep := range map[string]string{"store": "bridge", "bridge": "hw", "bridge/mqtt": "pdu", "hw": "pdu", "pdu/xform": "store", "store/clock": "store"} {
 		allowed, _ := rule(pkg)
 		for _, a := range allowed {
 			if a == dep {
