@@ -230,14 +230,27 @@ func (m *ATModem) Ack(ctx context.Context, in Inbound) error {
 		return err
 	}
 	_, err := m.command(c, fmt.Sprintf("+CMGD=%d", in.Slot), m.cfg.CommandTimeout)
+	// Done or not, the slot is no longer in flight: a message still on
+	// the SIM is handed up again by the next sweep (the caller's
+	// de-duplication recognises it) and deleted then.
+	m.Release(in)
 	var cms *CMSError
 	if err != nil && !(errors.As(err, &cms) && cms.Code == 321) {
 		return err
 	}
-	m.mu.Lock()
-	delete(m.inflight, in.Slot)
-	m.mu.Unlock()
 	return nil
+}
+
+// Release implements Modem.
+func (m *ATModem) Release(in Inbound) {
+	if in.Direct {
+		return // not acknowledged: the network delivers it again
+	}
+	m.mu.Lock()
+	if m.cur != nil && in.conn == m.cur.id {
+		delete(m.inflight, in.Slot)
+	}
+	m.mu.Unlock()
 }
 
 func (m *ATModem) supervise(ctx context.Context) {

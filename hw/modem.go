@@ -74,8 +74,12 @@ type Modem interface {
 	// a reconnect or sweep), so callers de-duplicate.
 	Incoming() <-chan Inbound
 	// Ack deletes the message from the SIM (AT+CMGD) or acknowledges a
-	// direct delivery (AT+CNMA).
+	// direct delivery (AT+CNMA). When it fails, the message is handed up
+	// again by the next sweep.
 	Ack(ctx context.Context, in Inbound) error
+	// Release gives back a message the caller could not commit: the next
+	// sweep hands it up again (without it, only a reconnect would).
+	Release(in Inbound)
 	// Status returns the last known status without talking to the modem.
 	Status(ctx context.Context) (Status, error)
 	// Done is closed when the modem has been closed.

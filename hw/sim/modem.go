@@ -40,6 +40,9 @@ type Faults struct {
 	NoNetwork bool
 	// PIN, when set, locks the SIM until AT+CPIN="<PIN>".
 	PIN string
+	// FailDeletes makes the next FailDeletes AT+CMGD answer "+CMS ERROR:
+	// 320" (memory failure) and delete nothing; each failure counts down.
+	FailDeletes int
 }
 
 // Modem is one simulated modem with its SIM. A modem keeps its SIM storage
@@ -612,6 +615,12 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 			return false
 		}
 		m.mu.Lock()
+		if m.faults.FailDeletes > 0 {
+			m.faults.FailDeletes--
+			m.mu.Unlock()
+			s.cmsError(320) // memory failure
+			return false
+		}
 		flag := 0
 		if len(v) > 1 {
 			flag = v[1]
