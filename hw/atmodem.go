@@ -34,9 +34,13 @@ type Config struct {
 	SendTimeout    time.Duration
 	SweepInterval  time.Duration
 	StatusInterval time.Duration
-	BackoffMin     time.Duration
-	BackoffMax     time.Duration
-	Log            *slog.Logger
+	// RegistrationPoll is how often registration is read while the modem
+	// is not registered (default 1s), so sending resumes soon after the
+	// network is back.
+	RegistrationPoll time.Duration
+	BackoffMin       time.Duration
+	BackoffMax       time.Duration
+	Log              *slog.Logger
 	// OnStatus is called (from the supervisor goroutine) whenever the
 	// status changes. It must not block.
 	OnStatus func(Status)
@@ -90,6 +94,9 @@ func Start(cfg Config) *ATModem {
 	}
 	if cfg.StatusInterval == 0 {
 		cfg.StatusInterval = 30 * time.Second
+	}
+	if cfg.RegistrationPoll == 0 {
+		cfg.RegistrationPoll = time.Second
 	}
 	if cfg.BackoffMin == 0 {
 		cfg.BackoffMin = 500 * time.Millisecond
@@ -200,6 +207,13 @@ func (m *ATModem) SendPDU(ctx context.Context, tpdu []byte) (int, error) {
 	pduHex := "00" + strings.ToUpper(hex.EncodeToString(tpdu))
 	info, err := c.at.SMSCommand(fmt.Sprintf("+CMGS=%d", len(tpdu)), pduHex, at.WithTimeout(m.cfg.SendTimeout))
 	if err := m.atError(c, "AT+CMGS", err); err != nil {
+		var cms *CMSError
+		if errors.As(err, &cms) && Classify(err) == Outage {
+			// Registration is read every StatusInterval: read it now, so
+			// the status and the dispatcher see at once that the network
+			// is gone.
+			m.refreshStatus(c)
+		}
 		return 0, err
 	}
 	for _, l := range info {
@@ -342,6 +356,8 @@ func (m *ATModem) session(ctx context.Context, id uint64) (ready bool, err error
 	defer sweep.Stop()
 	status := time.NewTicker(m.cfg.StatusInterval)
 	defer status.Stop()
+	reg := time.NewTicker(m.cfg.RegistrationPoll)
+	defer reg.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -360,6 +376,10 @@ func (m *ATModem) session(ctx context.Context, id uint64) (ready bool, err error
 			}
 		case <-status.C:
 			m.refreshStatus(c)
+		case <-reg.C:
+			if st, _ := m.Status(ctx); !st.CanSend() {
+				m.refreshStatus(c)
+			}
 		}
 	}
 }
@@ -504,6 +524,8 @@ func (m *ATModem) refreshStatus(c *conn) {
 				st.Registration = "searching"
 			case "3":
 				st.Registration = "denied"
+			case "4":
+				st.Registration = "unknown"
 			default:
 				st.Registration = "not registered"
 			}

@@ -174,6 +174,10 @@ type Transition struct {
 	NextAt    time.Time // for a retry
 	LastError string
 	Attempted bool // count an attempt
+	// Uncounted takes back the attempt counted when the delivery was
+	// claimed: it was not tried, or the destination was unavailable (an
+	// outage is not the message's fault).
+	Uncounted bool
 }
 
 // SetDeliveryState moves a delivery to a new state and appends the event.
@@ -181,9 +185,12 @@ type Transition struct {
 func (tx *Tx) SetDeliveryState(id int64, t Transition) (Delivery, error) {
 	inc := 0
 	if t.Attempted {
-		inc = 1
+		inc++
 	}
-	_, err := tx.exec(`UPDATE deliveries SET state = ?, next_at = ?, last_error = ?, attempts = attempts + ?, updated_at = ? WHERE id = ?`,
+	if t.Uncounted {
+		inc--
+	}
+	_, err := tx.exec(`UPDATE deliveries SET state = ?, next_at = ?, last_error = ?, attempts = MAX(attempts + ?, 0), updated_at = ? WHERE id = ?`,
 		t.State, ms(t.NextAt), t.LastError, inc, ms(tx.now), id)
 	if err != nil {
 		return Delivery{}, fmt.Errorf("update delivery %d: %w", id, err)

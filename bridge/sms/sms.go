@@ -585,7 +585,7 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	}
 	modemID, modem := c.pickModem(ctx)
 	if modem == nil {
-		return bridge.Outcome{}, fmt.Errorf("no modem ready: %w", hw.ErrNotReady)
+		return bridge.Outcome{}, bridge.Outage(fmt.Errorf("no modem ready and registered: %w", hw.ErrNotReady))
 	}
 	var mrs []string
 	for _, p := range parts {
@@ -595,9 +595,11 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 		mr, err := modem.SendPDU(ctx, p.TPDU)
 		if err != nil {
 			err = fmt.Errorf("send part %d/%d to %s via %s: %w", p.Seq, p.Total, d.Recipient, modemID, err)
-			var cms *hw.CMSError
-			if errors.As(err, &cms) && cms.Permanent() {
+			switch hw.Classify(err) {
+			case hw.Permanent:
 				return bridge.Outcome{}, bridge.Permanent(err)
+			case hw.Outage:
+				return bridge.Outcome{}, bridge.Outage(err)
 			}
 			return bridge.Outcome{}, err
 		}
@@ -624,7 +626,8 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	return bridge.Outcome{State: store.Sent, Detail: detail}, nil
 }
 
-// WaitReady implements bridge.Waiter: it returns once a modem is ready.
+// WaitReady implements bridge.Waiter: it returns once a modem is ready
+// and not known to be off the network.
 func (c *Connector) WaitReady(ctx context.Context) error {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
@@ -640,11 +643,12 @@ func (c *Connector) WaitReady(ctx context.Context) error {
 	}
 }
 
-// pickModem returns the first ready modem.
+// pickModem returns the first modem that is ready and registered (or
+// whose registration is unknown).
 func (c *Connector) pickModem(ctx context.Context) (string, hw.Modem) {
 	for _, id := range c.order {
 		m := c.modems[id]
-		if st, err := m.Status(ctx); err == nil && st.State == hw.StateReady {
+		if st, err := m.Status(ctx); err == nil && st.CanSend() {
 			return id, m
 		}
 	}
