@@ -521,7 +521,7 @@ func (c *Connector) applyReport(tx *store.Tx, p store.SentPart, status int) erro
 		return err
 	}
 	detail := fmt.Sprintf("part %d/%d: %s (TP-ST %d)", p.Seq, p.Total, text, status)
-	if d.State == store.Delivered || d.State == store.Failed || d.State == store.Expired {
+	if d.State == store.Delivered || d.State == store.Failed || d.State == store.Expired || d.State == store.Cancelled {
 		return tx.AppendEvent(d.MessageID, d.ID, d.State, "late report: "+detail)
 	}
 	parts, err := tx.SentParts(p.DeliveryID)
