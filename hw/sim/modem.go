@@ -93,6 +93,13 @@ func digitsOf(s string) string {
 // Number is the modem's own number.
 func (m *Modem) Number() string { return m.number }
 
+// Faults returns the injected faults.
+func (m *Modem) Faults() Faults {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.faults
+}
+
 // SetFaults replaces the injected faults.
 func (m *Modem) SetFaults(f Faults) {
 	m.mu.Lock()
@@ -557,6 +564,7 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 			stat := 1
 			if noNet {
 				stat = 2
+				m.net.log.Info("sim: registration asked: not registered, searching")
 			}
 			s.info(fmt.Sprintf("+CREG: %d,%d", s.creg, stat))
 		case "=":
@@ -717,10 +725,12 @@ func (s *session) cmgs(arg string, r *bufio.Reader) bool {
 	faults := m.faults
 	m.mu.Unlock()
 	if faults.NoNetwork {
+		m.net.log.Info("sim: send refused", "cms_error", 331)
 		s.cmsError(331) // no network service
 		return false
 	}
 	if faults.SendError != 0 {
+		m.net.log.Info("sim: send refused", "cms_error", faults.SendError)
 		s.cmsError(faults.SendError)
 		return false
 	}
