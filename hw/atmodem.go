@@ -531,6 +531,22 @@ func (m *ATModem) refreshStatus(c *conn) {
 			}
 		}
 	}
+	if st.Registration != "" && !st.Registered {
+		// An LTE-only modem (SMS over SGs or IMS) may be off the circuit
+		// switched network and on the EPS one: that counts too. A modem
+		// without +CEREG answers an error, ignored.
+		if info, err := m.command(c, "+CEREG?", m.cfg.CommandTimeout); err == nil && len(info) > 0 {
+			f := strings.Split(strings.TrimSpace(strings.TrimPrefix(info[0], "+CEREG:")), ",")
+			if len(f) >= 2 {
+				switch strings.TrimSpace(f[1]) {
+				case "1":
+					st.Registered, st.Registration = true, "home (EPS)"
+				case "5":
+					st.Registered, st.Registration = true, "roaming (EPS)"
+				}
+			}
+		}
+	}
 	if info, err := m.command(c, "+COPS?", m.cfg.CommandTimeout); err == nil && len(info) > 0 {
 		f := strings.Split(strings.TrimPrefix(info[0], "+COPS:"), ",")
 		if len(f) >= 3 {

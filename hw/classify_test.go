@@ -76,3 +76,17 @@ func TestNoNetworkSeenAtOnceAndPolled(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// An LTE-only modem, off the circuit switched network (+CREG: 0,0) but
+// registered on the EPS one (+CEREG: 0,1), can send.
+func TestRegisteredOnLTEOnly(t *testing.T) {
+	r := newRig(t, nil)
+	r.sim.SetFaults(sim.Faults{EPSOnly: true})
+	st := r.waitState(StateReady)
+	if !st.CanSend() || !st.Registered || st.Registration != "home (EPS)" {
+		t.Fatalf("LTE-only modem: %+v", st)
+	}
+	if _, err := r.modem.SendPDU(context.Background(), mustEncode(t, "x")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -40,6 +40,9 @@ type Faults struct {
 	NoNetwork bool
 	// PIN, when set, locks the SIM until AT+CPIN="<PIN>".
 	PIN string
+	// EPSOnly makes the modem registered on LTE only: +CREG? says not
+	// registered, +CEREG? registered (home), and sends work.
+	EPSOnly bool
 	// FailDeletes makes the next FailDeletes AT+CMGD answer "+CMS ERROR:
 	// 320" (memory failure) and delete nothing; each failure counts down.
 	FailDeletes int
@@ -558,10 +561,21 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 		} else {
 			s.info("+CSQ: 21,99")
 		}
+	case "+CEREG":
+		if op == "?" {
+			stat := 4
+			if m.Faults().EPSOnly && !noNet {
+				stat = 1
+			}
+			s.info(fmt.Sprintf("+CEREG: 0,%d", stat))
+		}
 	case "+CREG":
 		switch op {
 		case "?":
 			stat := 1
+			if m.Faults().EPSOnly && !noNet {
+				stat = 0
+			}
 			if noNet {
 				stat = 2
 				m.net.log.Info("sim: registration asked: not registered, searching")
