@@ -1,8 +1,7 @@
 // Command outpost is the Outpost SMS gateway: the daemon (run), the CLI
 // that talks to it over its Unix socket (send, show, retry, cancel, inbox,
-// status), a
-// simulated modem on a pty (sim), and config checking. Wiring lives here
-// and nowhere else.
+// status), a simulated modem on a pty (sim), and config checking. Wiring
+// lives here and nowhere else.
 package main
 
 import (

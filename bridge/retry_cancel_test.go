@@ -17,7 +17,7 @@ func TestCancelIsFinal(t *testing.T) {
 	f := &fake{ready: make(chan struct{})}
 	h, start := newHub(t, waiting{f})
 	start()
-	exp := time.Now().Add(300 * time.Millisecond)
+	exp := time.Now().Add(2 * time.Second)
 	a := submitReq(t, h, bridge.SendRequest{Text: "cancel me", Expires: exp})
 	b := submitReq(t, h, bridge.SendRequest{Text: "let me expire", Expires: exp})
 	ds, err := h.Cancel(context.Background(), a, "tester")
@@ -91,7 +91,7 @@ func TestRetryResetsAttempts(t *testing.T) {
 	g := &fake{ready: make(chan struct{})}
 	h2, start2 := newHub(t, waiting{g})
 	start2()
-	e := submitReq(t, h2, bridge.SendRequest{Text: "late", Expires: time.Now().Add(100 * time.Millisecond)})
+	e := submitReq(t, h2, bridge.SendRequest{Text: "late", Expires: time.Now().Add(300 * time.Millisecond)})
 	waitState(t, h2, e, store.Expired)
 	if _, err := h2.Retry(context.Background(), e, "tester"); err != nil {
 		t.Fatal(err)
