@@ -142,6 +142,7 @@ var (
 			128, 129, 130, 143, 144, 145, 159, 160, 161, 175, 176, 192, 193, 194, 195, 196, 197, 198, 199, 208, 255,
 			303, 304, 305},
 		Outage: {38, 41, 42, 47, // network out of order, temporary failure, congestion, resources unavailable
+			301, 302, // SMS service of ME reserved, operation not allowed (the SMS side not ready yet)
 			310, 311, 312, 313, 314, 315, 316, 317, 318, // SIM missing, locked, busy or failed
 			322, 330, 331, 332, // memory full, SMSC unknown, no network service, network timeout
 			512, 513, 514, 515}, // MM establishment, lower layer failure, congestion, please wait
