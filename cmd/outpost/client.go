@@ -377,9 +377,9 @@ func cmdManage(op string, args []string) int {
 	fs.Usage = func() {
 		switch op {
 		case "retry":
-			fmt.Fprintln(fs.Output(), "usage: outpost retry ID\n\nPuts a failed or expired message back in the queue, its attempts reset to 0\n(an expired one loses its expiry). Parts already accepted are not sent again.")
+			fmt.Fprintln(fs.Output(), "usage: outpost retry ID [--by WHO]\n\nPuts a failed or expired message back in the queue, its attempts reset to 0\n(an expired one loses its expiry). Parts already accepted are not sent again.")
 		default:
-			fmt.Fprintln(fs.Output(), "usage: outpost cancel ID\n\nCancels a queued or scheduled message: it is not sent (state cancelled,\nfinal; the history is kept). A message being sent right now is refused:\ncancel it again once the attempt is over.")
+			fmt.Fprintln(fs.Output(), "usage: outpost cancel ID [--by WHO]\n\nCancels a queued or scheduled message: it is not sent (state cancelled,\nfinal; the history is kept). A message being sent right now is refused:\ncancel it again once the attempt is over.")
 		}
 		fs.PrintDefaults()
 	}
