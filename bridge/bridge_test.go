@@ -21,6 +21,10 @@ type fake struct {
 	ready   chan struct{} // when set, WaitReady blocks until it is closed
 	texts   []string      // the text of each call, in order
 	at      []time.Time   // and when it was made
+	// entered, when set, gets a value as each Deliver starts, which then
+	// waits for release.
+	entered chan struct{}
+	release chan struct{}
 }
 
 func (f *fake) Name() string { return "sms" }
@@ -28,6 +32,10 @@ func (f *fake) Name() string { return "sms" }
 func (f *fake) Run(ctx context.Context, _ *bridge.Hub) error { <-ctx.Done(); return nil }
 
 func (f *fake) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+		<-f.release
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++

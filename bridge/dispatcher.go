@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -9,21 +10,46 @@ import (
 	"github.com/outpost-sms/outpost/store"
 )
 
+type outage struct{ err error }
+
+func (o outage) Error() string { return o.err.Error() }
+func (o outage) Unwrap() error { return o.err }
+
+// Outage marks an error that says the destination cannot take anything
+// now (no network, a server that does not answer), not that the message
+// is bad: the delivery goes back to the queue without using up an
+// attempt, and the dispatcher waits for the destination as a whole.
+func Outage(err error) error { return outage{err} }
+
+// IsOutage reports whether err was marked Outage.
+func IsOutage(err error) bool {
+	var o outage
+	return errors.As(err, &o)
+}
+
 // dispatch delivers a connector's due deliveries one at a time until ctx
 // ends: claim (queued → sending, committed), Deliver, then record the
-// outcome or schedule a retry with capped exponential backoff.
+// outcome or schedule a retry with capped exponential backoff. After an
+// outage the connector is waited for with the same backoff, counted per
+// connector: one delivery at a time is tried until one gets through, and
+// no attempt is counted.
 func (h *Hub) dispatch(ctx context.Context, c Connector) {
 	h.mu.Lock()
 	wake := h.wake[c.Name()]
 	h.mu.Unlock()
 	waiter, _ := c.(Waiter)
+	down := 0 // consecutive outages
 	for ctx.Err() == nil {
 		if waiter != nil && waiter.WaitReady(ctx) != nil {
 			return
 		}
+		limit := 16
+		if down > 0 {
+			limit = 1
+		}
 		var claimed []store.Delivery
 		err := h.Store.Update(ctx, func(tx *store.Tx) error {
-			ds, err := tx.ClaimDue(c.Name(), 16)
+			ds, err := tx.ClaimDue(c.Name(), limit)
 			if err != nil {
 				return err
 			}
@@ -43,10 +69,25 @@ func (h *Hub) dispatch(ctx context.Context, c Connector) {
 			sleep(ctx, time.Second)
 			continue
 		}
+		var cause error
 		for _, d := range claimed {
-			h.deliverOne(ctx, c, d)
+			if cause != nil {
+				h.putBack(ctx, c, d, cause)
+				continue
+			}
+			if err := h.deliverOne(ctx, c, d); IsOutage(err) {
+				cause = err
+			}
+		}
+		if cause != nil {
+			down++
+			wait := h.backoff(down)
+			h.Log.Warn("destination unavailable; waiting for it", "connector", c.Name(), "err", cause, "retry_in", wait.String(), "outages", down)
+			sleep(ctx, wait)
+			continue
 		}
 		if len(claimed) > 0 {
+			down = 0
 			continue
 		}
 		wait := time.Minute
@@ -65,7 +106,17 @@ func (h *Hub) dispatch(ctx context.Context, c Connector) {
 	}
 }
 
-func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
+// putBack returns a claimed delivery that was not tried, because its
+// connector turned out to be unavailable, to the queue uncounted.
+func (h *Hub) putBack(ctx context.Context, c Connector, d store.Delivery, cause error) {
+	t := store.Transition{State: store.Queued, Uncounted: true, LastError: cause.Error(),
+		Detail: fmt.Sprintf("not tried, not counted: %s is unavailable: %v", c.Name(), cause)}
+	h.record(ctx, c, d, t, 0)
+}
+
+// deliverOne tries one delivery and records the outcome. It returns
+// Deliver's error.
+func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) error {
 	log := h.Log.With("connector", c.Name(), "msg_id", d.MessageID, "to", d.Recipient)
 	var m store.Message
 	err := h.Store.View(ctx, func(tx *store.Tx) (err error) { m, err = tx.Message(d.MessageID); return })
@@ -77,7 +128,7 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
 	err = redactErr(err)
 	if ctx.Err() != nil {
 		// Shutting down: leave it in sending; the next start retries it.
-		return
+		return err
 	}
 	var t store.Transition
 	var wait time.Duration // before a retry
@@ -88,6 +139,14 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
 			t.State = store.Sent
 		}
 		log.Info("delivered", "state", t.State, "detail", t.Detail)
+	case IsOutage(err):
+		// Back in the queue, the attempt not counted, behind those due
+		// already: the next probe of the connector is another message,
+		// so one that only looks like an outage does not hold the rest.
+		// The dispatcher waits for the connector.
+		t = store.Transition{State: store.Queued, Uncounted: true, LastError: err.Error(),
+			Detail: fmt.Sprintf("not counted: %s is unavailable, waiting for it: %v", c.Name(), err)}
+		log.Warn("destination unavailable; the message waits", "err", err)
 	case IsPermanent(err) || d.Attempts >= h.MaxAttempts:
 		t = store.Transition{State: store.Failed, LastError: err.Error()}
 		if !IsPermanent(err) {
@@ -102,7 +161,14 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
 			Detail: fmt.Sprintf("attempt %d failed, retry in %s: %v", d.Attempts, wait.Round(time.Second), err)}
 		log.Warn("delivery failed; will retry", "err", err, "retry_in", wait.String())
 	}
-	err = h.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+	h.record(ctx, c, d, t, wait)
+	return err
+}
+
+// record commits the outcome t of a claimed delivery; one queued again
+// is due after wait, by the transaction's clock.
+func (h *Hub) record(ctx context.Context, c Connector, d store.Delivery, t store.Transition, wait time.Duration) {
+	err := h.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
 		cur, err := tx.Delivery(d.ID)
 		if err != nil {
 			return err
@@ -123,7 +189,7 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) {
 		return err
 	})
 	if err != nil {
-		log.Error("record delivery outcome", "err", err)
+		h.Log.Error("record delivery outcome", "connector", c.Name(), "msg_id", d.MessageID, "err", err)
 	}
 }
 
@@ -165,6 +231,54 @@ func (h *Hub) expire(ctx context.Context) {
 		}
 		t.Stop()
 	}
+}
+
+// Retry puts a message's failed or expired destinations back in the queue
+// with their attempts reset; by (the CLI, an API client) goes into the
+// history. store.ErrNotFound for an unknown id, store.ErrWrongState when
+// nothing is failed or expired.
+func (h *Hub) Retry(ctx context.Context, id, by string) ([]store.Delivery, error) {
+	var ds []store.Delivery
+	err := h.Store.Update(ctx, func(tx *store.Tx) (err error) {
+		if ds, err = tx.RetryDeliveries(id, by); err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if err := h.notify(tx, d, "retried by "+by); err != nil {
+				return err
+			}
+			tx.AfterCommit(func() { h.Wake(d.Connector) })
+		}
+		return nil
+	})
+	if err == nil {
+		h.Log.Info("message retried", "msg_id", id, "by", by, "destinations", len(ds))
+	}
+	return ds, err
+}
+
+// Cancel cancels a message's queued or scheduled destinations (final: the
+// dispatcher and the expiry loop leave them alone); by goes into the
+// history. A destination being sent right now refuses the cancel
+// (store.ErrWrongState, saying so): its parts may already be with the
+// network. store.ErrNotFound for an unknown id.
+func (h *Hub) Cancel(ctx context.Context, id, by string) ([]store.Delivery, error) {
+	var ds []store.Delivery
+	err := h.Store.Update(ctx, func(tx *store.Tx) (err error) {
+		if ds, err = tx.CancelDeliveries(id, by); err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if err := h.notify(tx, d, "cancelled by "+by); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		h.Log.Info("message cancelled", "msg_id", id, "by", by, "destinations", len(ds))
+	}
+	return ds, err
 }
 
 // backoff is capped exponential with jitter: RetryMin·2^(n-1), at most

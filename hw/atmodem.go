@@ -33,9 +33,13 @@ type Config struct {
 	SendTimeout    time.Duration
 	SweepInterval  time.Duration
 	StatusInterval time.Duration
-	BackoffMin     time.Duration
-	BackoffMax     time.Duration
-	Log            *slog.Logger
+	// RegistrationPoll is how often registration is read while the modem
+	// is not registered (default 1s), so sending resumes soon after the
+	// network is back.
+	RegistrationPoll time.Duration
+	BackoffMin       time.Duration
+	BackoffMax       time.Duration
+	Log              *slog.Logger
 	// OnStatus is called (from the supervisor goroutine) whenever the
 	// status changes. It must not block.
 	OnStatus func(Status)
@@ -89,6 +93,9 @@ func Start(cfg Config) *ATModem {
 	}
 	if cfg.StatusInterval == 0 {
 		cfg.StatusInterval = 30 * time.Second
+	}
+	if cfg.RegistrationPoll == 0 {
+		cfg.RegistrationPoll = time.Second
 	}
 	if cfg.BackoffMin == 0 {
 		cfg.BackoffMin = 500 * time.Millisecond
@@ -202,6 +209,13 @@ func (m *ATModem) SendPDU(ctx context.Context, tpdu []byte) (int, error) {
 	pduHex := "00" + strings.ToUpper(hex.EncodeToString(tpdu))
 	info, err := c.at.SMSCommand(fmt.Sprintf("+CMGS=%d", len(tpdu)), pduHex, at.WithTimeout(m.cfg.SendTimeout))
 	if err := m.atError(c, "AT+CMGS", err); err != nil {
+		var cms *CMSError
+		if errors.As(err, &cms) && Classify(err) == Outage {
+			// Registration is read every StatusInterval: read it now, so
+			// the status and the dispatcher see at once that the network
+			// is gone.
+			m.refreshStatus(c)
+		}
 		return 0, err
 	}
 	for _, l := range info {
@@ -232,14 +246,27 @@ func (m *ATModem) Ack(ctx context.Context, in Inbound) error {
 		return err
 	}
 	_, err := m.command(c, fmt.Sprintf("+CMGD=%d", in.Slot), m.cfg.CommandTimeout)
+	// Done or not, the slot is no longer in flight: a message still on
+	// the SIM is handed up again by the next sweep (the caller's
+	// de-duplication recognises it) and deleted then.
+	m.Release(in)
 	var cms *CMSError
 	if err != nil && !(errors.As(err, &cms) && cms.Code == 321) {
 		return err
 	}
-	m.mu.Lock()
-	delete(m.inflight, in.Slot)
-	m.mu.Unlock()
 	return nil
+}
+
+// Release implements Modem.
+func (m *ATModem) Release(in Inbound) {
+	if in.Direct {
+		return // not acknowledged: the network delivers it again
+	}
+	m.mu.Lock()
+	if m.cur != nil && in.conn == m.cur.id {
+		delete(m.inflight, in.Slot)
+	}
+	m.mu.Unlock()
 }
 
 func (m *ATModem) supervise(ctx context.Context) {
@@ -330,6 +357,8 @@ func (m *ATModem) session(ctx context.Context, id uint64) (ready bool, err error
 	defer sweep.Stop()
 	status := time.NewTicker(m.cfg.StatusInterval)
 	defer status.Stop()
+	reg := time.NewTicker(m.cfg.RegistrationPoll)
+	defer reg.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -348,6 +377,10 @@ func (m *ATModem) session(ctx context.Context, id uint64) (ready bool, err error
 			}
 		case <-status.C:
 			m.refreshStatus(c)
+		case <-reg.C:
+			if st, _ := m.Status(ctx); !st.CanSend() {
+				m.refreshStatus(c)
+			}
 		}
 	}
 }
@@ -492,8 +525,26 @@ func (m *ATModem) refreshStatus(c *conn) {
 				st.Registration = "searching"
 			case "3":
 				st.Registration = "denied"
+			case "4":
+				st.Registration = "unknown"
 			default:
 				st.Registration = "not registered"
+			}
+		}
+	}
+	if st.Registration != "" && !st.Registered {
+		// An LTE-only modem (SMS over SGs or IMS) may be off the circuit
+		// switched network and on the EPS one: that counts too. A modem
+		// without +CEREG answers an error, ignored.
+		if info, err := m.command(c, "+CEREG?", m.cfg.CommandTimeout); err == nil && len(info) > 0 {
+			f := strings.Split(strings.TrimSpace(strings.TrimPrefix(info[0], "+CEREG:")), ",")
+			if len(f) >= 2 {
+				switch strings.TrimSpace(f[1]) {
+				case "1":
+					st.Registered, st.Registration = true, "home (EPS)"
+				case "5":
+					st.Registered, st.Registration = true, "roaming (EPS)"
+				}
 			}
 		}
 	}

@@ -55,6 +55,19 @@ type Status struct {
 	StatusReport string    `json:"status_reports,omitempty"` // how reports arrive
 }
 
+// CanSend reports whether the modem can be given a message: it is ready
+// and not known to be off the network (registration unknown counts as on).
+func (s Status) CanSend() bool {
+	if s.State != StateReady {
+		return false
+	}
+	switch s.Registration {
+	case "searching", "denied", "not registered":
+		return false
+	}
+	return true
+}
+
 // Modem states.
 const (
 	StateConnecting   = "connecting"
@@ -74,8 +87,12 @@ type Modem interface {
 	// a reconnect or sweep), so callers de-duplicate.
 	Incoming() <-chan Inbound
 	// Ack deletes the message from the SIM (AT+CMGD) or acknowledges a
-	// direct delivery (AT+CNMA).
+	// direct delivery (AT+CNMA). When it fails, the message is handed up
+	// again by the next sweep.
 	Ack(ctx context.Context, in Inbound) error
+	// Release gives back a message the caller could not commit: the next
+	// sweep hands it up again (without it, only a reconnect would).
+	Release(in Inbound)
 	// Status returns the last known status without talking to the modem.
 	Status(ctx context.Context) (Status, error)
 	// Done is closed when the modem has been closed.
@@ -89,6 +106,83 @@ var (
 	ErrClosed   = errors.New("modem closed")
 )
 
+// Class says what an error of a modem means for the message it was
+// sending.
+type Class int
+
+const (
+	// Retry: it may be this message or may not; retried, and counted
+	// toward giving up (the default for what the table does not know).
+	Retry Class = iota
+	// Outage: the network, the SIM or the modem cannot send anything now;
+	// the message is fine. Not counted: the message waits.
+	Outage
+	// Permanent: this message is bad (number, content, barring); sending
+	// it again cannot help.
+	Permanent
+)
+
+func (c Class) String() string {
+	switch c {
+	case Outage:
+		return "outage"
+	case Permanent:
+		return "permanent"
+	}
+	return "retry"
+}
+
+// The one table of what modem errors mean (27.005 3.2.5 for +CMS, 27.007
+// 9.2 for +CME, 24.011 E.2 for the network's RP causes the +CMS codes
+// below 128 carry, 23.040 9.2.3.22 for TP-FCS 128-255). Codes not listed
+// are Retry.
+var (
+	cmsClasses = classes(map[Class][]int{
+		Permanent: {1, 8, 10, 21, 27, 28, 29, 30, 50, 96, 97, 98, 99, 111, 127,
+			128, 129, 130, 143, 144, 145, 159, 160, 161, 175, 176, 192, 193, 194, 195, 196, 197, 198, 199, 208, 255,
+			303, 304, 305},
+		Outage: {38, 41, 42, 47, // network out of order, temporary failure, congestion, resources unavailable
+			301, 302, // SMS service of ME reserved, operation not allowed (the SMS side not ready yet)
+			310, 311, 312, 313, 314, 315, 316, 317, 318, // SIM missing, locked, busy or failed
+			322, 330, 331, 332, // memory full, SMSC unknown, no network service, network timeout
+			512, 513, 514, 515}, // MM establishment, lower layer failure, congestion, please wait
+	})
+	cmeClasses = classes(map[Class][]int{
+		Outage: {10, 11, 12, 13, 14, 15, 16, 17, 18, 30, 31, 32}, // SIM, no network, network timeout, emergency calls only
+	})
+)
+
+func classes(m map[Class][]int) map[int]Class {
+	out := map[int]Class{}
+	for c, codes := range m {
+		for _, code := range codes {
+			out[code] = c
+		}
+	}
+	return out
+}
+
+func cmsClass(code int) Class { return cmsClasses[code] }
+
+// Classify says what err, from SendPDU, means for the message: a modem
+// not ready or gone is an Outage, a +CMS or +CME error is looked up in
+// the table, anything else is Retry.
+func Classify(err error) Class {
+	var cms *CMSError
+	var cme *CMEError
+	switch {
+	case err == nil:
+		return Retry
+	case errors.Is(err, ErrNotReady), errors.Is(err, ErrClosed):
+		return Outage
+	case errors.As(err, &cms):
+		return cmsClasses[cms.Code]
+	case errors.As(err, &cme):
+		return cmeClasses[cme.Code]
+	}
+	return Retry
+}
+
 // CMSError is a "+CMS ERROR: <code>" answer (27.005 3.2.5).
 type CMSError struct {
 	Code int
@@ -98,13 +192,7 @@ type CMSError struct {
 func (e *CMSError) Error() string { return errorLine("+CMS ERROR", e.Code, e.Text) }
 
 // Permanent reports whether retrying the same PDU cannot help.
-func (e *CMSError) Permanent() bool {
-	switch e.Code {
-	case 1, 8, 10, 21, 27, 28, 29, 30, 38, 50, 96, 97, 98, 99, 111, 127, 128, 143, 144, 145, 159, 160, 161, 175, 176, 192, 193, 194, 195, 196, 197, 198, 199, 208, 255, 300, 303, 304, 305:
-		return true
-	}
-	return false
-}
+func (e *CMSError) Permanent() bool { return cmsClass(e.Code) == Permanent }
 
 // CMEError is a "+CME ERROR: <code>" answer (27.007 9.2).
 type CMEError struct {

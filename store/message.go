@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/outpost-sms/outpost/store/clock"
@@ -24,7 +25,14 @@ const (
 	Delivered = "delivered"
 	Failed    = "failed"
 	Expired   = "expired"
+	// Cancelled is final: by a person (outpost cancel), before it was
+	// sent. Neither the dispatcher nor the expiry loop touches it.
+	Cancelled = "cancelled"
 )
+
+// ErrWrongState is returned by Retry and Cancel when no destination of the
+// message is in a state the operation applies to.
+var ErrWrongState = errors.New("wrong state")
 
 // Inbound message states.
 const (
@@ -176,6 +184,10 @@ type Transition struct {
 	NextAt    time.Time // for a retry
 	LastError string
 	Attempted bool // count an attempt
+	// Uncounted takes back the attempt counted when the delivery was
+	// claimed: it was not tried, or the destination was unavailable (an
+	// outage is not the message's fault).
+	Uncounted bool
 }
 
 // SetDeliveryState moves a delivery to a new state and appends the event.
@@ -183,9 +195,12 @@ type Transition struct {
 func (tx *Tx) SetDeliveryState(id int64, t Transition) (Delivery, error) {
 	inc := 0
 	if t.Attempted {
-		inc = 1
+		inc++
 	}
-	_, err := tx.exec(`UPDATE deliveries SET state = ?, next_at = ?, last_error = ?, attempts = attempts + ?, updated_at = ? WHERE id = ?`,
+	if t.Uncounted {
+		inc--
+	}
+	_, err := tx.exec(`UPDATE deliveries SET state = ?, next_at = ?, last_error = ?, attempts = MAX(attempts + ?, 0), updated_at = ? WHERE id = ?`,
 		t.State, ms(t.NextAt), t.LastError, inc, ms(tx.now), id)
 	if err != nil {
 		return Delivery{}, fmt.Errorf("update delivery %d: %w", id, err)
@@ -494,4 +509,87 @@ func (tx *Tx) ConcatRef(deliveryID int64, counter string, max int) (int, error) 
 	}
 	_, err = tx.exec(`UPDATE deliveries SET concat_ref = ? WHERE id = ?`, n, deliveryID)
 	return n, err
+}
+
+// CancelDeliveries cancels every queued or scheduled destination of a
+// message, saying in the history who did it. A destination being sent
+// right now refuses the whole cancel (nothing is changed): its parts may
+// be with the network already. It returns the deliveries it cancelled;
+// ErrNotFound for an unknown message, ErrWrongState when none can be.
+func (tx *Tx) CancelDeliveries(messageID, by string) ([]Delivery, error) {
+	ds, err := tx.outDeliveries(messageID)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
+	var states []string
+	for _, d := range ds {
+		switch d.State {
+		case Sending:
+			return nil, fmt.Errorf("%w: message %s is being sent to %s right now; cancel it again once this attempt is over (outpost show %s)", ErrWrongState, messageID, d.Recipient, messageID)
+		case Queued, Scheduled:
+			ids = append(ids, d.ID)
+		}
+		states = append(states, d.State)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%w: message %s is %s: only a queued or scheduled message can be cancelled", ErrWrongState, messageID, strings.Join(states, ", "))
+	}
+	out := make([]Delivery, 0, len(ids))
+	for _, id := range ids {
+		d, err := tx.SetDeliveryState(id, Transition{State: Cancelled, Detail: "cancelled by " + by})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// RetryDeliveries puts every failed or expired destination of a message
+// back in the queue with its attempts reset to 0 (and, for an expired
+// one, its expiry removed: it has passed), saying so and who did it in
+// the history. Parts a modem accepted are not sent again; parts the
+// network reported failed are. It returns the deliveries it queued;
+// ErrNotFound for an unknown message, ErrWrongState when none can be.
+func (tx *Tx) RetryDeliveries(messageID, by string) ([]Delivery, error) {
+	ds, err := tx.outDeliveries(messageID)
+	if err != nil {
+		return nil, err
+	}
+	var out []Delivery
+	var states []string
+	for _, d := range ds {
+		states = append(states, d.State)
+		if d.State != Failed && d.State != Expired {
+			continue
+		}
+		detail := fmt.Sprintf("retried by %s: was %s, attempts reset to 0 (were %d)", by, d.State, d.Attempts)
+		if d.State == Expired {
+			detail += ", expiry removed"
+		}
+		if _, err := tx.exec(`UPDATE deliveries SET attempts = 0, expires_at = 0 WHERE id = ?`, d.ID); err != nil {
+			return nil, err
+		}
+		if _, err := tx.exec(`DELETE FROM sent_parts WHERE delivery_id = ? AND state = ?`, d.ID, Failed); err != nil {
+			return nil, err
+		}
+		nd, err := tx.SetDeliveryState(d.ID, Transition{State: Queued, Detail: detail})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, nd)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: message %s is %s: only a failed or expired message can be retried", ErrWrongState, messageID, strings.Join(states, ", "))
+	}
+	return out, nil
+}
+
+// outDeliveries returns the deliveries of a message, or ErrNotFound.
+func (tx *Tx) outDeliveries(messageID string) ([]Delivery, error) {
+	if _, err := tx.Message(messageID); err != nil {
+		return nil, err
+	}
+	return tx.Deliveries(messageID)
 }

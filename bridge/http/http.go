@@ -1,10 +1,12 @@
 // Package http is the HTTP API on a Unix socket (in the data folder) that
 // the outpost CLI uses: POST /v1/messages queues an SMS (201 only after
-// commit), GET /v1/messages/{id}, GET /v1/inbox and GET /v1/status.
+// commit), GET /v1/messages/{id}, POST /v1/messages/{id}/retry and
+// /cancel, GET /v1/inbox and GET /v1/status.
 // Errors are JSON {"error": "..."} with a 4xx status for bad requests.
 package http
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
@@ -79,6 +82,8 @@ func (s *Server) Run(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", s.send)
 	mux.HandleFunc("GET /v1/messages/{id}", s.show)
+	mux.HandleFunc("POST /v1/messages/{id}/retry", s.manage(s.Hub.Retry, "retried"))
+	mux.HandleFunc("POST /v1/messages/{id}/cancel", s.manage(s.Hub.Cancel, "cancelled"))
 	mux.HandleFunc("GET /v1/inbox", s.inbox)
 	mux.HandleFunc("GET /v1/status", s.status)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -140,6 +145,51 @@ func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err)
 	default:
 		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// manageBody is the optional body of retry and cancel: who asks, for the
+// history.
+type manageBody struct {
+	By string `json:"by"`
+}
+
+// manage serves retry and cancel: 200 with the destinations changed, 404
+// for an unknown id, 409 when the message is in no state for it.
+func (s *Server) manage(op func(ctx context.Context, id, by string) ([]store.Delivery, error), done string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+		if err != nil {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body: %v", err))
+			return
+		}
+		var b manageBody
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := json.Unmarshal(body, &b); err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("request body: want {\"by\": \"who asks\"} or nothing: %v", err))
+				return
+			}
+		}
+		by := strings.TrimSpace(b.By)
+		switch {
+		case by == "":
+			by = "the HTTP API"
+		case len(by) > 100:
+			by = by[:100]
+		}
+		ds, err := op(r.Context(), id, by)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			writeError(w, http.StatusNotFound, fmt.Errorf("no message with id %q", id))
+		case errors.Is(err, store.ErrWrongState):
+			writeError(w, http.StatusConflict, err)
+		case err != nil:
+			s.Log.Error("message not "+done, "msg_id", id, "err", err)
+			writeError(w, http.StatusServiceUnavailable, err)
+		default:
+			writeJSON(w, http.StatusOK, map[string]any{"id": id, "ok": true, "deliveries": ds})
+		}
 	}
 }
 

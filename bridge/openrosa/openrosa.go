@@ -3,7 +3,10 @@
 // the like): an HTTP POST of a multipart body whose xml_submission_file
 // part is the instance. The hub queues and retries each submission like
 // any other delivery; a server's 4xx answer (other than 408 and 429) is
-// final, anything else is retried. It brings nothing in.
+// final. No answer at all, 408, 429, 502, 503 and 504 mean the server is
+// unavailable: the submission waits, its attempts not used up, and the
+// dispatcher waits for the server. Anything else (500, say) is retried and
+// counted. It brings nothing in.
 package openrosa
 
 import (
@@ -29,6 +32,13 @@ type Options struct {
 	User, Password string
 	// Timeout bounds one submission (default 60s).
 	Timeout time.Duration
+}
+
+// outage are the answers that say the server cannot take submissions now,
+// whatever they are: not counted toward giving up on one.
+var outage = map[int]bool{
+	http.StatusRequestTimeout: true, http.StatusTooManyRequests: true, http.StatusBadGateway: true,
+	http.StatusServiceUnavailable: true, http.StatusGatewayTimeout: true,
 }
 
 // Connector submits forms.
@@ -80,7 +90,9 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return bridge.Outcome{}, fmt.Errorf("submit form %s: %w", m.FormID, err)
+		// No answer (refused, reset, timed out, no route, no name): the
+		// server is down, not the submission bad.
+		return bridge.Outcome{}, bridge.Outage(fmt.Errorf("submit form %s: %w", m.FormID, err))
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -93,6 +105,8 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 		return bridge.Outcome{State: store.Delivered, Detail: "already submitted (409)"}, nil
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
 		return bridge.Outcome{}, bridge.Permanent(fmt.Errorf("submit form %s: %s: %s", m.FormID, resp.Status, bytes.TrimSpace(answer)))
+	case outage[resp.StatusCode]:
+		return bridge.Outcome{}, bridge.Outage(fmt.Errorf("submit form %s: %s: %s", m.FormID, resp.Status, bytes.TrimSpace(answer)))
 	default:
 		return bridge.Outcome{}, fmt.Errorf("submit form %s: %s: %s", m.FormID, resp.Status, bytes.TrimSpace(answer))
 	}

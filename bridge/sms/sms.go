@@ -43,6 +43,10 @@ type Connector struct {
 	// CrashAt names a point at which to SIGKILL the process (tests only):
 	// "after-commit-before-ack" or "after-cmgs-before-commit".
 	CrashAt string
+	// BeforeCommit, when set (tests only), runs inside the transaction of
+	// every inbound message, part or status report: an error rolls it
+	// back, as a full disk or a busy database would.
+	BeforeCommit func() error
 
 	modems map[string]hw.Modem
 	order  []string
@@ -150,11 +154,12 @@ func (c *Connector) receive(ctx context.Context, m hw.Modem) {
 				// Not committed: leave it on the SIM; the next sweep
 				// hands it up again.
 				c.Log.Error("inbound message not stored; left on the modem", "modem", in.Modem, "slot", in.Slot, "err", err)
+				m.Release(in)
 				continue
 			}
 			c.crash("after-commit-before-ack")
 			if err := m.Ack(ctx, in); err != nil {
-				c.Log.Warn("inbound message stored but not deleted from the modem; it will be read again and recognised", "modem", in.Modem, "slot", in.Slot, "err", err)
+				c.Log.Warn("inbound message stored but not deleted from the modem; the next sweep reads it again, recognises it and deletes it", "modem", in.Modem, "slot", in.Slot, "err", err)
 				continue
 			}
 			if key != "" {
@@ -191,6 +196,19 @@ func (c *Connector) HandleInbound(ctx context.Context, in hw.Inbound) (string, e
 	return "", c.storePart(ctx, in, m)
 }
 
+// inbound commits what f writes of one inbound message, running
+// BeforeCommit first.
+func (c *Connector) inbound(ctx context.Context, f func(tx *store.Tx) error) error {
+	return c.Store.Update(ctx, func(tx *store.Tx) error {
+		if c.BeforeCommit != nil {
+			if err := c.BeforeCommit(); err != nil {
+				return err
+			}
+		}
+		return f(tx)
+	})
+}
+
 func (c *Connector) storeUndecodable(ctx context.Context, in hw.Inbound, decodeErr error) (string, error) {
 	sum := sha256.Sum256(in.PDU)
 	msg := &store.Message{
@@ -198,7 +216,7 @@ func (c *Connector) storeUndecodable(ctx context.Context, in hw.Inbound, decodeE
 		Detail: decodeErr.Error(), Source: "sms", DedupKey: in.Modem + "|raw|" + hex.EncodeToString(sum[:16]),
 	}
 	c.Log.Warn("undecodable PDU kept raw", "modem", in.Modem, "slot", in.Slot, "err", decodeErr)
-	err := c.Store.Update(ctx, func(tx *store.Tx) error {
+	err := c.inbound(ctx, func(tx *store.Tx) error {
 		return c.hub.StoreInbound(tx, msg, "undecodable: "+decodeErr.Error())
 	})
 	if errors.Is(err, store.ErrDuplicate) {
@@ -211,7 +229,7 @@ func (c *Connector) storeUndecodable(ctx context.Context, in hw.Inbound, decodeE
 func (c *Connector) storeWhole(ctx context.Context, modem string, m *pdu.Message) (*store.Message, error) {
 	var msg *store.Message
 	var dup bool
-	err := c.Store.Update(ctx, func(tx *store.Tx) (err error) {
+	err := c.inbound(ctx, func(tx *store.Tx) (err error) {
 		msg, dup, err = c.storeParts(tx, modem, "", []*pdu.Message{m})
 		return err
 	})
@@ -368,7 +386,7 @@ func (c *Connector) storePart(ctx context.Context, in hw.Inbound, m *pdu.Message
 	key := pdu.GroupKey(in.Modem, m)
 	var msg *store.Message
 	var dup bool
-	err := c.Store.Update(ctx, func(tx *store.Tx) error {
+	err := c.inbound(ctx, func(tx *store.Tx) error {
 		msg, dup = nil, false
 		seen, err := tx.AddInboundPart(store.InboundPart{GroupKey: key, Seq: m.UDH.Concat.Seq, Total: m.UDH.Concat.Total, PDU: m.TPDU})
 		if err != nil || seen {
@@ -461,7 +479,7 @@ func (c *Connector) ExpireIncomplete(ctx context.Context) {
 // yet is kept: it may have overtaken the commit of its own +CMGS.
 func (c *Connector) statusReport(ctx context.Context, in hw.Inbound, m *pdu.Message) error {
 	orphan := false
-	err := c.Store.Update(ctx, func(tx *store.Tx) error {
+	err := c.inbound(ctx, func(tx *store.Tx) error {
 		orphan = false
 		p, err := tx.MatchSentPart(in.Modem, m.MessageReference, m.Number)
 		if errors.Is(err, store.ErrNotFound) {
@@ -503,7 +521,7 @@ func (c *Connector) applyReport(tx *store.Tx, p store.SentPart, status int) erro
 		return err
 	}
 	detail := fmt.Sprintf("part %d/%d: %s (TP-ST %d)", p.Seq, p.Total, text, status)
-	if d.State == store.Delivered || d.State == store.Failed || d.State == store.Expired {
+	if d.State == store.Delivered || d.State == store.Failed || d.State == store.Expired || d.State == store.Cancelled {
 		return tx.AppendEvent(d.MessageID, d.ID, d.State, "late report: "+detail)
 	}
 	parts, err := tx.SentParts(p.DeliveryID)
@@ -567,7 +585,7 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	}
 	modemID, modem := c.pickModem(ctx)
 	if modem == nil {
-		return bridge.Outcome{}, fmt.Errorf("no modem ready: %w", hw.ErrNotReady)
+		return bridge.Outcome{}, bridge.Outage(fmt.Errorf("no modem ready and registered: %w", hw.ErrNotReady))
 	}
 	var mrs []string
 	for _, p := range parts {
@@ -577,9 +595,11 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 		mr, err := modem.SendPDU(ctx, p.TPDU)
 		if err != nil {
 			err = fmt.Errorf("send part %d/%d to %s via %s: %w", p.Seq, p.Total, d.Recipient, modemID, err)
-			var cms *hw.CMSError
-			if errors.As(err, &cms) && cms.Permanent() {
+			switch hw.Classify(err) {
+			case hw.Permanent:
 				return bridge.Outcome{}, bridge.Permanent(err)
+			case hw.Outage:
+				return bridge.Outcome{}, bridge.Outage(err)
 			}
 			return bridge.Outcome{}, err
 		}
@@ -606,7 +626,8 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	return bridge.Outcome{State: store.Sent, Detail: detail}, nil
 }
 
-// WaitReady implements bridge.Waiter: it returns once a modem is ready.
+// WaitReady implements bridge.Waiter: it returns once a modem is ready
+// and not known to be off the network.
 func (c *Connector) WaitReady(ctx context.Context) error {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
@@ -622,11 +643,12 @@ func (c *Connector) WaitReady(ctx context.Context) error {
 	}
 }
 
-// pickModem returns the first ready modem.
+// pickModem returns the first modem that is ready and registered (or
+// whose registration is unknown).
 func (c *Connector) pickModem(ctx context.Context) (string, hw.Modem) {
 	for _, id := range c.order {
 		m := c.modems[id]
-		if st, err := m.Status(ctx); err == nil && st.State == hw.StateReady {
+		if st, err := m.Status(ctx); err == nil && st.CanSend() {
 			return id, m
 		}
 	}

@@ -52,15 +52,23 @@ func (a *app) texts() []string {
 }
 
 type rig struct {
-	hub  *bridge.Hub
-	conn *sms.Connector
-	app  *app
-	sim  *sim.Modem
+	hub   *bridge.Hub
+	conn  *sms.Connector
+	app   *app
+	sim   *sim.Modem
+	modem *hw.ATModem
 }
 
 // newRig runs the hub with the SMS connector on a real ATModem whose
 // serial port is a net.Pipe to a simulated modem (modem is nil: no modem).
 func newRig(t *testing.T, withModem bool) *rig {
+	t.Helper()
+	return newRigWith(t, withModem, nil, nil)
+}
+
+// newRigWith is newRig with the modem's config changed by mut and the
+// connector by conn before anything runs.
+func newRigWith(t *testing.T, withModem bool, mut func(*hw.Config), conn func(*sms.Connector)) *rig {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
 	if err != nil {
@@ -75,7 +83,7 @@ func newRig(t *testing.T, withModem bool) *rig {
 	network := sim.NewNetwork(nil)
 	if withModem {
 		r.sim = network.NewModem("+15555550123")
-		m = hw.Start(hw.Config{
+		cfg := hw.Config{
 			ID: "m1", Device: "pipe",
 			Open: func() (io.ReadWriteCloser, error) {
 				a, b := net.Pipe()
@@ -84,10 +92,18 @@ func newRig(t *testing.T, withModem bool) *rig {
 				return a, nil
 			},
 			CommandTimeout: 2 * time.Second, SendTimeout: 5 * time.Second,
-		})
+		}
+		if mut != nil {
+			mut(&cfg)
+		}
+		m = hw.Start(cfg)
+		r.modem = m
 		modems["m1"] = m
 	}
 	r.conn = sms.New(r.hub, modems)
+	if conn != nil {
+		conn(r.conn)
+	}
 	r.hub.Add(r.conn)
 	r.hub.Add(r.app)
 	wg.Add(1)

@@ -402,3 +402,48 @@ func cmdPasswd(args []string, in io.Reader, out io.Writer) int {
 	fmt.Fprintln(out, h)
 	return 0
 }
+
+// cmdManage is retry and cancel: POST /v1/messages/ID/<op>, saying who
+// asks for the history.
+func cmdManage(op string, args []string) int {
+	fs := flag.NewFlagSet(op, flag.ContinueOnError)
+	by := fs.String("by", "", "who asks, for the message's history (default: outpost "+op+" and the user name)")
+	mk := clientFlags(fs)
+	fs.Usage = func() {
+		switch op {
+		case "retry":
+			fmt.Fprintln(fs.Output(), "usage: outpost retry ID [--by WHO]\n\nPuts a failed or expired message back in the queue, its attempts reset to 0\n(an expired one loses its expiry). Parts already accepted are not sent again.")
+		default:
+			fmt.Fprintln(fs.Output(), "usage: outpost cancel ID [--by WHO]\n\nCancels a queued or scheduled message: it is not sent (state cancelled,\nfinal; the history is kept). A message being sent right now is refused:\ncancel it again once the attempt is over.")
+		}
+		fs.PrintDefaults()
+	}
+	pos, code := parseArgs(fs, args, 1, 1)
+	if code >= 0 {
+		return code
+	}
+	id := pos[0]
+	who := *by
+	if who == "" {
+		who = "outpost " + op
+		if u := os.Getenv("USER"); u != "" {
+			who += " (user " + u + ")"
+		} else {
+			who += fmt.Sprintf(" (uid %d)", os.Getuid())
+		}
+	}
+	c, err := mk()
+	if err != nil {
+		return fail(op, err)
+	}
+	var out struct {
+		Deliveries []store.Delivery `json:"deliveries"`
+	}
+	if err := c.do(http.MethodPost, "/v1/messages/"+id+"/"+op, map[string]string{"by": who}, &out); err != nil {
+		return fail(op, err)
+	}
+	for _, d := range out.Deliveries {
+		fmt.Printf("%s %s: %s\n", d.Connector, d.Recipient, d.State)
+	}
+	return 0
+}

@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
 	bhttp "github.com/outpost-sms/outpost/bridge/http"
@@ -99,6 +101,16 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 
 	hub := bridge.New(st, log)
 	hub.Groups = cfg.Groups
+	// Tests only: OUTPOST_RETRY="MIN,MAX" bounds the retry backoff.
+	if v := os.Getenv("OUTPOST_RETRY"); v != "" {
+		lo, hi, _ := strings.Cut(v, ",")
+		a, err1 := time.ParseDuration(lo)
+		b, err2 := time.ParseDuration(hi)
+		if err := errors.Join(err1, err2); err != nil || a <= 0 || b < a {
+			return fmt.Errorf("OUTPOST_RETRY=%q: want MIN,MAX durations: %v", v, err)
+		}
+		hub.RetryMin, hub.RetryMax = a, b
+	}
 	// The MQTT connector serves the local broker and carries the hub
 	// link; with no local listener it still runs for the hub alone.
 	withMQTT := cfg.MQTT.Listen != "" || cfg.Hub.URL != ""
@@ -253,7 +265,7 @@ func cmdSim(args []string) int {
 	number := fs.String("number", "+15555550123", "the simulated modem's own number")
 	delay := fs.Duration("echo-delay", 0, "delay of the echo's answer and of status reports")
 	level := fs.String("log-level", "info", "log level (trace shows AT traffic)")
-	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report")
+	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report; \"network off\" / \"network on\" takes the network away (not registered, sends refused with +CMS ERROR: 331) and brings it back; \"send-error CODE\" makes AT+CMGS answer +CMS ERROR: CODE (512: SMSC busy; 0: off); \"fail-delete N\" makes the next N AT+CMGD fail")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost sim --pty PATH\n\nServes one simulated GSM modem (and a network with the echo\nsubscriber "+sim.EchoNumber+") at PATH until killed.")
 		fs.PrintDefaults()
@@ -295,15 +307,17 @@ func cmdSim(args []string) int {
 				switch verb {
 				case "deliver", "report":
 					err = m.Inject(strings.TrimSpace(arg), verb == "report")
+				case "network", "send-error", "fail-delete":
+					err = simFault(m, verb, strings.TrimSpace(arg))
 				case "":
 					continue
 				default:
-					err = fmt.Errorf("unknown command %q (want deliver HEX or report HEX)", verb)
+					err = fmt.Errorf("unknown command %q (want deliver HEX, report HEX, network on|off, send-error CODE or fail-delete N)", verb)
 				}
 				if err != nil {
 					log.Error("sim control", "err", err)
 				} else {
-					log.Info("sim control: injected", "kind", verb)
+					log.Info("sim control: done", "command", verb, "arg", arg)
 				}
 			}
 		}()
@@ -313,6 +327,30 @@ func cmdSim(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// simFault changes one of a simulated modem's faults (outpost sim --control).
+func simFault(m *sim.Modem, verb, arg string) error {
+	f := m.Faults()
+	switch verb {
+	case "network":
+		if arg != "on" && arg != "off" {
+			return fmt.Errorf("network %q: want on or off", arg)
+		}
+		f.NoNetwork = arg == "off"
+	default:
+		n, err := strconv.Atoi(arg)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%s %q: want a number", verb, arg)
+		}
+		if verb == "send-error" {
+			f.SendError = n
+		} else {
+			f.FailDeletes = n
+		}
+	}
+	m.SetFaults(f)
+	return nil
 }
 
 const configUsage = "usage: outpost config check FILE\n\nValidates FILE; exits 0 when it is good, 1 with every problem otherwise."

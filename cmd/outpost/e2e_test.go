@@ -413,7 +413,7 @@ func TestConfigCheck(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, `unknown key "mqtt.port"`) {
 		t.Errorf("bad config: %d %s", code, errs)
 	}
-	for _, sub := range []string{"run", "send", "show", "inbox", "status", "sim"} {
+	for _, sub := range []string{"run", "send", "show", "retry", "cancel", "inbox", "status", "sim"} {
 		out, errs, code := cli(t, dir, sub, "--help")
 		if code != 0 || !strings.Contains(out+errs, "usage: outpost "+sub) {
 			t.Errorf("%s --help: %d %q", sub, code, out+errs)

@@ -1,7 +1,7 @@
 // Command outpost is the Outpost SMS gateway: the daemon (run), the CLI
-// that talks to it over its Unix socket (send, show, inbox, status), a
-// simulated modem on a pty (sim), and config checking. Wiring lives here
-// and nowhere else.
+// that talks to it over its Unix socket (send, show, retry, cancel, inbox,
+// status), a simulated modem on a pty (sim), and config checking. Wiring
+// lives here and nowhere else.
 package main
 
 import (
@@ -24,6 +24,8 @@ commands:
   run            run the daemon (with no --config: simulated modem, local broker, ./outpost-data)
   send           queue one SMS: --to NUMBER --text TEXT
   show ID        a message with each destination's state and its history
+  retry ID       put a failed or expired message back in the queue (attempts reset)
+  cancel ID      cancel a queued or scheduled message (not one being sent right now)
   inbox          inbound messages, newest first
   status         modems, queues; exits 1 when no daemon is running
   sim            serve one simulated modem on a pty: --pty PATH
@@ -51,6 +53,8 @@ func run(args []string) int {
 		return cmdSend(rest)
 	case "show":
 		return cmdShow(rest)
+	case "retry", "cancel":
+		return cmdManage(cmd, rest)
 	case "inbox":
 		return cmdInbox(rest)
 	case "status":

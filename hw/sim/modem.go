@@ -40,6 +40,12 @@ type Faults struct {
 	NoNetwork bool
 	// PIN, when set, locks the SIM until AT+CPIN="<PIN>".
 	PIN string
+	// EPSOnly makes the modem registered on LTE only: +CREG? says not
+	// registered, +CEREG? registered (home), and sends work.
+	EPSOnly bool
+	// FailDeletes makes the next FailDeletes AT+CMGD answer "+CMS ERROR:
+	// 320" (memory failure) and delete nothing; each failure counts down.
+	FailDeletes int
 }
 
 // Modem is one simulated modem with its SIM. A modem keeps its SIM storage
@@ -89,6 +95,13 @@ func digitsOf(s string) string {
 
 // Number is the modem's own number.
 func (m *Modem) Number() string { return m.number }
+
+// Faults returns the injected faults.
+func (m *Modem) Faults() Faults {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.faults
+}
 
 // SetFaults replaces the injected faults.
 func (m *Modem) SetFaults(f Faults) {
@@ -548,12 +561,24 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 		} else {
 			s.info("+CSQ: 21,99")
 		}
+	case "+CEREG":
+		if op == "?" {
+			stat := 4
+			if m.Faults().EPSOnly && !noNet {
+				stat = 1
+			}
+			s.info(fmt.Sprintf("+CEREG: 0,%d", stat))
+		}
 	case "+CREG":
 		switch op {
 		case "?":
 			stat := 1
+			if m.Faults().EPSOnly && !noNet {
+				stat = 0
+			}
 			if noNet {
 				stat = 2
+				m.net.log.Info("sim: registration asked: not registered, searching")
 			}
 			s.info(fmt.Sprintf("+CREG: %d,%d", s.creg, stat))
 		case "=":
@@ -612,6 +637,12 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 			return false
 		}
 		m.mu.Lock()
+		if m.faults.FailDeletes > 0 {
+			m.faults.FailDeletes--
+			m.mu.Unlock()
+			s.cmsError(320) // memory failure
+			return false
+		}
 		flag := 0
 		if len(v) > 1 {
 			flag = v[1]
@@ -708,10 +739,12 @@ func (s *session) cmgs(arg string, r *bufio.Reader) bool {
 	faults := m.faults
 	m.mu.Unlock()
 	if faults.NoNetwork {
+		m.net.log.Info("sim: send refused", "cms_error", 331)
 		s.cmsError(331) // no network service
 		return false
 	}
 	if faults.SendError != 0 {
+		m.net.log.Info("sim: send refused", "cms_error", faults.SendError)
 		s.cmsError(faults.SendError)
 		return false
 	}
