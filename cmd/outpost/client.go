@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,7 +192,7 @@ func cmdShow(args []string) int {
 	}
 	id := pos[0]
 	var v bridge.MessageView
-	if code := fetch("show", mk, "/v1/messages/"+id, *asJSON, &v); code >= 0 {
+	if code := fetch("show", mk, "/v1/messages/"+url.PathEscape(id), *asJSON, &v); code >= 0 {
 		return code
 	}
 	fmt.Printf("id:        %s\ndirection: %s\npeer:      %s\nstate:     %s\n", v.ID, v.Direction, printable(v.Peer, true), v.State)
@@ -439,7 +440,7 @@ func cmdManage(op string, args []string) int {
 	var out struct {
 		Deliveries []store.Delivery `json:"deliveries"`
 	}
-	if err := c.do(http.MethodPost, "/v1/messages/"+id+"/"+op, map[string]string{"by": who}, &out); err != nil {
+	if err := c.do(http.MethodPost, "/v1/messages/"+url.PathEscape(id)+"/"+op, map[string]string{"by": who}, &out); err != nil {
 		return fail(op, err)
 	}
 	for _, d := range out.Deliveries {

@@ -226,7 +226,7 @@ func TestCLIUsage(t *testing.T) {
 		{"run", "--help"}, {"send", "--help"}, {"show", "--help"}, {"inbox", "--help"}, {"status", "--help"},
 		{"sim", "--help"}, {"passwd", "--help"}, {"decode", "--help"}, {"decode", "pdu", "--help"},
 		{"decode", "join", "--help"}, {"decode", "xform", "--help"}, {"encode", "--help"}, {"encode", "sms", "--help"},
-		{"encode", "xform", "--help"}, {"config", "--help"}, {"config", "check", "--help"}, {"help"}, {"--help"},
+		{"encode", "xform", "--help"}, {"retry", "--help"}, {"cancel", "--help"}, {"config", "--help"}, {"config", "check", "--help"}, {"help"}, {"--help"},
 	} {
 		out, errs, code := cli(t, dir, args...)
 		if code != 0 || !strings.Contains(out+errs, "usage: outpost") {
@@ -247,6 +247,8 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"show"}, "missing argument"},
 		{[]string{"show", "a", "b"}, `unexpected argument "b"`},
 		{[]string{"inbox", "extra"}, `unexpected argument "extra"`},
+		{[]string{"retry"}, "missing argument"},
+		{[]string{"cancel", "a", "b"}, `unexpected argument "b"`},
 		{[]string{"run", "extra"}, `unexpected argument "extra"`},
 		{[]string{"decode", "pdu", "00", "11"}, `unexpected argument "11"`},
 		{[]string{"config", "check"}, "missing argument"},
