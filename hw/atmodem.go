@@ -459,7 +459,14 @@ func (m *ATModem) unlock(c *conn) error {
 	if err != nil {
 		return fmt.Errorf("init: SIM: %w", err)
 	}
-	state := strings.TrimSpace(strings.TrimPrefix(strings.Join(info, ""), "+CPIN:"))
+	joined := strings.Join(info, "")
+	if !strings.HasPrefix(strings.TrimSpace(joined), "+CPIN:") {
+		// No +CPIN line: an answer left over from before (a killed
+		// client's half-typed command answered late) was taken for
+		// this one. Not a SIM state: reconnect and ask again.
+		return fmt.Errorf("init: SIM: no +CPIN in the answer %q; starting again", joined)
+	}
+	state := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(joined), "+CPIN:"))
 	switch state {
 	case "READY":
 		return nil

@@ -252,3 +252,78 @@ func mustEncode(t *testing.T, text string) []byte {
 	}
 	return parts[0].TPDU
 }
+
+// staleOK is a port on which AT+CPIN? is answered by a bare OK: an answer
+// left over from an earlier client (a killed daemon's half-typed command
+// answered late) taken for this one, the modem's own answer consumed.
+type staleOK struct {
+	net.Conn
+	mu      sync.Mutex
+	pending []byte
+	done    bool
+}
+
+func (s *staleOK) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.done && strings.Contains(string(p), "AT+CPIN?") {
+		s.done, s.pending = true, []byte("\r\nOK\r\n")
+		return len(p), nil
+	}
+	return s.Conn.Write(p)
+}
+
+func (s *staleOK) Read(p []byte) (int, error) {
+	for {
+		s.mu.Lock()
+		if len(s.pending) > 0 {
+			n := copy(p, s.pending)
+			s.pending = s.pending[n:]
+			s.mu.Unlock()
+			return n, nil
+		}
+		done := s.done
+		s.mu.Unlock()
+		if done {
+			return s.Conn.Read(p)
+		}
+		// Until the stale answer is out, read the pipe in short turns
+		// so that the answer is not stuck behind a blocked read.
+		s.Conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		n, err := s.Conn.Read(p)
+		s.Conn.SetReadDeadline(time.Time{})
+		if ne, ok := err.(net.Error); ok && ne.Timeout() && n == 0 {
+			continue
+		}
+		return n, err
+	}
+}
+
+// TestStaleAnswerIsNotASIMState: an AT+CPIN? answered with no +CPIN line
+// is not a SIM that "needs attention" (a permanent failure until a
+// restart, seen after a kill -9 mid-send): the modem connects again and
+// is ready.
+func TestStaleAnswerIsNotASIMState(t *testing.T) {
+	var mu sync.Mutex
+	first := true
+	r := newRig(t, func(c *Config) {
+		open := c.Open
+		c.Open = func() (io.ReadWriteCloser, error) {
+			p, err := open()
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil && first {
+				first = false
+				return &staleOK{Conn: p.(net.Conn)}, nil
+			}
+			return p, err
+		}
+	})
+	r.waitState(StateReady)
+	r.mu.Lock()
+	opens := r.opens
+	r.mu.Unlock()
+	if opens < 2 {
+		t.Fatalf("ready after %d opens: the stale answer was not noticed", opens)
+	}
+}
