@@ -111,7 +111,7 @@ func (h *Hub) dispatch(ctx context.Context, c Connector) {
 func (h *Hub) putBack(ctx context.Context, c Connector, d store.Delivery, cause error) {
 	t := store.Transition{State: store.Queued, Uncounted: true, LastError: cause.Error(),
 		Detail: fmt.Sprintf("not tried, not counted: %s is unavailable: %v", c.Name(), cause)}
-	h.record(ctx, c, d, t, 0)
+	h.record(ctx, c, d, t, -1)
 }
 
 // deliverOne tries one delivery and records the outcome. It returns
@@ -166,7 +166,8 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) err
 }
 
 // record commits the outcome t of a claimed delivery; one queued again
-// is due after wait, by the transaction's clock.
+// is due after wait, by the transaction's clock (wait < 0: it keeps the
+// due time it had, ahead of those tried since).
 func (h *Hub) record(ctx context.Context, c Connector, d store.Delivery, t store.Transition, wait time.Duration) {
 	err := h.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
 		cur, err := tx.Delivery(d.ID)
@@ -179,7 +180,7 @@ func (h *Hub) record(ctx context.Context, c Connector, d store.Delivery, t store
 			// state; the outcome goes into the history.
 			return tx.AppendEvent(d.MessageID, d.ID, cur.State, t.State+": "+t.Summary())
 		}
-		if t.State == store.Queued {
+		if t.State == store.Queued && wait >= 0 {
 			t.NextAt = tx.Now().Add(wait)
 		}
 		_, err = h.Transition(tx, d.ID, t)
