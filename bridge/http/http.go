@@ -107,6 +107,8 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.Hub.Submit(r.Context(), req)
 	switch {
+	case errors.Is(err, bridge.ErrConflict):
+		writeError(w, http.StatusConflict, err)
 	case errors.Is(err, bridge.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err)
 	case err != nil:

@@ -475,6 +475,15 @@ func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pa
 	if !ok {
 		return pk, nil
 	}
+	if err := store.CheckTopic(f.Prefix + pk.TopicName); err != nil {
+		// Valid here, not for the hub (the prefix made it too long, say):
+		// it is never queued, where the hub would refuse it in front of
+		// everything behind it. Local subscribers still get it.
+		c.log.Warn("pass-through message not forwarded to the hub", "client", cl.ID, "err", err)
+		b, _ := json.Marshal(map[string]string{"topic": pk.TopicName, "client": cl.ID, "reason": err.Error()})
+		c.server.Publish(c.Topic("hub/refused"), b, false, 0)
+		return pk, nil
+	}
 	m := store.HubMessage{Topic: f.Prefix + pk.TopicName, Payload: append([]byte(nil), pk.Payload...), QoS: f.QoS, Retain: pk.FixedHeader.Retain}
 	a := &pendingAck{cl: cl, pk: pk}
 	a.pk.Payload = m.Payload
