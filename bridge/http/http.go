@@ -166,7 +166,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Hub.Modems(), Queues: q, Reassembly: ra, Links: s.Hub.Links(),
 		Store: s.Hub.Store.Files()}
 	if err := s.Hub.Store.View(r.Context(), func(tx *store.Tx) (err error) {
-		body.HubQueue, err = tx.HubQueueStats()
+		if body.HubQueue, err = tx.HubQueueStats(); err != nil || body.HubQueue.SetAside == 0 {
+			return err
+		}
+		body.HubQueue.Latest, err = tx.HubSetAsideLatest(5)
 		return err
 	}); err != nil {
 		writeError(w, http.StatusInternalServerError, err)

@@ -18,6 +18,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/store"
 )
 
@@ -80,6 +81,17 @@ type Uplink struct {
 	// report is told the link's state on every change.
 	report    func(LinkState)
 	forwarded int64 // owned by Run
+	// suspectFrom and suspectTo are the queue ids of the messages
+	// published and not acknowledged when the hub last dropped the
+	// connection (0: none). They are sent again one at a time; the one
+	// the hub drops the connection on again, alone, is set aside (poison
+	// must not block the queue). Owned by Run.
+	suspectFrom, suspectTo int64
+}
+
+// suspect says whether queue id id goes alone (see suspectFrom).
+func (u *Uplink) suspect(id int64) bool {
+	return u.suspectTo != 0 && id >= u.suspectFrom && id <= u.suspectTo
 }
 
 // LinkState is the hub link's state as status shows it.
@@ -197,6 +209,13 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 		// Set before connecting: a persistent session gets what the hub
 		// kept for us right after CONNACK, before any Subscribe returns.
 		opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+			if m.Topic() == u.downTopic && m.Retained() {
+				// A retained send would be sent again on every
+				// reconnect (every restart, another paid SMS).
+				u.refuseRetained(m.Payload())
+				m.Ack()
+				return
+			}
 			if m.Topic() != u.downTopic {
 				if u.local != nil {
 					u.local(m.Topic(), m.Payload(), m.Retained(), m.Qos())
@@ -305,7 +324,10 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 			u.expire(ctx)
 			lastStats, statsAt = u.publishStats(client, lastStats, statsAt)
 		}
-		if room := u.opt.Window - len(flight) - deleting; room > 0 {
+		// A suspect goes alone: published once all before it are
+		// acknowledged, and nothing after it until it is.
+		probing := len(flight) > 0 && u.suspect(flight[len(flight)-1].id)
+		if room := u.opt.Window - len(flight) - deleting; room > 0 && !probing {
 			var batch []store.HubMessage
 			err := u.store.View(ctx, func(tx *store.Tx) (err error) {
 				batch, err = tx.HubBatch(lastID, room)
@@ -315,8 +337,15 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 				return sent, err
 			}
 			for _, m := range batch {
+				alone := u.suspect(m.ID)
+				if alone && len(flight) > 0 {
+					break
+				}
 				flight = append(flight, inFlight{m.ID, client.Publish(m.Topic, m.QoS, m.Retain, m.Payload), time.Now()})
 				lastID = m.ID
+				if alone {
+					break
+				}
 			}
 		}
 		var head <-chan struct{}
@@ -336,7 +365,9 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 			return sent, nil
 		case err := <-lost:
 			timeout.Stop()
-			return sent, fmt.Errorf("%w: %v", errLost, err)
+			err = fmt.Errorf("%w: %v", errLost, err)
+			u.blame(ctx, flight, err)
+			return sent, err
 		case d := <-dels:
 			timeout.Stop()
 			if err := settle(d); err != nil {
@@ -372,12 +403,73 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 		ids := make([]int64, n)
 		for i := range n {
 			ids[i] = flight[i].id
+			if u.suspectTo != 0 && ids[i] >= u.suspectTo {
+				u.suspectFrom, u.suspectTo = 0, 0 // the hub took them all
+			}
 		}
 		flight = flight[n:]
 		deleting += n
 		u.store.Submit(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.DeleteHub(ids) },
 			func(err error) { dels <- deleted{len(ids), err} })
 	}
+}
+
+// blame is told the hub dropped the connection with flight published.
+// Those not acknowledged become suspects, sent again one at a time; when
+// the hub drops the connection on a suspect sent alone (the second drop
+// on it), it is set aside (kept, with the reason, out of the queue) so
+// that the rest goes on. A hub that is merely away does not drop the
+// connection twice on one message, the second time on it alone.
+func (u *Uplink) blame(ctx context.Context, flight []inFlight, cause error) {
+	i := 0
+	for ; i < len(flight); i++ {
+		if t := flight[i].tok; !isDone(t) || t.Error() != nil {
+			break
+		}
+	}
+	if i == len(flight) {
+		return // everything published was acknowledged
+	}
+	id := flight[i].id
+	if len(flight) != 1 || !u.suspect(id) {
+		u.suspectFrom, u.suspectTo = id, flight[len(flight)-1].id
+		return
+	}
+	u.suspectFrom, u.suspectTo = 0, 0
+	reason := "the hub dropped the connection twice when sent this message, the second time sent alone (" + cause.Error() + ")"
+	var moved bool
+	err := u.store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) (err error) {
+		moved, err = tx.SetAsideHub(id, reason)
+		return err
+	})
+	switch {
+	case err != nil:
+		u.log.Error("could not set aside a message the hub refuses", "queue_id", id, "err", err)
+	case moved:
+		u.log.Warn("message set aside: the hub keeps refusing it; the rest of the queue goes on", "queue_id", id, "reason", reason)
+	}
+}
+
+// refuseRetained answers a retained send from the hub: refused, with the
+// reason, on its reply topic (through the queue, like every reply).
+func (u *Uplink) refuseRetained(payload []byte) {
+	_, p, _ := bridge.ParseSend(payload, "hub")
+	replyTo := u.downTopic + "/reply"
+	if p.ReplyTo != "" && store.CheckTopic(p.ReplyTo) == nil && !strings.HasPrefix(p.ReplyTo, "$") {
+		replyTo = p.ReplyTo
+	}
+	const why = "a retained sms/send is refused: the hub would send it again on every reconnect (another SMS each time); " +
+		"publish it without the retain flag, and clear the retained one (an empty retained message on the topic)"
+	u.log.Warn("retained send from the hub refused", "id", p.ID)
+	b, _ := json.Marshal(Reply{ID: p.ID, Error: why})
+	err := u.store.Update(context.Background(), func(tx *store.Tx) error {
+		_, _, err := tx.EnqueueHubLimited(&store.HubMessage{Topic: replyTo, Payload: b, QoS: 1}, u.opt.Limits)
+		return err
+	})
+	if err != nil {
+		u.log.Warn("reply to the hub not queued", "err", err)
+	}
+	u.Wake()
 }
 
 func isDone(t paho.Token) bool {
@@ -421,7 +513,7 @@ func (u *Uplink) publishStats(client paho.Client, last store.HubStats, at time.T
 	if err := u.store.View(context.Background(), func(tx *store.Tx) (err error) { st, err = tx.HubQueueStats(); return }); err != nil {
 		return last, at
 	}
-	changed := st.Dropped != last.Dropped || st.Expired != last.Expired || st.Refused != last.Refused
+	changed := st.Dropped != last.Dropped || st.Expired != last.Expired || st.Refused != last.Refused || st.SetAside != last.SetAside
 	if !changed && time.Since(at) < time.Minute {
 		return last, at
 	}
