@@ -83,10 +83,12 @@ type Uplink struct {
 	forwarded int64 // owned by Run
 	// suspectFrom and suspectTo are the queue ids of the messages
 	// published and not acknowledged when the hub last dropped the
-	// connection (0: none). They are sent again one at a time; the one
-	// the hub drops the connection on again, alone, is set aside (poison
-	// must not block the queue). Owned by Run.
-	suspectFrom, suspectTo int64
+	// connection (0: none): they are sent again one at a time, so that
+	// the next drop names its message. struck is the message the last
+	// drop was on (the oldest not acknowledged); when the hub drops the
+	// connection on it again, sent alone, it is set aside (poison must
+	// not block the queue). Owned by Run.
+	suspectFrom, suspectTo, struck int64
 }
 
 // suspect says whether queue id id goes alone (see suspectFrom).
@@ -392,19 +394,26 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 		n := 0
 		for ; n < len(flight) && isDone(flight[n].tok); n++ {
 			if err := flight[n].tok.Error(); err != nil {
-				return sent, fmt.Errorf("publish: %w", err)
+				err = fmt.Errorf("publish: %w", err)
+				if !client.IsConnectionOpen() {
+					err = u.lostWith(ctx, flight, lost, err)
+				}
+				return sent, err
 			}
 		}
 		// A token can complete because the connection closed; only a
 		// connection still up proves the hub took them.
 		if !client.IsConnectionOpen() {
-			return sent, errLost
+			return sent, u.lostWith(ctx, flight, lost, errLost)
 		}
 		ids := make([]int64, n)
 		for i := range n {
 			ids[i] = flight[i].id
 			if u.suspectTo != 0 && ids[i] >= u.suspectTo {
 				u.suspectFrom, u.suspectTo = 0, 0 // the hub took them all
+			}
+			if ids[i] == u.struck {
+				u.struck = 0
 			}
 		}
 		flight = flight[n:]
@@ -414,12 +423,34 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 	}
 }
 
+// lostWith handles a connection found closed with flight published:
+// paho tells the loss (lost) once it has handled what came before it,
+// the acknowledgements the hub sent before it dropped the connection
+// too, and then the messages not acknowledged are blamed.
+func (u *Uplink) lostWith(ctx context.Context, flight []inFlight, lost chan error, err error) error {
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case e := <-lost:
+		err = fmt.Errorf("%w: %v", errLost, e)
+	case <-t.C:
+	case <-ctx.Done():
+		return err
+	}
+	u.blame(ctx, flight, err)
+	return err
+}
+
 // blame is told the hub dropped the connection with flight published.
-// Those not acknowledged become suspects, sent again one at a time; when
-// the hub drops the connection on a suspect sent alone (the second drop
-// on it), it is set aside (kept, with the reason, out of the queue) so
-// that the rest goes on. A hub that is merely away does not drop the
-// connection twice on one message, the second time on it alone.
+// The oldest not acknowledged is struck, and all those not acknowledged
+// are sent again one at a time. When the hub drops the connection again
+// on the struck one, sent alone, it is set aside (kept, with the reason,
+// out of the queue) so that the rest goes on. (When the first drop named
+// the wrong message, its acknowledgement lost with the connection, the
+// drop on the right one sent alone strikes it, and the next sets it
+// aside: one drop more.) A hub or a link merely away does not drop the
+// connection twice running on the same message, the second time on it
+// alone, right after connecting.
 func (u *Uplink) blame(ctx context.Context, flight []inFlight, cause error) {
 	i := 0
 	for ; i < len(flight); i++ {
@@ -431,12 +462,15 @@ func (u *Uplink) blame(ctx context.Context, flight []inFlight, cause error) {
 		return // everything published was acknowledged
 	}
 	id := flight[i].id
-	if len(flight) != 1 || !u.suspect(id) {
-		u.suspectFrom, u.suspectTo = id, flight[len(flight)-1].id
+	if len(flight) != 1 || id != u.struck {
+		u.struck = id
+		u.suspectFrom, u.suspectTo = id, max(u.suspectTo, flight[len(flight)-1].id)
+		u.log.Info("the hub dropped the connection with messages not acknowledged: they go one at a time",
+			"queue_ids", fmt.Sprintf("%d–%d", u.suspectFrom, u.suspectTo), "struck", id, "alone", len(flight) == 1)
 		return
 	}
-	u.suspectFrom, u.suspectTo = 0, 0
-	reason := "the hub dropped the connection twice when sent this message, the second time sent alone (" + cause.Error() + ")"
+	u.struck = 0
+	reason := "the hub dropped the connection twice running when sent this message, the second time sent alone (" + cause.Error() + ")"
 	var moved bool
 	err := u.store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) (err error) {
 		moved, err = tx.SetAsideHub(id, reason)

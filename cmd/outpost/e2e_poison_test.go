@@ -110,16 +110,18 @@ func TestHubPoisonSetAside(t *testing.T) {
 		return st.HubQueue.SetAside == 1 && st.Links.Hub.Connected
 	})
 	if l := st.HubQueue.Latest; len(l) != 1 || !strings.HasPrefix(l[0].Topic, "field/x/x/") ||
-		!strings.Contains(l[0].Reason, "dropped the connection twice") || l[0].Bytes != len(`{"poison":true}`) {
+		!strings.Contains(l[0].Reason, "dropped the connection twice running") || l[0].Bytes != len(`{"poison":true}`) {
 		t.Errorf("set aside: %+v", l)
 	}
 	out, _, _ := g.cli("status")
-	if !strings.Contains(out, "1 message(s) set aside") || !strings.Contains(out, "dropped the connection twice") {
+	if !strings.Contains(out, "1 message(s) set aside") || !strings.Contains(out, "dropped the connection twice running") {
 		t.Errorf("status does not show the set-aside message:\n%s", out)
 	}
-	// Two drops on it, not a flapping link.
-	if n := strings.Count(hubb.p.out.String(), "disconnected due to protocol error"); n != 2 {
-		t.Errorf("the hub dropped the connection %d times, want 2", n)
+	// Two drops on it (three when the first one's acknowledgements of
+	// the messages before it were lost with the connection), not a
+	// flapping link.
+	if n := strings.Count(hubb.p.out.String(), "disconnected due to protocol error"); n < 2 || n > 3 {
+		t.Errorf("the hub dropped the connection %d times, want 2 (or 3)", n)
 	}
 	// And the link goes on with what comes next.
 	publishJSON(t, local, "field/later", `{"n":6}`)
