@@ -340,7 +340,9 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 			}
 			for _, m := range batch {
 				alone := u.suspect(m.ID)
-				if alone && len(flight) > 0 {
+				if alone && len(flight) > 0 || !client.IsConnectionOpen() {
+					// (paho's Publish on a connection just lost waits
+					// out the write timeout.)
 					break
 				}
 				flight = append(flight, inFlight{m.ID, client.Publish(m.Topic, m.QoS, m.Retain, m.Payload), time.Now()})

@@ -236,3 +236,76 @@ func TestHubRetainedSendRefused(t *testing.T) {
 	}
 	g.waitDelivered("r-2")
 }
+
+// TestHubPoisonInBacklog: the poison message in the middle of a backlog
+// (the hub away while 600 messages were queued, a window of 64) is set
+// aside once the hub is back, and everything before and after it reaches
+// the hub in order.
+func TestHubPoisonInBacklog(t *testing.T) {
+	const n, window = 600, 64
+	hubb := prepareHub(t, "field/#")
+	g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\nwindow = %d\n[[hub.forward]]\ntopic = \"field/#\"\nqos = 1\n", hubb.addr, window))
+	g.start()
+	local, _ := g.subscribe("sensor-gateway")
+	for i := 1; i <= n; i++ {
+		if i == n/2 {
+			publishJSON(t, local, "field/"+strings.Repeat("x/", 201)+"end", `{"poison":true}`)
+		}
+		publishJSON(t, local, "field/sensor1", fmt.Sprintf(`{"n":%d}`, i))
+	}
+	hubb.start()
+	got := make(chan pahomqtt.Message, 2*n)
+	t0 := time.Now()
+	hubb.client("hq-subscriber", false, got)
+	next, dups := 1, 0
+	deadline := time.After(time.Minute)
+	for next <= n {
+		select {
+		case m := <-got:
+			var v struct{ N int }
+			json.Unmarshal(m.Payload(), &v)
+			switch {
+			case v.N == next:
+				next++
+			case v.N < next && next-v.N <= window:
+				dups++
+			default:
+				t.Fatalf("got %s after %d: out of order or a gap", m.Payload(), next-1)
+			}
+		case <-deadline:
+			t.Fatalf("the hub got %d of %d", next-1, n)
+		}
+	}
+	t.Logf("%d messages and the poison one drained in %v (%d duplicates)", n, time.Since(t0), dups)
+	waitFor(t, "the set-aside message in status", 10*time.Second, func() bool { return g.hubStatus().HubQueue.SetAside == 1 })
+	if n := strings.Count(hubb.p.out.String(), "disconnected due to protocol error"); n < 2 || n > 3 {
+		t.Errorf("the hub dropped the connection %d times, want 2 (or 3)", n)
+	}
+}
+
+// TestPassThroughBadHubTopic: a pass-through topic the local broker takes
+// but that is no MQTT topic for the hub (over 65535 bytes with the rule's
+// prefix) is never queued for the hub: the publisher is told why on
+// hub/refused, local subscribers still get it, and the link goes on.
+func TestPassThroughBadHubTopic(t *testing.T) {
+	hubb, _, hq := hubWithSubscriber(t, "hq/field/#")
+	g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\n[[hub.forward]]\ntopic = \"field/#\"\nqos = 1\nprefix = \"hq/\"\n", hubb.addr))
+	g.start()
+	local, got := g.subscribe("sensor-gateway")
+	long := "field/" + strings.Repeat("y", 65535-len("field/"))
+	subscribeOK(t, local, "field/#")
+	publishJSON(t, local, long, `{"long":true}`)
+	publishJSON(t, local, "field/short", `{"n":1}`)
+	in := &topics{t: t, got: got}
+	if r := in.next("hub/refused", topicIs("outpost/gw1/hub/refused")); r["topic"] != long || !strings.Contains(fmt.Sprint(r["reason"]), "65535") {
+		t.Errorf("hub/refused: %.200v", r)
+	}
+	in.next("the long topic, locally", topicIs(long))
+	hq.next("hq/field/short at the hub", topicIs("hq/field/short"))
+	if n := strings.Count(hubb.p.out.String(), "disconnected due to protocol error"); n != 0 {
+		t.Errorf("the hub dropped the connection %d times", n)
+	}
+	if st := g.hubStatus(); st.HubQueue.SetAside != 0 {
+		t.Errorf("status: %+v", st.HubQueue)
+	}
+}
