@@ -464,7 +464,11 @@ func (u *Uplink) blame(ctx context.Context, flight []inFlight, cause error) {
 		return // everything published was acknowledged
 	}
 	id := flight[i].id
-	if len(flight) != 1 || id != u.struck {
+	// A write or a keep-alive that timed out is the link's doing (a
+	// large message on a slow uplink), not the hub refusing the message.
+	timedOut := errors.Is(cause, os.ErrDeadlineExceeded) || strings.Contains(cause.Error(), "i/o timeout") ||
+		strings.Contains(cause.Error(), "pingresp not received")
+	if len(flight) != 1 || id != u.struck || timedOut {
 		u.struck = id
 		u.suspectFrom, u.suspectTo = id, max(u.suspectTo, flight[len(flight)-1].id)
 		u.log.Info("the hub dropped the connection with messages not acknowledged: they go one at a time",
