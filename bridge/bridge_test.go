@@ -203,7 +203,7 @@ func TestSubmitRejectsBadRequests(t *testing.T) {
 	}{
 		{bridge.SendRequest{Text: "x"}, `"to" is missing`},
 		{bridge.SendRequest{To: []string{"+15555550100"}}, `"text" is empty`},
-		{bridge.SendRequest{To: []string{"+15555550100"}, Text: "x", ID: strings.Repeat("a", 65)}, "longer than 64"},
+		{bridge.SendRequest{To: []string{"+15555550100"}, Text: "x", ID: strings.Repeat("a", 65)}, "1–64 characters"},
 	} {
 		_, err := h.Submit(ctx, c.req)
 		if !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
@@ -222,6 +222,71 @@ func TestSubmitRejectsBadRequests(t *testing.T) {
 	v, err := h.Message(ctx, "client-42")
 	if err != nil || len(v.Deliveries) != 1 {
 		t.Fatalf("deliveries %+v, %v (want one: duplicates in \"to\" are merged)", v.Deliveries, err)
+	}
+}
+
+// TestSubmitChecksIDs: a client's id names its status topic
+// (sms/status/<id>), so only [A-Za-z0-9._:-]{1,64} is taken; "p#1" made a
+// topic the hub refuses.
+func TestSubmitChecksIDs(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	ctx := context.Background()
+	for _, id := range []string{"p#1", "p+1", "a/b", "nul\x00", "bad\xff", "ü", "sp ace", "$SYS"} {
+		_, err := h.Submit(ctx, bridge.SendRequest{ID: id, To: []string{"+15555550100"}, Text: "x", Source: "test"})
+		if !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), `"id"`) {
+			t.Errorf("id %q: %v, want ErrInvalid naming \"id\"", id, err)
+		}
+		if _, err := h.Message(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("id %q stored: %v", id, err)
+		}
+	}
+	for _, id := range []string{"a", "A.b_c:d-9", strings.Repeat("z", 64), store.NewID()} {
+		if got := submitReq(t, h, bridge.SendRequest{ID: id, Text: "x"}); got != id {
+			t.Errorf("id %q: got %q", id, got)
+		}
+	}
+}
+
+// TestSubmitIDConflicts: the same id with the same request is a retry
+// (the id back); with another request, or an inbound message's id, it is
+// ErrConflict with the reason (it used to fail to store, for ever).
+func TestSubmitIDConflicts(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	ctx := context.Background()
+	in := &store.Message{ID: "inbound-1", Peer: "+15555550100", Text: new(string)}
+	if err := h.Store.Update(ctx, func(tx *store.Tx) error { return h.StoreInbound(tx, in, "test") }); err != nil {
+		t.Fatal(err)
+	}
+	base := bridge.SendRequest{ID: "c-1", To: []string{"+15555550100"}, Text: "hello", Report: true, Source: "test",
+		Expires: time.Now().Add(time.Hour)}
+	if id, err := h.Submit(ctx, base); err != nil || id != "c-1" {
+		t.Fatalf("submit: %q %v", id, err)
+	}
+	retry := base
+	retry.Source = "http" // the same request through another API
+	if id, err := h.Submit(ctx, retry); err != nil || id != "c-1" {
+		t.Fatalf("retry: %q %v", id, err)
+	}
+	for name, c := range map[string]struct {
+		req  func(r *bridge.SendRequest)
+		want string
+	}{
+		"inbound":  {func(r *bridge.SendRequest) { r.ID = "inbound-1" }, "an inbound message"},
+		"text":     {func(r *bridge.SendRequest) { r.Text = "other" }, "another text"},
+		"to":       {func(r *bridge.SendRequest) { r.To = []string{"+15555550101"} }, "a message to +15555550100"},
+		"priority": {func(r *bridge.SendRequest) { r.Priority = 5 }, "other options"},
+		"expires":  {func(r *bridge.SendRequest) { r.Expires = r.Expires.Add(time.Minute) }, `another "expires"`},
+	} {
+		r := base
+		c.req(&r)
+		_, err := h.Submit(ctx, r)
+		if !errors.Is(err, bridge.ErrConflict) || !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want ErrConflict naming %q", name, err, c.want)
+		}
+	}
+	v, err := h.Message(ctx, "c-1")
+	if err != nil || len(v.Deliveries) != 1 || *v.Text != "hello" {
+		t.Errorf("c-1 after the conflicts: %+v %v", v, err)
 	}
 }
 

@@ -7,6 +7,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -68,6 +69,38 @@ func IsPermanent(err error) bool {
 // ErrInvalid marks a bad request (the sender's fault).
 var ErrInvalid = errors.New("invalid request")
 
+// ErrConflict marks a request whose "id" is already another message's
+// (an inbound one, or a send request that differs): it is also
+// ErrInvalid, so every API refuses it with its reason.
+var ErrConflict = errors.New("id already used")
+
+type conflictError struct{ msg string }
+
+func (e conflictError) Error() string { return ErrInvalid.Error() + ": " + e.msg }
+
+func (e conflictError) Is(target error) bool { return target == ErrInvalid || target == ErrConflict }
+
+// MaxIDLen bounds a client's message id.
+const MaxIDLen = 64
+
+// CheckID says what is wrong with a client's message id, or nil. An id
+// is 1–64 of A–Z, a–z, 0–9, '.', '_', ':' and '-': it names the
+// message's status topic (sms/status/<id>), where '/', '+', '#', NUL or
+// invalid UTF-8 would make it a topic no broker takes.
+func CheckID(id string) error {
+	if id == "" || len(id) > MaxIDLen {
+		return fmt.Errorf(`"id" must be 1–%d characters, not %d`, MaxIDLen, len(id))
+	}
+	for i := 0; i < len(id); i++ {
+		switch b := id[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '.', b == '_', b == ':', b == '-':
+		default:
+			return fmt.Errorf(`"id" %q: character %q at %d is not allowed (only A–Z, a–z, 0–9, '.', '_', ':', '-')`, id, rune(b), i)
+		}
+	}
+	return nil
+}
+
 // SendRequest is a request to send one SMS to one or more recipients.
 type SendRequest struct {
 	ID     string   `json:"id,omitempty"`
@@ -87,6 +120,10 @@ type SendRequest struct {
 	// Expires what is not yet sent is no longer sent (state expired).
 	NotBefore time.Time `json:"not_before,omitzero"`
 	Expires   time.Time `json:"expires,omitzero"`
+	// notBeforeRel and expiresRel say the times were given as durations
+	// from now: a retry of the same request gives later times, so they
+	// are not compared with a stored message's (sameRequest).
+	notBeforeRel, expiresRel bool
 }
 
 // StatusChange is a delivery state change, published after commit.
@@ -263,6 +300,11 @@ func (h *Hub) Transition(tx *store.Tx, id int64, t store.Transition) (store.Deli
 // returns) and returns the message id. A request whose id is already
 // stored is not stored twice: its id is returned with no error.
 func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
+	if req.ID != "" {
+		if err := CheckID(req.ID); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
 	if len(req.To) == 0 {
 		return "", fmt.Errorf("%w: \"to\" is missing: give a phone number or a list of them", ErrInvalid)
 	}
@@ -293,9 +335,6 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 			return "", fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
-	if req.ID != "" && len(req.ID) > 64 {
-		return "", fmt.Errorf("%w: \"id\" longer than 64 characters", ErrInvalid)
-	}
 	m := &store.Message{ID: req.ID, Direction: store.Out, Peer: strings.Join(req.To, ","), Report: req.Report, Flash: req.Flash, Source: req.Source,
 		Port: req.Port, Validity: req.Validity, Priority: req.Priority, NotBefore: req.NotBefore, ExpiresAt: req.Expires}
 	accepted := "accepted via " + req.Source
@@ -317,6 +356,18 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 		m.DedupKey = "out|" + req.ID
 	}
 	err = h.Store.Update(ctx, func(tx *store.Tx) error {
+		if req.ID != "" {
+			old, err := tx.Message(req.ID)
+			switch {
+			case err == nil:
+				if why := sameRequest(old, m, req); why != "" {
+					return conflictError{fmt.Sprintf("\"id\" %q is already used by %s: give another id", req.ID, why)}
+				}
+				return store.ErrDuplicate // a retry: the same id back
+			case !errors.Is(err, store.ErrNotFound):
+				return err
+			}
+		}
 		if err := tx.InsertMessage(m); err != nil {
 			return err
 		}
@@ -338,13 +389,50 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 		})
 		return nil
 	})
-	if errors.Is(err, store.ErrDuplicate) {
+	switch {
+	case errors.Is(err, store.ErrDuplicate):
 		return m.ID, nil
-	}
-	if err != nil {
+	case errors.Is(err, ErrConflict):
+		return "", err
+	case err != nil:
 		return "", fmt.Errorf("store message: %w", err)
 	}
 	return m.ID, nil
+}
+
+// sameRequest compares a stored message with the one a request with its
+// id would store: "" when the request is a retry of it, or what differs.
+func sameRequest(old store.Message, m *store.Message, req SendRequest) string {
+	if old.Direction != store.Out {
+		return "an inbound message"
+	}
+	ms := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.UnixMilli()
+	}
+	text := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	switch {
+	case old.Peer != m.Peer:
+		return fmt.Sprintf("a message to %s", old.Peer)
+	case text(old.Text) != text(m.Text) || !bytes.Equal(old.Data, m.Data) || (old.Text == nil) != (m.Text == nil):
+		return "a message with another text or data"
+	case old.Port != m.Port || old.Validity != m.Validity || old.Report != m.Report || old.Flash != m.Flash || old.Priority != m.Priority:
+		return "a message with other options (port, validity, report, flash or priority)"
+	case req.notBeforeRel && old.NotBefore.IsZero() != m.NotBefore.IsZero(),
+		!req.notBeforeRel && ms(old.NotBefore) != ms(m.NotBefore):
+		return "a message with another \"not_before\""
+	case req.expiresRel && old.ExpiresAt.IsZero() != m.ExpiresAt.IsZero(),
+		!req.expiresRel && ms(old.ExpiresAt) != ms(m.ExpiresAt):
+		return "a message with another \"expires\""
+	}
+	return ""
 }
 
 // recipients expands "group:<name>" entries and drops repeated numbers,

@@ -36,14 +36,15 @@ type SendJSON struct {
 const MaxPriority = 9
 
 // parseWhen reads a time given as RFC 3339 or as a duration from now.
-func parseWhen(field, s string, now time.Time) (time.Time, error) {
+// It says whether it was a duration.
+func parseWhen(field, s string, now time.Time) (time.Time, bool, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
+		return t, false, nil
 	}
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(d), nil
+		return now.Add(d), true, nil
 	}
-	return time.Time{}, fmt.Errorf(`%q %q: give a time such as "2026-11-23T18:00:00Z" (RFC 3339) or a duration from now such as "30m"`, field, s)
+	return time.Time{}, false, fmt.Errorf(`%q %q: give a time such as "2026-11-23T18:00:00Z" (RFC 3339) or a duration from now such as "30m"`, field, s)
 }
 
 // ParseSend turns a JSON send request from source into a SendRequest,
@@ -106,12 +107,12 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 	now := time.Now()
 	var err error
 	if p.NotBefore != "" {
-		if req.NotBefore, err = parseWhen("not_before", p.NotBefore, now); err != nil {
+		if req.NotBefore, req.notBeforeRel, err = parseWhen("not_before", p.NotBefore, now); err != nil {
 			return req, p, err
 		}
 	}
 	if p.Expires != "" {
-		if req.Expires, err = parseWhen("expires", p.Expires, now); err != nil {
+		if req.Expires, req.expiresRel, err = parseWhen("expires", p.Expires, now); err != nil {
 			return req, p, err
 		}
 	}

@@ -3,12 +3,47 @@ package store
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/outpost-sms/outpost/store/clock"
 )
+
+// ErrBadTopic marks a topic no MQTT broker accepts for a publish: it is
+// never put in the hub queue, where it would be refused again and again.
+var ErrBadTopic = errors.New("not a valid MQTT topic to publish on")
+
+// MaxTopicLen is MQTT's bound on a topic name, in bytes.
+const MaxTopicLen = 65535
+
+// CheckTopic says why topic cannot be published on (an error wrapping
+// ErrBadTopic), or nil: empty, a wildcard ('+', '#'), NUL, invalid UTF-8,
+// or longer than MaxTopicLen bytes.
+func CheckTopic(topic string) error {
+	bad := func(why string) error {
+		shown := topic
+		if len(shown) > 80 {
+			shown = shown[:80] + "…"
+		}
+		return fmt.Errorf("topic %q: %w: %s", shown, ErrBadTopic, why)
+	}
+	switch {
+	case topic == "":
+		return bad("it is empty")
+	case len(topic) > MaxTopicLen:
+		return bad(fmt.Sprintf("%d bytes, more than MQTT's %d", len(topic), MaxTopicLen))
+	case !utf8.ValidString(topic):
+		return bad("it is not valid UTF-8")
+	case strings.ContainsRune(topic, 0):
+		return bad("it holds a NUL character")
+	case strings.ContainsAny(topic, "+#"):
+		return bad("it holds a wildcard ('+' or '#')")
+	}
+	return nil
+}
 
 // HubMessage is one MQTT message waiting for the hub to acknowledge it.
 type HubMessage struct {
@@ -24,8 +59,12 @@ type HubMessage struct {
 	Replace bool
 }
 
-// EnqueueHub adds m to the hub queue, filling its ID.
+// EnqueueHub adds m to the hub queue, filling its ID. A topic CheckTopic
+// refuses is an error (ErrBadTopic) and nothing is queued.
 func (tx *Tx) EnqueueHub(m *HubMessage) error {
+	if err := CheckTopic(m.Topic); err != nil {
+		return err
+	}
 	if m.Payload == nil {
 		m.Payload = []byte{}
 	}
@@ -80,14 +119,82 @@ type HubStats struct {
 	Dropped  int64 `json:"dropped"`
 	Expired  int64 `json:"expired"`
 	Refused  int64 `json:"refused"`
+	// SetAside counts the messages the hub kept refusing, moved out of
+	// the queue (HubSetAside lists the latest).
+	SetAside int64 `json:"set_aside"`
+	// Latest is the latest messages set aside, newest first (filled by
+	// status, not by HubQueueStats).
+	Latest []HubSetAside `json:"set_aside_latest,omitempty"`
 }
 
 // HubQueueStats reads the queue's counters.
 func (tx *Tx) HubQueueStats() (HubStats, error) {
 	var st HubStats
-	err := tx.tx.QueryRowContext(tx.ctx, `SELECT messages, bytes, dropped, expired, refused FROM hub_queue_stats WHERE id = 1`).
-		Scan(&st.Messages, &st.Bytes, &st.Dropped, &st.Expired, &st.Refused)
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT messages, bytes, dropped, expired, refused, set_aside FROM hub_queue_stats WHERE id = 1`).
+		Scan(&st.Messages, &st.Bytes, &st.Dropped, &st.Expired, &st.Refused, &st.SetAside)
 	return st, err
+}
+
+// HubSetAside is a message taken out of the hub queue because the hub
+// kept refusing it.
+type HubSetAside struct {
+	ID         int64     `json:"id"`
+	Topic      string    `json:"topic"`
+	Bytes      int       `json:"bytes"`
+	CreatedAt  time.Time `json:"created_at"`
+	SetAsideAt time.Time `json:"set_aside_at"`
+	Reason     string    `json:"reason"`
+}
+
+// MaxSetAside is how many set-aside messages are kept (the newest).
+const MaxSetAside = 1000
+
+// SetAsideHub moves message id out of the hub queue into the set-aside
+// table with the reason, and counts it. It reports false when id is no
+// longer queued (acknowledged, dropped or replaced meanwhile).
+func (tx *Tx) SetAsideHub(id int64, reason string) (bool, error) {
+	res, err := tx.exec(`INSERT INTO hub_set_aside (id, topic, payload, qos, retain, created_at, set_aside_at, reason)
+		SELECT id, topic, payload, qos, retain, created_at, ?, ? FROM hub_queue WHERE id = ?`, ms(tx.now), reason, id)
+	if err != nil {
+		return false, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	if _, err := tx.exec(`DELETE FROM hub_queue WHERE id = ?`, id); err != nil {
+		return false, err
+	}
+	if _, err := tx.exec(`UPDATE hub_queue_stats SET set_aside = set_aside + 1 WHERE id = 1`); err != nil {
+		return false, err
+	}
+	_, err = tx.exec(`DELETE FROM hub_set_aside WHERE id < (SELECT MIN(id) FROM (SELECT id FROM hub_set_aside ORDER BY id DESC LIMIT ?))`, MaxSetAside)
+	return true, err
+}
+
+// HubSetAsideLatest lists up to limit set-aside messages, newest first
+// (topics longer than 200 bytes cut short).
+func (tx *Tx) HubSetAsideLatest(limit int) ([]HubSetAside, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id, substr(topic, 1, 200), length(topic), length(payload), created_at, set_aside_at, reason
+		FROM hub_set_aside ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []HubSetAside
+	for rows.Next() {
+		var a HubSetAside
+		var topicLen int
+		var created, at int64
+		if err := rows.Scan(&a.ID, &a.Topic, &topicLen, &a.Bytes, &created, &at, &a.Reason); err != nil {
+			return nil, err
+		}
+		if topicLen > len([]rune(a.Topic)) {
+			a.Topic += "…"
+		}
+		a.CreatedAt, a.SetAsideAt = fromMS(created), fromMS(at)
+		out = append(out, a)
+	}
+	return out, rows.Err()
 }
 
 // HubLimits bound the hub queue (0: no bound).
@@ -104,6 +211,9 @@ type HubLimits struct {
 // when m alone is larger than the byte limit; dropped is how many of the
 // oldest were dropped to make room.
 func (tx *Tx) EnqueueHubLimited(m *HubMessage, l HubLimits) (accepted bool, dropped int, err error) {
+	if err := CheckTopic(m.Topic); err != nil {
+		return false, 0, err
+	}
 	if m.Replace && m.Retain {
 		// A row already handed to the hub is deleted too: its PUBACK then
 		// deletes nothing, and the new value follows it.

@@ -126,6 +126,8 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.Hub.Submit(r.Context(), req)
 	switch {
+	case errors.Is(err, bridge.ErrConflict):
+		writeError(w, http.StatusConflict, err)
 	case errors.Is(err, bridge.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err)
 	case err != nil:
@@ -228,7 +230,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Hub.Modems(), Queues: q, Reassembly: ra, Links: s.Hub.Links(),
 		Store: s.Hub.Store.Files()}
 	if err := s.Hub.Store.View(r.Context(), func(tx *store.Tx) (err error) {
-		body.HubQueue, err = tx.HubQueueStats()
+		if body.HubQueue, err = tx.HubQueueStats(); err != nil || body.HubQueue.SetAside == 0 {
+			return err
+		}
+		body.HubQueue.Latest, err = tx.HubSetAsideLatest(5)
 		return err
 	}); err != nil {
 		writeError(w, http.StatusInternalServerError, err)

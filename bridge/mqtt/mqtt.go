@@ -318,6 +318,12 @@ func (c *Connector) queueForHub(tx *store.Tx, topic string, payload []byte, reta
 	// replaces what the hub has not yet been sent.
 	m := store.HubMessage{Topic: topic, Payload: payload, QoS: 1, Retain: retain, Replace: retain}
 	accepted, dropped, err := tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
+	if errors.Is(err, store.ErrBadTopic) {
+		// Never queued: the hub would refuse it in front of the rest.
+		// (Ids are validated where they come in; an old one may not be.)
+		c.log.Warn("not queued for the hub", "err", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

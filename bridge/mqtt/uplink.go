@@ -81,6 +81,19 @@ type Uplink struct {
 	// report is told the link's state on every change.
 	report    func(LinkState)
 	forwarded int64 // owned by Run
+	// suspectFrom and suspectTo are the queue ids of the messages
+	// published and not acknowledged when the hub last dropped the
+	// connection (0: none): they are sent again one at a time, so that
+	// the next drop names its message. struck is the message the last
+	// drop was on (the oldest not acknowledged); when the hub drops the
+	// connection on it again, sent alone, it is set aside (poison must
+	// not block the queue). Owned by Run.
+	suspectFrom, suspectTo, struck int64
+}
+
+// suspect says whether queue id id goes alone (see suspectFrom).
+func (u *Uplink) suspect(id int64) bool {
+	return u.suspectTo != 0 && id >= u.suspectFrom && id <= u.suspectTo
 }
 
 // LinkState is the hub link's state as status shows it.
@@ -198,6 +211,13 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 		// Set before connecting: a persistent session gets what the hub
 		// kept for us right after CONNACK, before any Subscribe returns.
 		opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+			if m.Topic() == u.downTopic && m.Retained() {
+				// A retained send would be sent again on every
+				// reconnect (every restart, another paid SMS).
+				u.refuseRetained(m.Payload())
+				m.Ack()
+				return
+			}
 			if m.Topic() != u.downTopic {
 				if u.local != nil {
 					u.local(m.Topic(), m.Payload(), m.Retained(), m.Qos())
@@ -306,7 +326,10 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 			u.expire(ctx)
 			lastStats, statsAt = u.publishStats(client, lastStats, statsAt)
 		}
-		if room := u.opt.Window - len(flight) - deleting; room > 0 {
+		// A suspect goes alone: published once all before it are
+		// acknowledged, and nothing after it until it is.
+		probing := len(flight) > 0 && u.suspect(flight[len(flight)-1].id)
+		if room := u.opt.Window - len(flight) - deleting; room > 0 && !probing {
 			var batch []store.HubMessage
 			err := u.store.View(ctx, func(tx *store.Tx) (err error) {
 				batch, err = tx.HubBatch(lastID, room)
@@ -316,8 +339,17 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 				return sent, err
 			}
 			for _, m := range batch {
+				alone := u.suspect(m.ID)
+				if alone && len(flight) > 0 || !client.IsConnectionOpen() {
+					// (paho's Publish on a connection just lost waits
+					// out the write timeout.)
+					break
+				}
 				flight = append(flight, inFlight{m.ID, client.Publish(m.Topic, m.QoS, m.Retain, m.Payload), time.Now()})
 				lastID = m.ID
+				if alone {
+					break
+				}
 			}
 		}
 		var head <-chan struct{}
@@ -337,7 +369,9 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 			return sent, nil
 		case err := <-lost:
 			timeout.Stop()
-			return sent, fmt.Errorf("%w: %v", errLost, err)
+			err = fmt.Errorf("%w: %v", errLost, err)
+			u.blame(ctx, flight, err)
+			return sent, err
 		case d := <-dels:
 			timeout.Stop()
 			if err := settle(d); err != nil {
@@ -362,23 +396,120 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 		n := 0
 		for ; n < len(flight) && isDone(flight[n].tok); n++ {
 			if err := flight[n].tok.Error(); err != nil {
-				return sent, fmt.Errorf("publish: %w", err)
+				err = fmt.Errorf("publish: %w", err)
+				if !client.IsConnectionOpen() {
+					err = u.lostWith(ctx, flight, lost, err)
+				}
+				return sent, err
 			}
 		}
 		// A token can complete because the connection closed; only a
 		// connection still up proves the hub took them.
 		if !client.IsConnectionOpen() {
-			return sent, errLost
+			return sent, u.lostWith(ctx, flight, lost, errLost)
 		}
 		ids := make([]int64, n)
 		for i := range n {
 			ids[i] = flight[i].id
+			if u.suspectTo != 0 && ids[i] >= u.suspectTo {
+				u.suspectFrom, u.suspectTo = 0, 0 // the hub took them all
+			}
+			if ids[i] == u.struck {
+				u.struck = 0
+			}
 		}
 		flight = flight[n:]
 		deleting += n
 		u.store.Submit(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.DeleteHub(ids) },
 			func(err error) { dels <- deleted{len(ids), err} })
 	}
+}
+
+// lostWith handles a connection found closed with flight published:
+// paho tells the loss (lost) once it has handled what came before it,
+// the acknowledgements the hub sent before it dropped the connection
+// too, and then the messages not acknowledged are blamed.
+func (u *Uplink) lostWith(ctx context.Context, flight []inFlight, lost chan error, err error) error {
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case e := <-lost:
+		err = fmt.Errorf("%w: %v", errLost, e)
+	case <-t.C:
+	case <-ctx.Done():
+		return err
+	}
+	u.blame(ctx, flight, err)
+	return err
+}
+
+// blame is told the hub dropped the connection with flight published.
+// The oldest not acknowledged is struck, and all those not acknowledged
+// are sent again one at a time. When the hub drops the connection again
+// on the struck one, sent alone, it is set aside (kept, with the reason,
+// out of the queue) so that the rest goes on. (When the first drop named
+// the wrong message, its acknowledgement lost with the connection, the
+// drop on the right one sent alone strikes it, and the next sets it
+// aside: one drop more.) A hub or a link merely away does not drop the
+// connection twice running on the same message, the second time on it
+// alone, right after connecting.
+func (u *Uplink) blame(ctx context.Context, flight []inFlight, cause error) {
+	i := 0
+	for ; i < len(flight); i++ {
+		if t := flight[i].tok; !isDone(t) || t.Error() != nil {
+			break
+		}
+	}
+	if i == len(flight) {
+		return // everything published was acknowledged
+	}
+	id := flight[i].id
+	// A write or a keep-alive that timed out is the link's doing (a
+	// large message on a slow uplink), not the hub refusing the message.
+	timedOut := errors.Is(cause, os.ErrDeadlineExceeded) || strings.Contains(cause.Error(), "i/o timeout") ||
+		strings.Contains(cause.Error(), "pingresp not received")
+	if len(flight) != 1 || id != u.struck || timedOut {
+		u.struck = id
+		u.suspectFrom, u.suspectTo = id, max(u.suspectTo, flight[len(flight)-1].id)
+		u.log.Info("the hub dropped the connection with messages not acknowledged: they go one at a time",
+			"queue_ids", fmt.Sprintf("%d–%d", u.suspectFrom, u.suspectTo), "struck", id, "alone", len(flight) == 1)
+		return
+	}
+	u.struck = 0
+	reason := "the hub dropped the connection twice running when sent this message, the second time sent alone (" + cause.Error() + ")"
+	var moved bool
+	err := u.store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) (err error) {
+		moved, err = tx.SetAsideHub(id, reason)
+		return err
+	})
+	switch {
+	case err != nil:
+		u.log.Error("could not set aside a message the hub refuses", "queue_id", id, "err", err)
+	case moved:
+		u.log.Warn("message set aside: the hub keeps refusing it; the rest of the queue goes on", "queue_id", id, "reason", reason)
+	}
+}
+
+// refuseRetained answers a retained send from the hub: refused, with the
+// reason, on its reply topic (through the queue, like every reply).
+func (u *Uplink) refuseRetained(payload []byte) {
+	_, p, _ := bridge.ParseSend(payload, "hub")
+	replyTo := u.downTopic + "/reply"
+	if p.ReplyTo != "" && store.CheckTopic(p.ReplyTo) == nil && !strings.HasPrefix(p.ReplyTo, "$") {
+		replyTo = p.ReplyTo
+	}
+	const why = "a retained sms/send is refused: the hub would send it again on every reconnect (another SMS each time); " +
+		"publish it without the retain flag, and clear the retained one (an empty retained message on the topic)"
+	u.log.Warn("retained send from the hub refused", "id", p.ID)
+	b, _ := json.Marshal(Reply{ID: p.ID, Error: why})
+	err := u.store.Update(context.Background(), func(tx *store.Tx) error {
+		_, _, err := tx.EnqueueHubLimited(&store.HubMessage{Topic: replyTo, Payload: b, QoS: 1}, u.opt.Limits)
+		return err
+	})
+	if err != nil {
+		u.log.Warn("reply to the hub not queued", "err", err)
+	}
+	u.Wake()
 }
 
 func isDone(t paho.Token) bool {
@@ -422,7 +553,7 @@ func (u *Uplink) publishStats(client paho.Client, last store.HubStats, at time.T
 	if err := u.store.View(context.Background(), func(tx *store.Tx) (err error) { st, err = tx.HubQueueStats(); return }); err != nil {
 		return last, at
 	}
-	changed := st.Dropped != last.Dropped || st.Expired != last.Expired || st.Refused != last.Refused
+	changed := st.Dropped != last.Dropped || st.Expired != last.Expired || st.Refused != last.Refused || st.SetAside != last.SetAside
 	if !changed && time.Since(at) < time.Minute {
 		return last, at
 	}
@@ -474,6 +605,15 @@ func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pa
 	}
 	f, ok := c.forwardRule(pk.TopicName)
 	if !ok {
+		return pk, nil
+	}
+	if err := store.CheckTopic(f.Prefix + pk.TopicName); err != nil {
+		// Valid here, not for the hub (the prefix made it too long, say):
+		// it is never queued, where the hub would refuse it in front of
+		// everything behind it. Local subscribers still get it.
+		c.log.Warn("pass-through message not forwarded to the hub", "client", cl.ID, "err", err)
+		b, _ := json.Marshal(map[string]string{"topic": pk.TopicName, "client": cl.ID, "reason": err.Error()})
+		c.server.Publish(c.Topic("hub/refused"), b, false, 0)
 		return pk, nil
 	}
 	m := store.HubMessage{Topic: f.Prefix + pk.TopicName, Payload: append([]byte(nil), pk.Payload...), QoS: f.QoS, Retain: pk.FixedHeader.Retain}

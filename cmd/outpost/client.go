@@ -320,6 +320,12 @@ func cmdStatus(args []string) int {
 		if q.Dropped+q.Expired+q.Refused > 0 {
 			fmt.Printf("hub queue limits so far: %d dropped (full), %d expired (too old), %d refused (full)\n", q.Dropped, q.Expired, q.Refused)
 		}
+		if q.SetAside > 0 {
+			fmt.Printf("%d message(s) set aside: the hub kept refusing them (the latest %d kept); latest:\n", q.SetAside, store.MaxSetAside)
+			for _, a := range q.Latest {
+				fmt.Printf("  #%d %s (%d bytes), set aside %s: %s\n", a.ID, a.Topic, a.Bytes, a.SetAsideAt.Local().Format(time.DateTime), a.Reason)
+			}
+		}
 	}
 	db := s.Store
 	fmt.Printf("\ndatabase: %s, WAL %s", kib(db.DBBytes), kib(db.WALBytes))

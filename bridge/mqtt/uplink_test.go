@@ -1,0 +1,100 @@
+package mqtt
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/outpost-sms/outpost/store"
+)
+
+// token is a paho.Token the test completes (or not).
+type token struct {
+	done chan struct{}
+	err  error
+}
+
+func newToken(acked bool) *token {
+	t := &token{done: make(chan struct{})}
+	if acked {
+		close(t.done)
+	}
+	return t
+}
+
+func (t *token) Wait() bool                     { <-t.done; return true }
+func (t *token) WaitTimeout(time.Duration) bool { return isDone(t) }
+func (t *token) Done() <-chan struct{}          { return t.done }
+func (t *token) Error() error                   { return t.err }
+
+// TestBlameSetsAsidePoison is the set-aside policy of issue 10, section
+// 2, drop by drop: a drop strikes the oldest message not acknowledged and
+// makes those not acknowledged go one at a time; a second drop running on
+// the struck one, sent alone, sets it aside (kept, counted, the rest of
+// the queue next). A drop on a message that was not struck, or a timeout
+// (the link's doing), sets nothing aside.
+func TestBlameSetsAsidePoison(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ids []int64
+	for i := range 6 {
+		m := &store.HubMessage{Topic: fmt.Sprintf("t/%d", i), Payload: []byte("x"), QoS: 1}
+		if err := s.Update(ctx, func(tx *store.Tx) error { return tx.EnqueueHub(m) }); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	u := NewUplink(HubOptions{}, s, "", nil)
+	eof := fmt.Errorf("%w: EOF", errLost)
+	setAside := func() int64 {
+		var st store.HubStats
+		s.View(ctx, func(tx *store.Tx) (err error) { st, err = tx.HubQueueStats(); return })
+		return st.SetAside
+	}
+	flight := func(acked int, ids ...int64) []inFlight {
+		var f []inFlight
+		for i, id := range ids {
+			f = append(f, inFlight{id: id, tok: newToken(i < acked), at: time.Now()})
+		}
+		return f
+	}
+
+	// A drop with ids[0] acknowledged and ids[1..3] not: ids[1] struck,
+	// ids[1..3] go alone.
+	u.blame(ctx, flight(1, ids[0], ids[1], ids[2], ids[3]), eof)
+	if u.struck != ids[1] || !u.suspect(ids[1]) || !u.suspect(ids[3]) || u.suspect(ids[4]) || setAside() != 0 {
+		t.Fatalf("after the first drop: struck %d, suspects %d–%d, set aside %d", u.struck, u.suspectFrom, u.suspectTo, setAside())
+	}
+	// ids[1] alone, dropped, but by a timeout: the link, not the hub.
+	u.blame(ctx, flight(0, ids[1]), fmt.Errorf("%w: write tcp: i/o timeout", errLost))
+	if setAside() != 0 {
+		t.Fatal("a write timeout set a message aside")
+	}
+	// ids[1] alone again, and the hub drops the connection: set aside.
+	u.blame(ctx, flight(0, ids[1]), eof)
+	if setAside() != 1 || u.struck != 0 {
+		t.Fatalf("set aside %d, struck %d", setAside(), u.struck)
+	}
+	var batch []store.HubMessage
+	s.View(ctx, func(tx *store.Tx) (err error) { batch, err = tx.HubBatch(0, 10); return })
+	if len(batch) != 5 || batch[0].ID != ids[0] || batch[1].ID != ids[2] {
+		t.Errorf("queue after the set-aside: %+v", batch)
+	}
+	// A drop on ids[2] alone that was not struck before only strikes it.
+	u.blame(ctx, flight(0, ids[2]), eof)
+	if setAside() != 1 || u.struck != ids[2] {
+		t.Fatalf("set aside %d, struck %d", setAside(), u.struck)
+	}
+	// A drop with everything acknowledged blames nothing.
+	u.struck = 0
+	u.blame(ctx, flight(2, ids[2], ids[3]), eof)
+	if u.struck != 0 {
+		t.Errorf("struck %d with everything acknowledged", u.struck)
+	}
+}

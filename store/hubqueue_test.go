@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestHubQueueRefusesBadTopics: a topic no broker takes for a publish is
+// an error, and nothing is queued (it would be refused by the hub again
+// and again, in front of everything behind it).
+func TestHubQueueRefusesBadTopics(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	for _, topic := range []string{"", "outpost/gw1/sms/status/p#1", "a/+/b", "a/\x00/b", "a/\xff\xfe", strings.Repeat("x", MaxTopicLen+1)} {
+		err := s.Update(ctx, func(tx *Tx) error { return tx.EnqueueHub(&HubMessage{Topic: topic, Payload: []byte("x"), QoS: 1}) })
+		if !errors.Is(err, ErrBadTopic) {
+			t.Errorf("EnqueueHub(%.20q): %v, want ErrBadTopic", topic, err)
+		}
+		err = s.Update(ctx, func(tx *Tx) error {
+			_, _, err := tx.EnqueueHubLimited(&HubMessage{Topic: topic, Payload: []byte("x"), QoS: 1}, HubLimits{})
+			return err
+		})
+		if !errors.Is(err, ErrBadTopic) {
+			t.Errorf("EnqueueHubLimited(%.20q): %v, want ErrBadTopic", topic, err)
+		}
+	}
+	for _, topic := range []string{"a", "outpost/gw1/sms/status/x.y:z-1", "ünïcode/ok", "$not/a/wildcard", strings.Repeat("x", MaxTopicLen)} {
+		if err := CheckTopic(topic); err != nil {
+			t.Errorf("CheckTopic(%.20q): %v", topic, err)
+		}
+	}
+	var st HubStats
+	s.View(ctx, func(tx *Tx) (err error) { st, err = tx.HubQueueStats(); return })
+	if st.Messages != 0 {
+		t.Errorf("%d bad messages queued", st.Messages)
+	}
+}
+
+// TestHubSetAside: a message set aside leaves the queue (what is behind it
+// is next), is kept with its reason and counted.
+func TestHubSetAside(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	var ids []int64
+	for _, topic := range []string{"a", "poison", "c"} {
+		m := &HubMessage{Topic: topic, Payload: []byte("payload " + topic), QoS: 1}
+		if err := s.Update(ctx, func(tx *Tx) error { return tx.EnqueueHub(m) }); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	var moved, again bool
+	if err := s.Update(ctx, func(tx *Tx) (err error) {
+		if err = tx.DeleteHub(ids[:1]); err != nil {
+			return err
+		}
+		if moved, err = tx.SetAsideHub(ids[1], "the hub dropped the connection"); err != nil {
+			return err
+		}
+		again, err = tx.SetAsideHub(ids[1], "twice")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !moved || again {
+		t.Fatalf("set aside: %v, again: %v", moved, again)
+	}
+	var batch []HubMessage
+	var st HubStats
+	var latest []HubSetAside
+	s.View(ctx, func(tx *Tx) (err error) {
+		if batch, err = tx.HubBatch(0, 10); err != nil {
+			return err
+		}
+		if st, err = tx.HubQueueStats(); err != nil {
+			return err
+		}
+		latest, err = tx.HubSetAsideLatest(5)
+		return err
+	})
+	if len(batch) != 1 || batch[0].Topic != "c" {
+		t.Errorf("queue after set-aside: %+v", batch)
+	}
+	if st.Messages != 1 || st.Bytes != int64(len("payload c")) || st.SetAside != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if len(latest) != 1 || latest[0].ID != ids[1] || latest[0].Topic != "poison" || latest[0].Reason != "the hub dropped the connection" ||
+		latest[0].Bytes != len("payload poison") || latest[0].SetAsideAt.IsZero() {
+		t.Errorf("set aside: %+v", latest)
+	}
+}
