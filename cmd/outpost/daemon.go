@@ -66,7 +66,12 @@ func cmdRun(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := daemon(ctx, cfg, log); err != nil {
-		log.Error("outpost stopped", "err", err)
+		var ns notStarted
+		if errors.As(err, &ns) {
+			log.Error("outpost could not start", "err", ns.err)
+		} else {
+			log.Error("outpost stopped", "err", err)
+		}
 		return 1
 	}
 	return 0
@@ -78,6 +83,12 @@ func cmdRun(args []string) int {
 // with a part missing would accept messages it can never deliver. A modem
 // that is absent is not such a part: it is retried until it comes.
 func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
+	running := false
+	defer func() {
+		if err != nil && !running {
+			err = notStarted{err}
+		}
+	}()
 	// Whatever Outpost creates (database, WAL, socket, pty link) is
 	// readable by its user alone: the messages are people's.
 	syscall.Umask(0o077)
@@ -239,6 +250,7 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		}
 	}
 	log.Info("outpost running", up...)
+	running = true
 	select {
 	case <-ctx.Done():
 		return nil
@@ -246,6 +258,12 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		return stopped(ctx, err)
 	}
 }
+
+// notStarted is a daemon's error before it was running.
+type notStarted struct{ err error }
+
+func (n notStarted) Error() string { return n.err.Error() }
+func (n notStarted) Unwrap() error { return n.err }
 
 // stopped is the daemon's error when a part of it returned: none while
 // ctx is ending (a stop was asked for), else what the part said.
