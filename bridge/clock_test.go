@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
-	"github.com/outpost-sms/outpost/store/clock"
 	"github.com/outpost-sms/outpost/store"
+	"github.com/outpost-sms/outpost/store/clock"
 )
 
 // skewed is the system clock with a wall time the test sets (a clock
