@@ -601,6 +601,14 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.Log.Warn("deliveries interrupted by a restart are queued again", "connector", c.Name(), "count", n)
 		}
 	}
+	// When the clock jumps, the store moves the stored times; whoever
+	// waits for one of them looks again.
+	h.Store.OnJump(func() {
+		for _, c := range cs {
+			h.Wake(c.Name())
+		}
+		h.watchExpiry()
+	})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -241,7 +241,24 @@ func (s *Store) rebaseAtOpen(ctx context.Context) error {
 	return nil
 }
 
+// OnJump registers f to be called, on the committer, once the stored
+// times have been moved to follow a jump of the clock: what waits for a
+// time (a dispatcher, the expiry loop) must look again. f must not block.
+func (s *Store) OnJump(f func()) {
+	s.jumpMu.Lock()
+	defer s.jumpMu.Unlock()
+	s.onJump = append(s.onJump, f)
+}
+
 func (s *Store) noteJump(j Jumped) {
+	defer func() {
+		s.jumpMu.Lock()
+		fs := append([]func(){}, s.onJump...)
+		s.jumpMu.Unlock()
+		for _, f := range fs {
+			f()
+		}
+	}()
 	s.log.Warn("the clock jumped; stored times moved to follow it (see package clock)",
 		"from", j.From.Format(time.RFC3339Nano), "to", j.To.Format(time.RFC3339Nano), "by", j.By().String(), "moved", j.Rows)
 	s.jumpMu.Lock()

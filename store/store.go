@@ -53,6 +53,7 @@ type Store struct {
 	jump   *pending // committer only
 	jumpMu sync.Mutex
 	jumps  []Jumped
+	onJump []func()
 
 	db     *sql.DB
 	path   string
