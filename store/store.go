@@ -53,6 +53,11 @@ type Store struct {
 	ck   Checkpoint // the last one
 	done chan struct{}
 	wg   sync.WaitGroup
+	// closing, under closeMu, turns new writes away: writes is
+	// buffered, and what a sender put in it before is committed by the
+	// committer on its way out.
+	closeMu sync.RWMutex
+	closing bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -115,7 +120,7 @@ func Open(ctx context.Context, dbPath string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", dbPath, err)
 	}
 	db.SetMaxOpenConns(8)
-	s := &Store{Now: time.Now, db: db, path: dbPath, every: opts.CheckpointEvery, writes: make(chan *write), done: make(chan struct{})}
+	s := &Store{Now: time.Now, db: db, path: dbPath, every: opts.CheckpointEvery, writes: make(chan *write, maxGroup), done: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -129,6 +134,9 @@ func Open(ctx context.Context, dbPath string, opts Options) (*Store, error) {
 // database. It is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
+		s.closing = true
+		s.closeMu.Unlock()
 		close(s.done)
 		s.wg.Wait()
 		s.closeErr = s.db.Close()
@@ -194,11 +202,16 @@ func (s *Store) applyMigration(ctx context.Context, version int, name string) er
 // if it returns an error for a failed commit.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	w := &write{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	s.closeMu.RLock()
+	if s.closing {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
 	select {
 	case s.writes <- w:
-	case <-s.done:
-		return ErrClosed
+		s.closeMu.RUnlock()
 	case <-ctx.Done():
+		s.closeMu.RUnlock()
 		return ctx.Err()
 	}
 	// Once queued the write is not abandoned: its outcome is what the
@@ -217,15 +230,20 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 // Submit queues fn like Update but does not wait for the commit: done is
 // called with the outcome once the transaction is durably committed (or
 // failed), on the committer, in the order of the Submit calls. done and
-// fn's AfterCommit callbacks must not block. Submit blocks only while the
-// committer is busy taking earlier writes.
+// fn's AfterCommit callbacks must not block. Submit blocks only while
+// maxGroup writes already wait for the committer: while it commits one
+// group, the next one gathers (with an unbuffered hand-off a single
+// submitter got one commit per write).
 func (s *Store) Submit(ctx context.Context, fn func(*Tx) error, done func(error)) {
 	w := &write{ctx: ctx, fn: fn, done: done}
-	select {
-	case s.writes <- w:
-	case <-s.done:
+	s.closeMu.RLock()
+	if s.closing {
+		s.closeMu.RUnlock()
 		done(ErrClosed)
+		return
 	}
+	s.writes <- w // the committer runs until closing is set
+	s.closeMu.RUnlock()
 }
 
 // View runs fn in a read transaction.
@@ -252,21 +270,33 @@ func (s *Store) commitLoop() {
 			}
 		case w := <-s.writes:
 			dirty = true
-			group := []*write{w}
-		more:
-			for len(group) < maxGroup {
+			s.commitGroup(s.gather(w))
+		case <-s.done:
+			// No write comes in any more: commit those queued.
+			for {
 				select {
 				case w := <-s.writes:
-					group = append(group, w)
+					s.commitGroup(s.gather(w))
 				default:
-					break more
+					return
 				}
 			}
-			s.commitGroup(group)
-		case <-s.done:
-			return
 		}
 	}
+}
+
+// gather returns w and the writes queued behind it, up to maxGroup.
+func (s *Store) gather(w *write) []*write {
+	group := []*write{w}
+	for len(group) < maxGroup {
+		select {
+		case w := <-s.writes:
+			group = append(group, w)
+		default:
+			return group
+		}
+	}
+	return group
 }
 
 func (s *Store) commitGroup(group []*write) {

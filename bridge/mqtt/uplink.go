@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -460,12 +459,9 @@ func (h *forwardHook) ID() string { return "outpost-forward" }
 
 func (h *forwardHook) Provides(b byte) bool { return b == mochi.OnPublish }
 
-// OnPublish does not wait for the commit: the write is submitted to the
-// store, mochi is told to drop the packet, and once the commit is durable
-// the ack loop sends the PUBACK and publishes the message to local
-// subscribers. mochi runs a client's packets one at a time, so waiting
-// here would give every message of a client its own fsync; this way one
-// client's in-flight window shares one.
+// OnPublish does not wait for the commit: the write goes to the group
+// committer and the client's pipe acknowledges it once it is durable, and
+// publishes it to local subscribers (see pipeline.go).
 func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	c := h.c
 	if cl.Net.Inline {
@@ -476,72 +472,24 @@ func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pa
 		return pk, nil
 	}
 	m := store.HubMessage{Topic: f.Prefix + pk.TopicName, Payload: append([]byte(nil), pk.Payload...), QoS: f.QoS, Retain: pk.FixedHeader.Retain}
-	a := &pendingAck{cl: cl, pk: pk}
-	a.pk.Payload = m.Payload
+	pk.Payload = m.Payload
+	complete := c.inOrder(cl)
+	var accepted bool
+	var dropped int
 	c.hub.Store.Submit(context.Background(), func(tx *store.Tx) (err error) {
-		a.accepted, a.dropped, err = tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
+		accepted, dropped, err = tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
 		return err
 	}, func(err error) {
-		a.err = err
-		c.acks.push(a)
-	})
-	return pk, packets.ErrRejectPacket // the ack loop answers
-}
-
-// pendingAck is a device's publish waiting for its commit.
-type pendingAck struct {
-	cl       *mochi.Client
-	pk       packets.Packet
-	accepted bool
-	dropped  int
-	err      error
-}
-
-// ackQueue hands committed publishes from the committer to the ack loop
-// in commit order, without ever blocking the committer.
-type ackQueue struct {
-	mu    sync.Mutex
-	items []*pendingAck
-	ready chan struct{}
-}
-
-func (q *ackQueue) push(a *pendingAck) {
-	q.mu.Lock()
-	q.items = append(q.items, a)
-	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
-}
-
-func (q *ackQueue) take() []*pendingAck {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	items := q.items
-	q.items = nil
-	return items
-}
-
-// ackLoop answers devices' pass-through publishes once they are stored.
-func (c *Connector) ackLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.acks.ready:
-		}
-		for _, a := range c.acks.take() {
-			if !c.enqueued(a.cl, a.pk, a.accepted, a.dropped, a.err) {
-				continue
+		complete(func() {
+			if !c.enqueued(cl, pk, accepted, dropped, err) {
+				return
 			}
-			if a.pk.FixedHeader.Qos > 0 {
-				a.cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: a.pk.PacketID})
-			}
+			c.ack(cl, pk)
 			// Now that it is stored, the local subscribers get it too.
-			c.server.Publish(a.pk.TopicName, a.pk.Payload, a.pk.FixedHeader.Retain, a.pk.FixedHeader.Qos)
-		}
-	}
+			c.server.Publish(pk.TopicName, pk.Payload, pk.FixedHeader.Retain, pk.FixedHeader.Qos)
+		})
+	})
+	return pk, packets.ErrRejectPacket // the client's pipe answers
 }
 
 // enqueued answers what storing a device's message for the hub came to:
@@ -559,8 +507,13 @@ func (c *Connector) enqueued(cl *mochi.Client, pk packets.Packet, accepted bool,
 		b, _ := json.Marshal(map[string]string{"topic": pk.TopicName, "client": cl.ID, "reason": errQueueFull})
 		c.server.Publish(c.Topic("hub/refused"), b, false, 0)
 		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-			// PUBACK with reason code 0x97: quota exceeded.
-			cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID, ReasonCode: packets.ErrQuotaExceeded.Code})
+			// PUBACK (PUBREC for QoS 2) with reason code 0x97: quota
+			// exceeded, which ends a QoS 2 exchange too.
+			typ := packets.Puback
+			if pk.FixedHeader.Qos == 2 {
+				typ = packets.Pubrec
+			}
+			cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: pk.PacketID, ReasonCode: packets.ErrQuotaExceeded.Code})
 		}
 		return false // MQTT 3.1.1: no PUBACK, the client keeps it and retries
 	}
