@@ -40,6 +40,9 @@ type authHook struct {
 	users          map[string][]byte
 	acl            []ACL
 	log            *slog.Logger
+	// reserved are Outpost's own output topics: no client may publish
+	// there (Outpost's inline publishes are not checked).
+	reserved []string
 
 	mu       sync.Mutex
 	failures map[string]int // by remote host
@@ -57,8 +60,16 @@ func (h *authHook) listenerIsLoopback(id string, a net.Addr) {
 	h.loopback[id] = ok && tcp.IP.IsLoopback()
 }
 
-func newAuthHook(allowAnonymous bool, users []User, acl []ACL, log *slog.Logger) *authHook {
+// ownTopics are the API topics only Outpost publishes on, under
+// <prefix>/<gateway_id>/: what a client published there other apps would
+// take as Outpost's.
+var ownTopics = []string{"sms/in", "sms/status/#", "xform/#", "modem/#", "status", "sms/send/reply", "hub/refused", "hub/queue"}
+
+func newAuthHook(allowAnonymous bool, users []User, acl []ACL, base string, log *slog.Logger) *authHook {
 	h := &authHook{allowAnonymous: allowAnonymous, users: map[string][]byte{}, acl: acl, log: log, failures: map[string]int{}, loopback: map[string]bool{}}
+	for _, t := range ownTopics {
+		h.reserved = append(h.reserved, base+t)
+	}
 	for _, u := range users {
 		h.users[u.Name] = []byte(u.Hash)
 	}
@@ -124,6 +135,14 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 
 func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	user := string(cl.Properties.Username)
+	if write {
+		for _, r := range h.reserved {
+			if covers(r, topic) {
+				h.log.Warn("MQTT publish refused: the topic is Outpost's own output", "client", cl.ID, "user", user, "topic", topic)
+				return false
+			}
+		}
+	}
 	if len(h.acl) == 0 {
 		return user != "" || h.allowAnonymous
 	}

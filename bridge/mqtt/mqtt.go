@@ -103,7 +103,7 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 	}
 	caps.MaximumPacketSize = opts.MaxPacketSize
 	c.server = mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps, Logger: opts.Log.With("component", "mqtt-broker")})
-	c.auth = newAuthHook(opts.AllowAnonymous, opts.Users, opts.ACL, c.log)
+	c.auth = newAuthHook(opts.AllowAnonymous, opts.Users, opts.ACL, c.base, c.log)
 	c.server.AddHook(c.auth, nil)
 	c.server.AddHook(newPacketIDHook(c.server, c.auth.OnACLCheck), nil)
 	c.server.AddHook(&pipesHook{c: c}, nil)
