@@ -1,13 +1,19 @@
 package mqtt
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/crypto/bcrypt"
 
 	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 func TestCovers(t *testing.T) {
@@ -108,5 +114,105 @@ func TestOwnTopicsReserved(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Outpost's own sms/in not received")
+	}
+}
+
+func loginFrom(remote, user, password string) (*mochi.Client, packets.Packet) {
+	cl := &mochi.Client{ID: "c-" + remote, Net: mochi.ClientConnection{Remote: remote}}
+	return cl, packets.Packet{Connect: packets.ConnectParams{Username: []byte(user), Password: []byte(password), UsernameFlag: true, PasswordFlag: true}}
+}
+
+// The failed-login map stays bounded: hosts quiet for failureMemory are
+// forgotten, and a full map forgets the host that failed least recently.
+func TestFailedLoginsPruned(t *testing.T) {
+	h := newAuthHook(false, nil, nil, "outpost/gw/", slog.New(slog.DiscardHandler))
+	h.sleep = func(time.Duration) {}
+	h.compare = func([]byte, []byte) error { return errors.New("no") } // bcrypt itself is not what this tests
+	clock := time.Now()
+	h.now = func() time.Time { return clock }
+	h.maxHosts = 100
+	for i := range 1000 {
+		h.OnConnectAuthenticate(loginFrom(fmt.Sprintf("10.0.%d.%d:1883", i/256, i%256), "nobody", "x"))
+		clock = clock.Add(time.Millisecond)
+	}
+	if n := len(h.failures); n > 100 {
+		t.Fatalf("%d hosts remembered, want at most 100", n)
+	}
+	for range 3 {
+		h.OnConnectAuthenticate(loginFrom("192.0.2.1:1883", "nobody", "x"))
+	}
+	if f := h.failures["192.0.2.1"]; f.n != 3 {
+		t.Fatalf("192.0.2.1: %d failures, want 3", f.n)
+	}
+	clock = clock.Add(failureMemory + time.Minute)
+	h.OnConnectAuthenticate(loginFrom("192.0.2.2:1883", "nobody", "x"))
+	if n := len(h.failures); n != 1 {
+		t.Fatalf("%d hosts remembered after %s of quiet, want only the new one", n, failureMemory)
+	}
+	h.OnConnectAuthenticate(loginFrom("192.0.2.1:1883", "nobody", "x"))
+	if f := h.failures["192.0.2.1"]; f.n != 1 {
+		t.Fatalf("192.0.2.1 after a quiet spell: %d failures, want 1 (slow again from the start)", f.n)
+	}
+}
+
+// At most maxConcurrentChecks bcrypt comparisons run at once; a login
+// that cannot start one within checkWait is refused, not queued.
+func TestBcryptChecksBounded(t *testing.T) {
+	// A cheap hash: what is measured is how many run at once.
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost+2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newAuthHook(false, []User{{Name: "u", Hash: string(hash)}}, nil, "outpost/gw/", slog.New(slog.DiscardHandler))
+	h.sleep = func(time.Duration) {}
+	h.checkWait = time.Minute // room for all of them in turn, even under the race detector
+	var running, most atomic.Int32
+	compare := h.compare
+	h.compare = func(hash, pw []byte) error {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		return compare(hash, pw)
+	}
+	const logins = 8
+	results := make(chan bool, logins)
+	var wg sync.WaitGroup
+	for i := range logins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- h.OnConnectAuthenticate(loginFrom(fmt.Sprintf("127.0.0.%d:1883", i+1), "u", "secret"))
+		}()
+	}
+	wg.Wait()
+	close(results)
+	for ok := range results {
+		if !ok {
+			t.Fatal("a right password was refused while the checks had room within checkWait")
+		}
+	}
+	if m := most.Load(); m > maxConcurrentChecks {
+		t.Fatalf("%d bcrypt checks at once, want at most %d", m, maxConcurrentChecks)
+	}
+	// With no wait allowed, the excess is refused at once.
+	h.checkWait = 0
+	block := make(chan struct{})
+	h.compare = func(hash, pw []byte) error { <-block; return compare(hash, pw) }
+	started := make(chan bool, maxConcurrentChecks)
+	for i := range maxConcurrentChecks {
+		go func() {
+			started <- h.OnConnectAuthenticate(loginFrom(fmt.Sprintf("127.0.1.%d:1883", i), "u", "secret"))
+		}()
+	}
+	waitUntil(t, "the checks to be taken", 5*time.Second, func() bool { return len(h.checks) == maxConcurrentChecks })
+	if h.OnConnectAuthenticate(loginFrom("127.0.2.1:1883", "u", "secret")) {
+		t.Fatal("a login past the bound was let in")
+	}
+	close(block)
+	for range maxConcurrentChecks {
+		if !<-started {
+			t.Fatal("a login within the bound was refused")
+		}
 	}
 }
