@@ -70,6 +70,7 @@ type Connector struct {
 
 	pipesMu sync.Mutex
 	pipes   map[*mochi.Client]*clientPipe
+	fwd     forwardBatch
 }
 
 // DefaultMaxPacketSize bounds an MQTT packet when Options do not: one is

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"context"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -8,6 +9,8 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/outpost-sms/outpost/store"
 )
 
 // A device's publishes that Outpost stores (sms/send, pass-through) are
@@ -163,3 +166,75 @@ func (c deadlineConn) Write(b []byte) (int, error) {
 }
 
 func (c deadlineConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
+// forwarded is a device's pass-through message on its way to the hub
+// queue.
+type forwarded struct {
+	m        store.HubMessage
+	cl       *mochi.Client
+	pk       packets.Packet
+	complete func(then func())
+	accepted bool
+	dropped  int
+}
+
+// forwardBatch gathers the pass-through messages that arrive while a
+// write is waiting for the committer: they are stored in that one write
+// (one savepoint, not one per message).
+type forwardBatch struct {
+	mu        sync.Mutex
+	items     []*forwarded
+	submitted bool // a write that will take items is queued
+}
+
+func (b *forwardBatch) take() []*forwarded {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	items := b.items
+	b.items, b.submitted = nil, false
+	return items
+}
+
+// forward stores f in the hub queue; once committed, f's client pipe
+// acknowledges it and publishes it to local subscribers.
+func (c *Connector) forward(f *forwarded) {
+	b := &c.fwd
+	b.mu.Lock()
+	b.items = append(b.items, f)
+	submit := !b.submitted
+	b.submitted = true
+	b.mu.Unlock()
+	if !submit {
+		return
+	}
+	var taken []*forwarded
+	ran := false
+	c.hub.Store.Submit(context.Background(), func(tx *store.Tx) (err error) {
+		ran, taken = true, b.take()
+		ms := make([]*store.HubMessage, len(taken))
+		for i, f := range taken {
+			ms[i] = &f.m
+		}
+		accepted, dropped, err := tx.EnqueueHubBatch(ms, c.opts.Hub.Limits)
+		for i, f := range taken {
+			if err == nil {
+				f.accepted, f.dropped = accepted[i], dropped[i]
+			}
+		}
+		return err
+	}, func(err error) {
+		if !ran { // the write failed before it started
+			taken = b.take()
+		}
+		for _, f := range taken {
+			f.complete(func() {
+				if !c.enqueued(f.cl, f.pk, f.accepted, f.dropped, err) {
+					return
+				}
+				c.ack(f.cl, f.pk)
+				// Now that it is stored, the local subscribers get it too.
+				c.server.Publish(f.pk.TopicName, f.pk.Payload, f.pk.FixedHeader.Retain, f.pk.FixedHeader.Qos)
+			})
+		}
+	})
+}

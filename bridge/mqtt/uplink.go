@@ -33,8 +33,11 @@ type HubOptions struct {
 	URL, Username, Password, ClientID string
 	KeepAlive                         time.Duration
 	// Window is how many messages may be sent to the hub and not yet
-	// deleted from the queue (a sliding window; 1: strict order).
-	Window int
+	// deleted from the queue (a sliding window; 1: strict order);
+	// WindowBytes bounds their payloads (default 4 MiB; one larger
+	// message still goes, alone).
+	Window      int
+	WindowBytes int64
 	// Forward lists the pass-through topics.
 	Forward []Forward
 	// Subscribe lists hub topics (Prefix+Topic on the hub) whose messages
@@ -105,6 +108,9 @@ func (u *Uplink) setState(connected bool, err error, forwarded int64) {
 func NewUplink(opt HubOptions, s *store.Store, statusTopic string, log *slog.Logger) *Uplink {
 	if opt.Window < 1 {
 		opt.Window = 256
+	}
+	if opt.WindowBytes <= 0 {
+		opt.WindowBytes = 4 << 20
 	}
 	if opt.RetryMin <= 0 {
 		opt.RetryMin = 100 * time.Millisecond
@@ -251,9 +257,10 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 
 // inFlight is a message published to the hub, not yet acknowledged.
 type inFlight struct {
-	id  int64
-	tok paho.Token
-	at  time.Time // when it was published
+	id   int64
+	tok  paho.Token
+	at   time.Time // when it was published
+	size int64
 }
 
 // deleted is the outcome of deleting acknowledged messages from the
@@ -275,6 +282,7 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 	defer tick.Stop()
 	var (
 		flight   []inFlight
+		inBytes  int64 // flight's payloads
 		lastID   int64 // the newest message published
 		deleting int   // acknowledged, delete not yet committed
 		dels     = make(chan deleted, u.opt.Window+1)
@@ -304,17 +312,18 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 			u.expire(ctx)
 			lastStats, statsAt = u.publishStats(client, lastStats, statsAt)
 		}
-		if room := u.opt.Window - len(flight) - deleting; room > 0 {
+		if room := u.opt.Window - len(flight) - deleting; room > 0 && inBytes < u.opt.WindowBytes {
 			var batch []store.HubMessage
 			err := u.store.View(ctx, func(tx *store.Tx) (err error) {
-				batch, err = tx.HubBatch(lastID, room)
+				batch, err = tx.HubBatchBytes(lastID, room, u.opt.WindowBytes-inBytes)
 				return err
 			})
 			if err != nil {
 				return sent, err
 			}
 			for _, m := range batch {
-				flight = append(flight, inFlight{m.ID, client.Publish(m.Topic, m.QoS, m.Retain, m.Payload), time.Now()})
+				flight = append(flight, inFlight{m.ID, client.Publish(m.Topic, m.QoS, m.Retain, m.Payload), time.Now(), int64(len(m.Payload))})
+				inBytes += int64(len(m.Payload))
 				lastID = m.ID
 			}
 		}
@@ -371,6 +380,7 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 		ids := make([]int64, n)
 		for i := range n {
 			ids[i] = flight[i].id
+			inBytes -= flight[i].size
 		}
 		flight = flight[n:]
 		deleting += n
@@ -473,22 +483,7 @@ func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pa
 	}
 	m := store.HubMessage{Topic: f.Prefix + pk.TopicName, Payload: append([]byte(nil), pk.Payload...), QoS: f.QoS, Retain: pk.FixedHeader.Retain}
 	pk.Payload = m.Payload
-	complete := c.inOrder(cl)
-	var accepted bool
-	var dropped int
-	c.hub.Store.Submit(context.Background(), func(tx *store.Tx) (err error) {
-		accepted, dropped, err = tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
-		return err
-	}, func(err error) {
-		complete(func() {
-			if !c.enqueued(cl, pk, accepted, dropped, err) {
-				return
-			}
-			c.ack(cl, pk)
-			// Now that it is stored, the local subscribers get it too.
-			c.server.Publish(pk.TopicName, pk.Payload, pk.FixedHeader.Retain, pk.FixedHeader.Qos)
-		})
-	})
+	c.forward(&forwarded{m: m, cl: cl, pk: pk, complete: c.inOrder(cl)})
 	return pk, packets.ErrRejectPacket // the client's pipe answers
 }
 
