@@ -310,3 +310,44 @@ func TestSendSizeCaps(t *testing.T) {
 		}
 	}
 }
+
+// Without max_packet_size set, a packet over DefaultMaxPacketSize is
+// refused (the client is disconnected) and nothing of it is stored: one
+// is read whole into memory.
+func TestDefaultMaxPacketSize(t *testing.T) {
+	b := newTestBroker(t, Options{})
+	c := b.raw(t, "big")
+	c.publish("field/big", make([]byte, DefaultMaxPacketSize+1), 1, 1)
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.r.ReadByte(); err == nil {
+		t.Fatal("the broker answered a packet over the default size instead of closing the connection")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the connection stayed open after a packet over the default size")
+	}
+	if q := b.queued(t); q != 0 {
+		t.Fatalf("%d messages queued, want 0", q)
+	}
+	// One within the bound goes through.
+	c = b.raw(t, "small")
+	c.publish("field/small", make([]byte, DefaultMaxPacketSize-100), 1, 1)
+	if id := c.nextAck(); id != 1 {
+		t.Fatalf("PUBACK %d, want 1", id)
+	}
+}
+
+// A commit that fails gets no PUBACK: the client is disconnected and
+// sends the message again when it is back.
+func TestFailedCommitNoPuback(t *testing.T) {
+	b := newTestBroker(t, Options{})
+	c := b.raw(t, "device")
+	b.st.Close()
+	c.publish("field/x", []byte("lost?"), 1, 1)
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	typ, err := c.r.ReadByte()
+	if err == nil {
+		t.Fatalf("got a packet (type %d) for a message that was not stored", typ>>4)
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the client was neither acknowledged nor disconnected")
+	}
+}
