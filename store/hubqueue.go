@@ -109,8 +109,11 @@ type HubStats struct {
 // HubQueueStats reads the queue's counters.
 func (tx *Tx) HubQueueStats() (HubStats, error) {
 	var st HubStats
-	err := tx.tx.QueryRowContext(tx.ctx, `SELECT messages, bytes, dropped, expired, refused FROM hub_queue_stats WHERE id = 1`).
-		Scan(&st.Messages, &st.Bytes, &st.Dropped, &st.Expired, &st.Refused)
+	q, err := tx.stmt(`SELECT messages, bytes, dropped, expired, refused FROM hub_queue_stats WHERE id = 1`)
+	if err != nil {
+		return st, err
+	}
+	err = q.QueryRowContext(tx.ctx).Scan(&st.Messages, &st.Bytes, &st.Dropped, &st.Expired, &st.Refused)
 	return st, err
 }
 
@@ -180,11 +183,6 @@ func (tx *Tx) EnqueueHubBatch(msgs []*HubMessage, l HubLimits) (accepted []bool,
 		return nil, nil, err
 	}
 	var ins *sql.Stmt
-	defer func() {
-		if ins != nil {
-			ins.Close()
-		}
-	}()
 	for i, m := range msgs {
 		if m.Payload == nil {
 			m.Payload = []byte{}
@@ -203,7 +201,7 @@ func (tx *Tx) EnqueueHubBatch(msgs []*HubMessage, l HubLimits) (accepted []bool,
 			continue
 		}
 		if ins == nil {
-			if ins, err = tx.tx.PrepareContext(tx.ctx, `INSERT INTO hub_queue (topic, payload, qos, retain, created_at) VALUES (?, ?, ?, ?, ?)`); err != nil {
+			if ins, err = tx.stmt(`INSERT INTO hub_queue (topic, payload, qos, retain, created_at) VALUES (?, ?, ?, ?, ?)`); err != nil {
 				return nil, nil, err
 			}
 		}

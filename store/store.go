@@ -58,6 +58,8 @@ type Store struct {
 	// committer on its way out.
 	closeMu sync.RWMutex
 	closing bool
+	// stmts holds prepared statements by query (Tx.stmt).
+	stmts sync.Map
 
 	closeOnce sync.Once
 	closeErr  error
@@ -139,6 +141,7 @@ func (s *Store) Close() error {
 		s.closeMu.Unlock()
 		close(s.done)
 		s.wg.Wait()
+		s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
@@ -253,7 +256,7 @@ func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
 		return err
 	}
 	defer tx.Rollback()
-	return fn(&Tx{tx: tx, ctx: ctx, now: s.Now()})
+	return fn(&Tx{tx: tx, ctx: ctx, now: s.Now(), s: s})
 }
 
 func (s *Store) commitLoop() {
@@ -321,7 +324,7 @@ func (s *Store) commitGroup(group []*write) {
 			errs[i] = err
 			continue
 		}
-		tx := &Tx{tx: sqlTx, ctx: ctx, now: s.Now()}
+		tx := &Tx{tx: sqlTx, ctx: ctx, now: s.Now(), s: s}
 		errs[i] = runFn(w.fn, tx)
 		if errs[i] != nil {
 			if _, err := sqlTx.Exec(`ROLLBACK TO w`); err != nil {
@@ -432,6 +435,29 @@ type Tx struct {
 	ctx   context.Context
 	now   time.Time
 	after []func()
+	s     *Store
+}
+
+// stmt returns q prepared for this transaction. The statement is
+// prepared once per connection of the pool and kept: parsing a query was
+// a good part of what the hot ones cost (the hub queue's counters, read
+// for every batch of pass-through messages).
+func (tx *Tx) stmt(q string) (*sql.Stmt, error) {
+	if tx.s == nil {
+		return tx.tx.PrepareContext(tx.ctx, q)
+	}
+	ps, ok := tx.s.stmts.Load(q)
+	if !ok {
+		p, err := tx.s.db.PrepareContext(tx.ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		var loaded bool
+		if ps, loaded = tx.s.stmts.LoadOrStore(q, p); loaded {
+			p.Close()
+		}
+	}
+	return tx.tx.StmtContext(tx.ctx, ps.(*sql.Stmt)), nil
 }
 
 // Now is the transaction's time.
