@@ -300,39 +300,78 @@ func (h *Hub) Transition(tx *store.Tx, id int64, t store.Transition) (store.Deli
 // returns) and returns the message id. A request whose id is already
 // stored is not stored twice: its id is returned with no error.
 func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
+	m, write, err := h.prepare(req)
+	if err != nil {
+		return "", err
+	}
+	return h.stored(m, h.Store.Update(ctx, write))
+}
+
+// SubmitAsync is Submit without waiting for the commit: it validates req
+// on the caller's goroutine (a bad request is reported to done at once)
+// and hands the write to the store's group committer; done gets the
+// outcome once it is durable, on the committer, in the order of the
+// calls, and must not block.
+func (h *Hub) SubmitAsync(ctx context.Context, req SendRequest, done func(id string, err error)) {
+	m, write, err := h.prepare(req)
+	if err != nil {
+		done("", err)
+		return
+	}
+	h.Store.Submit(ctx, write, func(err error) { done(h.stored(m, err)) })
+}
+
+// stored is what committing m came to: its id, also when the same
+// request with the same id was stored before; ErrConflict when the id is
+// another message's.
+func (h *Hub) stored(m *store.Message, err error) (string, error) {
+	switch {
+	case errors.Is(err, store.ErrDuplicate):
+		return m.ID, nil
+	case errors.Is(err, ErrConflict):
+		return "", err
+	case err != nil:
+		return "", fmt.Errorf("store message: %w", err)
+	}
+	return m.ID, nil
+}
+
+// prepare validates a send request and returns the message and the
+// write that stores it.
+func (h *Hub) prepare(req SendRequest) (*store.Message, func(*store.Tx) error, error) {
 	if req.ID != "" {
 		if err := CheckID(req.ID); err != nil {
-			return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+			return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
 	if len(req.To) == 0 {
-		return "", fmt.Errorf("%w: \"to\" is missing: give a phone number or a list of them", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: \"to\" is missing: give a phone number or a list of them", ErrInvalid)
 	}
 	if req.Text == "" && req.Data == nil {
-		return "", fmt.Errorf("%w: \"text\" is empty", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: \"text\" is empty", ErrInvalid)
 	}
 	to, groups, err := h.recipients(req.To)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	req.To = to
 	now := h.Store.Now()
 	switch {
 	case req.Priority < 0 || req.Priority > MaxPriority:
-		return "", fmt.Errorf("%w: \"priority\" %d: must be 0–%d", ErrInvalid, req.Priority, MaxPriority)
+		return nil, nil, fmt.Errorf("%w: \"priority\" %d: must be 0–%d", ErrInvalid, req.Priority, MaxPriority)
 	case !req.Expires.IsZero() && !req.Expires.After(now):
-		return "", fmt.Errorf("%w: \"expires\" %s has already passed", ErrInvalid, req.Expires.Format(time.RFC3339))
+		return nil, nil, fmt.Errorf("%w: \"expires\" %s has already passed", ErrInvalid, req.Expires.Format(time.RFC3339))
 	case !req.Expires.IsZero() && !req.NotBefore.IsZero() && !req.Expires.After(req.NotBefore):
-		return "", fmt.Errorf("%w: \"expires\" %s is not after \"not_before\" %s: it could never be sent",
+		return nil, nil, fmt.Errorf("%w: \"expires\" %s is not after \"not_before\" %s: it could never be sent",
 			ErrInvalid, req.Expires.Format(time.RFC3339), req.NotBefore.Format(time.RFC3339))
 	}
 	sms := h.connector("sms")
 	if sms == nil {
-		return "", errors.New("no SMS connector")
+		return nil, nil, errors.New("no SMS connector")
 	}
 	if v, ok := sms.(Validator); ok {
 		if err := v.Validate(&req); err != nil {
-			return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+			return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
 	m := &store.Message{ID: req.ID, Direction: store.Out, Peer: strings.Join(req.To, ","), Report: req.Report, Flash: req.Flash, Source: req.Source,
@@ -355,7 +394,7 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 	if req.ID != "" {
 		m.DedupKey = "out|" + req.ID
 	}
-	err = h.Store.Update(ctx, func(tx *store.Tx) error {
+	write := func(tx *store.Tx) error {
 		if req.ID != "" {
 			old, err := tx.Message(req.ID)
 			switch {
@@ -388,16 +427,8 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 			}
 		})
 		return nil
-	})
-	switch {
-	case errors.Is(err, store.ErrDuplicate):
-		return m.ID, nil
-	case errors.Is(err, ErrConflict):
-		return "", err
-	case err != nil:
-		return "", fmt.Errorf("store message: %w", err)
 	}
-	return m.ID, nil
+	return m, write, nil
 }
 
 // sameRequest compares a stored message with the one a request with its

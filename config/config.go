@@ -137,7 +137,9 @@ type MQTT struct {
 	// WebSocketListen, when set, serves MQTT over WebSocket (browser
 	// apps); anonymous clients are refused there.
 	WebSocketListen string `toml:"websocket_listen"`
-	// MaxClients and MaxPacketSize limit the broker (0: no limit).
+	// MaxClients limits the broker's clients (0: no limit);
+	// MaxPacketSize bounds one MQTT packet (default 256 KiB): without a
+	// bound a 30 MB publish took the daemon from 22 to 235 MB.
 	MaxClients    int64  `toml:"max_clients"`
 	MaxPacketSize uint32 `toml:"max_packet_size"`
 	// Users may log in with a password whose bcrypt hash is given
@@ -211,7 +213,7 @@ func Default() Config {
 		GatewayID: SanitizeID(host),
 		DataDir:   "./outpost-data",
 		LogLevel:  "info",
-		MQTT:      MQTT{Listen: "127.0.0.1:1883", AllowAnonymous: true, Prefix: "outpost"},
+		MQTT:      MQTT{Listen: "127.0.0.1:1883", AllowAnonymous: true, Prefix: "outpost", MaxPacketSize: DefaultMaxPacketSize},
 		SMS:       SMS{ReassemblyTimeout: Duration{24 * time.Hour}},
 		XForm:     XForm{Enabled: true, MaxSize: 1 << 20},
 		Hub: Hub{KeepAlive: Duration{30 * time.Second}, Window: 256, MaxMessages: 1_000_000, MaxBytes: 200 << 20,
@@ -219,6 +221,13 @@ func Default() Config {
 		Modems: []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
 	}
 }
+
+// DefaultMaxPacketSize is mqtt.max_packet_size's default: 256 KiB.
+const DefaultMaxPacketSize = 256 << 10
+
+// MaxPacketSizeLimit is the largest mqtt.max_packet_size: MQTT's own
+// bound on a packet (a remaining length of 268,435,455 bytes).
+const MaxPacketSizeLimit = 268435455
 
 // SanitizeID makes s usable as a single MQTT topic level.
 func SanitizeID(s string) string {
@@ -360,6 +369,7 @@ func Parse(name string, raw []byte) (Config, error) {
 	if !md.IsDefined("modem") {
 		c.Modems = Default().Modems
 	}
+	defaultQoS(md, &c)
 	c.applyModemDefaults()
 	if len(msgs) > 0 {
 		sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].line < msgs[j].line })
@@ -411,6 +421,37 @@ func deleteKey(doc map[string]any, key toml.Key) bool {
 		}
 	}
 	return found
+}
+
+// defaultQoS sets qos = 1 on the [[hub.forward]] and [[hub.subscribe]]
+// rules that do not give one: at QoS 0 a message leaves the durable queue
+// once written to the connection, not once the hub acknowledged it.
+// toml lists an array of tables' keys in order, each element starting
+// with the table's own key.
+func defaultQoS(md toml.MetaData, c *Config) {
+	for _, r := range []struct {
+		name  string
+		rules []Forward
+	}{{"forward", c.Hub.Forward}, {"subscribe", c.Hub.Subscribe}} {
+		given := make([]bool, len(r.rules))
+		i := -1
+		for _, k := range md.Keys() {
+			if len(k) < 2 || k[0] != "hub" || k[1] != r.name {
+				continue
+			}
+			switch {
+			case len(k) == 2:
+				i++
+			case len(k) == 3 && k[2] == "qos" && i >= 0 && i < len(given):
+				given[i] = true
+			}
+		}
+		for i := range r.rules {
+			if !given[i] {
+				r.rules[i].QoS = 1
+			}
+		}
+	}
 }
 
 // keyLine finds the line on which the last part of key is assigned, after
@@ -470,6 +511,9 @@ func (c Config) Validate() error {
 			bad("mqtt.allow_anonymous", c.MQTT.AllowAnonymous,
 				fmt.Sprintf("anonymous access is only allowed on a loopback listener, and mqtt.listen is %q", c.MQTT.Listen))
 		}
+	}
+	if n := c.MQTT.MaxPacketSize; n < 1024 || n > MaxPacketSizeLimit {
+		bad("mqtt.max_packet_size", n, fmt.Sprintf("must be 1024 to %d bytes (default %d): one packet is read whole into memory", MaxPacketSizeLimit, DefaultMaxPacketSize))
 	}
 	if c.SMS.ReassemblyTimeout.Duration < time.Second {
 		bad("sms.reassembly_timeout", c.SMS.ReassemblyTimeout.String(), "must be at least 1s")

@@ -229,3 +229,57 @@ baud = 9600
 		t.Fatalf("syntax error: %v", err)
 	}
 }
+
+// A packet size bound by default: an unbounded one let a 30 MB publish
+// take the daemon from 22 to 235 MB.
+func TestMaxPacketSizeDefaultAndBounds(t *testing.T) {
+	c, err := Parse("f.toml", []byte("gateway_id = \"gw\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MQTT.MaxPacketSize != 256<<10 {
+		t.Fatalf("mqtt.max_packet_size default = %d, want 262144", c.MQTT.MaxPacketSize)
+	}
+	for _, v := range []string{"0", "100", "268435456"} {
+		c, err := Parse("f.toml", []byte("gateway_id = \"gw\"\n[mqtt]\nmax_packet_size = "+v+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "mqtt.max_packet_size") {
+			t.Errorf("max_packet_size = %s: want an error naming mqtt.max_packet_size, got %v", v, err)
+		}
+	}
+	c, _ = Parse("f.toml", []byte("gateway_id = \"gw\"\n[mqtt]\nmax_packet_size = 1048576\n"))
+	if err := c.Validate(); err != nil || c.MQTT.MaxPacketSize != 1<<20 {
+		t.Fatalf("1 MiB: %v, %d", err, c.MQTT.MaxPacketSize)
+	}
+}
+
+// A forward or subscribe rule without qos is QoS 1: at QoS 0 a message
+// leaves the durable queue when written, not when the hub acknowledged it.
+func TestHubRulesDefaultToQoS1(t *testing.T) {
+	c, err := Parse("f.toml", []byte(`gateway_id = "gw"
+[[hub.forward]]
+topic = "a/#"
+qos = 0
+[[hub.forward]]
+topic = "b/#"
+[[hub.subscribe]]
+topic = "c/#"
+[[hub.subscribe]]
+topic = "d/#"
+qos = 0
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.Hub.Forward; len(f) != 2 || f[0].QoS != 0 || f[1].QoS != 1 {
+		t.Fatalf("forward: %+v, want qos 0 (given) then 1 (default)", f)
+	}
+	if s := c.Hub.Subscribe; len(s) != 2 || s[0].QoS != 1 || s[1].QoS != 0 {
+		t.Fatalf("subscribe: %+v, want qos 1 (default) then 0 (given)", s)
+	}
+}

@@ -19,5 +19,5 @@ echo
 echo "== pdu/xform: WBXML decode of a 14 KB form (plain and zlib), encode"
 go test -run '^$' -bench . -benchmem -count "$count" ./pdu/xform
 echo
-echo "== hub store-and-forward: Outpost against a Mosquitto bridge (real Mosquitto, loopback)"
+echo "== hub store-and-forward: Outpost against a Mosquitto bridge (real Mosquitto, loopback); one device (mosquitto_pub -l -q 1) against Mosquitto with persistence"
 OUTPOST_HUB_BENCH=1 go test -count=1 -run '^TestHubBench$' -v ./cmd/outpost | grep -E '^(edge|outpost|mosquitto|targets|[0-9]+ QoS)|FAIL'

@@ -99,6 +99,32 @@ func (tx *Tx) HubBatch(after int64, limit int) ([]HubMessage, error) {
 	return out, rows.Err()
 }
 
+// HubBatchBytes is HubBatch bounded in bytes too: the messages whose
+// payloads, added up oldest first, stay within maxBytes, and always the
+// first one (alone if it is larger). Sizes are read without loading the
+// payloads of the rows left out.
+func (tx *Tx) HubBatchBytes(after int64, limit int, maxBytes int64) ([]HubMessage, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id, topic, payload, qos, retain, created_at FROM hub_queue WHERE id IN (
+		SELECT id FROM (SELECT id, length(payload) AS n, SUM(length(payload)) OVER (ORDER BY id) AS upto
+			FROM hub_queue WHERE id > ? ORDER BY id LIMIT ?)
+		WHERE upto <= ? OR upto = n) ORDER BY id`, after, limit, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []HubMessage
+	for rows.Next() {
+		var m HubMessage
+		var created int64
+		if err := rows.Scan(&m.ID, &m.Topic, &m.Payload, &m.QoS, &m.Retain, &created); err != nil {
+			return nil, err
+		}
+		m.CreatedAt = fromMS(created)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
 // DeleteHub removes messages the hub acknowledged.
 func (tx *Tx) DeleteHub(ids []int64) error {
 	if len(ids) == 0 {
@@ -130,8 +156,11 @@ type HubStats struct {
 // HubQueueStats reads the queue's counters.
 func (tx *Tx) HubQueueStats() (HubStats, error) {
 	var st HubStats
-	err := tx.tx.QueryRowContext(tx.ctx, `SELECT messages, bytes, dropped, expired, refused, set_aside FROM hub_queue_stats WHERE id = 1`).
-		Scan(&st.Messages, &st.Bytes, &st.Dropped, &st.Expired, &st.Refused, &st.SetAside)
+	q, err := tx.stmt(`SELECT messages, bytes, dropped, expired, refused, set_aside FROM hub_queue_stats WHERE id = 1`)
+	if err != nil {
+		return st, err
+	}
+	err = q.QueryRowContext(tx.ctx).Scan(&st.Messages, &st.Bytes, &st.Dropped, &st.Expired, &st.Refused, &st.SetAside)
 	return st, err
 }
 
@@ -250,6 +279,56 @@ func (tx *Tx) EnqueueHubLimited(m *HubMessage, l HubLimits) (accepted bool, drop
 		}
 	}
 	return true, dropped, tx.EnqueueHub(m)
+}
+
+// EnqueueHubBatch is EnqueueHubLimited for several messages, in order,
+// reading the queue's counters once and inserting with one prepared
+// statement: what a batch of devices' pass-through messages costs (the
+// counters' query and the INSERT's parse were most of a message's cost).
+// A message that replaces others, or that meets a full queue, goes
+// through EnqueueHubLimited. dropped[i] is how many of the oldest made
+// room for msgs[i].
+func (tx *Tx) EnqueueHubBatch(msgs []*HubMessage, l HubLimits) (accepted []bool, dropped []int, err error) {
+	accepted, dropped = make([]bool, len(msgs)), make([]int, len(msgs))
+	st, err := tx.HubQueueStats()
+	if err != nil {
+		return nil, nil, err
+	}
+	var ins *sql.Stmt
+	for i, m := range msgs {
+		if m.Payload == nil {
+			m.Payload = []byte{}
+		}
+		size := int64(len(m.Payload))
+		full := l.MaxMessages > 0 && st.Messages+1 > l.MaxMessages || l.MaxBytes > 0 && st.Bytes+size > l.MaxBytes
+		if full || m.Replace && m.Retain {
+			a, d, err := tx.EnqueueHubLimited(m, l)
+			if err != nil {
+				return nil, nil, err
+			}
+			accepted[i], dropped[i] = a, d
+			if st, err = tx.HubQueueStats(); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		if ins == nil {
+			if ins, err = tx.stmt(`INSERT INTO hub_queue (topic, payload, qos, retain, created_at) VALUES (?, ?, ?, ?, ?)`); err != nil {
+				return nil, nil, err
+			}
+		}
+		res, err := ins.ExecContext(tx.ctx, m.Topic, m.Payload, m.QoS, m.Retain, ms(tx.now))
+		if err != nil {
+			return nil, nil, err
+		}
+		if m.ID, err = res.LastInsertId(); err != nil {
+			return nil, nil, err
+		}
+		m.CreatedAt = tx.now
+		st.Messages, st.Bytes = st.Messages+1, st.Bytes+size
+		accepted[i] = true
+	}
+	return accepted, dropped, nil
 }
 
 // ExpireHub drops the messages queued before before and counts them.

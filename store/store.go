@@ -64,6 +64,13 @@ type Store struct {
 	ck   Checkpoint // the last one
 	done chan struct{}
 	wg   sync.WaitGroup
+	// closing, under closeMu, turns new writes away: writes is
+	// buffered, and what a sender put in it before is committed by the
+	// committer on its way out.
+	closeMu sync.RWMutex
+	closing bool
+	// stmts holds prepared statements by query (Tx.stmt).
+	stmts sync.Map
 
 	closeOnce sync.Once
 	closeErr  error
@@ -144,7 +151,7 @@ func Open(ctx context.Context, dbPath string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", dbPath, err)
 	}
 	db.SetMaxOpenConns(8)
-	s := &Store{db: db, path: dbPath, every: opts.CheckpointEvery, writes: make(chan *write), done: make(chan struct{})}
+	s := &Store{db: db, path: dbPath, every: opts.CheckpointEvery, writes: make(chan *write, maxGroup), done: make(chan struct{})}
 	s.log = opts.Log
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -236,8 +243,12 @@ func diskError(dbPath string, err error) error {
 // database. It is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
+		s.closing = true
+		s.closeMu.Unlock()
 		close(s.done)
 		s.wg.Wait()
+		s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
@@ -301,11 +312,16 @@ func (s *Store) applyMigration(ctx context.Context, version int, name string) er
 // if it returns an error for a failed commit.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	w := &write{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	s.closeMu.RLock()
+	if s.closing {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
 	select {
 	case s.writes <- w:
-	case <-s.done:
-		return ErrClosed
+		s.closeMu.RUnlock()
 	case <-ctx.Done():
+		s.closeMu.RUnlock()
 		return ctx.Err()
 	}
 	// Once queued the write is not abandoned: its outcome is what the
@@ -324,15 +340,20 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 // Submit queues fn like Update but does not wait for the commit: done is
 // called with the outcome once the transaction is durably committed (or
 // failed), on the committer, in the order of the Submit calls. done and
-// fn's AfterCommit callbacks must not block. Submit blocks only while the
-// committer is busy taking earlier writes.
+// fn's AfterCommit callbacks must not block. Submit blocks only while
+// maxGroup writes already wait for the committer: while it commits one
+// group, the next one gathers (with an unbuffered hand-off a single
+// submitter got one commit per write).
 func (s *Store) Submit(ctx context.Context, fn func(*Tx) error, done func(error)) {
 	w := &write{ctx: ctx, fn: fn, done: done}
-	select {
-	case s.writes <- w:
-	case <-s.done:
+	s.closeMu.RLock()
+	if s.closing {
+		s.closeMu.RUnlock()
 		done(ErrClosed)
+		return
 	}
+	s.writes <- w // the committer runs until closing is set
+	s.closeMu.RUnlock()
 }
 
 // View runs fn in a read transaction.
@@ -342,7 +363,7 @@ func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
 		return err
 	}
 	defer tx.Rollback()
-	return fn(&Tx{tx: tx, ctx: ctx, now: s.Now()})
+	return fn(&Tx{tx: tx, ctx: ctx, now: s.Now(), s: s})
 }
 
 func (s *Store) commitLoop() {
@@ -367,21 +388,33 @@ func (s *Store) commitLoop() {
 			}
 		case w := <-s.writes:
 			dirty = true
-			group := []*write{w}
-		more:
-			for len(group) < maxGroup {
+			s.commitGroup(s.gather(w))
+		case <-s.done:
+			// No write comes in any more: commit those queued.
+			for {
 				select {
 				case w := <-s.writes:
-					group = append(group, w)
+					s.commitGroup(s.gather(w))
 				default:
-					break more
+					return
 				}
 			}
-			s.commitGroup(group)
-		case <-s.done:
-			return
 		}
 	}
+}
+
+// gather returns w and the writes queued behind it, up to maxGroup.
+func (s *Store) gather(w *write) []*write {
+	group := []*write{w}
+	for len(group) < maxGroup {
+		select {
+		case w := <-s.writes:
+			group = append(group, w)
+		default:
+			return group
+		}
+	}
+	return group
 }
 
 func (s *Store) commitGroup(group []*write) {
@@ -416,7 +449,7 @@ func (s *Store) commitGroup(group []*write) {
 			errs[i] = err
 			continue
 		}
-		tx := &Tx{tx: sqlTx, ctx: ctx, now: now}
+		tx := &Tx{tx: sqlTx, ctx: ctx, now: now, s: s}
 		errs[i] = runFn(w.fn, tx)
 		if errs[i] != nil {
 			if _, err := sqlTx.Exec(`ROLLBACK TO w`); err != nil {
@@ -531,6 +564,29 @@ type Tx struct {
 	ctx   context.Context
 	now   time.Time
 	after []func()
+	s     *Store
+}
+
+// stmt returns q prepared for this transaction. The statement is
+// prepared once per connection of the pool and kept: parsing a query was
+// a good part of what the hot ones cost (the hub queue's counters, read
+// for every batch of pass-through messages).
+func (tx *Tx) stmt(q string) (*sql.Stmt, error) {
+	if tx.s == nil {
+		return tx.tx.PrepareContext(tx.ctx, q)
+	}
+	ps, ok := tx.s.stmts.Load(q)
+	if !ok {
+		p, err := tx.s.db.PrepareContext(tx.ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		var loaded bool
+		if ps, loaded = tx.s.stmts.LoadOrStore(q, p); loaded {
+			p.Close()
+		}
+	}
+	return tx.tx.StmtContext(tx.ctx, ps.(*sql.Stmt)), nil
 }
 
 // Now is the transaction's time.

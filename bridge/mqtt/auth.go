@@ -40,13 +40,44 @@ type authHook struct {
 	users          map[string][]byte
 	acl            []ACL
 	log            *slog.Logger
+	// reserved are Outpost's own output topics: no client may publish
+	// there (Outpost's inline publishes are not checked).
+	reserved []string
 
 	mu       sync.Mutex
-	failures map[string]int // by remote host
+	failures map[string]failure // by remote host
+	pruned   time.Time
+	// maxHosts bounds failures; a host's failures are forgotten
+	// failureMemory after its last one.
+	maxHosts      int
+	failureMemory time.Duration
+	// checks bounds the bcrypt comparisons running at once (each takes
+	// tens of milliseconds of a core); a login that waits checkWait for
+	// one is refused.
+	checks    chan struct{}
+	checkWait time.Duration
+	compare   func(hash, password []byte) error
+	now       func() time.Time
+	sleep     func(time.Duration)
 	// loopback lists the listeners bound to loopback addresses only:
 	// anonymous clients are let in there alone.
 	loopback map[string]bool
 }
+
+// failure is a remote host's failed logins.
+type failure struct {
+	n    int
+	last time.Time // monotonic
+}
+
+// The failed-login map's bounds and the bcrypt checks run at once.
+const (
+	maxFailureHosts      = 4096
+	failureMemory        = 15 * time.Minute
+	maxConcurrentChecks  = 2
+	checkWait            = 2 * time.Second
+	errTooManyLoginsNote = "too many logins being checked at once"
+)
 
 // listenerIsLoopback records whether the listener id is bound to a
 // loopback address.
@@ -57,8 +88,18 @@ func (h *authHook) listenerIsLoopback(id string, a net.Addr) {
 	h.loopback[id] = ok && tcp.IP.IsLoopback()
 }
 
-func newAuthHook(allowAnonymous bool, users []User, acl []ACL, log *slog.Logger) *authHook {
-	h := &authHook{allowAnonymous: allowAnonymous, users: map[string][]byte{}, acl: acl, log: log, failures: map[string]int{}, loopback: map[string]bool{}}
+// ownTopics are the API topics only Outpost publishes on, under
+// <prefix>/<gateway_id>/: what a client published there other apps would
+// take as Outpost's.
+var ownTopics = []string{"sms/in", "sms/status/#", "xform/#", "modem/#", "status", "sms/send/reply", "hub/refused", "hub/queue"}
+
+func newAuthHook(allowAnonymous bool, users []User, acl []ACL, base string, log *slog.Logger) *authHook {
+	h := &authHook{allowAnonymous: allowAnonymous, users: map[string][]byte{}, acl: acl, log: log, failures: map[string]failure{}, loopback: map[string]bool{},
+		maxHosts: maxFailureHosts, failureMemory: failureMemory, checks: make(chan struct{}, maxConcurrentChecks), checkWait: checkWait,
+		compare: bcrypt.CompareHashAndPassword, now: time.Now, sleep: time.Sleep}
+	for _, t := range ownTopics {
+		h.reserved = append(h.reserved, base+t)
+	}
 	for _, u := range users {
 		h.users[u.Name] = []byte(u.Hash)
 	}
@@ -82,15 +123,63 @@ func remoteHost(cl *mochi.Client) string {
 // refuse logs a failed login and slows the next ones from the same host:
 // 250 ms doubling to 8 s, so guessing passwords is slow.
 func (h *authHook) refuse(cl *mochi.Client, why string) bool {
-	host := remoteHost(cl)
-	h.mu.Lock()
-	h.failures[host]++
-	n := h.failures[host]
-	h.mu.Unlock()
+	n := h.fail(remoteHost(cl))
 	delay := min(250*time.Millisecond<<min(n-1, 5), 8*time.Second)
 	h.log.Warn("refused MQTT login", "client", cl.ID, "user", string(cl.Properties.Username), "remote", cl.Net.Remote, "reason", why, "failures", n)
-	time.Sleep(delay) // on this client's goroutine only
+	h.sleep(delay) // on this client's goroutine only
 	return false
+}
+
+// fail counts a failed login from host and returns how many it made
+// lately. The map is pruned of hosts quiet for failureMemory (once a
+// minute, and whenever it is full); when it is full of recent ones, the
+// host that failed least recently is forgotten.
+func (h *authHook) fail(host string) int {
+	now := h.now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, known := h.failures[host]
+	if known && now.Sub(f.last) > h.failureMemory {
+		f = failure{}
+	}
+	if !known && len(h.failures) >= h.maxHosts || now.Sub(h.pruned) > time.Minute {
+		h.pruned = now
+		var oldest string
+		for k, v := range h.failures {
+			if now.Sub(v.last) > h.failureMemory {
+				delete(h.failures, k)
+			} else if oldest == "" || v.last.Before(h.failures[oldest].last) {
+				oldest = k
+			}
+		}
+		if !known && len(h.failures) >= h.maxHosts {
+			delete(h.failures, oldest)
+		}
+	}
+	f.n++
+	f.last = now
+	h.failures[host] = f
+	return f.n
+}
+
+// check compares a password with a bcrypt hash, at most
+// maxConcurrentChecks at once: a login that cannot start one within
+// checkWait is refused (busy), so a flood of logins neither takes every
+// core nor piles up without bound.
+func (h *authHook) check(hash, password []byte) (ok, busy bool) {
+	select {
+	case h.checks <- struct{}{}:
+	default:
+		t := time.NewTimer(h.checkWait)
+		defer t.Stop()
+		select {
+		case h.checks <- struct{}{}:
+		case <-t.C:
+			return false, true
+		}
+	}
+	defer func() { <-h.checks }()
+	return h.compare(hash, password) == nil, false
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
@@ -107,13 +196,19 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 		}
 		return true
 	}
-	hash, ok := h.users[name]
-	if !ok {
+	hash, known := h.users[name]
+	if !known {
 		// Compare anyway, so an unknown user costs what a wrong password does.
-		bcrypt.CompareHashAndPassword(dummyHash(), pk.Connect.Password)
-		return h.refuse(cl, "unknown user")
+		hash = dummyHash()
 	}
-	if bcrypt.CompareHashAndPassword(hash, pk.Connect.Password) != nil {
+	ok, busy := h.check(hash, pk.Connect.Password)
+	switch {
+	case busy:
+		h.log.Warn("refused MQTT login: "+errTooManyLoginsNote, "client", cl.ID, "user", name, "remote", cl.Net.Remote)
+		return false
+	case !known:
+		return h.refuse(cl, "unknown user")
+	case !ok:
 		return h.refuse(cl, "wrong password")
 	}
 	h.mu.Lock()
@@ -124,6 +219,14 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 
 func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	user := string(cl.Properties.Username)
+	if write {
+		for _, r := range h.reserved {
+			if covers(r, topic) {
+				h.log.Warn("MQTT publish refused: the topic is Outpost's own output", "client", cl.ID, "user", user, "topic", topic)
+				return false
+			}
+		}
+	}
 	if len(h.acl) == 0 {
 		return user != "" || h.allowAnonymous
 	}

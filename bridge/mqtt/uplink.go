@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -35,8 +34,11 @@ type HubOptions struct {
 	URL, Username, Password, ClientID string
 	KeepAlive                         time.Duration
 	// Window is how many messages may be sent to the hub and not yet
-	// deleted from the queue (a sliding window; 1: strict order).
-	Window int
+	// deleted from the queue (a sliding window; 1: strict order);
+	// WindowBytes bounds their payloads (default 4 MiB; one larger
+	// message still goes, alone).
+	Window      int
+	WindowBytes int64
 	// Forward lists the pass-through topics.
 	Forward []Forward
 	// Subscribe lists hub topics (Prefix+Topic on the hub) whose messages
@@ -120,6 +122,9 @@ func (u *Uplink) setState(connected bool, err error, forwarded int64) {
 func NewUplink(opt HubOptions, s *store.Store, statusTopic string, log *slog.Logger) *Uplink {
 	if opt.Window < 1 {
 		opt.Window = 256
+	}
+	if opt.WindowBytes <= 0 {
+		opt.WindowBytes = 4 << 20
 	}
 	if opt.RetryMin <= 0 {
 		opt.RetryMin = 100 * time.Millisecond
@@ -273,9 +278,10 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 
 // inFlight is a message published to the hub, not yet acknowledged.
 type inFlight struct {
-	id  int64
-	tok paho.Token
-	at  time.Time // when it was published
+	id   int64
+	tok  paho.Token
+	at   time.Time // when it was published
+	size int64
 }
 
 // deleted is the outcome of deleting acknowledged messages from the
@@ -297,6 +303,7 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 	defer tick.Stop()
 	var (
 		flight   []inFlight
+		inBytes  int64 // flight's payloads
 		lastID   int64 // the newest message published
 		deleting int   // acknowledged, delete not yet committed
 		dels     = make(chan deleted, u.opt.Window+1)
@@ -329,10 +336,10 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 		// A suspect goes alone: published once all before it are
 		// acknowledged, and nothing after it until it is.
 		probing := len(flight) > 0 && u.suspect(flight[len(flight)-1].id)
-		if room := u.opt.Window - len(flight) - deleting; room > 0 && !probing {
+		if room := u.opt.Window - len(flight) - deleting; room > 0 && !probing && inBytes < u.opt.WindowBytes {
 			var batch []store.HubMessage
 			err := u.store.View(ctx, func(tx *store.Tx) (err error) {
-				batch, err = tx.HubBatch(lastID, room)
+				batch, err = tx.HubBatchBytes(lastID, room, u.opt.WindowBytes-inBytes)
 				return err
 			})
 			if err != nil {
@@ -345,7 +352,8 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 					// out the write timeout.)
 					break
 				}
-				flight = append(flight, inFlight{m.ID, client.Publish(m.Topic, m.QoS, m.Retain, m.Payload), time.Now()})
+				flight = append(flight, inFlight{m.ID, client.Publish(m.Topic, m.QoS, m.Retain, m.Payload), time.Now(), int64(len(m.Payload))})
+				inBytes += int64(len(m.Payload))
 				lastID = m.ID
 				if alone {
 					break
@@ -417,6 +425,7 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 			if ids[i] == u.struck {
 				u.struck = 0
 			}
+			inBytes -= flight[i].size
 		}
 		flight = flight[n:]
 		deleting += n
@@ -592,12 +601,9 @@ func (h *forwardHook) ID() string { return "outpost-forward" }
 
 func (h *forwardHook) Provides(b byte) bool { return b == mochi.OnPublish }
 
-// OnPublish does not wait for the commit: the write is submitted to the
-// store, mochi is told to drop the packet, and once the commit is durable
-// the ack loop sends the PUBACK and publishes the message to local
-// subscribers. mochi runs a client's packets one at a time, so waiting
-// here would give every message of a client its own fsync; this way one
-// client's in-flight window shares one.
+// OnPublish does not wait for the commit: the write goes to the group
+// committer and the client's pipe acknowledges it once it is durable, and
+// publishes it to local subscribers (see pipeline.go).
 func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	c := h.c
 	if cl.Net.Inline {
@@ -617,72 +623,9 @@ func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pa
 		return pk, nil
 	}
 	m := store.HubMessage{Topic: f.Prefix + pk.TopicName, Payload: append([]byte(nil), pk.Payload...), QoS: f.QoS, Retain: pk.FixedHeader.Retain}
-	a := &pendingAck{cl: cl, pk: pk}
-	a.pk.Payload = m.Payload
-	c.hub.Store.Submit(context.Background(), func(tx *store.Tx) (err error) {
-		a.accepted, a.dropped, err = tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
-		return err
-	}, func(err error) {
-		a.err = err
-		c.acks.push(a)
-	})
-	return pk, packets.ErrRejectPacket // the ack loop answers
-}
-
-// pendingAck is a device's publish waiting for its commit.
-type pendingAck struct {
-	cl       *mochi.Client
-	pk       packets.Packet
-	accepted bool
-	dropped  int
-	err      error
-}
-
-// ackQueue hands committed publishes from the committer to the ack loop
-// in commit order, without ever blocking the committer.
-type ackQueue struct {
-	mu    sync.Mutex
-	items []*pendingAck
-	ready chan struct{}
-}
-
-func (q *ackQueue) push(a *pendingAck) {
-	q.mu.Lock()
-	q.items = append(q.items, a)
-	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
-}
-
-func (q *ackQueue) take() []*pendingAck {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	items := q.items
-	q.items = nil
-	return items
-}
-
-// ackLoop answers devices' pass-through publishes once they are stored.
-func (c *Connector) ackLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.acks.ready:
-		}
-		for _, a := range c.acks.take() {
-			if !c.enqueued(a.cl, a.pk, a.accepted, a.dropped, a.err) {
-				continue
-			}
-			if a.pk.FixedHeader.Qos > 0 {
-				a.cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: a.pk.PacketID})
-			}
-			// Now that it is stored, the local subscribers get it too.
-			c.server.Publish(a.pk.TopicName, a.pk.Payload, a.pk.FixedHeader.Retain, a.pk.FixedHeader.Qos)
-		}
-	}
+	pk.Payload = m.Payload
+	c.forward(&forwarded{m: m, cl: cl, pk: pk, complete: c.inOrder(cl)})
+	return pk, packets.ErrRejectPacket // the client's pipe answers
 }
 
 // enqueued answers what storing a device's message for the hub came to:
@@ -700,8 +643,13 @@ func (c *Connector) enqueued(cl *mochi.Client, pk packets.Packet, accepted bool,
 		b, _ := json.Marshal(map[string]string{"topic": pk.TopicName, "client": cl.ID, "reason": errQueueFull})
 		c.server.Publish(c.Topic("hub/refused"), b, false, 0)
 		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-			// PUBACK with reason code 0x97: quota exceeded.
-			cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID, ReasonCode: packets.ErrQuotaExceeded.Code})
+			// PUBACK (PUBREC for QoS 2) with reason code 0x97: quota
+			// exceeded, which ends a QoS 2 exchange too.
+			typ := packets.Puback
+			if pk.FixedHeader.Qos == 2 {
+				typ = packets.Pubrec
+			}
+			cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: pk.PacketID, ReasonCode: packets.ErrQuotaExceeded.Code})
 		}
 		return false // MQTT 3.1.1: no PUBACK, the client keeps it and retries
 	}

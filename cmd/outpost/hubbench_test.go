@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,6 +63,30 @@ func publishAll(t *testing.T, addr string, n, pubs int) time.Duration {
 		}()
 	}
 	wg.Wait()
+	return time.Since(t0)
+}
+
+// publishLines publishes n QoS 1 messages to addr from one
+// "mosquitto_pub -l -q 1" (one message a line on its stdin, its default
+// window of in-flight messages): one device publishing at full speed.
+// It returns the time until mosquitto_pub exited, every PUBACK received.
+func publishLines(t *testing.T, addr, topic string, n int) time.Duration {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto_pub")
+	if err != nil {
+		t.Fatal("mosquitto_pub is not installed (scripts/test.sh installs it)")
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	var lines strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&lines, "%d\n", i)
+	}
+	cmd := exec.Command(bin, "-h", host, "-p", port, "-q", "1", "-t", topic, "-i", "bench-single", "-l")
+	cmd.Stdin = strings.NewReader(lines.String())
+	t0 := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_pub -l: %v\n%s", err, out)
+	}
 	return time.Since(t0)
 }
 
@@ -124,6 +149,29 @@ func TestHubBench(t *testing.T) {
 	binary = bin
 	defer func() { binary = saved }()
 
+	// One device at full speed: one mosquitto_pub -l -q 1, the hub away
+	// (Outpost commits each message before its PUBACK; Mosquitto, with
+	// persistence on, only saves now and then).
+	var single, singleMosq time.Duration
+	{
+		g := newGateway(t, "")
+		writeConfig(t, g.config, fmt.Sprintf("gateway_id = \"gw1\"\ndata_dir = %q\nlog_level = \"info\"\n[mqtt]\nlisten = %q\n"+
+			"[hub]\nurl = \"tcp://%s\"\n[[hub.forward]]\ntopic = \"field/#\"\n", filepath.Join(g.dir, "data"), g.mqtt, freePort(t)))
+		g.start()
+		single = publishLines(t, g.mqtt, "field/single", n)
+		g.d.stop()
+		h := newMosquittoHub(t)
+		dir := t.TempDir()
+		edge := &mosquittoHub{t: t, bin: h.bin, addr: freePort(t), conf: filepath.Join(dir, "edge.conf")}
+		_, port, _ := net.SplitHostPort(edge.addr)
+		conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nuser root\n"+
+			"connection hub\naddress %s\ntopic field/# out 1\ncleansession false\nrestart_timeout 1\n", port, dir, h.addr)
+		os.WriteFile(edge.conf, []byte(conf), 0o600)
+		edge.start()
+		singleMosq = publishLines(t, edge.addr, "field/single", n)
+		edge.p.stop()
+	}
+
 	var ours, theirs hubBenchResult
 	{
 		h := prepareHub(t, "field/#")
@@ -185,6 +233,11 @@ func TestHubBench(t *testing.T) {
 	row("mosquitto bridge, no kill", theirsClean, "—")
 	fmt.Printf("targets: publish ≥ 1/2 of mosquitto's: %.2f; drain ≥ mosquitto bridge's: %.2f; first message ≤ 1s after the hub is back: %v\n",
 		rate(ours.publish, n)/rate(theirs.publish, n), rate(ours.drain, ours.kept)/rate(theirsClean.drain, theirsClean.kept), ours.first.Round(time.Millisecond))
+	fmt.Printf("\n%d QoS 1 messages from one mosquitto_pub -l -q 1, hub away\n", n)
+	fmt.Printf("%-26s %14s %12s\n", "edge", "publish", "msgs/s")
+	fmt.Printf("%-26s %14v %12.0f\n", "outpost (durable)", single.Round(time.Millisecond), rate(single, n))
+	fmt.Printf("%-26s %14v %12.0f\n", "mosquitto (persistence)", singleMosq.Round(time.Millisecond), rate(singleMosq, n))
+	fmt.Printf("targets: one client ≥ 1/2 of mosquitto's: %.2f\n", rate(single, n)/rate(singleMosq, n))
 	if ours.kept != n {
 		t.Errorf("outpost kept %d of %d", ours.kept, n)
 	}
