@@ -188,21 +188,21 @@ var ErrCorrupt = errors.New("database is damaged")
 func (s *Store) check(ctx context.Context) error {
 	rows, err := s.db.QueryContext(ctx, `PRAGMA quick_check(5)`)
 	if err != nil {
-		return s.corrupt(err)
+		return s.unreadable(err)
 	}
 	defer rows.Close()
 	var problems []string
 	for rows.Next() {
 		var line string
 		if err := rows.Scan(&line); err != nil {
-			return s.corrupt(err)
+			return s.unreadable(err)
 		}
 		if line != "ok" {
 			problems = append(problems, line)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return s.corrupt(err)
+		return s.unreadable(err)
 	}
 	if len(problems) > 0 {
 		return s.corrupt(errors.New(strings.Join(problems, "; ")))
@@ -210,12 +210,37 @@ func (s *Store) check(ctx context.Context) error {
 	return nil
 }
 
-// corrupt words a failed check: what SQLite said, and what to do. A full
-// disk is said as such instead.
-func (s *Store) corrupt(err error) error {
-	if d := diskError(s.path, err); d != err {
-		return d
+// unreadable words an error that stopped the check before it could say
+// anything of the pages: a damaged file only when SQLite says so (not a
+// database, malformed); a full disk as such (an existing database on a
+// full disk fails with an I/O error on its shared-memory file, not
+// "full"); anything else as it is, with no advice that would throw the
+// data away.
+func (s *Store) unreadable(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "not a database") || strings.Contains(msg, "malformed") || strings.Contains(msg, "SQLITE_CORRUPT") || strings.Contains(msg, "SQLITE_NOTADB"):
+		return s.corrupt(err)
+	case diskError(s.path, err) != err:
+		return diskError(s.path, err)
+	case isFull(filepath.Dir(s.path)):
+		return fmt.Errorf("%w on %s: %v", ErrDiskFull, filepath.Dir(s.path), err)
 	}
+	return fmt.Errorf("cannot read %s: %w", s.path, err)
+}
+
+// isFull reports whether the file system of dir has (next to) no room
+// left for a writer.
+func isFull(dir string) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return false
+	}
+	return int64(st.Bavail)*int64(st.Bsize) < 64<<10
+}
+
+// corrupt words a damaged database: what SQLite said, and what to do.
+func (s *Store) corrupt(err error) error {
 	return fmt.Errorf("%w: %s: %v. Stop Outpost, keep a copy of the folder, then either restore the file "+
 		"from a backup or recover what SQLite can read (sqlite3 %s .recover | sqlite3 new.db) and put new.db in its "+
 		"place; moving the file aside starts Outpost with an empty database", ErrCorrupt, s.path, err, s.path)

@@ -187,4 +187,19 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("the daemon exited:\n%s", g.d.out.String())
 	default:
 	}
+
+	// A database that exists, on a disk that filled while the daemon
+	// was stopped: "no space left", not "damaged" with advice that would
+	// throw the messages away; with room again it starts with them.
+	g.d.stop()
+	fill(t, filler)
+	out := runFails(t, g.dir, string(cfg), "no space left on "+data)
+	if strings.Contains(out, "damaged") {
+		t.Errorf("a full disk reported as a damaged database:\n%s", out)
+	}
+	os.Remove(filler)
+	g.start()
+	if s := g.show(id); s.State != "delivered" {
+		t.Errorf("after the disk was freed: %+v", s)
+	}
 }
