@@ -197,12 +197,12 @@ func cmdShow(args []string) int {
 	}
 	fmt.Printf("id:        %s\ndirection: %s\npeer:      %s\nstate:     %s\n", v.ID, v.Direction, printable(v.Peer, true), v.State)
 	if v.Text != nil {
-		fmt.Printf("text:      %s\n", printable(*v.Text, true))
+		fmt.Printf("text:      %s\n", indented(*v.Text))
 	} else if v.DataHex != "" {
 		fmt.Printf("data:      %s\n", v.DataHex)
 	}
 	if v.Detail != "" {
-		fmt.Printf("detail:    %s\n", printable(v.Detail, true))
+		fmt.Printf("detail:    %s\n", indented(v.Detail))
 	}
 	if v.Priority != 0 {
 		fmt.Printf("priority:  %d\n", v.Priority)
@@ -371,6 +371,12 @@ func printable(s string, keepNL bool) string {
 		}
 	}
 	return b.String()
+}
+
+// indented is printable text whose later lines are indented under the
+// first, so that a text cannot fake fields of the output.
+func indented(s string) string {
+	return strings.ReplaceAll(printable(s, true), "\n", "\n           ")
 }
 
 func unsafeRune(r rune, keepNL bool) bool {

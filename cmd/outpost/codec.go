@@ -112,7 +112,10 @@ func writeDecoded(w io.Writer, m *pdu.Message, err error) {
 }
 
 func printMessage(w io.Writer, m *pdu.Message) {
-	row := func(k string, v any) { fmt.Fprintf(w, "%-18s %v\n", k+":", v) }
+	// Values from the PDU are shown escaped: a text or an alphanumeric
+	// sender with ESC sequences or line breaks must not drive the
+	// terminal or fake lines of this output.
+	row := func(k string, v any) { fmt.Fprintf(w, "%-18s %s\n", k+":", printable(fmt.Sprint(v), false)) }
 	row("type", m.Type)
 	if m.SMSC != "" {
 		row("smsc", m.SMSC)
@@ -206,7 +209,7 @@ func cmdDecodeJoin(args []string, in io.Reader, out io.Writer) int {
 		return 0
 	}
 	if j.IsText {
-		fmt.Fprintln(out, j.Text)
+		fmt.Fprintln(out, printable(j.Text, true))
 	} else {
 		fmt.Fprintln(out, res["data_hex"])
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,6 +89,35 @@ func TestControlCharactersEscaped(t *testing.T) {
 	if !strings.Contains(out, `\u001b]0;pwned\u0007`) {
 		t.Errorf("--json does not carry the text as it came: %q", out)
 	}
+	// The codec commands show what a PDU holds the same way, and a line
+	// break in a text cannot fake a line of show's output.
+	parts := phoneParts(t, "+15555550111", pdu.Outgoing{Text: evil + "\nstate:     delivered"}, 9)
+	out, _, code = cli(t, dir, "decode", "pdu", parts[0])
+	if code != 0 || bytes.ContainsAny([]byte(out), "\x1b\x07") || !strings.Contains(out, `\x1b[2J`) || strings.Contains(out, "\nstate:") {
+		t.Errorf("decode pdu prints raw control characters or line breaks: %q", out)
+	}
+	cmd := exec.Command(binary, "decode", "join")
+	cmd.Stdin = strings.NewReader(parts[0] + "\n")
+	b, _ := cmd.Output()
+	if bytes.ContainsAny(b, "\x1b\x07") || !strings.Contains(string(b), `\x1b[2J`) {
+		t.Errorf("decode join prints raw control characters: %q", b)
+	}
+	lf := submitText(t, g, "line one\nstate:     delivered")
+	out, _, _ = g.cli("show", lf)
+	if strings.Contains(out, "\nstate:     delivered") {
+		t.Errorf("a text's line break fakes a line of show's output:\n%s", out)
+	}
+}
+
+// submitText queues a text (which may hold line breaks) through the CLI.
+func submitText(t *testing.T, g *gateway, text string) string {
+	t.Helper()
+	out, errs, code := g.cli("send", "--to", "+15555550100", "--text", text)
+	if code != 0 {
+		t.Fatalf("send: %d %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return lines[len(lines)-1]
 }
 
 // TestCorruptDatabaseReported: a damaged database, or a file that is not
