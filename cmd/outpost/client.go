@@ -34,6 +34,7 @@ type client struct {
 func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 	cfgPath := fs.String("config", "", "the daemon's config file (to find its data folder)")
 	dataDir := fs.String("data-dir", "", "the daemon's data folder (default from the config, else ./outpost-data)")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the daemon's answer")
 	return func() (*client, error) {
 		dir := *dataDir
 		if dir == "" {
@@ -44,7 +45,7 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 			dir = c.DataDir
 		}
 		sock := filepath.Join(dir, "outpost.sock")
-		return &client{socket: sock, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		return &client{socket: sock, http: &http.Client{Timeout: *timeout, Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 			},
@@ -53,6 +54,10 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 }
 
 var errNoDaemon = errors.New("no daemon is running")
+
+// errNoAnswer is a daemon that took a request and did not answer in time:
+// what it did with the request is unknown.
+var errNoAnswer = errors.New("the daemon does not answer")
 
 func (c *client) do(method, path string, body any, out any) error {
 	var r io.Reader
@@ -64,6 +69,10 @@ func (c *client) do(method, path string, body any, out any) error {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return fmt.Errorf("%w on %s within %s (it may be hung or very busy; see its log)", errNoAnswer, c.socket, c.http.Timeout)
+		}
 		return fmt.Errorf("%w (cannot reach %s: %v)", errNoDaemon, c.socket, err)
 	}
 	defer resp.Body.Close()
@@ -97,6 +106,7 @@ func cmdSend(args []string) int {
 	notBefore := fs.String("at", "", `send no earlier than this: a time ("2026-11-23T18:00:00+03:00") or a duration from now ("30m")`)
 	expires := fs.String("expires", "", "do not send after this (a time or a duration from now); the SMSC's validity follows unless --validity is given")
 	priority := fs.Int("priority", 0, "0 (default) to 9: higher goes out first")
+	id := fs.String("id", "", "the message's id (1-64 of A-Z a-z 0-9 . _ : -; default: a new one): the same send with the same id is stored once, so a send whose answer was lost can be run again")
 	mk := clientFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost send --to NUMBER --text TEXT\n\nQueues one SMS and prints its id on the last line.")
@@ -136,7 +146,12 @@ func cmdSend(args []string) int {
 	}
 	report := !*noReport
 	var out struct{ ID string }
-	body := map[string]any{"to": nums, "text": *text, "report": report, "flash": *flash}
+	if *id == "" {
+		// Chosen here, not by the daemon: a send whose answer is lost
+		// can be looked up (and run again with --id, stored once).
+		*id = store.NewID()
+	}
+	body := map[string]any{"id": *id, "to": nums, "text": *text, "report": report, "flash": *flash}
 	if *validity != 0 {
 		body["validity"] = validity.String()
 	}
@@ -150,6 +165,9 @@ func cmdSend(args []string) int {
 		body["priority"] = *priority
 	}
 	if err := c.do("POST", "/v1/messages", body, &out); err != nil {
+		if errors.Is(err, errNoAnswer) {
+			err = fmt.Errorf("%v; the message may have been stored as %s: check with \"outpost show %s\", or send again with --id %s (stored once)", err, *id, *id, *id)
+		}
 		return fail("send", err)
 	}
 	fmt.Println(out.ID)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,6 +217,35 @@ func TestHubLinkWithoutLocalBroker(t *testing.T) {
 	}
 }
 
+// TestHungDaemon: a daemon that takes a request and does not answer is
+// told apart from no daemon at all, and a send whose answer was lost
+// names the id it may have been stored as; sent again with that id, it
+// is stored once (before: "no daemon is running", which invites a second
+// send: two SMS).
+func TestHungDaemon(t *testing.T) {
+	g := newGateway(t, "")
+	g.start()
+	g.d.cmd.Process.Signal(syscall.SIGSTOP)
+	_, errs, code := g.cli("send", "--to", "+15555550100", "--text", "hung", "--timeout", "1s")
+	g.d.cmd.Process.Signal(syscall.SIGCONT)
+	m := regexp.MustCompile(`may have been stored as (\S+): check with "outpost show (\S+)"`).FindStringSubmatch(errs)
+	if code != 1 || !strings.Contains(errs, "the daemon does not answer") || m == nil || m[1] != m[2] {
+		t.Fatalf("send to a stopped daemon: exit %d, %q", code, errs)
+	}
+	id := m[1]
+	out, errs, code := g.cli("send", "--to", "+15555550100", "--text", "hung", "--id", id)
+	if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), id) {
+		t.Fatalf("send again with --id: %d %q %q", code, out, errs)
+	}
+	s := g.waitDelivered(id)
+	if len(s.Deliveries) != 1 {
+		t.Fatalf("stored %d times", len(s.Deliveries))
+	}
+	if n, _ := g.echoes("echo: hung"); n > 1 {
+		t.Fatalf("%d echoes: sent twice", n)
+	}
+}
+
 // TestCLIUsage: every command answers --help with exit 0; extra
 // arguments, missing ones and flags that exclude each other are usage
 // errors (exit 2) that say what is wrong; a flag's bad value names the
@@ -226,7 +256,7 @@ func TestCLIUsage(t *testing.T) {
 		{"run", "--help"}, {"send", "--help"}, {"show", "--help"}, {"inbox", "--help"}, {"status", "--help"},
 		{"sim", "--help"}, {"passwd", "--help"}, {"decode", "--help"}, {"decode", "pdu", "--help"},
 		{"decode", "join", "--help"}, {"decode", "xform", "--help"}, {"encode", "--help"}, {"encode", "sms", "--help"},
-		{"encode", "xform", "--help"}, {"retry", "--help"}, {"cancel", "--help"}, {"config", "--help"}, {"config", "check", "--help"}, {"help"}, {"--help"},
+		{"encode", "xform", "--help"}, {"retry", "--help"}, {"cancel", "--help"}, {"config", "--help"}, {"config", "check", "--help"}, {"version", "--help"}, {"help"}, {"--help"},
 	} {
 		out, errs, code := cli(t, dir, args...)
 		if code != 0 || !strings.Contains(out+errs, "usage: outpost") {
@@ -256,6 +286,8 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"config"}, "usage: outpost config check"},
 		{[]string{"nosuch"}, "unknown command"},
 		{[]string{"sim"}, "--pty PATH is required"},
+		{[]string{"version", "extra"}, `unexpected argument "extra"`},
+		{[]string{"version", "--bogus"}, "flag provided but not defined: -bogus"},
 	} {
 		_, errs, code := cli(t, dir, c.args...)
 		if code != 2 || !strings.Contains(errs, c.want) {

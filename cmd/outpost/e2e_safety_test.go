@@ -47,7 +47,7 @@ func TestDataFolderIsPrivate(t *testing.T) {
 	g.d.stop()
 	// As an older version (or another umask) would have left them.
 	os.Chmod(data, 0o755)
-	for _, f := range []string{"outpost.db", "outpost.db-wal", "outpost.db-shm"} {
+	for _, f := range []string{"outpost.db", "outpost.db-wal", "outpost.db-shm", "outpost.lock"} {
 		os.Chmod(filepath.Join(data, f), 0o644)
 	}
 	g.start()

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 )
@@ -70,6 +71,11 @@ func run(args []string) int {
 	case "passwd":
 		return cmdPasswd(rest, os.Stdin, os.Stdout)
 	case "version", "--version":
+		fs := flag.NewFlagSet("version", flag.ContinueOnError)
+		fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage: outpost version\n\nPrints the version.") }
+		if _, code := parseArgs(fs, rest, 0, 0); code >= 0 {
+			return code
+		}
 		fmt.Println("outpost", version)
 		return 0
 	case "help", "-h", "--help":
