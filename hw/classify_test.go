@@ -2,8 +2,10 @@ package hw
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,5 +90,19 @@ func TestRegisteredOnLTEOnly(t *testing.T) {
 	}
 	if _, err := r.modem.SendPDU(context.Background(), mustEncode(t, "x")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUnknownSignalNotZeroDBm: an unknown signal (CSQ 99, a modem away)
+// is left out of the JSON, not 0 dBm, which a dashboard reads as a
+// perfect signal.
+func TestUnknownSignalNotZeroDBm(t *testing.T) {
+	b, _ := json.Marshal(Status{ID: "m1", Signal: 99})
+	if strings.Contains(string(b), "signal_dbm") {
+		t.Fatalf("unknown signal: %s", b)
+	}
+	b, _ = json.Marshal(Status{ID: "m1", Signal: 21, SignalDBm: -71})
+	if !strings.Contains(string(b), `"signal_dbm":-71`) {
+		t.Fatalf("known signal: %s", b)
 	}
 }

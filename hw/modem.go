@@ -46,8 +46,8 @@ type Status struct {
 	IMSI         string    `json:"imsi,omitempty"`
 	ICCID        string    `json:"iccid,omitempty"`
 	Operator     string    `json:"operator,omitempty"`
-	Signal       int       `json:"signal"`     // +CSQ rssi 0-31, 99 unknown
-	SignalDBm    int       `json:"signal_dbm"` // 0 when unknown
+	Signal       int       `json:"signal"`               // +CSQ rssi 0-31, 99 unknown
+	SignalDBm    int       `json:"signal_dbm,omitempty"` // 0 (left out) when unknown: real values are -113 to -51
 	Registered   bool      `json:"registered"`
 	Registration string    `json:"registration,omitempty"`
 	Since        time.Time `json:"since"`

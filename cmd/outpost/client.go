@@ -315,7 +315,11 @@ func cmdStatus(args []string) int {
 			Registered                   bool `json:"registered"`
 		}
 		json.Unmarshal(r, &m)
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d dBm\t%v\t%s\t%s\n", id, m.State, printable(m.Operator, false), m.SignalDBm, m.Registered,
+		signal := "unknown"
+		if m.SignalDBm != 0 {
+			signal = fmt.Sprintf("%d dBm", m.SignalDBm)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", id, m.State, printable(m.Operator, false), signal, m.Registered,
 			printable(m.IMEI, false), printable(m.Error, false))
 	}
 	fmt.Fprintln(w, "\nQUEUE\tSTATE\tCOUNT")
