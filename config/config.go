@@ -13,8 +13,11 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -32,6 +35,10 @@ type Config struct {
 	// Groups are named lists of phone numbers; a send request to
 	// "group:<name>" goes to each of them.
 	Groups map[string][]string `toml:"groups"`
+	// SimulatedByDefault is set when the file lists no [[modem]]: the
+	// default simulated modem runs, which a file meant for the field
+	// should say out loud.
+	SimulatedByDefault bool `toml:"-"`
 }
 
 // Hub configures the link to the central hub (an MQTT broker).
@@ -368,6 +375,7 @@ func Parse(name string, raw []byte) (Config, error) {
 	}
 	if !md.IsDefined("modem") {
 		c.Modems = Default().Modems
+		c.SimulatedByDefault = true
 	}
 	defaultQoS(md, &c)
 	c.applyModemDefaults()
@@ -489,8 +497,8 @@ func (c Config) Validate() error {
 	}
 	if c.GatewayID == "" {
 		bad("gateway_id", c.GatewayID, "must not be empty")
-	} else if strings.ContainsAny(c.GatewayID, "/+# ") {
-		bad("gateway_id", c.GatewayID, "must be one MQTT topic level (no '/', '+', '#' or spaces)")
+	} else if strings.ContainsAny(c.GatewayID, "/+# ") || strings.HasPrefix(c.GatewayID, "$") || !printableName(c.GatewayID) {
+		bad("gateway_id", c.GatewayID, "must be one MQTT topic level (no '/', '+', '#', spaces, control characters or a leading '$')")
 	}
 	if c.DataDir == "" {
 		bad("data_dir", c.DataDir, "must not be empty")
@@ -504,13 +512,19 @@ func (c Config) Validate() error {
 		bad("mqtt.prefix", c.MQTT.Prefix, "must be a non-empty topic without wildcards or spaces")
 	}
 	if c.MQTT.Listen != "" {
-		host, port, err := net.SplitHostPort(c.MQTT.Listen)
-		if err != nil || port == "" {
-			bad("mqtt.listen", c.MQTT.Listen, "must be host:port (empty disables the broker)")
+		host, _, err := net.SplitHostPort(c.MQTT.Listen)
+		if err != nil || !validAddr(c.MQTT.Listen) {
+			bad("mqtt.listen", c.MQTT.Listen, "must be host:port with a port 0–65535 (empty disables the broker)")
 		} else if c.MQTT.AllowAnonymous && !isLoopback(host) {
 			bad("mqtt.allow_anonymous", c.MQTT.AllowAnonymous,
 				fmt.Sprintf("anonymous access is only allowed on a loopback listener, and mqtt.listen is %q", c.MQTT.Listen))
 		}
+	}
+	if c.MQTT.WebSocketListen != "" && !validAddr(c.MQTT.WebSocketListen) {
+		bad("mqtt.websocket_listen", c.MQTT.WebSocketListen, "must be host:port with a port 0–65535")
+	}
+	if c.MQTT.MaxClients < 0 {
+		bad("mqtt.max_clients", c.MQTT.MaxClients, "must be 0 (no limit) or more")
 	}
 	if n := c.MQTT.MaxPacketSize; n < 1024 || n > MaxPacketSizeLimit {
 		bad("mqtt.max_packet_size", n, fmt.Sprintf("must be 1024 to %d bytes (default %d): one packet is read whole into memory", MaxPacketSizeLimit, DefaultMaxPacketSize))
@@ -606,8 +620,8 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.MQTT.TLSListen != "" {
-		if _, _, err := net.SplitHostPort(c.MQTT.TLSListen); err != nil {
-			bad("mqtt.tls_listen", c.MQTT.TLSListen, "must be host:port")
+		if !validAddr(c.MQTT.TLSListen) {
+			bad("mqtt.tls_listen", c.MQTT.TLSListen, "must be host:port with a port 0–65535")
 		}
 		if c.MQTT.TLSCert == "" || c.MQTT.TLSKey == "" {
 			bad("mqtt.tls_cert/tls_key", c.MQTT.TLSCert, "a TLS listener needs a certificate and its key (PEM files)")
@@ -682,6 +696,30 @@ func (c Config) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
+}
+
+// validAddr reports whether a is host:port with a numeric port 0–65535.
+func validAddr(a string) bool {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// printableName reports whether s is valid UTF-8 without control
+// characters.
+func printableName(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func isLoopback(host string) bool {

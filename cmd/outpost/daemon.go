@@ -63,6 +63,9 @@ func cmdRun(args []string) int {
 		return 1
 	}
 	log := newLogger(cfg.LogLevel, os.Stderr)
+	if *cfgPath != "" && cfg.SimulatedByDefault {
+		log.Warn("the config lists no [[modem]]: running the simulated modem "+cfg.Modems[0].ID+" (no real SMS go out)", "config", *cfgPath)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := daemon(ctx, cfg, log); err != nil {
@@ -294,6 +297,9 @@ func cmdSim(args []string) int {
 	if *path == "" {
 		return usageError(fs, "--pty PATH is required")
 	}
+	if err := pdu.ValidateNumber(*number); err != nil {
+		return usageError(fs, fmt.Sprintf("--number %q: %v", *number, err))
+	}
 	log := newLogger(*level, os.Stderr)
 	network := sim.NewNetwork(log)
 	network.EchoDelay = *delay
@@ -388,9 +394,13 @@ func cmdConfig(args []string) int {
 	if code >= 0 {
 		return code
 	}
-	if _, err := loadConfig(pos[0]); err != nil {
+	c, err := loadConfig(pos[0])
+	if err != nil {
 		fmt.Fprintln(os.Stderr, strings.TrimSpace(err.Error()))
 		return exitFailure
+	}
+	if c.SimulatedByDefault {
+		fmt.Fprintf(os.Stderr, "note: %s lists no [[modem]]: the simulated modem %s is used (no real SMS go out); add a [[modem]] with type = \"serial\" for a real one\n", pos[0], c.Modems[0].ID)
 	}
 	fmt.Println(pos[0] + ": ok")
 	return 0

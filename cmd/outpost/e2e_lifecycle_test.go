@@ -287,12 +287,24 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"nosuch"}, "unknown command"},
 		{[]string{"sim"}, "--pty PATH is required"},
 		{[]string{"version", "extra"}, `unexpected argument "extra"`},
+		{[]string{"sim", "--pty", filepath.Join(dir, "x.pty"), "--number", "abc"}, `--number "abc"`},
 		{[]string{"version", "--bogus"}, "flag provided but not defined: -bogus"},
 	} {
 		_, errs, code := cli(t, dir, c.args...)
 		if code != 2 || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", c.args, code, errs, c.want)
 		}
+	}
+	// A file without [[modem]] runs the simulator: config check says so.
+	nomodem := filepath.Join(dir, "nomodem.toml")
+	writeConfig(t, nomodem, "gateway_id = \"gw\"\n")
+	if _, errs, code := cli(t, dir, "config", "check", nomodem); code != 0 || !strings.Contains(errs, "lists no [[modem]]: the simulated modem sim0 is used") {
+		t.Errorf("config check without [[modem]]: %d %q", code, errs)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	writeConfig(t, bad, "gateway_id = \"g\\u0000x\"\n[mqtt]\nlisten = \"127.0.0.1:99999\"\nmax_clients = -3\n[[modem]]\ntype = \"sim\"\n")
+	if _, errs, code := cli(t, dir, "config", "check", bad); code != 1 || !strings.Contains(errs, "gateway_id") || !strings.Contains(errs, "mqtt.listen") || !strings.Contains(errs, "mqtt.max_clients") {
+		t.Errorf("config check of bad values: %d %q", code, errs)
 	}
 	// Failures that are not usage errors exit 1.
 	for _, args := range [][]string{{"status"}, {"show", "x"}, {"decode", "pdu", "zz"}, {"decode", "xform", filepath.Join(dir, "none")}} {
