@@ -3,6 +3,7 @@ package http_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -42,6 +43,32 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 		}
 		ids[state] = m.ID
 	}
+	// A group as the dispatcher leaves it mid-send: one destination being
+	// sent, two queued; and a blast where all 50 failed.
+	group := func(states ...string) string {
+		m := &store.Message{Direction: store.Out, Peer: "group", Source: "test"}
+		if err := st.Update(context.Background(), func(tx *store.Tx) error {
+			if err := tx.InsertMessage(m); err != nil {
+				return err
+			}
+			for i, state := range states {
+				d := &store.Delivery{MessageID: m.ID, Connector: "sms", Recipient: fmt.Sprintf("+155555501%02d", i), State: state}
+				if err := tx.InsertDelivery(d, state); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return m.ID
+	}
+	mid := group(store.Sending, store.Queued, store.Queued)
+	var fifty []string
+	for range 50 {
+		fifty = append(fifty, store.Failed)
+	}
+	blast := group(fifty...)
 	sock := filepath.Join(dir, "outpost.sock")
 	srv := &bhttp.Server{Socket: sock, Hub: hub, Log: hub.Log}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -82,22 +109,33 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 	}{
 		{"/v1/messages/nosuchid/retry", "", 404, `no message with id "nosuchid"`},
 		{"/v1/messages/nosuchid/cancel", "", 404, `no message with id "nosuchid"`},
-		{"/v1/messages/" + ids[store.Queued] + "/retry", "", 409, "only a failed or expired message can be retried"},
-		{"/v1/messages/" + ids[store.Failed] + "/cancel", "", 409, "only a queued or scheduled message can be cancelled"},
+		{"/v1/messages/" + ids[store.Queued] + "/retry", "", 409, ": 1 queued: nothing to retry (only a failed or expired message can be retried)"},
+		{"/v1/messages/" + ids[store.Failed] + "/cancel", "", 409, ": 1 failed: nothing left to cancel (only a queued or scheduled message can be cancelled)"},
+		{"/v1/messages/" + blast + "/cancel", "", 409, "message " + blast + ": 50 failed: nothing left to cancel"},
+		{"/v1/messages/" + mid + "/cancel", "", 200, "cancelled 2 of 3 destinations; not cancelled: 1 sending (being sent right now"},
+		{"/v1/messages/" + mid + "/cancel", "", 409, ": 1 sending, 2 cancelled: nothing left to cancel (only a queued or scheduled message can be cancelled); 1 being sent right now"},
+		{"/v1/messages/" + mid + "/retry", "", 409, ": 1 sending, 2 cancelled: nothing to retry"},
 		{"/v1/messages/" + ids[store.Failed] + "/retry", "{not json", 400, "request body"},
 		{"/v1/messages/" + ids[store.Failed] + "/retry", `{"by": "ops dashboard"}`, 200, ""},
 		{"/v1/messages/" + ids[store.Queued] + "/cancel", "", 200, ""},
-		{"/v1/messages/" + ids[store.Queued] + "/cancel", "", 409, "is cancelled"},
+		{"/v1/messages/" + ids[store.Queued] + "/cancel", "", 409, ": 1 cancelled: nothing left to cancel"},
 	} {
 		code, v := post(c.path, c.body)
 		if code != c.code {
 			t.Errorf("%s %s: %d %v, want %d", c.path, c.body, code, v, c.code)
 			continue
 		}
-		if e, _ := v["error"].(string); c.has != "" && !strings.Contains(e, c.has) {
-			t.Errorf("%s: error %q lacks %q", c.path, e, c.has)
+		e, _ := v["error"].(string)
+		if code == 200 {
+			e, _ = v["summary"].(string)
 		}
-		if code == 200 && v["ok"] != true {
+		if c.has != "" && !strings.Contains(e, c.has) {
+			t.Errorf("%s: %q lacks %q", c.path, e, c.has)
+		}
+		if strings.Count(e, "failed") > 1 {
+			t.Errorf("%s: a state repeated: %q", c.path, e)
+		}
+		if code == 200 && (v["ok"] != true || v["deliveries"] == nil) {
 			t.Errorf("%s: %v", c.path, v)
 		}
 	}
