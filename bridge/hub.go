@@ -80,6 +80,11 @@ func (e conflictError) Error() string { return ErrInvalid.Error() + ": " + e.msg
 
 func (e conflictError) Is(target error) bool { return target == ErrInvalid || target == ErrConflict }
 
+// MaxRecipients bounds the numbers one send request reaches, counted
+// after "group:" entries are expanded and repeated numbers merged: a
+// larger blast is refused (split it into several requests).
+const MaxRecipients = 10000
+
 // MaxIDLen bounds a client's message id.
 const MaxIDLen = 64
 
@@ -494,6 +499,9 @@ func (h *Hub) recipients(list []string) (to, groups []string, err error) {
 			add(m)
 		}
 		groups = append(groups, fmt.Sprintf("group %s: %d numbers", name, len(members)))
+	}
+	if len(to) > MaxRecipients {
+		return nil, nil, fmt.Errorf("\"to\" has %d recipients after expanding groups: at most %d in one request (split it into several)", len(to), MaxRecipients)
 	}
 	return to, groups, nil
 }
