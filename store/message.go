@@ -158,8 +158,11 @@ func (tx *Tx) InsertDelivery(d *Delivery, detail string) error {
 		d.State = Queued
 	}
 	d.UpdatedAt = tx.now
-	res, err := tx.exec(`INSERT INTO deliveries (message_id, connector, recipient, state, next_at, priority, expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.MessageID, d.Connector, d.Recipient, d.State, ms(d.NextAt), d.Priority, ms(d.ExpiresAt), ms(tx.now))
+	ins, err := tx.stmt(`INSERT INTO deliveries (message_id, connector, recipient, state, next_at, priority, expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("insert delivery: %w", err)
+	}
+	res, err := ins.ExecContext(tx.ctx, d.MessageID, d.Connector, d.Recipient, d.State, ms(d.NextAt), d.Priority, ms(d.ExpiresAt), ms(tx.now))
 	if err != nil {
 		return fmt.Errorf("insert delivery: %w", err)
 	}
@@ -173,8 +176,11 @@ func (tx *Tx) AppendEvent(messageID string, deliveryID int64, state, detail stri
 	if deliveryID != 0 {
 		did = deliveryID
 	}
-	_, err := tx.exec(`INSERT INTO events (message_id, delivery_id, at, state, detail) VALUES (?, ?, ?, ?, ?)`,
-		messageID, did, ms(tx.now), state, detail)
+	ins, err := tx.stmt(`INSERT INTO events (message_id, delivery_id, at, state, detail) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	_, err = ins.ExecContext(tx.ctx, messageID, did, ms(tx.now), state, detail)
 	return err
 }
 
