@@ -21,13 +21,8 @@ import (
 // errors with 404 for an unknown id, 409 for the wrong state, 400 for a
 // bad body; the history says who asked.
 func TestRetryAndCancelRoutes(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(context.Background(), filepath.Join(dir, "outpost.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	hub := bridge.New(st, nil)
+	hub := newHub(t)
+	st := hub.Store
 	// Two messages as the dispatcher would have left them: one failed,
 	// one queued (no dispatcher runs here).
 	ids := map[string]string{}
@@ -69,39 +64,7 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 		fifty = append(fifty, store.Failed)
 	}
 	blast := group(fifty...)
-	sock := filepath.Join(dir, "outpost.sock")
-	srv := &bhttp.Server{Socket: sock, Hub: hub, Log: hub.Log}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-	}}
-	post := func(path, body string) (int, map[string]any) {
-		t.Helper()
-		var resp *http.Response
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			resp, err = c.Post("http://outpost"+path, "application/json", strings.NewReader(body))
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond) // the socket is not there yet
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var v map[string]any
-		if err := json.Unmarshal(b, &v); err != nil {
-			t.Fatalf("%s: not JSON: %q", path, b)
-		}
-		return resp.StatusCode, v
-	}
+	post := serve(t, hub)
 	for _, c := range []struct {
 		path, body string
 		code       int
@@ -151,5 +114,88 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 		if !found {
 			t.Errorf("history of the %s message lacks %q: %+v", state, want, view.Events)
 		}
+	}
+}
+
+func newHub(t *testing.T) *bridge.Hub {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return bridge.New(st, nil)
+}
+
+// serve runs the API for hub on a socket and returns a function that
+// POSTs a body to a path and returns the status and the JSON answer.
+func serve(t *testing.T, hub *bridge.Hub) func(path, body string) (int, map[string]any) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "outpost.sock")
+	srv := &bhttp.Server{Socket: sock, Hub: hub, Log: hub.Log}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	return func(path, body string) (int, map[string]any) {
+		t.Helper()
+		resp, err := c.Post("http://outpost"+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var v map[string]any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s: not JSON: %q", path, b)
+		}
+		return resp.StatusCode, v
+	}
+}
+
+// smsStub is an SMS connector that sends nothing (no dispatcher runs):
+// Submit needs one to store a request.
+type smsStub struct{}
+
+func (smsStub) Name() string                                 { return "sms" }
+func (smsStub) Run(ctx context.Context, _ *bridge.Hub) error { <-ctx.Done(); return nil }
+func (smsStub) Deliver(context.Context, store.Message, store.Delivery) (bridge.Outcome, error) {
+	return bridge.Outcome{}, nil
+}
+
+// TestSendRefusesBadBodies: POST /v1/messages takes one JSON object
+// followed by nothing but white space ("{…}garbage" was stored: 201);
+// "port" is checked before what it goes with; nothing bad is stored.
+func TestSendRefusesBadBodies(t *testing.T) {
+	hub := newHub(t)
+	hub.Add(smsStub{})
+	post := serve(t, hub)
+	for _, c := range []struct {
+		body string
+		code int
+		has  string
+	}{
+		{`{"to":"+15555550100","text":"hi"}garbage`, 400, `something after the request at byte 33: "garbage"`},
+		{`{"to":"+15555550100","text":"hi"}{"to":"+15555550100","text":"again"}`, 400, "something after the request"},
+		{`{"to":"+15555550100","data_hex":"","port":70000}`, 400, `"port" 70000: must be 1–65535`},
+		{`{"to":"+15555550100","data_hex":""}`, 400, `"data_hex" is empty`},
+		{"{\"to\":\"+15555550100\",\"text\":\"hi\"}\r\n", 201, ""},
+	} {
+		code, v := post("/v1/messages", c.body)
+		if e, _ := v["error"].(string); code != c.code || !strings.Contains(e, c.has) {
+			t.Errorf("%q: %d %v, want %d with %q", c.body, code, v, c.code, c.has)
+		}
+	}
+	q, err := hub.QueueDepths(context.Background())
+	if err != nil || q["sms"][store.Queued] != 1 {
+		t.Errorf("queued %v (%v), want the one good request", q, err)
 	}
 }
