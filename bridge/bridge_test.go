@@ -370,3 +370,34 @@ func TestSubmitBoundsRecipients(t *testing.T) {
 		t.Fatalf("%d deliveries, %v; want %d", len(v.Deliveries), err, bridge.MaxRecipients)
 	}
 }
+
+// TestSubmitRefusesControlCharacters: a C0 control character other than
+// line feed, carriage return and tab, or DEL, in "text" is refused with
+// its position and code point (ESC went out as a raw GSM escape: "a\x1bb"
+// came back as "ab"); tab, which GSM cannot write, is taken (the encoder
+// sends UCS-2).
+func TestSubmitRefusesControlCharacters(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	ctx := context.Background()
+	for text, want := range map[string]string{
+		"a\x1bb":      `"text": character 2 is U+001B, a control character`,
+		"\x00":        `"text": character 1 is U+0000, a control character`,
+		"héllo\x07!":  `"text": character 6 is U+0007, a control character`,
+		"tail\x7f":    `"text": character 5 is U+007F, a control character`,
+		"ok\r\n\x0c.": `"text": character 5 is U+000C, a control character`,
+	} {
+		_, err := h.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: text, Source: "test"})
+		if !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), want) ||
+			!strings.Contains(err.Error(), `only line feed (\n), carriage return (\r) and tab (\t) are allowed`) {
+			t.Errorf("%q: %v, want ErrInvalid naming %q", text, err, want)
+		}
+	}
+	if q, err := h.QueueDepths(ctx); err != nil || len(q) != 0 {
+		t.Fatalf("queued after the refusals: %v %v", q, err)
+	}
+	for _, text := range []string{"col1\tcol2", "line 1\r\nline 2\n", "€ ünïcödé 📦"} {
+		if _, err := h.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: text, Source: "test"}); err != nil {
+			t.Errorf("%q: %v", text, err)
+		}
+	}
+}

@@ -106,6 +106,22 @@ func CheckID(id string) error {
 	return nil
 }
 
+// checkText refuses the C0 control characters other than line feed,
+// carriage return and tab, and DEL, in a text to send: GSM has no code
+// for most of them, and ESC (U+001B) would go out as the alphabet's own
+// escape, garbling what follows (a\x1bb arrived as "ab"). Tab, which GSM
+// cannot write either, is sent in UCS-2 like any character outside it.
+func checkText(text string) error {
+	pos := 0
+	for _, r := range text {
+		pos++
+		if (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || r == 0x7f {
+			return fmt.Errorf(`"text": character %d is U+%04X, a control character: only line feed (\n), carriage return (\r) and tab (\t) are allowed`, pos, r)
+		}
+	}
+	return nil
+}
+
 // SendRequest is a request to send one SMS to one or more recipients.
 type SendRequest struct {
 	ID     string   `json:"id,omitempty"`
@@ -354,6 +370,11 @@ func (h *Hub) prepare(req SendRequest) (*store.Message, func(*store.Tx) error, e
 	}
 	if req.Text == "" && req.Data == nil {
 		return nil, nil, fmt.Errorf("%w: \"text\" is empty", ErrInvalid)
+	}
+	if req.Data == nil {
+		if err := checkText(req.Text); err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
 	}
 	to, groups, err := h.recipients(req.To)
 	if err != nil {
