@@ -78,6 +78,10 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 		return SendRequest{}, p, fmt.Errorf("bad JSON: something after the request at byte %d: %q: send one JSON object", at, rest)
 	}
 	req := SendRequest{ID: p.ID, Text: p.Text, Report: p.Report == nil || *p.Report, Flash: p.Flash, Source: source}
+	// A port out of range is said first, whatever else is wrong.
+	if p.Port != nil && (*p.Port < 1 || *p.Port > 65535) {
+		return req, p, fmt.Errorf(`"port" %d: must be 1–65535`, *p.Port)
+	}
 	switch {
 	case len(p.To) == 0 || string(p.To) == "null":
 		return req, p, errors.New(`"to" is missing`)
@@ -91,9 +95,6 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 		}
 	default:
 		return req, p, errors.New(`"to" must be a phone number (a string) or a list of them`)
-	}
-	if p.Port != nil && (*p.Port < 1 || *p.Port > 65535) {
-		return req, p, fmt.Errorf(`"port" %d: must be 1–65535`, *p.Port)
 	}
 	if w.DataHex != nil {
 		if p.DataHex == "" {

@@ -32,6 +32,7 @@ func TestParseSend(t *testing.T) {
 		{`{"to":"+15555550100","text":"hi","expires":"-5m"}`, `"expires" "-5m"`},
 		// "port" is checked first; an empty "data_hex" is its own error.
 		{`{"to":"+15555550100","data_hex":"","port":70000}`, `"port" 70000: must be 1–65535`},
+		{`{"data_hex":"","port":70000}`, `"port" 70000: must be 1–65535`},
 		{`{"to":"+15555550100","text":"hi","port":-1}`, `"port" -1: must be 1–65535`},
 		{`{"to":"+15555550100","data_hex":"","port":9200}`, `"data_hex" is empty`},
 		{`{"to":"+15555550100","data_hex":""}`, `"data_hex" is empty`},
