@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -331,5 +332,72 @@ func TestDeliveryErrorsRedacted(t *testing.T) {
 	}
 	if got := bridge.RedactURLs("tcp://hub.example.org:1883 and ssl://u:p@h:8883?x=1"); got != "tcp://hub.example.org:1883 and ssl://u:xxxxx@h:8883?x=1" {
 		t.Errorf("RedactURLs: %s", got)
+	}
+}
+
+// TestSubmitBoundsRecipients: one request reaches at most
+// bridge.MaxRecipients numbers, counted after groups are expanded and
+// repeats merged (20,000 used to be queued from one request).
+func TestSubmitBoundsRecipients(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	ctx := context.Background()
+	nums := func(from, n int) []string {
+		var out []string
+		for i := from; i < from+n; i++ {
+			out = append(out, fmt.Sprintf("+2547%08d", i))
+		}
+		return out
+	}
+	h.Groups = map[string][]string{"big": nums(0, 6000)}
+	over := append([]string{"group:big"}, nums(6000, bridge.MaxRecipients-6000+1)...)
+	_, err := h.Submit(ctx, bridge.SendRequest{To: over, Text: "x", Source: "test"})
+	want := fmt.Sprintf("%d recipients after expanding groups: at most %d in one request", bridge.MaxRecipients+1, bridge.MaxRecipients)
+	if !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("%d recipients: %v, want ErrInvalid naming %q", bridge.MaxRecipients+1, err, want)
+	}
+	if q, err := h.QueueDepths(ctx); err != nil || len(q) != 0 {
+		t.Fatalf("queued after the refusal: %v %v", q, err)
+	}
+	// Exactly the bound, with numbers repeated between the group and the
+	// list (they count once), is taken.
+	at := append([]string{"group:big"}, nums(3000, bridge.MaxRecipients-3000)...)
+	id, err := h.Submit(ctx, bridge.SendRequest{To: at, Text: "x", Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := h.Message(ctx, id)
+	if err != nil || len(v.Deliveries) != bridge.MaxRecipients {
+		t.Fatalf("%d deliveries, %v; want %d", len(v.Deliveries), err, bridge.MaxRecipients)
+	}
+}
+
+// TestSubmitRefusesControlCharacters: a C0 control character other than
+// line feed, carriage return and tab, or DEL, in "text" is refused with
+// its position and code point (ESC went out as a raw GSM escape: "a\x1bb"
+// came back as "ab"); tab, which GSM cannot write, is taken (the encoder
+// sends UCS-2).
+func TestSubmitRefusesControlCharacters(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	ctx := context.Background()
+	for text, want := range map[string]string{
+		"a\x1bb":      `"text": character 2 is U+001B, a control character`,
+		"\x00":        `"text": character 1 is U+0000, a control character`,
+		"héllo\x07!":  `"text": character 6 is U+0007, a control character`,
+		"tail\x7f":    `"text": character 5 is U+007F, a control character`,
+		"ok\r\n\x0c.": `"text": character 5 is U+000C, a control character`,
+	} {
+		_, err := h.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: text, Source: "test"})
+		if !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), want) ||
+			!strings.Contains(err.Error(), `only line feed (\n), carriage return (\r) and tab (\t) are allowed`) {
+			t.Errorf("%q: %v, want ErrInvalid naming %q", text, err, want)
+		}
+	}
+	if q, err := h.QueueDepths(ctx); err != nil || len(q) != 0 {
+		t.Fatalf("queued after the refusals: %v %v", q, err)
+	}
+	for _, text := range []string{"col1\tcol2", "line 1\r\nline 2\n", "€ ünïcödé 📦"} {
+		if _, err := h.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: text, Source: "test"}); err != nil {
+			t.Errorf("%q: %v", text, err)
+		}
 	}
 }

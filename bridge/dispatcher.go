@@ -234,17 +234,38 @@ func (h *Hub) expire(ctx context.Context) {
 	}
 }
 
+// Managed is what Retry or Cancel did to a message: the destinations it
+// changed, the others counted by state, and a sentence that says both.
+type Managed struct {
+	Deliveries []store.Delivery `json:"deliveries"`
+	Unchanged  map[string]int   `json:"unchanged,omitempty"`
+	Summary    string           `json:"summary"`
+}
+
+func managed(r store.Managed, done, not string) Managed {
+	m := Managed{Deliveries: r.Changed, Unchanged: r.Left}
+	total := len(r.Changed)
+	for _, n := range r.Left {
+		total += n
+	}
+	m.Summary = fmt.Sprintf("%s %d of %d destinations", done, len(r.Changed), total)
+	if len(r.Left) > 0 {
+		m.Summary += "; " + not + ": " + store.CountStates(r.Left)
+	}
+	return m
+}
+
 // Retry puts a message's failed or expired destinations back in the queue
 // with their attempts reset; by (the CLI, an API client) goes into the
-// history. store.ErrNotFound for an unknown id, store.ErrWrongState when
-// nothing is failed or expired.
-func (h *Hub) Retry(ctx context.Context, id, by string) ([]store.Delivery, error) {
-	var ds []store.Delivery
+// history. store.ErrNotFound for an unknown id, store.ErrWrongState (the
+// states counted) when nothing is failed or expired.
+func (h *Hub) Retry(ctx context.Context, id, by string) (Managed, error) {
+	var r store.Managed
 	err := h.Store.Update(ctx, func(tx *store.Tx) (err error) {
-		if ds, err = tx.RetryDeliveries(id, by); err != nil {
+		if r, err = tx.RetryDeliveries(id, by); err != nil {
 			return err
 		}
-		for _, d := range ds {
+		for _, d := range r.Changed {
 			if err := h.notify(tx, d, "retried by "+by); err != nil {
 				return err
 			}
@@ -252,34 +273,42 @@ func (h *Hub) Retry(ctx context.Context, id, by string) ([]store.Delivery, error
 		}
 		return nil
 	})
-	if err == nil {
-		h.Log.Info("message retried", "msg_id", id, "by", by, "destinations", len(ds))
+	if err != nil {
+		return Managed{}, err
 	}
-	return ds, err
+	h.Log.Info("message retried", "msg_id", id, "by", by, "destinations", len(r.Changed))
+	return managed(r, "queued again", "not retried"), nil
 }
 
 // Cancel cancels a message's queued or scheduled destinations (final: the
 // dispatcher and the expiry loop leave them alone); by goes into the
-// history. A destination being sent right now refuses the cancel
-// (store.ErrWrongState, saying so): its parts may already be with the
-// network. store.ErrNotFound for an unknown id.
-func (h *Hub) Cancel(ctx context.Context, id, by string) ([]store.Delivery, error) {
-	var ds []store.Delivery
+// history of each. Destinations being sent right now finish their attempt
+// (their parts may already be with the network): they are counted in the
+// answer, and a cancel after that attempt catches any put back in the
+// queue. store.ErrNotFound for an unknown id, store.ErrWrongState (the
+// states counted) when nothing could be cancelled.
+func (h *Hub) Cancel(ctx context.Context, id, by string) (Managed, error) {
+	var r store.Managed
 	err := h.Store.Update(ctx, func(tx *store.Tx) (err error) {
-		if ds, err = tx.CancelDeliveries(id, by); err != nil {
+		if r, err = tx.CancelDeliveries(id, by); err != nil {
 			return err
 		}
-		for _, d := range ds {
+		for _, d := range r.Changed {
 			if err := h.notify(tx, d, "cancelled by "+by); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err == nil {
-		h.Log.Info("message cancelled", "msg_id", id, "by", by, "destinations", len(ds))
+	if err != nil {
+		return Managed{}, err
 	}
-	return ds, err
+	h.Log.Info("message cancelled", "msg_id", id, "by", by, "destinations", len(r.Changed), "being_sent", r.Left[store.Sending])
+	m := managed(r, "cancelled", "not cancelled")
+	if r.Left[store.Sending] > 0 {
+		m.Summary += " (being sent right now: they finish this attempt; cancel again after it to catch any put back in the queue)"
+	}
+	return m, nil
 }
 
 // backoff is capped exponential with jitter: RetryMin·2^(n-1), at most

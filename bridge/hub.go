@@ -80,6 +80,11 @@ func (e conflictError) Error() string { return ErrInvalid.Error() + ": " + e.msg
 
 func (e conflictError) Is(target error) bool { return target == ErrInvalid || target == ErrConflict }
 
+// MaxRecipients bounds the numbers one send request reaches, counted
+// after "group:" entries are expanded and repeated numbers merged: a
+// larger blast is refused (split it into several requests).
+const MaxRecipients = 10000
+
 // MaxIDLen bounds a client's message id.
 const MaxIDLen = 64
 
@@ -96,6 +101,22 @@ func CheckID(id string) error {
 		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '.', b == '_', b == ':', b == '-':
 		default:
 			return fmt.Errorf(`"id" %q: character %q at %d is not allowed (only A–Z, a–z, 0–9, '.', '_', ':', '-')`, id, rune(b), i)
+		}
+	}
+	return nil
+}
+
+// checkText refuses the C0 control characters other than line feed,
+// carriage return and tab, and DEL, in a text to send: GSM has no code
+// for most of them, and ESC (U+001B) would go out as the alphabet's own
+// escape, garbling what follows (a\x1bb arrived as "ab"). Tab, which GSM
+// cannot write either, is sent in UCS-2 like any character outside it.
+func checkText(text string) error {
+	pos := 0
+	for _, r := range text {
+		pos++
+		if (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || r == 0x7f {
+			return fmt.Errorf(`"text": character %d is U+%04X, a control character: only line feed (\n), carriage return (\r) and tab (\t) are allowed`, pos, r)
 		}
 	}
 	return nil
@@ -350,6 +371,11 @@ func (h *Hub) prepare(req SendRequest) (*store.Message, func(*store.Tx) error, e
 	if req.Text == "" && req.Data == nil {
 		return nil, nil, fmt.Errorf("%w: \"text\" is empty", ErrInvalid)
 	}
+	if req.Data == nil {
+		if err := checkText(req.Text); err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
 	to, groups, err := h.recipients(req.To)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -494,6 +520,9 @@ func (h *Hub) recipients(list []string) (to, groups []string, err error) {
 			add(m)
 		}
 		groups = append(groups, fmt.Sprintf("group %s: %d numbers", name, len(members)))
+	}
+	if len(to) > MaxRecipients {
+		return nil, nil, fmt.Errorf("\"to\" has %d recipients after expanding groups: at most %d in one request (split it into several)", len(to), MaxRecipients)
 	}
 	return to, groups, nil
 }

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +21,9 @@ func TestCancelIsFinal(t *testing.T) {
 	exp := time.Now().Add(2 * time.Second)
 	a := submitReq(t, h, bridge.SendRequest{Text: "cancel me", Expires: exp})
 	b := submitReq(t, h, bridge.SendRequest{Text: "let me expire", Expires: exp})
-	ds, err := h.Cancel(context.Background(), a, "tester")
-	if err != nil || len(ds) != 1 || ds[0].State != store.Cancelled {
-		t.Fatalf("cancel: %+v, %v", ds, err)
+	res, err := h.Cancel(context.Background(), a, "tester")
+	if err != nil || len(res.Deliveries) != 1 || res.Deliveries[0].State != store.Cancelled {
+		t.Fatalf("cancel: %+v, %v", res, err)
 	}
 	waitState(t, h, b, store.Expired) // the expiry loop went past a's expiry
 	close(f.ready)
@@ -42,9 +43,72 @@ func TestCancelIsFinal(t *testing.T) {
 	}
 }
 
-// A message being sent right now is not cancelled: its parts may be with
-// the network already. The refusal says why and changes nothing.
-func TestCancelRefusedWhileSending(t *testing.T) {
+// A group message being sent is cancelled: every destination still
+// queued is cancelled at once (who asked in each one's history), the ones
+// being sent right now finish their attempt and are counted in the
+// answer; a cancel with nothing left is refused with the states counted,
+// not listed one word per destination.
+func TestCancelGroupWhileSending(t *testing.T) {
+	f := &fake{entered: make(chan struct{}), release: make(chan struct{})}
+	h, start := newHub(t, f)
+	var to []string
+	for i := range 40 {
+		to = append(to, fmt.Sprintf("+1555555%04d", i))
+	}
+	h.Groups = map[string][]string{"all": to}
+	start()
+	id := submitReq(t, h, bridge.SendRequest{To: []string{"group:all"}, Text: "blast"})
+	<-f.entered // one destination is in Deliver: state sending
+	res, err := h.Cancel(context.Background(), id, "tester")
+	go func() { // let the ones being sent finish
+		close(f.release)
+		for range f.entered {
+		}
+	}()
+	if err != nil {
+		t.Fatalf("cancel while one destination is being sent: %v", err)
+	}
+	sending := res.Unchanged[store.Sending]
+	if len(res.Deliveries) == 0 || sending == 0 || len(res.Deliveries)+sending != 40 || len(res.Unchanged) != 1 {
+		t.Fatalf("cancelled %d, unchanged %v; want every destination cancelled or sending", len(res.Deliveries), res.Unchanged)
+	}
+	for _, d := range res.Deliveries {
+		if d.State != store.Cancelled {
+			t.Errorf("%s: %s", d.Recipient, d.State)
+		}
+	}
+	want := fmt.Sprintf("cancelled %d of 40 destinations; not cancelled: %d sending (being sent right now: they finish this attempt; cancel again after it to catch any put back in the queue)",
+		len(res.Deliveries), sending)
+	if res.Summary != want {
+		t.Errorf("summary %q\nwant    %q", res.Summary, want)
+	}
+	var v bridge.MessageView
+	waitFor(t, "the destinations being sent to finish", func() bool {
+		v, _ = h.Message(context.Background(), id)
+		n := 0
+		for _, d := range v.Deliveries {
+			if d.State == store.Sent {
+				n++
+			}
+		}
+		return n == sending
+	})
+	if f.Calls() != sending {
+		t.Errorf("%d sent, want the %d being sent when cancelled", f.Calls(), sending)
+	}
+	if n := strings.Count(details(v), "cancelled: cancelled by tester"); n != len(res.Deliveries) {
+		t.Errorf("%d cancellations in the history, want %d:\n%s", n, len(res.Deliveries), details(v))
+	}
+	_, err = h.Cancel(context.Background(), id, "tester")
+	wantErr := fmt.Sprintf("message %s: %d sent, %d cancelled: nothing left to cancel", id, sending, len(res.Deliveries))
+	if !errors.Is(err, store.ErrWrongState) || !strings.Contains(err.Error(), wantErr) || len(err.Error()) > 200 {
+		t.Errorf("cancel again: %v\nwant ErrWrongState with %q", err, wantErr)
+	}
+}
+
+// Nothing but a destination being sent: the cancel is refused and says
+// when to try again.
+func TestCancelRefusedWhileOnlySending(t *testing.T) {
 	f := &fake{entered: make(chan struct{}), release: make(chan struct{})}
 	h, start := newHub(t, f)
 	start()
@@ -52,10 +116,59 @@ func TestCancelRefusedWhileSending(t *testing.T) {
 	<-f.entered
 	_, err := h.Cancel(context.Background(), id, "tester")
 	close(f.release)
-	if !errors.Is(err, store.ErrWrongState) || !strings.Contains(err.Error(), "being sent") {
+	if !errors.Is(err, store.ErrWrongState) || !strings.Contains(err.Error(), "1 sending: nothing left to cancel") ||
+		!strings.Contains(err.Error(), "cancel again") {
 		t.Errorf("cancel while sending: %v", err)
 	}
 	waitState(t, h, id, store.Sent)
+}
+
+// A retry of a group with nothing failed counts the states in its
+// refusal.
+func TestRetryRefusalCountsStates(t *testing.T) {
+	f := &fake{results: []error{bridge.Permanent(errors.New("bad number"))}}
+	h, start := newHub(t, f)
+	start()
+	id := submitReq(t, h, bridge.SendRequest{To: []string{"+15555550100", "+15555550101", "+15555550102"}, Text: "x"})
+	waitSettled(t, h, id)
+	res, err := h.Retry(context.Background(), id, "tester")
+	if err != nil || len(res.Deliveries) != 1 || res.Unchanged[store.Sent] != 2 || res.Summary != "queued again 1 of 3 destinations; not retried: 2 sent" {
+		t.Fatalf("retry: %+v, %v", res, err)
+	}
+	waitState(t, h, id, store.Sent)
+	_, err = h.Retry(context.Background(), id, "tester")
+	if !errors.Is(err, store.ErrWrongState) || !strings.Contains(err.Error(), "message "+id+": 3 sent: nothing to retry") {
+		t.Errorf("retry of a sent message: %v", err)
+	}
+}
+
+// waitSettled waits until none of a message's destinations is queued or
+// sending.
+func waitSettled(t *testing.T, h *bridge.Hub, id string) bridge.MessageView {
+	t.Helper()
+	var v bridge.MessageView
+	waitFor(t, "every destination tried", func() bool {
+		v, _ = h.Message(context.Background(), id)
+		for _, d := range v.Deliveries {
+			if d.State == store.Queued || d.State == store.Sending {
+				return false
+			}
+		}
+		return true
+	})
+	return v
+}
+
+// waitFor polls cond until it holds, for at most 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Retry puts a failed message back with its attempts reset and says so;
@@ -69,9 +182,9 @@ func TestRetryResetsAttempts(t *testing.T) {
 	start()
 	id := submit(t, h, "again")
 	waitState(t, h, id, store.Failed)
-	ds, err := h.Retry(context.Background(), id, "tester")
-	if err != nil || len(ds) != 1 || ds[0].Attempts != 0 || ds[0].State != store.Queued {
-		t.Fatalf("retry: %+v, %v", ds, err)
+	res, err := h.Retry(context.Background(), id, "tester")
+	if err != nil || len(res.Deliveries) != 1 || res.Deliveries[0].Attempts != 0 || res.Deliveries[0].State != store.Queued {
+		t.Fatalf("retry: %+v, %v", res, err)
 	}
 	v := waitState(t, h, id, store.Sent)
 	if v.Deliveries[0].Attempts != 1 {

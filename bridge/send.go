@@ -51,13 +51,37 @@ func parseWhen(field, s string, now time.Time) (time.Time, bool, error) {
 // with an error that names the problem. The SendJSON is returned even on
 // error, so that a reply can carry the request's id.
 func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
-	var p SendJSON
+	// DataHex is read as a pointer to tell "data_hex": "" (an error)
+	// from no "data_hex" at all; the outer field hides SendJSON's.
+	var w struct {
+		SendJSON
+		DataHex *string `json:"data_hex,omitempty"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
+	err := dec.Decode(&w)
+	p := w.SendJSON
+	if w.DataHex != nil {
+		p.DataHex = *w.DataHex
+	}
+	if err != nil {
 		return SendRequest{}, p, fmt.Errorf("bad JSON: %v", err)
 	}
+	// One object and nothing else: "{…}garbage" or two objects are not
+	// a request (only JSON white space may follow).
+	if at := int(dec.InputOffset()); len(bytes.TrimLeft(b[at:], " \t\r\n")) > 0 {
+		at += len(b[at:]) - len(bytes.TrimLeft(b[at:], " \t\r\n"))
+		rest := b[at:]
+		if len(rest) > 20 {
+			rest = append(rest[:20:20], "…"...)
+		}
+		return SendRequest{}, p, fmt.Errorf("bad JSON: something after the request at byte %d: %q: send one JSON object", at, rest)
+	}
 	req := SendRequest{ID: p.ID, Text: p.Text, Report: p.Report == nil || *p.Report, Flash: p.Flash, Source: source}
+	// A port out of range is said first, whatever else is wrong.
+	if p.Port != nil && (*p.Port < 1 || *p.Port > 65535) {
+		return req, p, fmt.Errorf(`"port" %d: must be 1–65535`, *p.Port)
+	}
 	switch {
 	case len(p.To) == 0 || string(p.To) == "null":
 		return req, p, errors.New(`"to" is missing`)
@@ -72,7 +96,10 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 	default:
 		return req, p, errors.New(`"to" must be a phone number (a string) or a list of them`)
 	}
-	if p.DataHex != "" {
+	if w.DataHex != nil {
+		if p.DataHex == "" {
+			return req, p, errors.New(`"data_hex" is empty: give the data as hex digits, or "text"`)
+		}
 		if p.Text != "" {
 			return req, p, errors.New(`give "text" or "data_hex", not both`)
 		}
@@ -85,9 +112,6 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 	if p.Port != nil {
 		if req.Data == nil {
 			return req, p, errors.New(`"port" goes with "data_hex", not "text"`)
-		}
-		if *p.Port < 1 || *p.Port > 65535 {
-			return req, p, fmt.Errorf(`"port" %d: must be 1–65535`, *p.Port)
 		}
 		req.Port = *p.Port
 	}
@@ -105,7 +129,6 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 		req.Priority = *p.Priority
 	}
 	now := time.Now()
-	var err error
 	if p.NotBefore != "" {
 		if req.NotBefore, req.notBeforeRel, err = parseWhen("not_before", p.NotBefore, now); err != nil {
 			return req, p, err

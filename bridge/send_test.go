@@ -30,6 +30,18 @@ func TestParseSend(t *testing.T) {
 		{`{"to":"+15555550100","text":"hi","priority":"high"}`, "bad JSON"},
 		{`{"to":"+15555550100","text":"hi","not_before":"tomorrow"}`, `"not_before" "tomorrow": give a time`},
 		{`{"to":"+15555550100","text":"hi","expires":"-5m"}`, `"expires" "-5m"`},
+		// "port" is checked first; an empty "data_hex" is its own error.
+		{`{"to":"+15555550100","data_hex":"","port":70000}`, `"port" 70000: must be 1–65535`},
+		{`{"data_hex":"","port":70000}`, `"port" 70000: must be 1–65535`},
+		{`{"to":"+15555550100","text":"hi","port":-1}`, `"port" -1: must be 1–65535`},
+		{`{"to":"+15555550100","data_hex":"","port":9200}`, `"data_hex" is empty`},
+		{`{"to":"+15555550100","data_hex":""}`, `"data_hex" is empty`},
+		{`{"to":"+15555550100","text":"","data_hex":""}`, `"data_hex" is empty`},
+		// Nothing but white space after the object.
+		{`{"to":"+15555550100","text":"hi"}garbage`, `bad JSON: something after the request at byte 33: "garbage"`},
+		{`{"to":"+15555550100","text":"hi"} {"to":"+15555550101","text":"hi"}`, `bad JSON: something after the request at byte 34: "{\"to\":\"+15555550101\"…"`},
+		{`{"to":"+15555550100","text":"hi"}}`, `bad JSON: something after the request`},
+		{`{"to":"+15555550100","text":"hi"}` + " \r\n\t", ""},
 	} {
 		req, _, err := ParseSend([]byte(c.in), "mqtt")
 		switch {

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -157,8 +158,11 @@ func (tx *Tx) InsertDelivery(d *Delivery, detail string) error {
 		d.State = Queued
 	}
 	d.UpdatedAt = tx.now
-	res, err := tx.exec(`INSERT INTO deliveries (message_id, connector, recipient, state, next_at, priority, expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.MessageID, d.Connector, d.Recipient, d.State, ms(d.NextAt), d.Priority, ms(d.ExpiresAt), ms(tx.now))
+	ins, err := tx.stmt(`INSERT INTO deliveries (message_id, connector, recipient, state, next_at, priority, expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("insert delivery: %w", err)
+	}
+	res, err := ins.ExecContext(tx.ctx, d.MessageID, d.Connector, d.Recipient, d.State, ms(d.NextAt), d.Priority, ms(d.ExpiresAt), ms(tx.now))
 	if err != nil {
 		return fmt.Errorf("insert delivery: %w", err)
 	}
@@ -172,8 +176,11 @@ func (tx *Tx) AppendEvent(messageID string, deliveryID int64, state, detail stri
 	if deliveryID != 0 {
 		did = deliveryID
 	}
-	_, err := tx.exec(`INSERT INTO events (message_id, delivery_id, at, state, detail) VALUES (?, ?, ?, ?, ?)`,
-		messageID, did, ms(tx.now), state, detail)
+	ins, err := tx.stmt(`INSERT INTO events (message_id, delivery_id, at, state, detail) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	_, err = ins.ExecContext(tx.ctx, messageID, did, ms(tx.now), state, detail)
 	return err
 }
 
@@ -511,56 +518,104 @@ func (tx *Tx) ConcatRef(deliveryID int64, counter string, max int) (int, error) 
 	return n, err
 }
 
+// Managed is what CancelDeliveries or RetryDeliveries did to a message:
+// the destinations it changed (as they now are), and how many of the
+// others are in each state.
+type Managed struct {
+	Changed []Delivery
+	Left    map[string]int
+}
+
+// stateOrder is the order of the states in CountStates.
+var stateOrder = []string{Scheduled, Queued, Sending, Sent, Delivered, Failed, Expired, Cancelled}
+
+// CountStates says how many destinations are in each state, in the order
+// of a delivery's life: "3 sent, 2 failed".
+func CountStates(n map[string]int) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, st := range stateOrder {
+		if n[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[st], st))
+		}
+		seen[st] = true
+	}
+	var other []string
+	for st := range n {
+		if !seen[st] && n[st] > 0 {
+			other = append(other, st)
+		}
+	}
+	sort.Strings(other)
+	for _, st := range other {
+		parts = append(parts, fmt.Sprintf("%d %s", n[st], st))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // CancelDeliveries cancels every queued or scheduled destination of a
-// message, saying in the history who did it. A destination being sent
-// right now refuses the whole cancel (nothing is changed): its parts may
-// be with the network already. It returns the deliveries it cancelled;
-// ErrNotFound for an unknown message, ErrWrongState when none can be.
-func (tx *Tx) CancelDeliveries(messageID, by string) ([]Delivery, error) {
+// message, saying in the history who did it. Destinations being sent
+// right now (state sending) are left to finish their attempt: their parts
+// may be with the network already; one put back in the queue after it is
+// cancelled by the next cancel. It returns the deliveries it cancelled and
+// the others counted by state; ErrNotFound for an unknown message,
+// ErrWrongState (with the states counted) when none can be.
+func (tx *Tx) CancelDeliveries(messageID, by string) (Managed, error) {
 	ds, err := tx.outDeliveries(messageID)
 	if err != nil {
-		return nil, err
+		return Managed{}, err
 	}
+	res := Managed{Left: map[string]int{}}
 	var ids []int64
-	var states []string
 	for _, d := range ds {
-		switch d.State {
-		case Sending:
-			return nil, fmt.Errorf("%w: message %s is being sent to %s right now; cancel it again once this attempt is over (outpost show %s)", ErrWrongState, messageID, d.Recipient, messageID)
-		case Queued, Scheduled:
+		if d.State == Queued || d.State == Scheduled {
 			ids = append(ids, d.ID)
+		} else {
+			res.Left[d.State]++
 		}
-		states = append(states, d.State)
 	}
 	if len(ids) == 0 {
-		return nil, fmt.Errorf("%w: message %s is %s: only a queued or scheduled message can be cancelled", ErrWrongState, messageID, strings.Join(states, ", "))
+		why := ""
+		if n := res.Left[Sending]; n > 0 {
+			why = fmt.Sprintf("; %d being sent right now finish their attempt: cancel again after it to catch any put back in the queue", n)
+		}
+		return Managed{}, fmt.Errorf("%w: message %s: %s: nothing left to cancel (only a queued or scheduled message can be cancelled)%s",
+			ErrWrongState, messageID, CountStates(res.Left), why)
 	}
-	out := make([]Delivery, 0, len(ids))
+	res.Changed = make([]Delivery, 0, len(ids))
 	for _, id := range ids {
 		d, err := tx.SetDeliveryState(id, Transition{State: Cancelled, Detail: "cancelled by " + by})
 		if err != nil {
-			return nil, err
+			return Managed{}, err
 		}
-		out = append(out, d)
+		res.Changed = append(res.Changed, d)
 	}
-	return out, nil
+	return res, nil
 }
 
 // RetryDeliveries puts every failed or expired destination of a message
 // back in the queue with its attempts reset to 0 (and, for an expired
 // one, its expiry removed: it has passed), saying so and who did it in
 // the history. Parts a modem accepted are not sent again; parts the
-// network reported failed are. It returns the deliveries it queued;
-// ErrNotFound for an unknown message, ErrWrongState when none can be.
-func (tx *Tx) RetryDeliveries(messageID, by string) ([]Delivery, error) {
+// network reported failed are. It returns the deliveries it queued and
+// the others counted by state; ErrNotFound for an unknown message,
+// ErrWrongState (with the states counted) when none can be.
+func (tx *Tx) RetryDeliveries(messageID, by string) (Managed, error) {
 	ds, err := tx.outDeliveries(messageID)
 	if err != nil {
-		return nil, err
+		return Managed{}, err
 	}
-	var out []Delivery
-	var states []string
+	res := Managed{Left: map[string]int{}}
 	for _, d := range ds {
-		states = append(states, d.State)
+		if d.State != Failed && d.State != Expired {
+			res.Left[d.State]++
+		}
+	}
+	if sum(res.Left) == len(ds) {
+		return Managed{}, fmt.Errorf("%w: message %s: %s: nothing to retry (only a failed or expired message can be retried)",
+			ErrWrongState, messageID, CountStates(res.Left))
+	}
+	for _, d := range ds {
 		if d.State != Failed && d.State != Expired {
 			continue
 		}
@@ -569,21 +624,26 @@ func (tx *Tx) RetryDeliveries(messageID, by string) ([]Delivery, error) {
 			detail += ", expiry removed"
 		}
 		if _, err := tx.exec(`UPDATE deliveries SET attempts = 0, expires_at = 0 WHERE id = ?`, d.ID); err != nil {
-			return nil, err
+			return Managed{}, err
 		}
 		if _, err := tx.exec(`DELETE FROM sent_parts WHERE delivery_id = ? AND state = ?`, d.ID, Failed); err != nil {
-			return nil, err
+			return Managed{}, err
 		}
 		nd, err := tx.SetDeliveryState(d.ID, Transition{State: Queued, Detail: detail})
 		if err != nil {
-			return nil, err
+			return Managed{}, err
 		}
-		out = append(out, nd)
+		res.Changed = append(res.Changed, nd)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: message %s is %s: only a failed or expired message can be retried", ErrWrongState, messageID, strings.Join(states, ", "))
+	return res, nil
+}
+
+func sum(n map[string]int) int {
+	t := 0
+	for _, v := range n {
+		t += v
 	}
-	return out, nil
+	return t
 }
 
 // outDeliveries returns the deliveries of a message, or ErrNotFound.

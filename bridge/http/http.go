@@ -156,9 +156,10 @@ type manageBody struct {
 	By string `json:"by"`
 }
 
-// manage serves retry and cancel: 200 with the destinations changed, 404
-// for an unknown id, 409 when the message is in no state for it.
-func (s *Server) manage(op func(ctx context.Context, id, by string) ([]store.Delivery, error), done string) http.HandlerFunc {
+// manage serves retry and cancel: 200 with the destinations changed, the
+// others counted by state and a summary; 404 for an unknown id, 409 when
+// nothing could be changed (the states counted).
+func (s *Server) manage(op func(ctx context.Context, id, by string) (bridge.Managed, error), done string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
@@ -180,7 +181,7 @@ func (s *Server) manage(op func(ctx context.Context, id, by string) ([]store.Del
 		case len(by) > 100:
 			by = by[:100]
 		}
-		ds, err := op(r.Context(), id, by)
+		res, err := op(r.Context(), id, by)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			writeError(w, http.StatusNotFound, fmt.Errorf("no message with id %q", id))
@@ -190,7 +191,11 @@ func (s *Server) manage(op func(ctx context.Context, id, by string) ([]store.Del
 			s.Log.Error("message not "+done, "msg_id", id, "err", err)
 			writeError(w, http.StatusServiceUnavailable, err)
 		default:
-			writeJSON(w, http.StatusOK, map[string]any{"id": id, "ok": true, "deliveries": ds})
+			if res.Deliveries == nil {
+				res.Deliveries = []store.Delivery{}
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"id": id, "ok": true, "deliveries": res.Deliveries, "unchanged": res.Unchanged,
+				"summary": res.Summary})
 		}
 	}
 }

@@ -3,6 +3,7 @@ package http_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,13 +21,8 @@ import (
 // errors with 404 for an unknown id, 409 for the wrong state, 400 for a
 // bad body; the history says who asked.
 func TestRetryAndCancelRoutes(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(context.Background(), filepath.Join(dir, "outpost.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	hub := bridge.New(st, nil)
+	hub := newHub(t)
+	st := hub.Store
 	// Two messages as the dispatcher would have left them: one failed,
 	// one queued (no dispatcher runs here).
 	ids := map[string]string{}
@@ -42,39 +38,33 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 		}
 		ids[state] = m.ID
 	}
-	sock := filepath.Join(dir, "outpost.sock")
-	srv := &bhttp.Server{Socket: sock, Hub: hub, Log: hub.Log}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-	}}
-	post := func(path, body string) (int, map[string]any) {
-		t.Helper()
-		var resp *http.Response
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			resp, err = c.Post("http://outpost"+path, "application/json", strings.NewReader(body))
-			if err == nil || time.Now().After(deadline) {
-				break
+	// A group as the dispatcher leaves it mid-send: one destination being
+	// sent, two queued; and a blast where all 50 failed.
+	group := func(states ...string) string {
+		m := &store.Message{Direction: store.Out, Peer: "group", Source: "test"}
+		if err := st.Update(context.Background(), func(tx *store.Tx) error {
+			if err := tx.InsertMessage(m); err != nil {
+				return err
 			}
-			time.Sleep(10 * time.Millisecond) // the socket is not there yet
-		}
-		if err != nil {
+			for i, state := range states {
+				d := &store.Delivery{MessageID: m.ID, Connector: "sms", Recipient: fmt.Sprintf("+155555501%02d", i), State: state}
+				if err := tx.InsertDelivery(d, state); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var v map[string]any
-		if err := json.Unmarshal(b, &v); err != nil {
-			t.Fatalf("%s: not JSON: %q", path, b)
-		}
-		return resp.StatusCode, v
+		return m.ID
 	}
+	mid := group(store.Sending, store.Queued, store.Queued)
+	var fifty []string
+	for range 50 {
+		fifty = append(fifty, store.Failed)
+	}
+	blast := group(fifty...)
+	post := serve(t, hub)
 	for _, c := range []struct {
 		path, body string
 		code       int
@@ -82,22 +72,33 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 	}{
 		{"/v1/messages/nosuchid/retry", "", 404, `no message with id "nosuchid"`},
 		{"/v1/messages/nosuchid/cancel", "", 404, `no message with id "nosuchid"`},
-		{"/v1/messages/" + ids[store.Queued] + "/retry", "", 409, "only a failed or expired message can be retried"},
-		{"/v1/messages/" + ids[store.Failed] + "/cancel", "", 409, "only a queued or scheduled message can be cancelled"},
+		{"/v1/messages/" + ids[store.Queued] + "/retry", "", 409, ": 1 queued: nothing to retry (only a failed or expired message can be retried)"},
+		{"/v1/messages/" + ids[store.Failed] + "/cancel", "", 409, ": 1 failed: nothing left to cancel (only a queued or scheduled message can be cancelled)"},
+		{"/v1/messages/" + blast + "/cancel", "", 409, "message " + blast + ": 50 failed: nothing left to cancel"},
+		{"/v1/messages/" + mid + "/cancel", "", 200, "cancelled 2 of 3 destinations; not cancelled: 1 sending (being sent right now"},
+		{"/v1/messages/" + mid + "/cancel", "", 409, ": 1 sending, 2 cancelled: nothing left to cancel (only a queued or scheduled message can be cancelled); 1 being sent right now"},
+		{"/v1/messages/" + mid + "/retry", "", 409, ": 1 sending, 2 cancelled: nothing to retry"},
 		{"/v1/messages/" + ids[store.Failed] + "/retry", "{not json", 400, "request body"},
 		{"/v1/messages/" + ids[store.Failed] + "/retry", `{"by": "ops dashboard"}`, 200, ""},
 		{"/v1/messages/" + ids[store.Queued] + "/cancel", "", 200, ""},
-		{"/v1/messages/" + ids[store.Queued] + "/cancel", "", 409, "is cancelled"},
+		{"/v1/messages/" + ids[store.Queued] + "/cancel", "", 409, ": 1 cancelled: nothing left to cancel"},
 	} {
 		code, v := post(c.path, c.body)
 		if code != c.code {
 			t.Errorf("%s %s: %d %v, want %d", c.path, c.body, code, v, c.code)
 			continue
 		}
-		if e, _ := v["error"].(string); c.has != "" && !strings.Contains(e, c.has) {
-			t.Errorf("%s: error %q lacks %q", c.path, e, c.has)
+		e, _ := v["error"].(string)
+		if code == 200 {
+			e, _ = v["summary"].(string)
 		}
-		if code == 200 && v["ok"] != true {
+		if c.has != "" && !strings.Contains(e, c.has) {
+			t.Errorf("%s: %q lacks %q", c.path, e, c.has)
+		}
+		if strings.Count(e, "failed") > 1 {
+			t.Errorf("%s: a state repeated: %q", c.path, e)
+		}
+		if code == 200 && (v["ok"] != true || v["deliveries"] == nil) {
 			t.Errorf("%s: %v", c.path, v)
 		}
 	}
@@ -113,5 +114,88 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 		if !found {
 			t.Errorf("history of the %s message lacks %q: %+v", state, want, view.Events)
 		}
+	}
+}
+
+func newHub(t *testing.T) *bridge.Hub {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return bridge.New(st, nil)
+}
+
+// serve runs the API for hub on a socket and returns a function that
+// POSTs a body to a path and returns the status and the JSON answer.
+func serve(t *testing.T, hub *bridge.Hub) func(path, body string) (int, map[string]any) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "outpost.sock")
+	srv := &bhttp.Server{Socket: sock, Hub: hub, Log: hub.Log}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	return func(path, body string) (int, map[string]any) {
+		t.Helper()
+		resp, err := c.Post("http://outpost"+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var v map[string]any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s: not JSON: %q", path, b)
+		}
+		return resp.StatusCode, v
+	}
+}
+
+// smsStub is an SMS connector that sends nothing (no dispatcher runs):
+// Submit needs one to store a request.
+type smsStub struct{}
+
+func (smsStub) Name() string                                 { return "sms" }
+func (smsStub) Run(ctx context.Context, _ *bridge.Hub) error { <-ctx.Done(); return nil }
+func (smsStub) Deliver(context.Context, store.Message, store.Delivery) (bridge.Outcome, error) {
+	return bridge.Outcome{}, nil
+}
+
+// TestSendRefusesBadBodies: POST /v1/messages takes one JSON object
+// followed by nothing but white space ("{…}garbage" was stored: 201);
+// "port" is checked before what it goes with; nothing bad is stored.
+func TestSendRefusesBadBodies(t *testing.T) {
+	hub := newHub(t)
+	hub.Add(smsStub{})
+	post := serve(t, hub)
+	for _, c := range []struct {
+		body string
+		code int
+		has  string
+	}{
+		{`{"to":"+15555550100","text":"hi"}garbage`, 400, `something after the request at byte 33: "garbage"`},
+		{`{"to":"+15555550100","text":"hi"}{"to":"+15555550100","text":"again"}`, 400, "something after the request"},
+		{`{"to":"+15555550100","data_hex":"","port":70000}`, 400, `"port" 70000: must be 1–65535`},
+		{`{"to":"+15555550100","data_hex":""}`, 400, `"data_hex" is empty`},
+		{"{\"to\":\"+15555550100\",\"text\":\"hi\"}\r\n", 201, ""},
+	} {
+		code, v := post("/v1/messages", c.body)
+		if e, _ := v["error"].(string); code != c.code || !strings.Contains(e, c.has) {
+			t.Errorf("%q: %d %v, want %d with %q", c.body, code, v, c.code, c.has)
+		}
+	}
+	q, err := hub.QueueDepths(context.Background())
+	if err != nil || q["sms"][store.Queued] != 1 {
+		t.Errorf("queued %v (%v), want the one good request", q, err)
 	}
 }

@@ -449,7 +449,7 @@ func cmdManage(op string, args []string) int {
 		case "retry":
 			fmt.Fprintln(fs.Output(), "usage: outpost retry ID [--by WHO]\n\nPuts a failed or expired message back in the queue, its attempts reset to 0\n(an expired one loses its expiry). Parts already accepted are not sent again.")
 		default:
-			fmt.Fprintln(fs.Output(), "usage: outpost cancel ID [--by WHO]\n\nCancels a queued or scheduled message: it is not sent (state cancelled,\nfinal; the history is kept). A message being sent right now is refused:\ncancel it again once the attempt is over.")
+			fmt.Fprintln(fs.Output(), "usage: outpost cancel ID [--by WHO]\n\nCancels every queued or scheduled destination of a message: they are not sent\n(state cancelled, final; the history is kept). Destinations being sent right now\nfinish their attempt and are counted; cancel again after it to catch any put\nback in the queue. Nothing left to cancel exits 1 with the states counted.")
 		}
 		fs.PrintDefaults()
 	}
@@ -471,14 +471,20 @@ func cmdManage(op string, args []string) int {
 	if err != nil {
 		return fail(op, err)
 	}
-	var out struct {
-		Deliveries []store.Delivery `json:"deliveries"`
-	}
+	var out bridge.Managed
 	if err := c.do(http.MethodPost, "/v1/messages/"+url.PathEscape(id)+"/"+op, map[string]string{"by": who}, &out); err != nil {
 		return fail(op, err)
 	}
-	for _, d := range out.Deliveries {
-		fmt.Printf("%s %s: %s\n", d.Connector, d.Recipient, d.State)
+	// Each destination changed (a blast may have thousands: the first
+	// 20), then what was and was not changed.
+	const shown = 20
+	for i, d := range out.Deliveries {
+		if i == shown {
+			fmt.Printf("… and %d more (outpost show %s)\n", len(out.Deliveries)-shown, printable(id, false))
+			break
+		}
+		fmt.Printf("%s %s: %s\n", d.Connector, printable(d.Recipient, false), d.State)
 	}
+	fmt.Println(out.Summary)
 	return 0
 }
