@@ -118,6 +118,11 @@ func (h *Hub) putBack(ctx context.Context, c Connector, d store.Delivery, cause 
 // Deliver's error.
 func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) error {
 	log := h.Log.With("connector", c.Name(), "msg_id", d.MessageID, "to", d.Recipient)
+	if !h.takeOff(ctx, d) {
+		log.Info("not delivered: cancelled after it was claimed")
+		return nil
+	}
+	defer h.land(d.ID)
 	var m store.Message
 	err := h.Store.View(ctx, func(tx *store.Tx) (err error) { m, err = tx.Message(d.MessageID); return })
 	var out Outcome
@@ -163,6 +168,29 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) err
 	}
 	h.record(ctx, c, d, t, wait)
 	return err
+}
+
+// takeOff marks a claimed delivery as being delivered, so that Cancel
+// leaves it to finish, and reports whether it is still to be delivered
+// (false: it was cancelled since it was claimed).
+func (h *Hub) takeOff(ctx context.Context, d store.Delivery) bool {
+	h.flightMu.Lock()
+	h.inflight[d.ID] = true
+	h.flightMu.Unlock()
+	var cur store.Delivery
+	err := h.Store.View(ctx, func(tx *store.Tx) (err error) { cur, err = tx.Delivery(d.ID); return })
+	if err == nil && cur.State != store.Sending {
+		h.land(d.ID)
+		return false
+	}
+	return true
+}
+
+// land ends what takeOff began.
+func (h *Hub) land(id int64) {
+	h.flightMu.Lock()
+	delete(h.inflight, id)
+	h.flightMu.Unlock()
 }
 
 // record commits the outcome t of a claimed delivery; one queued again
@@ -289,8 +317,15 @@ func (h *Hub) Retry(ctx context.Context, id, by string) (Managed, error) {
 // states counted) when nothing could be cancelled.
 func (h *Hub) Cancel(ctx context.Context, id, by string) (Managed, error) {
 	var r store.Managed
+	// A destination claimed by its dispatcher (state sending) but not yet
+	// handed to its connector is cancelled too: held here, the
+	// dispatcher cannot start it until this commits, and then sees it
+	// cancelled (takeOff).
+	h.flightMu.Lock()
+	defer h.flightMu.Unlock()
+	busy := func(d int64) bool { return h.inflight[d] }
 	err := h.Store.Update(ctx, func(tx *store.Tx) (err error) {
-		if r, err = tx.CancelDeliveries(id, by); err != nil {
+		if r, err = tx.CancelDeliveries(id, by, busy); err != nil {
 			return err
 		}
 		for _, d := range r.Changed {

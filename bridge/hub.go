@@ -183,6 +183,9 @@ type Hub struct {
 	modems     map[string]any
 	links      map[string]any
 	expiry     chan struct{} // a new expiry time to watch
+
+	flightMu sync.Mutex
+	inflight map[int64]bool // deliveries handed to their connector now
 }
 
 // New returns a hub on s.
@@ -192,7 +195,7 @@ func New(s *store.Store, log *slog.Logger) *Hub {
 	}
 	return &Hub{Store: s, Log: log, MaxAttempts: 10, RetryMin: 2 * time.Second, RetryMax: 5 * time.Minute,
 		connectors: map[string]Connector{}, wake: map[string]chan struct{}{}, modems: map[string]any{}, links: map[string]any{},
-		expiry: make(chan struct{}, 1)}
+		expiry: make(chan struct{}, 1), inflight: map[int64]bool{}}
 }
 
 // Add registers a connector. Call before Run.

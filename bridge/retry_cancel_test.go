@@ -69,8 +69,10 @@ func TestCancelGroupWhileSending(t *testing.T) {
 		t.Fatalf("cancel while one destination is being sent: %v", err)
 	}
 	sending := res.Unchanged[store.Sending]
-	if len(res.Deliveries) == 0 || sending == 0 || len(res.Deliveries)+sending != 40 || len(res.Unchanged) != 1 {
-		t.Fatalf("cancelled %d, unchanged %v; want every destination cancelled or sending", len(res.Deliveries), res.Unchanged)
+	// Only the one inside Deliver goes on: the others the dispatcher had
+	// claimed with it (state sending, not yet handed over) are cancelled.
+	if len(res.Deliveries) != 39 || sending != 1 || len(res.Unchanged) != 1 {
+		t.Fatalf("cancelled %d, unchanged %v; want 39 cancelled and the one being sent left", len(res.Deliveries), res.Unchanged)
 	}
 	for _, d := range res.Deliveries {
 		if d.State != store.Cancelled {

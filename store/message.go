@@ -560,7 +560,7 @@ func CountStates(n map[string]int) string {
 // cancelled by the next cancel. It returns the deliveries it cancelled and
 // the others counted by state; ErrNotFound for an unknown message,
 // ErrWrongState (with the states counted) when none can be.
-func (tx *Tx) CancelDeliveries(messageID, by string) (Managed, error) {
+func (tx *Tx) CancelDeliveries(messageID, by string, busy func(deliveryID int64) bool) (Managed, error) {
 	ds, err := tx.outDeliveries(messageID)
 	if err != nil {
 		return Managed{}, err
@@ -568,7 +568,7 @@ func (tx *Tx) CancelDeliveries(messageID, by string) (Managed, error) {
 	res := Managed{Left: map[string]int{}}
 	var ids []int64
 	for _, d := range ds {
-		if d.State == Queued || d.State == Scheduled {
+		if d.State == Queued || d.State == Scheduled || d.State == Sending && busy != nil && !busy(d.ID) {
 			ids = append(ids, d.ID)
 		} else {
 			res.Left[d.State]++
