@@ -38,8 +38,11 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 		}
 		ids[state] = m.ID
 	}
-	// A group as the dispatcher leaves it mid-send: one destination being
-	// sent, two queued; and a blast where all 50 failed.
+	// A group as a dispatcher leaves it mid-claim: one destination claimed
+	// (sending) but not handed to a connector (no dispatcher runs here, so
+	// none is), two queued; and a blast where all 50 failed. A destination
+	// really being delivered is left to finish: bridge's
+	// TestCancelGroupWhileSending and TestCancelRefusedWhileOnlySending.
 	group := func(states ...string) string {
 		m := &store.Message{Direction: store.Out, Peer: "group", Source: "test"}
 		if err := st.Update(context.Background(), func(tx *store.Tx) error {
@@ -75,9 +78,9 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 		{"/v1/messages/" + ids[store.Queued] + "/retry", "", 409, ": 1 queued: nothing to retry (only a failed or expired message can be retried)"},
 		{"/v1/messages/" + ids[store.Failed] + "/cancel", "", 409, ": 1 failed: nothing left to cancel (only a queued or scheduled message can be cancelled)"},
 		{"/v1/messages/" + blast + "/cancel", "", 409, "message " + blast + ": 50 failed: nothing left to cancel"},
-		{"/v1/messages/" + mid + "/cancel", "", 200, "cancelled 2 of 3 destinations; not cancelled: 1 sending (being sent right now"},
-		{"/v1/messages/" + mid + "/cancel", "", 409, ": 1 sending, 2 cancelled: nothing left to cancel (only a queued or scheduled message can be cancelled); 1 being sent right now"},
-		{"/v1/messages/" + mid + "/retry", "", 409, ": 1 sending, 2 cancelled: nothing to retry"},
+		{"/v1/messages/" + mid + "/cancel", "", 200, "cancelled 3 of 3 destinations"},
+		{"/v1/messages/" + mid + "/cancel", "", 409, ": 3 cancelled: nothing left to cancel (only a queued or scheduled message can be cancelled)"},
+		{"/v1/messages/" + mid + "/retry", "", 409, ": 3 cancelled: nothing to retry"},
 		{"/v1/messages/" + ids[store.Failed] + "/retry", "{not json", 400, "request body"},
 		{"/v1/messages/" + ids[store.Failed] + "/retry", `{"by": "ops dashboard"}`, 200, ""},
 		{"/v1/messages/" + ids[store.Queued] + "/cancel", "", 200, ""},
