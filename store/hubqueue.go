@@ -57,6 +57,18 @@ type HubMessage struct {
 	// ones still queued on its topic (EnqueueHubLimited): for a state
 	// whose earlier values the hub need not see. It is not stored.
 	Replace bool
+	// Own marks one of Outpost's own messages (sms/in, sms/status/…,
+	// xform/…, modem/…, replies): EnqueueHubLimited never refuses it for
+	// a full queue. Under DropOldest the oldest still make room for it;
+	// when the policy refuses, or when it alone is larger than the byte
+	// bound, it is queued past the bound (OverBound set, and counted in
+	// HubStats.OverBound). Only devices' pass-through messages are
+	// refused: their publisher keeps them and sends them again, where a
+	// refused own message would be lost. It is not stored.
+	Own bool
+	// OverBound is set by EnqueueHubLimited when it queued an Own
+	// message past the queue's bound.
+	OverBound bool
 }
 
 // EnqueueHub adds m to the hub queue, filling its ID. A topic CheckTopic
@@ -148,6 +160,12 @@ type HubStats struct {
 	// SetAside counts the messages the hub kept refusing, moved out of
 	// the queue (HubSetAside lists the latest).
 	SetAside int64 `json:"set_aside"`
+	// OverBound counts Outpost's own messages queued past a full queue's
+	// bound (HubMessage.Own): never refused, so the queue can hold more
+	// than max_messages / max_bytes by them alone.
+	OverBound int64 `json:"over_bound"`
+	// Requeued counts the set-aside messages put back in the queue.
+	Requeued int64 `json:"requeued"`
 	// Latest is the latest messages set aside, newest first (filled by
 	// status, not by HubQueueStats).
 	Latest []HubSetAside `json:"set_aside_latest,omitempty"`
@@ -156,11 +174,11 @@ type HubStats struct {
 // HubQueueStats reads the queue's counters.
 func (tx *Tx) HubQueueStats() (HubStats, error) {
 	var st HubStats
-	q, err := tx.stmt(`SELECT messages, bytes, dropped, expired, refused, set_aside FROM hub_queue_stats WHERE id = 1`)
+	q, err := tx.stmt(`SELECT messages, bytes, dropped, expired, refused, set_aside, over_bound, requeued FROM hub_queue_stats WHERE id = 1`)
 	if err != nil {
 		return st, err
 	}
-	err = q.QueryRowContext(tx.ctx).Scan(&st.Messages, &st.Bytes, &st.Dropped, &st.Expired, &st.Refused, &st.SetAside)
+	err = q.QueryRowContext(tx.ctx).Scan(&st.Messages, &st.Bytes, &st.Dropped, &st.Expired, &st.Refused, &st.SetAside, &st.OverBound, &st.Requeued)
 	return st, err
 }
 
@@ -238,7 +256,8 @@ type HubLimits struct {
 // replaces (HubMessage.Replace). It returns false (and
 // counts a refusal) when the queue is full and the policy refuses, or
 // when m alone is larger than the byte limit; dropped is how many of the
-// oldest were dropped to make room.
+// oldest were dropped to make room. An Own message is never refused: it is
+// queued past the bound instead (m.OverBound, counted).
 func (tx *Tx) EnqueueHubLimited(m *HubMessage, l HubLimits) (accepted bool, dropped int, err error) {
 	if err := CheckTopic(m.Topic); err != nil {
 		return false, 0, err
@@ -259,6 +278,13 @@ func (tx *Tx) EnqueueHubLimited(m *HubMessage, l HubLimits) (accepted bool, drop
 		return l.MaxMessages > 0 && st.Messages+1 > l.MaxMessages || l.MaxBytes > 0 && st.Bytes+size > l.MaxBytes
 	}
 	if full() && (!l.DropOldest || l.MaxBytes > 0 && size > l.MaxBytes) {
+		if m.Own {
+			if _, err := tx.exec(`UPDATE hub_queue_stats SET over_bound = over_bound + 1 WHERE id = 1`); err != nil {
+				return false, 0, err
+			}
+			m.OverBound = true
+			return true, 0, tx.EnqueueHub(m)
+		}
 		_, err := tx.exec(`UPDATE hub_queue_stats SET refused = refused + 1 WHERE id = 1`)
 		return false, 0, err
 	}

@@ -91,3 +91,62 @@ func TestHubSetAside(t *testing.T) {
 		t.Errorf("set aside: %+v", latest)
 	}
 }
+
+// TestHubQueueOwnNeverRefused: a full queue refuses devices' messages
+// (their publisher keeps them) but never Outpost's own, which nothing
+// would send again: under "refuse" they go past the bound, counted; under
+// drop_oldest the oldest make room, and one larger than max_bytes alone
+// goes past the bound without dropping everything.
+func TestHubQueueOwnNeverRefused(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	enqueue := func(l HubLimits, m *HubMessage) (bool, int) {
+		t.Helper()
+		var ok bool
+		var dropped int
+		if err := s.Update(ctx, func(tx *Tx) (err error) {
+			ok, dropped, err = tx.EnqueueHubLimited(m, l)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return ok, dropped
+	}
+	stats := func() HubStats {
+		var st HubStats
+		s.View(ctx, func(tx *Tx) (err error) { st, err = tx.HubQueueStats(); return })
+		return st
+	}
+	refuse := HubLimits{MaxMessages: 3, MaxBytes: 100}
+	for range 3 {
+		enqueue(refuse, &HubMessage{Topic: "dev/a", Payload: []byte("12345"), QoS: 1})
+	}
+	if ok, _ := enqueue(refuse, &HubMessage{Topic: "dev/a", Payload: []byte("x"), QoS: 1}); ok {
+		t.Fatal("a device's message accepted past max_messages under refuse")
+	}
+	own := &HubMessage{Topic: "outpost/gw/sms/in", Payload: []byte(`{"text":"hi"}`), QoS: 1, Own: true}
+	if ok, dropped := enqueue(refuse, own); !ok || dropped != 0 || !own.OverBound || own.ID == 0 {
+		t.Fatalf("own message under refuse: accepted %v, dropped %d, over bound %v, id %d", ok, dropped, own.OverBound, own.ID)
+	}
+	if st := stats(); st.Messages != 4 || st.Refused != 1 || st.OverBound != 1 {
+		t.Fatalf("after the own message: %+v", st)
+	}
+	// Still full for devices.
+	if ok, _ := enqueue(refuse, &HubMessage{Topic: "dev/a", Payload: []byte("y"), QoS: 1}); ok {
+		t.Fatal("a device's message accepted while Outpost's own hold the queue past its bound")
+	}
+	// drop_oldest: the oldest make room for an own message as for any.
+	drop := HubLimits{MaxMessages: 4, MaxBytes: 100, DropOldest: true}
+	own2 := &HubMessage{Topic: "outpost/gw/sms/status/x", Payload: []byte("s"), QoS: 1, Own: true}
+	if ok, dropped := enqueue(drop, own2); !ok || dropped != 1 || own2.OverBound {
+		t.Fatalf("own message under drop_oldest: accepted %v, dropped %d, over bound %v", ok, dropped, own2.OverBound)
+	}
+	// One larger than max_bytes alone: nothing dropped for it, past the bound.
+	big := &HubMessage{Topic: "outpost/gw/xform/f", Payload: []byte(strings.Repeat("z", 101)), QoS: 1, Own: true}
+	if ok, dropped := enqueue(drop, big); !ok || dropped != 0 || !big.OverBound {
+		t.Fatalf("own message larger than max_bytes: accepted %v, dropped %d, over bound %v", ok, dropped, big.OverBound)
+	}
+	if st := stats(); st.Messages != 5 || st.Dropped != 1 || st.Refused != 2 || st.OverBound != 2 {
+		t.Fatalf("at the end: %+v", st)
+	}
+}

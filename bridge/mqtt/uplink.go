@@ -512,7 +512,7 @@ func (u *Uplink) refuseRetained(payload []byte) {
 	u.log.Warn("retained send from the hub refused", "id", p.ID)
 	b, _ := json.Marshal(Reply{ID: p.ID, Error: why})
 	err := u.store.Update(context.Background(), func(tx *store.Tx) error {
-		_, _, err := tx.EnqueueHubLimited(&store.HubMessage{Topic: replyTo, Payload: b, QoS: 1}, u.opt.Limits)
+		_, _, err := tx.EnqueueHubLimited(&store.HubMessage{Topic: replyTo, Payload: b, QoS: 1, Own: true}, u.opt.Limits)
 		return err
 	})
 	if err != nil {
@@ -562,7 +562,8 @@ func (u *Uplink) publishStats(client paho.Client, last store.HubStats, at time.T
 	if err := u.store.View(context.Background(), func(tx *store.Tx) (err error) { st, err = tx.HubQueueStats(); return }); err != nil {
 		return last, at
 	}
-	changed := st.Dropped != last.Dropped || st.Expired != last.Expired || st.Refused != last.Refused || st.SetAside != last.SetAside
+	changed := st.Dropped != last.Dropped || st.Expired != last.Expired || st.Refused != last.Refused || st.SetAside != last.SetAside ||
+		st.OverBound != last.OverBound || st.Requeued != last.Requeued
 	if !changed && time.Since(at) < time.Minute {
 		return last, at
 	}
@@ -638,7 +639,7 @@ func (c *Connector) enqueued(cl *mochi.Client, pk packets.Packet, accepted bool,
 		cl.Stop(err)
 		return false
 	}
-	c.noteLimits(pk.TopicName, cl.ID, accepted, dropped)
+	c.noteLimits(pk.TopicName, cl.ID, accepted, dropped, false)
 	if !accepted {
 		b, _ := json.Marshal(map[string]string{"topic": pk.TopicName, "client": cl.ID, "reason": errQueueFull})
 		c.server.Publish(c.Topic("hub/refused"), b, false, 0)
@@ -659,10 +660,14 @@ func (c *Connector) enqueued(cl *mochi.Client, pk packets.Packet, accepted bool,
 
 const errQueueFull = "the queue to the hub is full (hub.max_messages / hub.max_bytes, when_full = refuse)"
 
-// noteLimits logs what the hub queue's limits did to a message.
-func (c *Connector) noteLimits(topic, client string, accepted bool, dropped int) {
+// noteLimits logs what the hub queue's limits did to a message: over is
+// one of Outpost's own queued past the bound.
+func (c *Connector) noteLimits(topic, client string, accepted bool, dropped int, over bool) {
 	if dropped > 0 {
 		c.log.Warn("hub queue full: oldest messages dropped", "count", dropped, "topic", topic)
+	}
+	if over {
+		c.log.Warn("hub queue full: Outpost's own message queued past the bound (only devices' messages are refused)", "topic", topic)
 	}
 	if !accepted {
 		c.log.Warn("refused a message for the hub", "topic", topic, "client", client, "reason", errQueueFull)

@@ -320,6 +320,9 @@ func cmdStatus(args []string) int {
 		if q.Dropped+q.Expired+q.Refused > 0 {
 			fmt.Printf("hub queue limits so far: %d dropped (full), %d expired (too old), %d refused (full)\n", q.Dropped, q.Expired, q.Refused)
 		}
+		if q.OverBound > 0 {
+			fmt.Printf("%d of Outpost's own message(s) queued past the bound (never refused; only devices' messages are)\n", q.OverBound)
+		}
 		if q.SetAside > 0 {
 			fmt.Printf("%d message(s) set aside: the hub kept refusing them (the latest %d kept); latest:\n", q.SetAside, store.MaxSetAside)
 			for _, a := range q.Latest {
