@@ -118,7 +118,7 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 	if opts.Hub.URL != "" {
 		c.uplink = NewUplink(opts.Hub, hub.Store, c.base+"status", opts.Log)
 		c.uplink.downTopic, c.uplink.downlink = c.base+"sms/send", c.downlink
-		c.uplink.report = func(st LinkState) { hub.LinkStatus("hub", st) }
+		c.uplink.report = func(st LinkState) { hub.LinkStatus("hub", liveLink{st, c.uplink}) }
 		c.uplink.local = c.fromHub
 		c.uplink.statsTopic = c.base + "hub/queue"
 		c.server.AddHook(&forwardHook{c: c}, nil)

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -81,8 +82,11 @@ type Uplink struct {
 	// local publishes a message from the hub on the local broker.
 	local func(topic string, payload []byte, retain bool, qos byte)
 	// report is told the link's state on every change.
-	report    func(LinkState)
-	forwarded int64 // owned by Run
+	report func(LinkState)
+	// forwarded counts the messages the hub acknowledged since start
+	// (their deletes committed): one atomic add per commit of deletes,
+	// read when status asks (see Status).
+	forwarded atomic.Int64
 	// suspectFrom and suspectTo are the queue ids of the messages
 	// published and not acknowledged when the hub last dropped the
 	// connection (0: none): they are sent again one at a time, so that
@@ -107,15 +111,32 @@ type LinkState struct {
 	Forwarded int64     `json:"forwarded"` // acknowledged by the hub since start
 }
 
-func (u *Uplink) setState(connected bool, err error, forwarded int64) {
+func (u *Uplink) setState(connected bool, err error) {
 	if u.report == nil {
 		return
 	}
-	st := LinkState{URL: bridge.RedactURLs(u.opt.URL), Connected: connected, Since: time.Now(), Forwarded: forwarded}
+	st := LinkState{URL: bridge.RedactURLs(u.opt.URL), Connected: connected, Since: time.Now(), Forwarded: u.forwarded.Load()}
 	if err != nil {
 		st.LastError = err.Error()
 	}
 	u.report(st)
+}
+
+// Forwarded is how many messages the hub acknowledged since start.
+func (u *Uplink) Forwarded() int64 { return u.forwarded.Load() }
+
+// liveLink is the link's state as recorded at its last change, with the
+// forwarded count read when it is shown (JSON), not when it was recorded:
+// status is current without a report per message.
+type liveLink struct {
+	st LinkState
+	u  *Uplink
+}
+
+func (l liveLink) MarshalJSON() ([]byte, error) {
+	st := l.st
+	st.Forwarded = l.u.Forwarded()
+	return json.Marshal(st)
 }
 
 // NewUplink returns an uplink on s.
@@ -152,11 +173,10 @@ func (u *Uplink) Wake() {
 // Run keeps the link up and the queue draining until ctx ends.
 func (u *Uplink) Run(ctx context.Context) error {
 	backoff := u.opt.RetryMin
-	u.setState(false, nil, 0)
+	u.setState(false, nil)
 	for ctx.Err() == nil {
 		sent, err := u.session(ctx)
-		u.forwarded += int64(sent)
-		u.setState(false, err, u.forwarded)
+		u.setState(false, err)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -255,7 +275,7 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 		client.Disconnect(250)
 	}()
 	u.log.Info("hub link up", "url", bridge.RedactURLs(u.opt.URL))
-	u.setState(true, nil, u.forwarded)
+	u.setState(true, nil)
 	if u.downlink != nil {
 		st := client.Subscribe(u.downTopic, 1, nil) // the default handler takes it
 		if !st.WaitTimeout(15*time.Second) || st.Error() != nil {
@@ -314,6 +334,7 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 			return d.err
 		}
 		sent += d.n
+		u.forwarded.Add(int64(d.n))
 		return nil
 	}
 	defer func() {
