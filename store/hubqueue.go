@@ -244,6 +244,81 @@ func (tx *Tx) HubSetAsideLatest(limit int) ([]HubSetAside, error) {
 	return out, rows.Err()
 }
 
+// HubRequeued is a set-aside message put back in the hub queue.
+type HubRequeued struct {
+	ID      int64  `json:"id"`       // its id while set aside (its old queue id)
+	QueueID int64  `json:"queue_id"` // its new id in the queue
+	Topic   string `json:"topic"`
+}
+
+// RequeueHubSetAside moves set-aside messages back to the end of the hub
+// queue, with new ids, in the order they were first queued: the ones in
+// ids, or every one with all. An id that is not set aside is an error
+// wrapping ErrNotFound, and nothing moves. They are queued whatever the
+// queue's bounds (never refused, nothing dropped for them: at most
+// MaxSetAside, asked for by the operator), their age counted from now,
+// and counted in HubStats.Requeued. A message the hub still refuses is
+// set aside again after two drops.
+func (tx *Tx) RequeueHubSetAside(ids []int64, all bool) ([]HubRequeued, error) {
+	if !all {
+		for _, id := range ids {
+			var n int
+			if err := tx.tx.QueryRowContext(tx.ctx, `SELECT COUNT(*) FROM hub_set_aside WHERE id = ?`, id).Scan(&n); err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				return nil, fmt.Errorf("no message set aside with id %d: %w", id, ErrNotFound)
+			}
+		}
+	}
+	q, args := `SELECT id, topic, payload, qos, retain FROM hub_set_aside ORDER BY id`, []any(nil)
+	if !all {
+		if len(ids) == 0 {
+			return nil, nil
+		}
+		q = `SELECT id, topic, payload, qos, retain FROM hub_set_aside WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `) ORDER BY id`
+		for _, id := range ids {
+			args = append(args, id)
+		}
+	}
+	rows, err := tx.tx.QueryContext(tx.ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	var ms []HubMessage
+	for rows.Next() {
+		var m HubMessage
+		if err := rows.Scan(&m.ID, &m.Topic, &m.Payload, &m.QoS, &m.Retain); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]HubRequeued, 0, len(ms))
+	for _, m := range ms {
+		old := m.ID
+		// A topic the hub can never take was never queued nor set aside
+		// (CheckTopic); EnqueueHub checks again.
+		if err := tx.EnqueueHub(&m); err != nil {
+			return nil, fmt.Errorf("set-aside message %d: %w", old, err)
+		}
+		if _, err := tx.exec(`DELETE FROM hub_set_aside WHERE id = ?`, old); err != nil {
+			return nil, err
+		}
+		out = append(out, HubRequeued{ID: old, QueueID: m.ID, Topic: m.Topic})
+	}
+	if len(out) > 0 {
+		if _, err := tx.exec(`UPDATE hub_queue_stats SET requeued = requeued + ? WHERE id = 1`, len(out)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // HubLimits bound the hub queue (0: no bound).
 type HubLimits struct {
 	MaxMessages, MaxBytes int64

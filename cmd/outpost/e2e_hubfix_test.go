@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/outpost-sms/outpost/store"
 )
 
 // TestHubOwnMessagesNeverRefused: with when_full = "refuse" and the queue
@@ -131,5 +136,101 @@ func TestStatusForwardedIsCurrent(t *testing.T) {
 	}
 	if forwarded < n {
 		t.Errorf("status shows %d forwarded, want at least %d:\n%s", forwarded, n, out)
+	}
+}
+
+// TestHubRequeueSetAside: outpost hub set-aside lists the messages the
+// hub kept refusing, and outpost hub requeue puts them back at the end of
+// the queue, by id or --all: they reach the hub (here the hub takes them:
+// what made it refuse them was fixed meanwhile). Before, a message set
+// aside could never be sent again.
+func TestHubRequeueSetAside(t *testing.T) {
+	hubb, _, atHub := hubWithSubscriber(t, "dev/#")
+	g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\n[[hub.forward]]\ntopic = \"dev/#\"\nqos = 1\n", hubb.addr))
+	// Two messages set aside by an earlier run (the hub of then refused
+	// them), in the gateway's own database.
+	data := filepath.Join(g.dir, "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(context.Background(), filepath.Join(data, "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for i := 1; i <= 2; i++ {
+		m := &store.HubMessage{Topic: fmt.Sprintf("dev/lost/%d", i), Payload: []byte(fmt.Sprintf(`{"n":%d}`, i)), QoS: 1}
+		if err := s.Update(context.Background(), func(tx *store.Tx) error {
+			if err := tx.EnqueueHub(m); err != nil {
+				return err
+			}
+			_, err := tx.SetAsideHub(m.ID, "the hub dropped the connection twice running")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	s.Close()
+	g.start()
+	waitFor(t, "the hub link", 10*time.Second, func() bool { return g.hubStatus().Links.Hub.Connected })
+
+	out, errs, code := g.cli("hub", "set-aside")
+	if code != 0 || !strings.Contains(out, "dev/lost/1") || !strings.Contains(out, "dev/lost/2") || !strings.Contains(out, "dropped the connection twice") {
+		t.Fatalf("hub set-aside: exit %d\n%s%s", code, out, errs)
+	}
+	var list []store.HubSetAside
+	if out, _, _ = g.cli("hub", "set-aside", "--json"); json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 || list[0].ID != ids[1] {
+		t.Fatalf("hub set-aside --json: %s", out)
+	}
+	// Called wrongly: exit 2, saying why; an id not set aside: exit 1,
+	// and nothing moves.
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"hub", "requeue"}, 2, "missing argument"},
+		{[]string{"hub", "requeue", "1", "--all"}, 2, "exclude each other"},
+		{[]string{"hub", "requeue", "abc"}, 2, `"abc" is not an id`},
+		{[]string{"hub", "set-aside", "x"}, 2, `unexpected argument "x"`},
+		{[]string{"hub", "nosuch"}, 2, "unknown command"},
+		{[]string{"hub", "requeue", strconv.FormatInt(ids[0], 10), "999999"}, 1, "no message set aside with id 999999"},
+	} {
+		if _, errs, code := g.cli(c.args...); code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errs, c.code, c.want)
+		}
+	}
+	for _, args := range [][]string{{"hub", "--help"}, {"hub", "requeue", "--help"}, {"hub", "set-aside", "--help"}} {
+		if out, errs, code := g.cli(args...); code != 0 || !strings.Contains(out+errs, "usage: outpost hub") {
+			t.Errorf("%v: exit %d: %s%s", args, code, out, errs)
+		}
+	}
+	if st := g.hubStatus().HubQueue; st.Messages != 0 || st.Requeued != 0 {
+		t.Fatalf("a refused requeue moved something: %+v", st)
+	}
+
+	out, errs, code = g.cli("hub", "requeue", strconv.FormatInt(ids[0], 10), "--by", "ops on call")
+	if code != 0 || !strings.Contains(out, "1 message(s) put back") {
+		t.Fatalf("hub requeue %d: exit %d\n%s%s", ids[0], code, out, errs)
+	}
+	if v := atHub.next("dev/lost/1", topicIs("dev/lost/1")); v["n"] != float64(1) {
+		t.Errorf("dev/lost/1 at the hub: %v", v)
+	}
+	if out, _, _ = g.cli("hub", "set-aside"); strings.Contains(out, "dev/lost/1") || !strings.Contains(out, "dev/lost/2") {
+		t.Errorf("set aside after requeue of dev/lost/1:\n%s", out)
+	}
+	if out, errs, code = g.cli("hub", "requeue", "--all"); code != 0 || !strings.Contains(out, "dev/lost/2") {
+		t.Fatalf("hub requeue --all: exit %d\n%s%s", code, out, errs)
+	}
+	atHub.next("dev/lost/2", topicIs("dev/lost/2"))
+	if out, _, _ = g.cli("hub", "set-aside"); !strings.Contains(out, "no message set aside") {
+		t.Errorf("set aside after requeue --all:\n%s", out)
+	}
+	if st := g.hubStatus().HubQueue; st.Requeued != 2 || st.SetAside != 2 {
+		t.Errorf("counters: %+v", st)
+	}
+	if log := g.d.out.String(); !strings.Contains(log, "set-aside message put back in the hub queue") || !strings.Contains(log, `by="ops on call"`) {
+		t.Errorf("the daemon's log does not say who put what back:\n%s", log)
 	}
 }
