@@ -57,6 +57,18 @@ type HubMessage struct {
 	// ones still queued on its topic (EnqueueHubLimited): for a state
 	// whose earlier values the hub need not see. It is not stored.
 	Replace bool
+	// Own marks one of Outpost's own messages (sms/in, sms/status/…,
+	// xform/…, modem/…, replies): EnqueueHubLimited never refuses it for
+	// a full queue. Under DropOldest the oldest still make room for it;
+	// when the policy refuses, or when it alone is larger than the byte
+	// bound, it is queued past the bound (OverBound set, and counted in
+	// HubStats.OverBound). Only devices' pass-through messages are
+	// refused: their publisher keeps them and sends them again, where a
+	// refused own message would be lost. It is not stored.
+	Own bool
+	// OverBound is set by EnqueueHubLimited when it queued an Own
+	// message past the queue's bound.
+	OverBound bool
 }
 
 // EnqueueHub adds m to the hub queue, filling its ID. A topic CheckTopic
@@ -148,6 +160,12 @@ type HubStats struct {
 	// SetAside counts the messages the hub kept refusing, moved out of
 	// the queue (HubSetAside lists the latest).
 	SetAside int64 `json:"set_aside"`
+	// OverBound counts Outpost's own messages queued past a full queue's
+	// bound (HubMessage.Own): never refused, so the queue can hold more
+	// than max_messages / max_bytes by them alone.
+	OverBound int64 `json:"over_bound"`
+	// Requeued counts the set-aside messages put back in the queue.
+	Requeued int64 `json:"requeued"`
 	// Latest is the latest messages set aside, newest first (filled by
 	// status, not by HubQueueStats).
 	Latest []HubSetAside `json:"set_aside_latest,omitempty"`
@@ -156,11 +174,11 @@ type HubStats struct {
 // HubQueueStats reads the queue's counters.
 func (tx *Tx) HubQueueStats() (HubStats, error) {
 	var st HubStats
-	q, err := tx.stmt(`SELECT messages, bytes, dropped, expired, refused, set_aside FROM hub_queue_stats WHERE id = 1`)
+	q, err := tx.stmt(`SELECT messages, bytes, dropped, expired, refused, set_aside, over_bound, requeued FROM hub_queue_stats WHERE id = 1`)
 	if err != nil {
 		return st, err
 	}
-	err = q.QueryRowContext(tx.ctx).Scan(&st.Messages, &st.Bytes, &st.Dropped, &st.Expired, &st.Refused, &st.SetAside)
+	err = q.QueryRowContext(tx.ctx).Scan(&st.Messages, &st.Bytes, &st.Dropped, &st.Expired, &st.Refused, &st.SetAside, &st.OverBound, &st.Requeued)
 	return st, err
 }
 
@@ -226,6 +244,81 @@ func (tx *Tx) HubSetAsideLatest(limit int) ([]HubSetAside, error) {
 	return out, rows.Err()
 }
 
+// HubRequeued is a set-aside message put back in the hub queue.
+type HubRequeued struct {
+	ID      int64  `json:"id"`       // its id while set aside (its old queue id)
+	QueueID int64  `json:"queue_id"` // its new id in the queue
+	Topic   string `json:"topic"`
+}
+
+// RequeueHubSetAside moves set-aside messages back to the end of the hub
+// queue, with new ids, in the order they were first queued: the ones in
+// ids, or every one with all. An id that is not set aside is an error
+// wrapping ErrNotFound, and nothing moves. They are queued whatever the
+// queue's bounds (never refused, nothing dropped for them: at most
+// MaxSetAside, asked for by the operator), their age counted from now,
+// and counted in HubStats.Requeued. A message the hub still refuses is
+// set aside again after two drops.
+func (tx *Tx) RequeueHubSetAside(ids []int64, all bool) ([]HubRequeued, error) {
+	if !all {
+		for _, id := range ids {
+			var n int
+			if err := tx.tx.QueryRowContext(tx.ctx, `SELECT COUNT(*) FROM hub_set_aside WHERE id = ?`, id).Scan(&n); err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				return nil, fmt.Errorf("no message set aside with id %d: %w", id, ErrNotFound)
+			}
+		}
+	}
+	q, args := `SELECT id, topic, payload, qos, retain FROM hub_set_aside ORDER BY id`, []any(nil)
+	if !all {
+		if len(ids) == 0 {
+			return nil, nil
+		}
+		q = `SELECT id, topic, payload, qos, retain FROM hub_set_aside WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `) ORDER BY id`
+		for _, id := range ids {
+			args = append(args, id)
+		}
+	}
+	rows, err := tx.tx.QueryContext(tx.ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	var ms []HubMessage
+	for rows.Next() {
+		var m HubMessage
+		if err := rows.Scan(&m.ID, &m.Topic, &m.Payload, &m.QoS, &m.Retain); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]HubRequeued, 0, len(ms))
+	for _, m := range ms {
+		old := m.ID
+		// A topic the hub can never take was never queued nor set aside
+		// (CheckTopic); EnqueueHub checks again.
+		if err := tx.EnqueueHub(&m); err != nil {
+			return nil, fmt.Errorf("set-aside message %d: %w", old, err)
+		}
+		if _, err := tx.exec(`DELETE FROM hub_set_aside WHERE id = ?`, old); err != nil {
+			return nil, err
+		}
+		out = append(out, HubRequeued{ID: old, QueueID: m.ID, Topic: m.Topic})
+	}
+	if len(out) > 0 {
+		if _, err := tx.exec(`UPDATE hub_queue_stats SET requeued = requeued + ? WHERE id = 1`, len(out)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // HubLimits bound the hub queue (0: no bound).
 type HubLimits struct {
 	MaxMessages, MaxBytes int64
@@ -238,7 +331,8 @@ type HubLimits struct {
 // replaces (HubMessage.Replace). It returns false (and
 // counts a refusal) when the queue is full and the policy refuses, or
 // when m alone is larger than the byte limit; dropped is how many of the
-// oldest were dropped to make room.
+// oldest were dropped to make room. An Own message is never refused: it is
+// queued past the bound instead (m.OverBound, counted).
 func (tx *Tx) EnqueueHubLimited(m *HubMessage, l HubLimits) (accepted bool, dropped int, err error) {
 	if err := CheckTopic(m.Topic); err != nil {
 		return false, 0, err
@@ -259,6 +353,13 @@ func (tx *Tx) EnqueueHubLimited(m *HubMessage, l HubLimits) (accepted bool, drop
 		return l.MaxMessages > 0 && st.Messages+1 > l.MaxMessages || l.MaxBytes > 0 && st.Bytes+size > l.MaxBytes
 	}
 	if full() && (!l.DropOldest || l.MaxBytes > 0 && size > l.MaxBytes) {
+		if m.Own {
+			if _, err := tx.exec(`UPDATE hub_queue_stats SET over_bound = over_bound + 1 WHERE id = 1`); err != nil {
+				return false, 0, err
+			}
+			m.OverBound = true
+			return true, 0, tx.EnqueueHub(m)
+		}
 		_, err := tx.exec(`UPDATE hub_queue_stats SET refused = refused + 1 WHERE id = 1`)
 		return false, 0, err
 	}

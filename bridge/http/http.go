@@ -1,7 +1,8 @@
 // Package http is the HTTP API on a Unix socket (in the data folder) that
 // the outpost CLI uses: POST /v1/messages queues an SMS (201 only after
 // commit), GET /v1/messages/{id}, POST /v1/messages/{id}/retry and
-// /cancel, GET /v1/inbox and GET /v1/status.
+// /cancel, GET /v1/inbox, GET /v1/status, GET /v1/hub/set-aside and
+// POST /v1/hub/set-aside/requeue.
 // Errors are JSON {"error": "..."} with a 4xx status for bad requests.
 package http
 
@@ -86,6 +87,8 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/messages/{id}/cancel", s.manage(s.Hub.Cancel, "cancelled"))
 	mux.HandleFunc("GET /v1/inbox", s.inbox)
 	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/hub/set-aside", s.setAside)
+	mux.HandleFunc("POST /v1/hub/set-aside/requeue", s.requeue)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -245,4 +248,85 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// setAside lists the messages set aside from the hub queue (the hub kept
+// refusing them), newest first.
+func (s *Server) setAside(w http.ResponseWriter, r *http.Request) {
+	var list []store.HubSetAside
+	if err := s.Hub.Store.View(r.Context(), func(tx *store.Tx) (err error) {
+		list, err = tx.HubSetAsideLatest(store.MaxSetAside)
+		return err
+	}); err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if list == nil {
+		list = []store.HubSetAside{}
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// requeueBody is the body of POST /v1/hub/set-aside/requeue: ids, or all.
+type requeueBody struct {
+	IDs []int64 `json:"ids"`
+	All bool    `json:"all"`
+	By  string  `json:"by"`
+}
+
+// requeue puts set-aside messages back at the end of the hub queue: 200
+// with what moved (old id, new queue id), 404 when an id is not set
+// aside (nothing moves), 400 for a bad body.
+func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body: %v", err))
+		return
+	}
+	var b requeueBody
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf(`request body: want {"ids": [id, …]} or {"all": true}: %v`, err))
+		return
+	}
+	switch {
+	case b.All && len(b.IDs) > 0:
+		writeError(w, http.StatusBadRequest, errors.New(`"ids" and "all" exclude each other`))
+		return
+	case !b.All && len(b.IDs) == 0:
+		writeError(w, http.StatusBadRequest, errors.New(`nothing to requeue: give "ids" (the ids of outpost hub set-aside) or "all": true`))
+		return
+	case len(b.IDs) > store.MaxSetAside:
+		writeError(w, http.StatusBadRequest, fmt.Errorf(`%d ids: at most %d are set aside`, len(b.IDs), store.MaxSetAside))
+		return
+	}
+	by := strings.TrimSpace(b.By)
+	switch {
+	case by == "":
+		by = "the HTTP API"
+	case len(by) > 100:
+		by = by[:100]
+	}
+	var moved []store.HubRequeued
+	err = s.Hub.Store.Update(r.Context(), func(tx *store.Tx) (err error) {
+		moved, err = tx.RequeueHubSetAside(b.IDs, b.All)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, err)
+		return
+	case err != nil:
+		s.Log.Error("set-aside messages not requeued", "err", err)
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	for _, m := range moved {
+		s.Log.Info("set-aside message put back in the hub queue", "id", m.ID, "queue_id", m.QueueID, "topic", m.Topic, "by", by)
+	}
+	if moved == nil {
+		moved = []store.HubRequeued{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "requeued": moved})
 }

@@ -67,7 +67,7 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 		fifty = append(fifty, store.Failed)
 	}
 	blast := group(fifty...)
-	post := serve(t, hub)
+	post := serve(t, hub, filepath.Join(t.TempDir(), "outpost.sock"))
 	for _, c := range []struct {
 		path, body string
 		code       int
@@ -130,15 +130,28 @@ func newHub(t *testing.T) *bridge.Hub {
 	return bridge.New(st, nil)
 }
 
-// serve runs the API for hub on a socket and returns a function that
-// POSTs a body to a path and returns the status and the JSON answer.
-func serve(t *testing.T, hub *bridge.Hub) func(path, body string) (int, map[string]any) {
+// serve runs the API for hub on sock until the test ends and returns a
+// function that POSTs body to path and returns the HTTP status and the
+// JSON answer.
+func serve(t *testing.T, hub *bridge.Hub, sock string) func(path, body string) (int, map[string]any) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "outpost.sock")
-	srv := &bhttp.Server{Socket: sock, Hub: hub, Log: hub.Log}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
+	call := request(t, hub, sock)
+	return func(path, body string) (int, map[string]any) {
+		t.Helper()
+		code, b := call(http.MethodPost, path, body)
+		var v map[string]any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s: not JSON: %q", path, b)
+		}
+		return code, v
 	}
+}
+
+// request runs the API for hub on sock until the test ends and returns a
+// function that sends a request and returns the status and the answer.
+func request(t *testing.T, hub *bridge.Hub, sock string) func(method, path, body string) (int, []byte) {
+	t.Helper()
+	srv := &bhttp.Server{Socket: sock, Hub: hub, Log: hub.Log}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -148,19 +161,25 @@ func serve(t *testing.T, hub *bridge.Hub) func(path, body string) (int, map[stri
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		},
 	}}
-	return func(path, body string) (int, map[string]any) {
+	return func(method, path, body string) (int, []byte) {
 		t.Helper()
-		resp, err := c.Post("http://outpost"+path, "application/json", strings.NewReader(body))
+		var resp *http.Response
+		var err error
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			req, _ := http.NewRequest(method, "http://outpost"+path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			if resp, err = c.Do(req); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // the socket is not there yet
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		var v map[string]any
-		if err := json.Unmarshal(b, &v); err != nil {
-			t.Fatalf("%s: not JSON: %q", path, b)
-		}
-		return resp.StatusCode, v
+		return resp.StatusCode, b
 	}
 }
 
@@ -180,7 +199,7 @@ func (smsStub) Deliver(context.Context, store.Message, store.Delivery) (bridge.O
 func TestSendRefusesBadBodies(t *testing.T) {
 	hub := newHub(t)
 	hub.Add(smsStub{})
-	post := serve(t, hub)
+	post := serve(t, hub, filepath.Join(t.TempDir(), "outpost.sock"))
 	for _, c := range []struct {
 		body string
 		code int
@@ -200,5 +219,92 @@ func TestSendRefusesBadBodies(t *testing.T) {
 	q, err := hub.QueueDepths(context.Background())
 	if err != nil || q["sms"][store.Queued] != 1 {
 		t.Errorf("queued %v (%v), want the one good request", q, err)
+	}
+}
+
+// The set-aside routes: GET /v1/hub/set-aside lists the messages the hub
+// kept refusing; POST /v1/hub/set-aside/requeue puts the ones named (or
+// all) back at the end of the hub queue, 404 for an id not set aside
+// (nothing moves), 400 for a body that names none, or both ids and all.
+func TestHubSetAsideRoutes(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), filepath.Join(dir, "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hub := bridge.New(st, nil)
+	var ids []int64
+	for _, topic := range []string{"dev/poison/1", "dev/ok", "dev/poison/2"} {
+		m := &store.HubMessage{Topic: topic, Payload: []byte(`{"v":1}`), QoS: 1}
+		if err := st.Update(context.Background(), func(tx *store.Tx) error {
+			if err := tx.EnqueueHub(m); err != nil {
+				return err
+			}
+			if topic == "dev/ok" {
+				return nil
+			}
+			_, err := tx.SetAsideHub(m.ID, "the hub dropped the connection twice")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	call := request(t, hub, filepath.Join(dir, "outpost.sock"))
+	list := func() []store.HubSetAside {
+		t.Helper()
+		code, b := call(http.MethodGet, "/v1/hub/set-aside", "")
+		var l []store.HubSetAside
+		if err := json.Unmarshal(b, &l); code != 200 || err != nil {
+			t.Fatalf("GET /v1/hub/set-aside: %d %s", code, b)
+		}
+		return l
+	}
+	if l := list(); len(l) != 2 || l[0].ID != ids[2] || l[1].ID != ids[0] || l[0].Topic != "dev/poison/2" ||
+		l[0].Reason != "the hub dropped the connection twice" || l[0].Bytes != len(`{"v":1}`) {
+		t.Fatalf("set aside: %+v", l)
+	}
+	for _, c := range []struct {
+		body string
+		code int
+		has  string
+	}{
+		{"", 400, "request body"},
+		{"{}", 400, "nothing to requeue"},
+		{`{"ids": [1], "all": true}`, 400, "exclude each other"},
+		{`{"ids": ["x"]}`, 400, "request body"},
+		{`{"id": 1}`, 400, "unknown field"},
+		{fmt.Sprintf(`{"ids": [%d, %d]}`, ids[0], ids[1]), 404, fmt.Sprintf("no message set aside with id %d", ids[1])},
+	} {
+		code, b := call(http.MethodPost, "/v1/hub/set-aside/requeue", c.body)
+		if code != c.code || !strings.Contains(string(b), c.has) {
+			t.Errorf("requeue %s: %d %s, want %d with %q", c.body, code, b, c.code, c.has)
+		}
+	}
+	if l := list(); len(l) != 2 {
+		t.Fatalf("a refused requeue moved something: %+v", l)
+	}
+	queue := func() []store.HubMessage {
+		var q []store.HubMessage
+		st.View(context.Background(), func(tx *store.Tx) (err error) { q, err = tx.HubBatch(0, 10); return })
+		return q
+	}
+	code, b := call(http.MethodPost, "/v1/hub/set-aside/requeue", fmt.Sprintf(`{"ids": [%d], "by": "ops"}`, ids[0]))
+	var r struct {
+		OK       bool                `json:"ok"`
+		Requeued []store.HubRequeued `json:"requeued"`
+	}
+	if err := json.Unmarshal(b, &r); code != 200 || err != nil || !r.OK || len(r.Requeued) != 1 || r.Requeued[0].ID != ids[0] {
+		t.Fatalf("requeue %d: %d %s", ids[0], code, b)
+	}
+	if q := queue(); len(q) != 2 || q[1].ID != r.Requeued[0].QueueID || q[1].Topic != "dev/poison/1" || q[1].ID <= ids[2] {
+		t.Fatalf("queue after requeue: %+v", q)
+	}
+	if code, b = call(http.MethodPost, "/v1/hub/set-aside/requeue", `{"all": true}`); code != 200 || !strings.Contains(string(b), "dev/poison/2") {
+		t.Fatalf("requeue all: %d %s", code, b)
+	}
+	if l, q := list(), queue(); len(l) != 0 || len(q) != 3 || q[2].Topic != "dev/poison/2" {
+		t.Fatalf("after requeue all: set aside %+v, queue %+v", l, q)
 	}
 }

@@ -118,7 +118,7 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 	if opts.Hub.URL != "" {
 		c.uplink = NewUplink(opts.Hub, hub.Store, c.base+"status", opts.Log)
 		c.uplink.downTopic, c.uplink.downlink = c.base+"sms/send", c.downlink
-		c.uplink.report = func(st LinkState) { hub.LinkStatus("hub", st) }
+		c.uplink.report = func(st LinkState) { hub.LinkStatus("hub", liveLink{st, c.uplink}) }
 		c.uplink.local = c.fromHub
 		c.uplink.statsTopic = c.base + "hub/queue"
 		c.server.AddHook(&forwardHook{c: c}, nil)
@@ -332,13 +332,16 @@ func (c *Connector) statusToHub(tx *store.Tx, s bridge.StatusChange) error {
 }
 
 // queueForHub adds one of Outpost's own messages to the hub queue inside
-// tx, within the queue's limits; a retained one replaces what is queued on
-// its topic (a refusal is counted and logged: the
-// local copy still goes out).
+// tx; a retained one replaces what is queued on its topic. It is never
+// refused for a full queue (store.HubMessage.Own): with when_full =
+// "drop_oldest" the oldest make room as for any message; with "refuse"
+// it is queued past the bound, counted and logged. (Refusing it lost it:
+// nothing sends it again, and a chatty device kept inbound SMS from ever
+// reaching the hub.)
 func (c *Connector) queueForHub(tx *store.Tx, topic string, payload []byte, retain bool) error {
 	// Our retained topics are states (a modem's status): the latest
 	// replaces what the hub has not yet been sent.
-	m := store.HubMessage{Topic: topic, Payload: payload, QoS: 1, Retain: retain, Replace: retain}
+	m := store.HubMessage{Topic: topic, Payload: payload, QoS: 1, Retain: retain, Replace: retain, Own: true}
 	accepted, dropped, err := tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
 	if errors.Is(err, store.ErrBadTopic) {
 		// Never queued: the hub would refuse it in front of the rest.
@@ -349,7 +352,7 @@ func (c *Connector) queueForHub(tx *store.Tx, topic string, payload []byte, reta
 	if err != nil {
 		return err
 	}
-	c.noteLimits(topic, "outpost", accepted, dropped)
+	c.noteLimits(topic, "outpost", accepted, dropped, m.OverBound)
 	tx.AfterCommit(c.uplink.Wake)
 	return nil
 }

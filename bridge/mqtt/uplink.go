@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -81,8 +82,11 @@ type Uplink struct {
 	// local publishes a message from the hub on the local broker.
 	local func(topic string, payload []byte, retain bool, qos byte)
 	// report is told the link's state on every change.
-	report    func(LinkState)
-	forwarded int64 // owned by Run
+	report func(LinkState)
+	// forwarded counts the messages the hub acknowledged since start
+	// (their deletes committed): one atomic add per commit of deletes,
+	// read when status asks (see Status).
+	forwarded atomic.Int64
 	// suspectFrom and suspectTo are the queue ids of the messages
 	// published and not acknowledged when the hub last dropped the
 	// connection (0: none): they are sent again one at a time, so that
@@ -107,15 +111,32 @@ type LinkState struct {
 	Forwarded int64     `json:"forwarded"` // acknowledged by the hub since start
 }
 
-func (u *Uplink) setState(connected bool, err error, forwarded int64) {
+func (u *Uplink) setState(connected bool, err error) {
 	if u.report == nil {
 		return
 	}
-	st := LinkState{URL: bridge.RedactURLs(u.opt.URL), Connected: connected, Since: time.Now(), Forwarded: forwarded}
+	st := LinkState{URL: bridge.RedactURLs(u.opt.URL), Connected: connected, Since: time.Now(), Forwarded: u.forwarded.Load()}
 	if err != nil {
 		st.LastError = err.Error()
 	}
 	u.report(st)
+}
+
+// Forwarded is how many messages the hub acknowledged since start.
+func (u *Uplink) Forwarded() int64 { return u.forwarded.Load() }
+
+// liveLink is the link's state as recorded at its last change, with the
+// forwarded count read when it is shown (JSON), not when it was recorded:
+// status is current without a report per message.
+type liveLink struct {
+	st LinkState
+	u  *Uplink
+}
+
+func (l liveLink) MarshalJSON() ([]byte, error) {
+	st := l.st
+	st.Forwarded = l.u.Forwarded()
+	return json.Marshal(st)
 }
 
 // NewUplink returns an uplink on s.
@@ -152,11 +173,10 @@ func (u *Uplink) Wake() {
 // Run keeps the link up and the queue draining until ctx ends.
 func (u *Uplink) Run(ctx context.Context) error {
 	backoff := u.opt.RetryMin
-	u.setState(false, nil, 0)
+	u.setState(false, nil)
 	for ctx.Err() == nil {
 		sent, err := u.session(ctx)
-		u.forwarded += int64(sent)
-		u.setState(false, err, u.forwarded)
+		u.setState(false, err)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -255,7 +275,7 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 		client.Disconnect(250)
 	}()
 	u.log.Info("hub link up", "url", bridge.RedactURLs(u.opt.URL))
-	u.setState(true, nil, u.forwarded)
+	u.setState(true, nil)
 	if u.downlink != nil {
 		st := client.Subscribe(u.downTopic, 1, nil) // the default handler takes it
 		if !st.WaitTimeout(15*time.Second) || st.Error() != nil {
@@ -314,6 +334,7 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 			return d.err
 		}
 		sent += d.n
+		u.forwarded.Add(int64(d.n))
 		return nil
 	}
 	defer func() {
@@ -512,7 +533,7 @@ func (u *Uplink) refuseRetained(payload []byte) {
 	u.log.Warn("retained send from the hub refused", "id", p.ID)
 	b, _ := json.Marshal(Reply{ID: p.ID, Error: why})
 	err := u.store.Update(context.Background(), func(tx *store.Tx) error {
-		_, _, err := tx.EnqueueHubLimited(&store.HubMessage{Topic: replyTo, Payload: b, QoS: 1}, u.opt.Limits)
+		_, _, err := tx.EnqueueHubLimited(&store.HubMessage{Topic: replyTo, Payload: b, QoS: 1, Own: true}, u.opt.Limits)
 		return err
 	})
 	if err != nil {
@@ -562,7 +583,8 @@ func (u *Uplink) publishStats(client paho.Client, last store.HubStats, at time.T
 	if err := u.store.View(context.Background(), func(tx *store.Tx) (err error) { st, err = tx.HubQueueStats(); return }); err != nil {
 		return last, at
 	}
-	changed := st.Dropped != last.Dropped || st.Expired != last.Expired || st.Refused != last.Refused || st.SetAside != last.SetAside
+	changed := st.Dropped != last.Dropped || st.Expired != last.Expired || st.Refused != last.Refused || st.SetAside != last.SetAside ||
+		st.OverBound != last.OverBound || st.Requeued != last.Requeued
 	if !changed && time.Since(at) < time.Minute {
 		return last, at
 	}
@@ -638,7 +660,7 @@ func (c *Connector) enqueued(cl *mochi.Client, pk packets.Packet, accepted bool,
 		cl.Stop(err)
 		return false
 	}
-	c.noteLimits(pk.TopicName, cl.ID, accepted, dropped)
+	c.noteLimits(pk.TopicName, cl.ID, accepted, dropped, false)
 	if !accepted {
 		b, _ := json.Marshal(map[string]string{"topic": pk.TopicName, "client": cl.ID, "reason": errQueueFull})
 		c.server.Publish(c.Topic("hub/refused"), b, false, 0)
@@ -659,10 +681,14 @@ func (c *Connector) enqueued(cl *mochi.Client, pk packets.Packet, accepted bool,
 
 const errQueueFull = "the queue to the hub is full (hub.max_messages / hub.max_bytes, when_full = refuse)"
 
-// noteLimits logs what the hub queue's limits did to a message.
-func (c *Connector) noteLimits(topic, client string, accepted bool, dropped int) {
+// noteLimits logs what the hub queue's limits did to a message: over is
+// one of Outpost's own queued past the bound.
+func (c *Connector) noteLimits(topic, client string, accepted bool, dropped int, over bool) {
 	if dropped > 0 {
 		c.log.Warn("hub queue full: oldest messages dropped", "count", dropped, "topic", topic)
+	}
+	if over {
+		c.log.Warn("hub queue full: Outpost's own message queued past the bound (only devices' messages are refused)", "topic", topic)
 	}
 	if !accepted {
 		c.log.Warn("refused a message for the hub", "topic", topic, "client", client, "reason", errQueueFull)

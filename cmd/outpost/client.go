@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -342,10 +343,16 @@ func cmdStatus(args []string) int {
 		if q.Dropped+q.Expired+q.Refused > 0 {
 			fmt.Printf("hub queue limits so far: %d dropped (full), %d expired (too old), %d refused (full)\n", q.Dropped, q.Expired, q.Refused)
 		}
+		if q.OverBound > 0 {
+			fmt.Printf("%d of Outpost's own message(s) queued past the bound (never refused; only devices' messages are)\n", q.OverBound)
+		}
 		if q.SetAside > 0 {
 			fmt.Printf("%d message(s) set aside: the hub kept refusing them (the latest %d kept); latest:\n", q.SetAside, store.MaxSetAside)
 			for _, a := range q.Latest {
 				fmt.Printf("  #%d %s (%d bytes), set aside %s: %s\n", a.ID, a.Topic, a.Bytes, a.SetAsideAt.Local().Format(time.DateTime), a.Reason)
+			}
+			if q.Requeued > 0 {
+				fmt.Printf("%d of them put back in the queue (outpost hub requeue)\n", q.Requeued)
 			}
 		}
 	}
@@ -486,5 +493,121 @@ func cmdManage(op string, args []string) int {
 		fmt.Printf("%s %s: %s\n", d.Connector, printable(d.Recipient, false), d.State)
 	}
 	fmt.Println(out.Summary)
+	return 0
+}
+
+const hubUsage = `usage: outpost hub set-aside [--json]
+       outpost hub requeue ID… | --all [--by WHO]
+
+set-aside  lists the messages taken out of the hub queue because the hub kept
+           refusing them (it dropped the connection twice on each), newest first
+requeue    puts them back at the end of the hub queue (new queue ids), the ones
+           named by id (as set-aside lists them) or --all; an id that is not set
+           aside fails the command and nothing moves`
+
+// cmdHub is the hub queue's commands: set-aside, requeue.
+func cmdHub(args []string) int {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		fmt.Println(hubUsage)
+		return 0
+	}
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "outpost hub: missing command\n"+hubUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "set-aside":
+		return cmdHubSetAside(args[1:])
+	case "requeue":
+		return cmdHubRequeue(args[1:])
+	}
+	fmt.Fprintf(os.Stderr, "outpost hub: unknown command %q\n%s\n", args[0], hubUsage)
+	return exitUsage
+}
+
+func cmdHubSetAside(args []string) int {
+	fs := flag.NewFlagSet("hub set-aside", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	mk := clientFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost hub set-aside [--json]\n\nThe messages the hub kept refusing, taken out of its queue (the newest\n1,000 are kept), newest first; outpost hub requeue puts them back.")
+		fs.PrintDefaults()
+	}
+	if _, code := parseArgs(fs, args, 0, 0); code >= 0 {
+		return code
+	}
+	var list []store.HubSetAside
+	if code := fetch("hub set-aside", mk, "/v1/hub/set-aside", *asJSON, &list); code >= 0 {
+		return code
+	}
+	if len(list) == 0 {
+		fmt.Println("no message set aside")
+		return 0
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tSET ASIDE\tBYTES\tTOPIC\tREASON")
+	for _, a := range list {
+		fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%s\n", a.ID, a.SetAsideAt.Local().Format(time.DateTime), a.Bytes, printable(a.Topic, false), printable(a.Reason, false))
+	}
+	w.Flush()
+	return 0
+}
+
+func cmdHubRequeue(args []string) int {
+	fs := flag.NewFlagSet("hub requeue", flag.ContinueOnError)
+	all := fs.Bool("all", false, "every message set aside")
+	by := fs.String("by", "", "who asks, for the daemon's log (default: outpost hub requeue and the user name)")
+	mk := clientFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost hub requeue ID… | --all [--by WHO]\n\nPuts messages set aside (outpost hub set-aside) back at the end of the hub\nqueue, with new queue ids. An id that is not set aside fails the command and\nnothing moves. A message the hub still refuses is set aside again.")
+		fs.PrintDefaults()
+	}
+	pos, code := parseArgs(fs, args, 0, store.MaxSetAside)
+	if code >= 0 {
+		return code
+	}
+	switch {
+	case *all && len(pos) > 0:
+		return usageError(fs, "IDs and --all exclude each other")
+	case !*all && len(pos) == 0:
+		return usageError(fs, "missing argument: the ids to requeue (as outpost hub set-aside lists them), or --all")
+	}
+	ids := make([]int64, 0, len(pos))
+	for _, p := range pos {
+		id, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || id <= 0 {
+			return usageError(fs, fmt.Sprintf("%q is not an id: the ids are the numbers outpost hub set-aside lists", p))
+		}
+		ids = append(ids, id)
+	}
+	who := *by
+	if who == "" {
+		who = "outpost hub requeue"
+		if u := os.Getenv("USER"); u != "" {
+			who += " (user " + u + ")"
+		} else {
+			who += fmt.Sprintf(" (uid %d)", os.Getuid())
+		}
+	}
+	c, err := mk()
+	if err != nil {
+		return fail("hub requeue", err)
+	}
+	body := map[string]any{"by": who}
+	if *all {
+		body["all"] = true
+	} else {
+		body["ids"] = ids
+	}
+	var out struct {
+		Requeued []store.HubRequeued `json:"requeued"`
+	}
+	if err := c.do(http.MethodPost, "/v1/hub/set-aside/requeue", body, &out); err != nil {
+		return fail("hub requeue", err)
+	}
+	for _, r := range out.Requeued {
+		fmt.Printf("#%d %s: back in the hub queue as #%d\n", r.ID, printable(r.Topic, false), r.QueueID)
+	}
+	fmt.Printf("%d message(s) put back in the hub queue\n", len(out.Requeued))
 	return 0
 }

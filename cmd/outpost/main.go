@@ -1,6 +1,6 @@
 // Command outpost is the Outpost SMS gateway: the daemon (run), the CLI
 // that talks to it over its Unix socket (send, show, retry, cancel, inbox,
-// status), a simulated modem on a pty (sim), and config checking. Wiring
+// status, hub), a simulated modem on a pty (sim), and config checking. Wiring
 // lives here and nowhere else.
 package main
 
@@ -29,6 +29,8 @@ commands:
   cancel ID      cancel a queued or scheduled message (not one being sent right now)
   inbox          inbound messages, newest first
   status         modems, queues; exits 1 when no daemon is running
+  hub            the hub queue: hub set-aside (messages the hub kept refusing),
+                 hub requeue ID…|--all (put them back in the queue)
   sim            serve one simulated modem on a pty: --pty PATH
   decode         decode PDUs and forms: decode pdu HEX [--json], decode pdu --batch --json,
                  decode join, decode xform FILE
@@ -60,6 +62,8 @@ func run(args []string) int {
 		return cmdInbox(rest)
 	case "status":
 		return cmdStatus(rest)
+	case "hub":
+		return cmdHub(rest)
 	case "sim":
 		return cmdSim(rest)
 	case "decode":
