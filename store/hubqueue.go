@@ -93,7 +93,13 @@ func (tx *Tx) EnqueueHub(m *HubMessage) error {
 // HubBatch returns up to limit queued messages queued after the one with
 // id after (0: from the oldest), oldest first.
 func (tx *Tx) HubBatch(after int64, limit int) ([]HubMessage, error) {
-	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id, topic, payload, qos, retain, created_at FROM hub_queue WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	return tx.hubMessages(`SELECT id, topic, payload, qos, retain, created_at FROM hub_queue WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+}
+
+// hubMessages reads the hub messages a query selects (id, topic,
+// payload, qos, retain, created_at).
+func (tx *Tx) hubMessages(query string, args ...any) ([]HubMessage, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -116,25 +122,10 @@ func (tx *Tx) HubBatch(after int64, limit int) ([]HubMessage, error) {
 // first one (alone if it is larger). Sizes are read without loading the
 // payloads of the rows left out.
 func (tx *Tx) HubBatchBytes(after int64, limit int, maxBytes int64) ([]HubMessage, error) {
-	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id, topic, payload, qos, retain, created_at FROM hub_queue WHERE id IN (
+	return tx.hubMessages(`SELECT id, topic, payload, qos, retain, created_at FROM hub_queue WHERE id IN (
 		SELECT id FROM (SELECT id, length(payload) AS n, SUM(length(payload)) OVER (ORDER BY id) AS upto
 			FROM hub_queue WHERE id > ? ORDER BY id LIMIT ?)
 		WHERE upto <= ? OR upto = n) ORDER BY id`, after, limit, maxBytes)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []HubMessage
-	for rows.Next() {
-		var m HubMessage
-		var created int64
-		if err := rows.Scan(&m.ID, &m.Topic, &m.Payload, &m.QoS, &m.Retain, &created); err != nil {
-			return nil, err
-		}
-		m.CreatedAt = fromMS(created)
-		out = append(out, m)
-	}
-	return out, rows.Err()
 }
 
 // DeleteHub removes messages the hub acknowledged.
