@@ -177,13 +177,7 @@ func (s *Server) manage(op func(ctx context.Context, id, by string) (bridge.Mana
 				return
 			}
 		}
-		by := strings.TrimSpace(b.By)
-		switch {
-		case by == "":
-			by = "the HTTP API"
-		case len(by) > 100:
-			by = by[:100]
-		}
+		by := who(b.By)
 		res, err := op(r.Context(), id, by)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -301,13 +295,7 @@ func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf(`%d ids: at most %d are set aside`, len(b.IDs), store.MaxSetAside))
 		return
 	}
-	by := strings.TrimSpace(b.By)
-	switch {
-	case by == "":
-		by = "the HTTP API"
-	case len(by) > 100:
-		by = by[:100]
-	}
+	by := who(b.By)
 	var moved []store.HubRequeued
 	err = s.Hub.Store.Update(r.Context(), func(tx *store.Tx) (err error) {
 		moved, err = tx.RequeueHubSetAside(b.IDs, b.All)
@@ -329,4 +317,17 @@ func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
 		moved = []store.HubRequeued{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "requeued": moved})
+}
+
+// who is the "by" of a request body for the history and the log: as
+// given (at most 100 bytes), or "the HTTP API".
+func who(by string) string {
+	by = strings.TrimSpace(by)
+	switch {
+	case by == "":
+		return "the HTTP API"
+	case len(by) > 100:
+		return strings.ToValidUTF8(by[:100], "")
+	}
+	return by
 }
