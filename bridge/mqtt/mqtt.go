@@ -206,14 +206,17 @@ func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
 			return fail(fmt.Errorf("mqtt WebSocket listen %s: %w", c.opts.WebSocketListen, err))
 		}
 	}
+	// The gateway's own state, retained for LAN clients as on the hub;
+	// before any client can connect: mochi v2.7.9 reads a topic's
+	// retained message for a new subscription without the lock its
+	// writer holds (a data race the race detector reports).
+	c.server.Publish(c.base+"status", []byte("online"), true, 1)
 	if err := c.server.Serve(); err != nil {
 		return fail(err)
 	}
 	if c.ln != nil {
 		c.log.Info("local MQTT broker listening", "addr", c.ln.Addr().String(), "topics", c.base+"#")
 	}
-	// The gateway's own state, retained for LAN clients as on the hub.
-	c.server.Publish(c.base+"status", []byte("online"), true, 1)
 	c.once.Do(func() { close(c.ready) })
 	var wg sync.WaitGroup
 	if c.uplink != nil {
