@@ -118,13 +118,12 @@ func (h *Hub) putBack(ctx context.Context, c Connector, d store.Delivery, cause 
 // Deliver's error.
 func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) error {
 	log := h.Log.With("connector", c.Name(), "msg_id", d.MessageID, "to", d.Recipient)
-	if !h.takeOff(ctx, d) {
+	m, ok, err := h.takeOff(ctx, d)
+	if !ok {
 		log.Info("not delivered: cancelled after it was claimed")
 		return nil
 	}
 	defer h.land(d.ID)
-	var m store.Message
-	err := h.Store.View(ctx, func(tx *store.Tx) (err error) { m, err = tx.Message(d.MessageID); return })
 	var out Outcome
 	if err == nil {
 		out, err = c.Deliver(ctx, m, d)
@@ -171,19 +170,26 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) err
 }
 
 // takeOff marks a claimed delivery as being delivered, so that Cancel
-// leaves it to finish, and reports whether it is still to be delivered
-// (false: it was cancelled since it was claimed).
-func (h *Hub) takeOff(ctx context.Context, d store.Delivery) bool {
+// leaves it to finish, and reads its message, in one read with the
+// delivery's state: ok is false when it was cancelled since it was
+// claimed (nothing to deliver).
+func (h *Hub) takeOff(ctx context.Context, d store.Delivery) (m store.Message, ok bool, err error) {
 	h.flightMu.Lock()
 	h.inflight[d.ID] = true
 	h.flightMu.Unlock()
 	var cur store.Delivery
-	err := h.Store.View(ctx, func(tx *store.Tx) (err error) { cur, err = tx.Delivery(d.ID); return })
+	err = h.Store.View(ctx, func(tx *store.Tx) (err error) {
+		if cur, err = tx.Delivery(d.ID); err != nil {
+			return err
+		}
+		m, err = tx.Message(d.MessageID)
+		return err
+	})
 	if err == nil && cur.State != store.Sending {
 		h.land(d.ID)
-		return false
+		return m, false, nil
 	}
-	return true
+	return m, true, err
 }
 
 // land ends what takeOff began.

@@ -420,9 +420,6 @@ func (h *Hub) prepare(req SendRequest) (*store.Message, func(*store.Tx) error, e
 		text := req.Text
 		m.Text = &text
 	}
-	if req.ID != "" {
-		m.DedupKey = "out|" + req.ID
-	}
 	write := func(tx *store.Tx) error {
 		if req.ID != "" {
 			old, err := tx.Message(req.ID)

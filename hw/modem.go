@@ -162,8 +162,6 @@ func classes(m map[Class][]int) map[int]Class {
 	return out
 }
 
-func cmsClass(code int) Class { return cmsClasses[code] }
-
 // Classify says what err, from SendPDU, means for the message: a modem
 // not ready or gone is an Outage, a +CMS or +CME error is looked up in
 // the table, anything else is Retry.
@@ -192,7 +190,7 @@ type CMSError struct {
 func (e *CMSError) Error() string { return errorLine("+CMS ERROR", e.Code, e.Text) }
 
 // Permanent reports whether retrying the same PDU cannot help.
-func (e *CMSError) Permanent() bool { return cmsClass(e.Code) == Permanent }
+func (e *CMSError) Permanent() bool { return cmsClasses[e.Code] == Permanent }
 
 // CMEError is a "+CME ERROR: <code>" answer (27.007 9.2).
 type CMEError struct {
