@@ -40,9 +40,13 @@ type authHook struct {
 	users          map[string][]byte
 	acl            []ACL
 	log            *slog.Logger
-	// reserved are Outpost's own output topics: no client may publish
-	// there (Outpost's inline publishes are not checked).
-	reserved []string
+	// Outpost's own output topics (ownTopics under base): no client may
+	// publish there (Outpost's inline publishes are not checked). Read
+	// on every publish, so matched without splitting the topic: the
+	// exact ones, and the levels under a "/#" one (and that level itself).
+	base            string
+	reservedExact   map[string]bool
+	reservedParents []string
 
 	mu       sync.Mutex
 	failures map[string]failure // by remote host
@@ -97,8 +101,14 @@ func newAuthHook(allowAnonymous bool, users []User, acl []ACL, base string, log 
 	h := &authHook{allowAnonymous: allowAnonymous, users: map[string][]byte{}, acl: acl, log: log, failures: map[string]failure{}, loopback: map[string]bool{},
 		maxHosts: maxFailureHosts, failureMemory: failureMemory, checks: make(chan struct{}, maxConcurrentChecks), checkWait: checkWait,
 		compare: bcrypt.CompareHashAndPassword, now: time.Now, sleep: time.Sleep}
+	h.base, h.reservedExact = base, map[string]bool{}
 	for _, t := range ownTopics {
-		h.reserved = append(h.reserved, base+t)
+		if parent, ok := strings.CutSuffix(t, "/#"); ok {
+			h.reservedExact[parent] = true
+			h.reservedParents = append(h.reservedParents, parent+"/")
+		} else {
+			h.reservedExact[t] = true
+		}
 	}
 	for _, u := range users {
 		h.users[u.Name] = []byte(u.Hash)
@@ -217,15 +227,28 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 	return true
 }
 
+// reservedTopic reports whether topic is one of Outpost's own outputs.
+func (h *authHook) reservedTopic(topic string) bool {
+	rest, ok := strings.CutPrefix(topic, h.base)
+	if !ok {
+		return false
+	}
+	if h.reservedExact[rest] {
+		return true
+	}
+	for _, p := range h.reservedParents {
+		if strings.HasPrefix(rest, p) {
+			return true
+		}
+	}
+	return false
+}
+
 func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	user := string(cl.Properties.Username)
-	if write {
-		for _, r := range h.reserved {
-			if covers(r, topic) {
-				h.log.Warn("MQTT publish refused: the topic is Outpost's own output", "client", cl.ID, "user", user, "topic", topic)
-				return false
-			}
-		}
+	if write && h.reservedTopic(topic) {
+		h.log.Warn("MQTT publish refused: the topic is Outpost's own output", "client", cl.ID, "user", user, "topic", topic)
+		return false
 	}
 	if len(h.acl) == 0 {
 		return user != "" || h.allowAnonymous
