@@ -80,14 +80,56 @@ func (tx *Tx) EnqueueHub(m *HubMessage) error {
 	if m.Payload == nil {
 		m.Payload = []byte{}
 	}
-	res, err := tx.exec(`INSERT INTO hub_queue (topic, payload, qos, retain, created_at) VALUES (?, ?, ?, ?, ?)`,
-		m.Topic, m.Payload, m.QoS, m.Retain, ms(tx.now))
-	if err != nil {
-		return err
+	return tx.insertHub([]*HubMessage{m})
+}
+
+// maxInsertRows bounds the rows of one INSERT (5 parameters each: SQLite
+// takes 32,766 at most).
+const maxInsertRows = 64
+
+// insertHub stores msgs in the hub queue in one INSERT per maxInsertRows,
+// fills their IDs, and counts them in hub_queue_stats (once: a trigger
+// would update the stats row once per message; migration 0009).
+func (tx *Tx) insertHub(msgs []*HubMessage) error {
+	var size int64
+	for len(msgs) > 0 {
+		n := min(len(msgs), maxInsertRows)
+		ins, err := tx.stmt(`INSERT INTO hub_queue (topic, payload, qos, retain, created_at) VALUES (?, ?, ?, ?, ?)` +
+			strings.Repeat(", (?, ?, ?, ?, ?)", n-1))
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, 5*n)
+		for _, m := range msgs[:n] {
+			if m.Payload == nil {
+				m.Payload = []byte{}
+			}
+			args = append(args, m.Topic, m.Payload, m.QoS, m.Retain, ms(tx.now))
+			size += int64(len(m.Payload))
+		}
+		res, err := ins.ExecContext(tx.ctx, args...)
+		if err != nil {
+			return err
+		}
+		// AUTOINCREMENT gives the rows of one statement consecutive ids,
+		// in order, the last one the statement's last insert id.
+		last, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		for i, m := range msgs[:n] {
+			m.ID, m.CreatedAt = last-int64(n-1-i), tx.now
+		}
+		up, err := tx.stmt(`UPDATE hub_queue_stats SET messages = messages + ?, bytes = bytes + ? WHERE id = 1`)
+		if err != nil {
+			return err
+		}
+		if _, err := up.ExecContext(tx.ctx, n, size); err != nil {
+			return err
+		}
+		msgs, size = msgs[n:], 0
 	}
-	m.ID, err = res.LastInsertId()
-	m.CreatedAt = tx.now
-	return err
+	return nil
 }
 
 // HubBatch returns up to limit queued messages queued after the one with
@@ -386,14 +428,21 @@ func (tx *Tx) EnqueueHubBatch(msgs []*HubMessage, l HubLimits) (accepted []bool,
 	if err != nil {
 		return nil, nil, err
 	}
-	var ins *sql.Stmt
+	// The messages that fit go in together, up to one that needs the
+	// bound's policy (or replaces a retained one).
+	var run []*HubMessage
+	flush := func() error {
+		err := tx.insertHub(run)
+		run = run[:0]
+		return err
+	}
 	for i, m := range msgs {
-		if m.Payload == nil {
-			m.Payload = []byte{}
-		}
 		size := int64(len(m.Payload))
 		full := l.MaxMessages > 0 && st.Messages+1 > l.MaxMessages || l.MaxBytes > 0 && st.Bytes+size > l.MaxBytes
 		if full || m.Replace && m.Retain {
+			if err := flush(); err != nil {
+				return nil, nil, err
+			}
 			a, d, err := tx.EnqueueHubLimited(m, l)
 			if err != nil {
 				return nil, nil, err
@@ -404,21 +453,12 @@ func (tx *Tx) EnqueueHubBatch(msgs []*HubMessage, l HubLimits) (accepted []bool,
 			}
 			continue
 		}
-		if ins == nil {
-			if ins, err = tx.stmt(`INSERT INTO hub_queue (topic, payload, qos, retain, created_at) VALUES (?, ?, ?, ?, ?)`); err != nil {
-				return nil, nil, err
-			}
-		}
-		res, err := ins.ExecContext(tx.ctx, m.Topic, m.Payload, m.QoS, m.Retain, ms(tx.now))
-		if err != nil {
-			return nil, nil, err
-		}
-		if m.ID, err = res.LastInsertId(); err != nil {
-			return nil, nil, err
-		}
-		m.CreatedAt = tx.now
+		run = append(run, m)
 		st.Messages, st.Bytes = st.Messages+1, st.Bytes+size
 		accepted[i] = true
+	}
+	if err := flush(); err != nil {
+		return nil, nil, err
 	}
 	return accepted, dropped, nil
 }

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -225,5 +227,86 @@ func TestHubRequeueSetAside(t *testing.T) {
 	}
 	if r, err = requeue(nil, true); err != nil || len(r) != 0 {
 		t.Fatalf("requeue all of nothing: %+v, %v", r, err)
+	}
+}
+
+// TestHubBatchInsert: a batch longer than one INSERT takes is stored in
+// order with consecutive ids, counted once each in the stats (no trigger
+// counts them since migration 0009), and one that needs the bound's policy
+// halfway splits the batch without losing the order.
+func TestHubBatchInsert(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	stats := func() HubStats {
+		var st HubStats
+		s.View(ctx, func(tx *Tx) (err error) { st, err = tx.HubQueueStats(); return })
+		return st
+	}
+	var one HubMessage
+	if err := s.Update(ctx, func(tx *Tx) error {
+		one = HubMessage{Topic: "field/one", Payload: []byte("1234"), QoS: 1}
+		return tx.EnqueueHub(&one)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 2*maxInsertRows + 7
+	ms := make([]*HubMessage, n)
+	var size int64
+	for i := range ms {
+		ms[i] = &HubMessage{Topic: "field/b", Payload: []byte(fmt.Sprintf("m%d", i)), QoS: 1}
+		size += int64(len(ms[i].Payload))
+	}
+	ms[5].Payload = nil // stored as empty
+	size -= 2
+	var accepted []bool
+	if err := s.Update(ctx, func(tx *Tx) (err error) {
+		accepted, _, err = tx.EnqueueHubBatch(ms, HubLimits{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range ms {
+		if !accepted[i] || m.ID != one.ID+1+int64(i) || m.CreatedAt.IsZero() {
+			t.Fatalf("message %d: accepted %v, id %d (first %d)", i, accepted[i], m.ID, one.ID)
+		}
+	}
+	if st := stats(); st.Messages != n+1 || st.Bytes != size+4 {
+		t.Fatalf("stats %+v, want %d messages, %d bytes", st, n+1, size+4)
+	}
+	var got []HubMessage
+	s.View(ctx, func(tx *Tx) (err error) { got, err = tx.HubBatch(one.ID, 2*n); return })
+	if len(got) != n {
+		t.Fatalf("%d queued", len(got))
+	}
+	for i, m := range got {
+		if m.ID != ms[i].ID || !bytes.Equal(m.Payload, ms[i].Payload) {
+			t.Fatalf("queued %d: id %d payload %q, want %d %q", i, m.ID, m.Payload, ms[i].ID, ms[i].Payload)
+		}
+	}
+	// Deleting still counts (trigger hub_queue_out).
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.DeleteHub([]int64{one.ID, ms[0].ID}) }); err != nil {
+		t.Fatal(err)
+	}
+	if st := stats(); st.Messages != n-1 || st.Bytes != size-2 {
+		t.Fatalf("after delete %+v", st)
+	}
+	// Under a bound: the batch's messages that fit go in together, the
+	// one past it takes the policy (the oldest goes), in order.
+	ms = []*HubMessage{{Topic: "field/c", Payload: []byte("x")}, {Topic: "field/c", Payload: []byte("y")}, {Topic: "field/c", Payload: []byte("z")}}
+	var dropped []int
+	if err := s.Update(ctx, func(tx *Tx) (err error) {
+		accepted, dropped, err = tx.EnqueueHubBatch(ms, HubLimits{MaxMessages: n + 1, DropOldest: true})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !accepted[0] || !accepted[1] || !accepted[2] || dropped[0]+dropped[1] != 0 || dropped[2] != 1 {
+		t.Fatalf("accepted %v dropped %v", accepted, dropped)
+	}
+	if !(ms[0].ID < ms[1].ID && ms[1].ID < ms[2].ID) {
+		t.Fatalf("ids %d %d %d out of order", ms[0].ID, ms[1].ID, ms[2].ID)
+	}
+	if st := stats(); st.Messages != n+1 || st.Dropped != 1 {
+		t.Fatalf("under the bound %+v", st)
 	}
 }

@@ -470,14 +470,14 @@ func (s *Store) commitGroup(group []*write) {
 			errs[i] = err
 			continue
 		}
-		if _, err := sqlTx.Exec(`SAVEPOINT w`); err != nil {
+		if _, err := s.execPrepared(ctx, sqlTx, `SAVEPOINT w`); err != nil {
 			errs[i] = err
 			continue
 		}
 		tx := &Tx{tx: sqlTx, ctx: ctx, now: now, s: s}
 		errs[i] = runFn(w.fn, tx)
 		if errs[i] != nil {
-			if _, err := sqlTx.Exec(`ROLLBACK TO w`); err != nil {
+			if _, err := s.execPrepared(ctx, sqlTx, `ROLLBACK TO w`); err != nil {
 				sqlTx.Rollback()
 				fail(fmt.Errorf("rollback savepoint: %w", err))
 				return
@@ -485,7 +485,7 @@ func (s *Store) commitGroup(group []*write) {
 		} else {
 			w.after = tx.after
 		}
-		if _, err := sqlTx.Exec(`RELEASE w`); err != nil {
+		if _, err := s.execPrepared(ctx, sqlTx, `RELEASE w`); err != nil {
 			sqlTx.Rollback()
 			fail(fmt.Errorf("release savepoint: %w", err))
 			return
@@ -502,6 +502,17 @@ func (s *Store) commitGroup(group []*write) {
 	for i, w := range group {
 		w.finish(diskError(s.path, errs[i]))
 	}
+}
+
+// execPrepared runs q in sqlTx as a statement prepared once (SQLite
+// parses a statement anew on every Exec otherwise; the savepoints of every
+// write are most of what the committer parses).
+func (s *Store) execPrepared(ctx context.Context, sqlTx *sql.Tx, q string) (sql.Result, error) {
+	st, err := (&Tx{tx: sqlTx, ctx: ctx, s: s}).stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx)
 }
 
 // Checkpoint is the outcome of the committer's last WAL checkpoint.

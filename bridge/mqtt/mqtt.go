@@ -412,7 +412,7 @@ func (h *sendHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 			if err := c.server.Publish(replyTo, b, false, 1); err != nil {
 				c.log.Warn("publish reply", "err", err)
 			}
-			c.server.Publish(pk.TopicName, pk.Payload, pk.FixedHeader.Retain, pk.FixedHeader.Qos)
+			c.relay(pk)
 		})
 	})
 	return pk, packets.ErrRejectPacket // the client's pipe answers

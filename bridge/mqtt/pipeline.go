@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -40,30 +41,69 @@ type pending struct {
 
 // clientPipe runs one client's acknowledgements in order.
 type clientPipe struct {
+	cl      *mochi.Client
+	conn    *deadlineConn // cl's connection, if it is ours (else nil)
 	slots   chan struct{} // one per publish not yet answered
 	mu      sync.Mutex
 	queue   []*pending
 	running bool
 }
 
+// run answers the queue's publishes as their commits end. The answers of
+// the publishes whose commits have ended go out in one write (a commit
+// usually ends several at once): the connection is corked while their
+// work runs.
 func (p *clientPipe) run() {
 	for {
-		p.mu.Lock()
-		if len(p.queue) == 0 {
-			p.running = false
-			p.mu.Unlock()
+		head := p.head()
+		if head == nil {
 			return
 		}
-		head := p.queue[0]
-		p.mu.Unlock()
 		<-head.done
-		head.then()
-		p.mu.Lock()
-		p.queue[0] = nil
-		p.queue = p.queue[1:]
-		p.mu.Unlock()
-		<-p.slots
+		p.conn.cork()
+		for head != nil {
+			head.then()
+			p.mu.Lock()
+			p.queue[0] = nil
+			p.queue = p.queue[1:]
+			p.mu.Unlock()
+			<-p.slots
+			next := p.peek()
+			head = nil
+			if next != nil {
+				select {
+				case <-next.done:
+					head = next
+				default:
+				}
+			}
+		}
+		if err := p.conn.uncork(); err != nil {
+			p.cl.Stop(err)
+		}
 	}
+}
+
+// peek is the queue's first publish, or nil.
+func (p *clientPipe) peek() *pending {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) == 0 {
+		return nil
+	}
+	return p.queue[0]
+}
+
+// head is the queue's first publish; when there is none the pipe stops
+// running (under the lock inOrder starts it with).
+func (p *clientPipe) head() *pending {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) == 0 {
+		p.running = false
+		return nil
+	}
+	return p.queue[0]
 }
 
 // inOrder takes a place in cl's pipe for a publish that waits for a
@@ -75,11 +115,19 @@ func (c *Connector) inOrder(cl *mochi.Client) func(then func()) {
 	c.pipesMu.Lock()
 	p := c.pipes[cl]
 	if p == nil {
-		p = &clientPipe{slots: make(chan struct{}, c.opts.MaxUncommitted)}
+		p = &clientPipe{cl: cl, slots: make(chan struct{}, c.opts.MaxUncommitted)}
+		p.conn, _ = cl.Net.Conn.(*deadlineConn)
 		c.pipes[cl] = p
 	}
 	c.pipesMu.Unlock()
-	p.slots <- struct{}{}
+	select {
+	case p.slots <- struct{}{}:
+	default:
+		// Full: what this client's read loop gathered goes to the
+		// committer before the loop waits for its acknowledgements.
+		p.conn.drained()
+		p.slots <- struct{}{}
+	}
 	pe := &pending{done: make(chan struct{})}
 	p.mu.Lock()
 	p.queue = append(p.queue, pe)
@@ -132,6 +180,10 @@ func (h *pipesHook) ID() string { return "outpost-pipes" }
 func (h *pipesHook) Provides(b byte) bool { return b == mochi.OnDisconnect }
 
 func (h *pipesHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
+	// A read loop that ended on a bad packet did not read again: what it
+	// gathered goes to the committer now.
+	conn, _ := cl.Net.Conn.(*deadlineConn)
+	conn.drained()
 	h.c.pipesMu.Lock()
 	delete(h.c.pipes, cl)
 	h.c.pipesMu.Unlock()
@@ -148,24 +200,127 @@ func (l deadlineListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return deadlineConn{conn, l.timeout}, nil
+	dc := &deadlineConn{Conn: conn, timeout: l.timeout}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		dc.raw, _ = tc.SyscallConn()
+	}
+	return dc, nil
 }
 
 // deadlineConn bounds each write: a client that stops reading its socket
 // is disconnected after timeout instead of holding a writer forever.
 // mochi sets the keep-alive deadline with SetDeadline; it becomes the read
 // deadline only, so it cannot lift the write's.
+//
+// While it is corked, writes are gathered (up to maxCorked bytes) and go
+// out in one when it is uncorked: a client's pipe answers all the
+// publishes a commit made durable with one system call, not one each. A
+// gathered write's error is uncork's.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	mu      sync.Mutex
+	corked  bool
+	buf     []byte
+	err     error // of a write while corked
+	raw     syscall.RawConn
+	onDrain atomic.Pointer[func()] // see whenDrained
 }
 
-func (c deadlineConn) Write(b []byte) (int, error) {
+// maxCorked is how much a corked connection gathers before it writes.
+const maxCorked = 32 << 10
+
+func (c *deadlineConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if !c.corked {
+		return c.write(b)
+	}
+	c.buf = append(c.buf, b...)
+	if len(c.buf) >= maxCorked {
+		c.flush()
+	}
+	return len(b), nil
+}
+
+func (c *deadlineConn) write(b []byte) (int, error) {
 	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
 	return c.Conn.Write(b)
 }
 
-func (c deadlineConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+// flush writes what was gathered; mu is held.
+func (c *deadlineConn) flush() {
+	if len(c.buf) > 0 && c.err == nil {
+		_, c.err = c.write(c.buf)
+	}
+	c.buf = c.buf[:0]
+	if cap(c.buf) > maxCorked*2 {
+		c.buf = nil
+	}
+}
+
+// cork gathers writes until uncork. A nil c is a connection that is not
+// ours: nothing is gathered.
+func (c *deadlineConn) cork() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+// uncork writes what was gathered and reports the first error of the
+// writes since cork.
+func (c *deadlineConn) uncork() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	c.flush()
+	return c.err
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
+// Read runs the work deferred until the client's read loop has read all
+// that the client sent so far (mochi reads through a buffer: Read is
+// called when it is empty), before it waits for more; after it, the
+// kernel is asked to acknowledge what came at once (quickAck).
+func (c *deadlineConn) Read(b []byte) (int, error) {
+	c.drained()
+	n, err := c.Conn.Read(b)
+	if c.raw != nil {
+		quickAck(c.raw)
+	}
+	return n, err
+}
+
+// whenDrained defers f until the client's read loop has drained what it
+// received, or the client is gone (f runs once). A nil c (not our
+// connection) runs f now.
+func (c *deadlineConn) whenDrained(f func()) {
+	if c == nil {
+		f()
+		return
+	}
+	c.onDrain.Store(&f)
+}
+
+// drained runs the deferred work, if any.
+func (c *deadlineConn) drained() {
+	if c == nil {
+		return
+	}
+	if f := c.onDrain.Swap(nil); f != nil {
+		(*f)()
+	}
+}
 
 // forwarded is a device's pass-through message on its way to the hub
 // queue.
@@ -196,13 +351,28 @@ func (b *forwardBatch) take() []*forwarded {
 }
 
 // forward stores f in the hub queue; once committed, f's client pipe
-// acknowledges it and publishes it to local subscribers.
+// acknowledges it and publishes it to local subscribers. The write goes
+// to the committer once the client's read loop has read all the client
+// sent: a device that answers a commit's acknowledgements with a burst of
+// publishes gets the whole burst stored in one commit (handed over at the
+// first publish, the committer would start on it alone and the rest would
+// wait for the next commit: twice the commits, each a round trip).
 func (c *Connector) forward(f *forwarded) {
 	b := &c.fwd
 	b.mu.Lock()
 	b.items = append(b.items, f)
-	submit := !b.submitted
-	b.submitted = true
+	b.mu.Unlock()
+	conn, _ := f.cl.Net.Conn.(*deadlineConn)
+	conn.whenDrained(c.submitForwards)
+}
+
+// submitForwards hands the gathered pass-through messages to the
+// committer, unless a write that will take them is queued already.
+func (c *Connector) submitForwards() {
+	b := &c.fwd
+	b.mu.Lock()
+	submit := !b.submitted && len(b.items) > 0
+	b.submitted = b.submitted || submit
 	b.mu.Unlock()
 	if !submit {
 		return
@@ -233,8 +403,23 @@ func (c *Connector) forward(f *forwarded) {
 				}
 				c.ack(f.cl, f.pk)
 				// Now that it is stored, the local subscribers get it too.
-				c.server.Publish(f.pk.TopicName, f.pk.Payload, f.pk.FixedHeader.Retain, f.pk.FixedHeader.Qos)
+				c.relay(f.pk)
 			})
 		}
 	})
+}
+
+// relay publishes a device's stored publish to the local subscribers (a
+// retained one is also kept for later ones). When it is not retained and
+// nobody subscribed to its topic there is nothing to do, and mochi's
+// publish path (hooks, checks, a second subscriber scan) is skipped: the
+// usual case of a device whose messages only go to the hub.
+func (c *Connector) relay(pk packets.Packet) {
+	if !pk.FixedHeader.Retain {
+		s := c.server.Topics.Subscribers(pk.TopicName)
+		if len(s.Subscriptions) == 0 && len(s.Shared) == 0 && len(s.InlineSubscriptions) == 0 {
+			return
+		}
+	}
+	c.server.Publish(pk.TopicName, pk.Payload, pk.FixedHeader.Retain, pk.FixedHeader.Qos)
 }

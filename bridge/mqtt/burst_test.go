@@ -1,0 +1,130 @@
+package mqtt
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// burst encodes publishes of field/x with ids from..to, QoS 1.
+func burst(t *testing.T, from, to int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for i := from; i <= to; i++ {
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "field/x",
+			Payload: []byte(fmt.Sprint(i)), PacketID: uint16(i), ProtocolVersion: 4}
+		if err := pk.PublishEncode(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Bytes()
+}
+
+// A burst of publishes that came in one read is stored in one commit: by
+// the first PUBACK, all of it is in the queue (handed to the committer at
+// its first publish, the commit would hold that one alone).
+func TestBurstStoredInOneCommit(t *testing.T) {
+	b := newTestBroker(t, Options{})
+	c := b.raw(t, "device")
+	for round := 0; round < 3; round++ {
+		from := 1 + 50*round
+		if _, err := c.conn.Write(burst(t, from, from+49)); err != nil {
+			t.Fatal(err)
+		}
+		for i := from; i <= from+49; i++ {
+			id := c.nextAck()
+			if id != uint16(i) {
+				t.Fatalf("PUBACK %d came where %d was due", id, i)
+			}
+			if i == from {
+				if q := b.queued(t); q != int64(from+49) {
+					t.Fatalf("round %d: %d queued at the burst's first PUBACK, want %d", round, q, from+49)
+				}
+			}
+		}
+	}
+}
+
+// A client whose read loop ends on a bad packet right after publishes it
+// sent in the same read does not leave them waiting for a read that never
+// comes: they are stored (it got no PUBACK, so it may send them again).
+func TestPublishBeforeBadPacketStored(t *testing.T) {
+	b := newTestBroker(t, Options{})
+	c := b.raw(t, "device")
+	msg := append(burst(t, 1, 3), 0xf0, 0x00) // 0xf0: no such packet type in 3.1.1
+	if _, err := c.conn.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the three publishes stored", 5*time.Second, func() bool { return b.queued(t) == 3 })
+}
+
+// fakeConn records each Write.
+type fakeConn struct {
+	net.Conn
+	writes [][]byte
+	err    error
+}
+
+func (f *fakeConn) Write(b []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	f.writes = append(f.writes, append([]byte(nil), b...))
+	return len(b), nil
+}
+
+func (f *fakeConn) SetWriteDeadline(time.Time) error { return nil }
+
+// Writes to a corked connection go out in one at uncork; a failed one's
+// error is uncork's and every later write's.
+func TestCorkedWrites(t *testing.T) {
+	f := &fakeConn{}
+	c := &deadlineConn{Conn: f, timeout: time.Second}
+	c.Write([]byte("a"))
+	c.cork()
+	c.Write([]byte("bb"))
+	c.Write([]byte("ccc"))
+	if len(f.writes) != 1 {
+		t.Fatalf("%d writes before uncork, want 1 (the one before cork)", len(f.writes))
+	}
+	if err := c.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.writes) != 2 || string(f.writes[1]) != "bbccc" {
+		t.Fatalf("writes %q", f.writes)
+	}
+	c.Write([]byte("d"))
+	if len(f.writes) != 3 {
+		t.Fatal("a write after uncork was held")
+	}
+	// Large: written when the gathered bytes pass maxCorked.
+	c.cork()
+	c.Write(make([]byte, maxCorked))
+	if len(f.writes) != 4 {
+		t.Fatal("a corked connection gathered more than maxCorked")
+	}
+	c.uncork()
+	broken := errors.New("broken pipe")
+	f.err = broken
+	c.cork()
+	if _, err := c.Write([]byte("e")); err != nil {
+		t.Fatalf("corked write: %v", err)
+	}
+	if err := c.uncork(); !errors.Is(err, broken) {
+		t.Fatalf("uncork: %v", err)
+	}
+	if _, err := c.Write([]byte("f")); !errors.Is(err, broken) {
+		t.Fatalf("write after a failed one: %v", err)
+	}
+	// nil: not our connection, nothing gathered.
+	var none *deadlineConn
+	none.cork()
+	if err := none.uncork(); err != nil {
+		t.Fatal(err)
+	}
+}
