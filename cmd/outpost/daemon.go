@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,6 +93,14 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 			err = notStarted{err}
 		}
 	}()
+	// The daemon's live heap is small and its garbage comes with every
+	// message (an MQTT packet, SQLite's arguments): at Go's default the
+	// collector took 13% of the CPU of one device publishing at full
+	// speed. Twice the headroom costs about 4 MB of memory. A GOGC the
+	// user set wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
 	// Whatever Outpost creates (database, WAL, socket, pty link) is
 	// readable by its user alone: the messages are people's.
 	syscall.Umask(0o077)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,14 +152,18 @@ func TestHubBench(t *testing.T) {
 
 	// One device at full speed: one mosquitto_pub -l -q 1, the hub away
 	// (Outpost commits each message before its PUBACK; Mosquitto, with
-	// persistence on, only saves now and then).
-	var single, singleMosq time.Duration
-	{
+	// persistence on, only saves now and then). Each is started afresh
+	// for each of singleRounds rounds, in turn, and the medians compared:
+	// one run of either moves by a quarter from one to the next on a
+	// shared machine.
+	const singleRounds = 5
+	var singles, singlesMosq []time.Duration
+	for range singleRounds {
 		g := newGateway(t, "")
 		writeConfig(t, g.config, fmt.Sprintf("gateway_id = \"gw1\"\ndata_dir = %q\nlog_level = \"info\"\n[mqtt]\nlisten = %q\n"+
 			"[hub]\nurl = \"tcp://%s\"\n[[hub.forward]]\ntopic = \"field/#\"\n", filepath.Join(g.dir, "data"), g.mqtt, freePort(t)))
 		g.start()
-		single = publishLines(t, g.mqtt, "field/single", n)
+		singles = append(singles, publishLines(t, g.mqtt, "field/single", n))
 		g.d.stop()
 		h := newMosquittoHub(t)
 		dir := t.TempDir()
@@ -168,9 +173,10 @@ func TestHubBench(t *testing.T) {
 			"connection hub\naddress %s\ntopic field/# out 1\ncleansession false\nrestart_timeout 1\n", port, dir, h.addr)
 		os.WriteFile(edge.conf, []byte(conf), 0o600)
 		edge.start()
-		singleMosq = publishLines(t, edge.addr, "field/single", n)
+		singlesMosq = append(singlesMosq, publishLines(t, edge.addr, "field/single", n))
 		edge.p.stop()
 	}
+	single, singleMosq := median(singles), median(singlesMosq)
 
 	var ours, theirs hubBenchResult
 	{
@@ -233,12 +239,28 @@ func TestHubBench(t *testing.T) {
 	row("mosquitto bridge, no kill", theirsClean, "—")
 	fmt.Printf("targets: publish ≥ 1/2 of mosquitto's: %.2f; drain ≥ mosquitto bridge's: %.2f; first message ≤ 1s after the hub is back: %v\n",
 		rate(ours.publish, n)/rate(theirs.publish, n), rate(ours.drain, ours.kept)/rate(theirsClean.drain, theirsClean.kept), ours.first.Round(time.Millisecond))
-	fmt.Printf("\n%d QoS 1 messages from one mosquitto_pub -l -q 1, hub away\n", n)
+	fmt.Printf("\n%d QoS 1 messages from one mosquitto_pub -l -q 1, hub away; median of %d runs each, in turn\n", n, singleRounds)
 	fmt.Printf("%-26s %14s %12s\n", "edge", "publish", "msgs/s")
-	fmt.Printf("%-26s %14v %12.0f\n", "outpost (durable)", single.Round(time.Millisecond), rate(single, n))
-	fmt.Printf("%-26s %14v %12.0f\n", "mosquitto (persistence)", singleMosq.Round(time.Millisecond), rate(singleMosq, n))
+	fmt.Printf("%-26s %14v %12.0f   runs %v\n", "outpost (durable)", single.Round(time.Millisecond), rate(single, n), rounded(singles))
+	fmt.Printf("%-26s %14v %12.0f   runs %v\n", "mosquitto (persistence)", singleMosq.Round(time.Millisecond), rate(singleMosq, n), rounded(singlesMosq))
 	fmt.Printf("targets: one client ≥ 1/2 of mosquitto's: %.2f\n", rate(single, n)/rate(singleMosq, n))
 	if ours.kept != n {
 		t.Errorf("outpost kept %d of %d", ours.kept, n)
 	}
+}
+
+// median is the middle of ds (the upper one of an even count).
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// rounded is ds to the millisecond, for printing.
+func rounded(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
 }
