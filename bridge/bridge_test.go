@@ -30,7 +30,7 @@ type fake struct {
 
 func (f *fake) Name() string { return "sms" }
 
-func (f *fake) Run(ctx context.Context, _ *bridge.Hub) error { <-ctx.Done(); return nil }
+func (f *fake) Run(ctx context.Context, _ *bridge.Router) error { <-ctx.Done(); return nil }
 
 func (f *fake) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
 	if f.entered != nil {
@@ -72,7 +72,7 @@ func (w waiting) WaitReady(ctx context.Context) error {
 	}
 }
 
-func newHub(t *testing.T, c bridge.Connector) (*bridge.Hub, func()) {
+func newHub(t *testing.T, c bridge.Connector) (*bridge.Router, func()) {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
 	if err != nil {
@@ -91,14 +91,14 @@ func newHub(t *testing.T, c bridge.Connector) (*bridge.Hub, func()) {
 	return h, start
 }
 
-func submit(t *testing.T, h *bridge.Hub, text string) string {
+func submit(t *testing.T, h *bridge.Router, text string) string {
 	t.Helper()
 	return submitReq(t, h, bridge.SendRequest{Text: text})
 }
 
 // submitReq submits req from "test", to the echo number unless it names
 // recipients.
-func submitReq(t *testing.T, h *bridge.Hub, req bridge.SendRequest) string {
+func submitReq(t *testing.T, h *bridge.Router, req bridge.SendRequest) string {
 	t.Helper()
 	if req.To == nil {
 		req.To = []string{"+15555550100"}
@@ -111,7 +111,7 @@ func submitReq(t *testing.T, h *bridge.Hub, req bridge.SendRequest) string {
 	return id
 }
 
-func waitState(t *testing.T, h *bridge.Hub, id, state string) bridge.MessageView {
+func waitState(t *testing.T, h *bridge.Router, id, state string) bridge.MessageView {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -399,5 +399,47 @@ func TestSubmitRefusesControlCharacters(t *testing.T) {
 		if _, err := h.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: text, Source: "test"}); err != nil {
 			t.Errorf("%q: %v", text, err)
 		}
+	}
+}
+
+// OnInboundTx functions run in the transaction that stores an inbound
+// message: what they write commits with it, and an error stores nothing.
+func TestOnInboundTx(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := bridge.New(st, nil)
+	var seen []string
+	r.OnInboundTx(func(tx *store.Tx, m *store.Message) error {
+		seen = append(seen, m.Peer)
+		if m.Peer == "+15555550199" {
+			return errors.New("refused by a hook")
+		}
+		return tx.AppendEvent(m.ID, 0, "hooked", "by the test")
+	})
+	text := "hi"
+	for _, peer := range []string{"+15555550100", "+15555550199"} {
+		m := &store.Message{Peer: peer, Text: &text}
+		err := st.Update(context.Background(), func(tx *store.Tx) error { return r.StoreInbound(tx, m, "test") })
+		if (err != nil) != (peer == "+15555550199") {
+			t.Fatalf("%s: %v", peer, err)
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("hook saw %v", seen)
+	}
+	inbox, err := r.Inbox(context.Background(), 10)
+	if err != nil || len(inbox) != 1 || inbox[0].Peer != "+15555550100" {
+		t.Fatalf("inbox %+v %v: the message whose hook failed must not be stored", inbox, err)
+	}
+	v, _ := r.Message(context.Background(), inbox[0].ID)
+	found := false
+	for _, e := range v.Events {
+		found = found || e.State == "hooked"
+	}
+	if !found {
+		t.Fatalf("history %+v lacks the hook's event", v.Events)
 	}
 }

@@ -20,7 +20,7 @@ func (s *skewed) Now() time.Time         { return time.Now().Add(time.Duration(s
 func (s *skewed) Elapsed() time.Duration { return clock.Elapsed() }
 func (s *skewed) set(t time.Time)        { s.off.Store(int64(time.Until(t))) }
 func (s *skewed) step(d time.Duration)   { s.off.Add(int64(d)) }
-func useSkewed(h *bridge.Hub) *skewed    { s := &skewed{}; h.Store.SetClock(s); return s }
+func useSkewed(h *bridge.Router) *skewed { s := &skewed{}; h.Store.SetClock(s); return s }
 
 // TestRetryAfterClockWentBack: the clock goes back an hour while a
 // delivery waits its 1 s backoff; it is retried a second later, not an

@@ -33,7 +33,7 @@ func IsOutage(err error) bool {
 // outage the connector is waited for with the same backoff, counted per
 // connector: one delivery at a time is tried until one gets through, and
 // no attempt is counted.
-func (h *Hub) dispatch(ctx context.Context, c Connector) {
+func (h *Router) dispatch(ctx context.Context, c Connector) {
 	h.mu.Lock()
 	wake := h.wake[c.Name()]
 	h.mu.Unlock()
@@ -108,7 +108,7 @@ func (h *Hub) dispatch(ctx context.Context, c Connector) {
 
 // putBack returns a claimed delivery that was not tried, because its
 // connector turned out to be unavailable, to the queue uncounted.
-func (h *Hub) putBack(ctx context.Context, c Connector, d store.Delivery, cause error) {
+func (h *Router) putBack(ctx context.Context, c Connector, d store.Delivery, cause error) {
 	t := store.Transition{State: store.Queued, Uncounted: true, LastError: cause.Error(),
 		Detail: fmt.Sprintf("not tried, not counted: %s is unavailable: %v", c.Name(), cause)}
 	h.record(ctx, c, d, t, -1)
@@ -116,7 +116,7 @@ func (h *Hub) putBack(ctx context.Context, c Connector, d store.Delivery, cause 
 
 // deliverOne tries one delivery and records the outcome. It returns
 // Deliver's error.
-func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) error {
+func (h *Router) deliverOne(ctx context.Context, c Connector, d store.Delivery) error {
 	log := h.Log.With("connector", c.Name(), "msg_id", d.MessageID, "to", d.Recipient)
 	m, ok, err := h.takeOff(ctx, d)
 	if !ok {
@@ -173,7 +173,7 @@ func (h *Hub) deliverOne(ctx context.Context, c Connector, d store.Delivery) err
 // leaves it to finish, and reads its message, in one read with the
 // delivery's state: ok is false when it was cancelled since it was
 // claimed (nothing to deliver).
-func (h *Hub) takeOff(ctx context.Context, d store.Delivery) (m store.Message, ok bool, err error) {
+func (h *Router) takeOff(ctx context.Context, d store.Delivery) (m store.Message, ok bool, err error) {
 	h.flightMu.Lock()
 	h.inflight[d.ID] = true
 	h.flightMu.Unlock()
@@ -193,7 +193,7 @@ func (h *Hub) takeOff(ctx context.Context, d store.Delivery) (m store.Message, o
 }
 
 // land ends what takeOff began.
-func (h *Hub) land(id int64) {
+func (h *Router) land(id int64) {
 	h.flightMu.Lock()
 	delete(h.inflight, id)
 	h.flightMu.Unlock()
@@ -202,7 +202,7 @@ func (h *Hub) land(id int64) {
 // record commits the outcome t of a claimed delivery; one queued again
 // is due after wait, by the transaction's clock (wait < 0: it keeps the
 // due time it had, ahead of those tried since).
-func (h *Hub) record(ctx context.Context, c Connector, d store.Delivery, t store.Transition, wait time.Duration) {
+func (h *Router) record(ctx context.Context, c Connector, d store.Delivery, t store.Transition, wait time.Duration) {
 	err := h.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
 		cur, err := tx.Delivery(d.ID)
 		if err != nil {
@@ -231,7 +231,7 @@ func (h *Hub) record(ctx context.Context, c Connector, d store.Delivery, t store
 // expire moves deliveries past their expiry to state expired, whether or
 // not their connector can deliver now (a message that expired while the
 // modem was unplugged says so at once), waking for the next expiry.
-func (h *Hub) expire(ctx context.Context) {
+func (h *Router) expire(ctx context.Context) {
 	for ctx.Err() == nil {
 		var next time.Time
 		err := h.Store.Update(ctx, func(tx *store.Tx) error {
@@ -293,7 +293,7 @@ func managed(r store.Managed, done, not string) Managed {
 // with their attempts reset; by (the CLI, an API client) goes into the
 // history. store.ErrNotFound for an unknown id, store.ErrWrongState (the
 // states counted) when nothing is failed or expired.
-func (h *Hub) Retry(ctx context.Context, id, by string) (Managed, error) {
+func (h *Router) Retry(ctx context.Context, id, by string) (Managed, error) {
 	var r store.Managed
 	err := h.Store.Update(ctx, func(tx *store.Tx) (err error) {
 		if r, err = tx.RetryDeliveries(id, by); err != nil {
@@ -321,7 +321,7 @@ func (h *Hub) Retry(ctx context.Context, id, by string) (Managed, error) {
 // answer, and a cancel after that attempt catches any put back in the
 // queue. store.ErrNotFound for an unknown id, store.ErrWrongState (the
 // states counted) when nothing could be cancelled.
-func (h *Hub) Cancel(ctx context.Context, id, by string) (Managed, error) {
+func (h *Router) Cancel(ctx context.Context, id, by string) (Managed, error) {
 	var r store.Managed
 	// A destination claimed by its dispatcher (state sending) but not yet
 	// handed to its connector is cancelled too: held here, the
@@ -354,7 +354,7 @@ func (h *Hub) Cancel(ctx context.Context, id, by string) (Managed, error) {
 
 // backoff is capped exponential with jitter: RetryMin·2^(n-1), at most
 // RetryMax, scaled by a random factor in [0.5, 1].
-func (h *Hub) backoff(attempt int) time.Duration {
+func (h *Router) backoff(attempt int) time.Duration {
 	d := h.RetryMin
 	for i := 1; i < attempt && d < h.RetryMax; i++ {
 		d *= 2

@@ -146,7 +146,7 @@ func TestRetryRefusalCountsStates(t *testing.T) {
 
 // waitSettled waits until none of a message's destinations is queued or
 // sending.
-func waitSettled(t *testing.T, h *bridge.Hub, id string) bridge.MessageView {
+func waitSettled(t *testing.T, h *bridge.Router, id string) bridge.MessageView {
 	t.Helper()
 	var v bridge.MessageView
 	waitFor(t, "every destination tried", func() bool {

@@ -30,7 +30,7 @@ type Server struct {
 	Socket    string
 	GatewayID string
 	Version   string
-	Hub       *bridge.Hub
+	Router    *bridge.Router
 	Log       *slog.Logger
 	started   time.Time
 	ln        net.Listener
@@ -83,8 +83,8 @@ func (s *Server) Run(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", s.send)
 	mux.HandleFunc("GET /v1/messages/{id}", s.show)
-	mux.HandleFunc("POST /v1/messages/{id}/retry", s.manage(s.Hub.Retry, "retried"))
-	mux.HandleFunc("POST /v1/messages/{id}/cancel", s.manage(s.Hub.Cancel, "cancelled"))
+	mux.HandleFunc("POST /v1/messages/{id}/retry", s.manage(s.Router.Retry, "retried"))
+	mux.HandleFunc("POST /v1/messages/{id}/cancel", s.manage(s.Router.Cancel, "cancelled"))
 	mux.HandleFunc("GET /v1/inbox", s.inbox)
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /v1/hub/set-aside", s.setAside)
@@ -127,7 +127,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	id, err := s.Hub.Submit(r.Context(), req)
+	id, err := s.Router.Submit(r.Context(), req)
 	switch {
 	case errors.Is(err, bridge.ErrConflict):
 		writeError(w, http.StatusConflict, err)
@@ -142,7 +142,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) show(w http.ResponseWriter, r *http.Request) {
-	v, err := s.Hub.Message(r.Context(), r.PathValue("id"))
+	v, err := s.Router.Message(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Errorf("no message with id %q", r.PathValue("id")))
@@ -207,7 +207,7 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	ms, err := s.Hub.Inbox(r.Context(), limit)
+	ms, err := s.Router.Inbox(r.Context(), limit)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
@@ -219,19 +219,19 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	q, err := s.Hub.QueueDepths(r.Context())
+	q, err := s.Router.QueueDepths(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	ra, err := s.Hub.Reassembly(r.Context())
+	ra, err := s.Router.Reassembly(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Hub.Modems(), Queues: q, Reassembly: ra, Links: s.Hub.Links(),
-		Store: s.Hub.Store.Files()}
-	if err := s.Hub.Store.View(r.Context(), func(tx *store.Tx) (err error) {
+	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Router.Modems(), Queues: q, Reassembly: ra, Links: s.Router.Links(),
+		Store: s.Router.Store.Files()}
+	if err := s.Router.Store.View(r.Context(), func(tx *store.Tx) (err error) {
 		if body.HubQueue, err = tx.HubQueueStats(); err != nil || body.HubQueue.SetAside == 0 {
 			return err
 		}
@@ -248,7 +248,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 // refusing them), newest first.
 func (s *Server) setAside(w http.ResponseWriter, r *http.Request) {
 	var list []store.HubSetAside
-	if err := s.Hub.Store.View(r.Context(), func(tx *store.Tx) (err error) {
+	if err := s.Router.Store.View(r.Context(), func(tx *store.Tx) (err error) {
 		list, err = tx.HubSetAsideLatest(store.MaxSetAside)
 		return err
 	}); err != nil {
@@ -297,7 +297,7 @@ func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
 	}
 	by := who(b.By)
 	var moved []store.HubRequeued
-	err = s.Hub.Store.Update(r.Context(), func(tx *store.Tx) (err error) {
+	err = s.Router.Store.Update(r.Context(), func(tx *store.Tx) (err error) {
 		moved, err = tx.RequeueHubSetAside(b.IDs, b.All)
 		return err
 	})

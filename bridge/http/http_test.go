@@ -21,8 +21,8 @@ import (
 // errors with 404 for an unknown id, 409 for the wrong state, 400 for a
 // bad body; the history says who asked.
 func TestRetryAndCancelRoutes(t *testing.T) {
-	hub := newHub(t)
-	st := hub.Store
+	router := newRouter(t)
+	st := router.Store
 	// Two messages as the dispatcher would have left them: one failed,
 	// one queued (no dispatcher runs here).
 	ids := map[string]string{}
@@ -67,7 +67,7 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 		fifty = append(fifty, store.Failed)
 	}
 	blast := group(fifty...)
-	post := serve(t, hub, filepath.Join(t.TempDir(), "outpost.sock"))
+	post := serve(t, router, filepath.Join(t.TempDir(), "outpost.sock"))
 	for _, c := range []struct {
 		path, body string
 		code       int
@@ -106,7 +106,7 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 		}
 	}
 	for state, want := range map[string]string{store.Failed: "queued: retried by ops dashboard", store.Queued: "cancelled: cancelled by the HTTP API"} {
-		view, err := hub.Message(context.Background(), ids[state])
+		view, err := router.Message(context.Background(), ids[state])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +120,7 @@ func TestRetryAndCancelRoutes(t *testing.T) {
 	}
 }
 
-func newHub(t *testing.T) *bridge.Hub {
+func newRouter(t *testing.T) *bridge.Router {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
 	if err != nil {
@@ -133,9 +133,9 @@ func newHub(t *testing.T) *bridge.Hub {
 // serve runs the API for hub on sock until the test ends and returns a
 // function that POSTs body to path and returns the HTTP status and the
 // JSON answer.
-func serve(t *testing.T, hub *bridge.Hub, sock string) func(path, body string) (int, map[string]any) {
+func serve(t *testing.T, router *bridge.Router, sock string) func(path, body string) (int, map[string]any) {
 	t.Helper()
-	call := request(t, hub, sock)
+	call := request(t, router, sock)
 	return func(path, body string) (int, map[string]any) {
 		t.Helper()
 		code, b := call(http.MethodPost, path, body)
@@ -149,9 +149,9 @@ func serve(t *testing.T, hub *bridge.Hub, sock string) func(path, body string) (
 
 // request runs the API for hub on sock until the test ends and returns a
 // function that sends a request and returns the status and the answer.
-func request(t *testing.T, hub *bridge.Hub, sock string) func(method, path, body string) (int, []byte) {
+func request(t *testing.T, router *bridge.Router, sock string) func(method, path, body string) (int, []byte) {
 	t.Helper()
-	srv := &bhttp.Server{Socket: sock, Hub: hub, Log: hub.Log}
+	srv := &bhttp.Server{Socket: sock, Router: router, Log: router.Log}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -187,8 +187,8 @@ func request(t *testing.T, hub *bridge.Hub, sock string) func(method, path, body
 // Submit needs one to store a request.
 type smsStub struct{}
 
-func (smsStub) Name() string                                 { return "sms" }
-func (smsStub) Run(ctx context.Context, _ *bridge.Hub) error { <-ctx.Done(); return nil }
+func (smsStub) Name() string                                    { return "sms" }
+func (smsStub) Run(ctx context.Context, _ *bridge.Router) error { <-ctx.Done(); return nil }
 func (smsStub) Deliver(context.Context, store.Message, store.Delivery) (bridge.Outcome, error) {
 	return bridge.Outcome{}, nil
 }
@@ -197,9 +197,9 @@ func (smsStub) Deliver(context.Context, store.Message, store.Delivery) (bridge.O
 // followed by nothing but white space ("{…}garbage" was stored: 201);
 // "port" is checked before what it goes with; nothing bad is stored.
 func TestSendRefusesBadBodies(t *testing.T) {
-	hub := newHub(t)
-	hub.Add(smsStub{})
-	post := serve(t, hub, filepath.Join(t.TempDir(), "outpost.sock"))
+	router := newRouter(t)
+	router.Add(smsStub{})
+	post := serve(t, router, filepath.Join(t.TempDir(), "outpost.sock"))
 	for _, c := range []struct {
 		body string
 		code int
@@ -216,7 +216,7 @@ func TestSendRefusesBadBodies(t *testing.T) {
 			t.Errorf("%q: %d %v, want %d with %q", c.body, code, v, c.code, c.has)
 		}
 	}
-	q, err := hub.QueueDepths(context.Background())
+	q, err := router.QueueDepths(context.Background())
 	if err != nil || q["sms"][store.Queued] != 1 {
 		t.Errorf("queued %v (%v), want the one good request", q, err)
 	}
@@ -233,7 +233,7 @@ func TestHubSetAsideRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	hub := bridge.New(st, nil)
+	router := bridge.New(st, nil)
 	var ids []int64
 	for _, topic := range []string{"dev/poison/1", "dev/ok", "dev/poison/2"} {
 		m := &store.HubMessage{Topic: topic, Payload: []byte(`{"v":1}`), QoS: 1}
@@ -251,7 +251,7 @@ func TestHubSetAsideRoutes(t *testing.T) {
 		}
 		ids = append(ids, m.ID)
 	}
-	call := request(t, hub, filepath.Join(dir, "outpost.sock"))
+	call := request(t, router, filepath.Join(dir, "outpost.sock"))
 	list := func() []store.HubSetAside {
 		t.Helper()
 		code, b := call(http.MethodGet, "/v1/hub/set-aside", "")

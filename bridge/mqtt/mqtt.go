@@ -65,7 +65,7 @@ type Connector struct {
 	server *mochi.Server
 	base   string
 	ln     net.Listener
-	hub    *bridge.Hub
+	router *bridge.Router
 	ready  chan struct{}
 	once   sync.Once
 	// startErr is why Run failed to start the broker, set before ready
@@ -86,7 +86,7 @@ const DefaultMaxPacketSize = 256 << 10
 
 // New creates the broker; Run starts it. The hub is needed by the send
 // hook from the first connection on.
-func New(opts Options, hub *bridge.Hub) *Connector {
+func New(opts Options, router *bridge.Router) *Connector {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -102,7 +102,7 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
 	}
-	c := &Connector{opts: opts, log: opts.Log, base: opts.Prefix + "/" + opts.GatewayID + "/", hub: hub, ready: make(chan struct{}),
+	c := &Connector{opts: opts, log: opts.Log, base: opts.Prefix + "/" + opts.GatewayID + "/", router: router, ready: make(chan struct{}),
 		pipes: map[*mochi.Client]*clientPipe{}}
 	caps := mochi.NewDefaultServerCapabilities()
 	if opts.MaxClients > 0 {
@@ -116,17 +116,17 @@ func New(opts Options, hub *bridge.Hub) *Connector {
 	c.server.AddHook(&pipesHook{c: c}, nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
 	if opts.Hub.URL != "" {
-		c.uplink = NewUplink(opts.Hub, hub.Store, c.base+"status", opts.Log)
+		c.uplink = NewUplink(opts.Hub, router.Store, c.base+"status", opts.Log)
 		c.uplink.downTopic, c.uplink.downlink = c.base+"sms/send", c.downlink
-		c.uplink.report = func(st LinkState) { hub.LinkStatus("hub", liveLink{st, c.uplink}) }
+		c.uplink.report = func(st LinkState) { router.LinkStatus("hub", liveLink{st, c.uplink}) }
 		c.uplink.local = c.fromHub
 		c.uplink.statsTopic = c.base + "hub/queue"
 		c.server.AddHook(&forwardHook{c: c}, nil)
 		// A state change and its copy for the hub commit together.
-		hub.OnStatusTx(c.statusToHub)
+		router.OnStatusTx(c.statusToHub)
 	}
-	hub.OnStatus(c.publishStatus)
-	hub.OnModemStatus(c.publishModem)
+	router.OnStatus(c.publishStatus)
+	router.OnModemStatus(c.publishModem)
 	return c
 }
 
@@ -157,7 +157,7 @@ func (c *Connector) StartErr() error {
 }
 
 // Run implements bridge.Connector: it serves the broker until ctx ends.
-func (c *Connector) Run(ctx context.Context, hub *bridge.Hub) error {
+func (c *Connector) Run(ctx context.Context, router *bridge.Router) error {
 	fail := func(err error) error {
 		c.once.Do(func() { c.startErr = err; close(c.ready) })
 		return err
@@ -366,7 +366,7 @@ func (c *Connector) sendToHub(ctx context.Context, topic string, payload []byte,
 	if c.uplink == nil {
 		return nil
 	}
-	return c.hub.Store.Update(ctx, func(tx *store.Tx) error { return c.queueForHub(tx, topic, payload, retain) })
+	return c.router.Store.Update(ctx, func(tx *store.Tx) error { return c.queueForHub(tx, topic, payload, retain) })
 }
 
 // Reply is what sms/send/reply carries.
@@ -466,7 +466,7 @@ func (c *Connector) submit(payload []byte, source, client string, mayReply func(
 		done(Reply{ID: p.ID, Error: err.Error()}, replyTopic, nil)
 		return
 	}
-	c.hub.SubmitAsync(context.Background(), req, func(id string, err error) {
+	c.router.SubmitAsync(context.Background(), req, func(id string, err error) {
 		switch {
 		case errors.Is(err, bridge.ErrInvalid):
 			c.log.Info("rejected sms/send", "source", source, "client", client, "err", err)

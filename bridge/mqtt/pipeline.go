@@ -379,7 +379,7 @@ func (c *Connector) submitForwards() {
 	}
 	var taken []*forwarded
 	ran := false
-	c.hub.Store.Submit(context.Background(), func(tx *store.Tx) (err error) {
+	c.router.Store.Submit(context.Background(), func(tx *store.Tx) (err error) {
 		ran, taken = true, b.take()
 		ms := make([]*store.HubMessage, len(taken))
 		for i, f := range taken {

@@ -40,8 +40,8 @@ func newTestBroker(t *testing.T, opts Options) *testBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := bridge.New(st, nil)
-	hub.Add(sms.New(hub, nil))
+	router := bridge.New(st, nil)
+	router.Add(sms.New(router, nil))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -51,11 +51,11 @@ func newTestBroker(t *testing.T, opts Options) *testBroker {
 	opts.Listen, opts.Prefix, opts.GatewayID, opts.AllowAnonymous = "127.0.0.1:0", "outpost", "gw1", true
 	opts.Hub.URL = "tcp://" + refused
 	opts.Hub.Forward = append(opts.Hub.Forward, Forward{Topic: "field/#", QoS: 1})
-	c := New(opts, hub)
-	hub.Add(c)
+	c := New(opts, router)
+	router.Add(c)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, hub) }()
+	go func() { done <- c.Run(ctx, router) }()
 	<-c.Ready()
 	if c.Addr() == "" {
 		t.Fatal("broker did not start")

@@ -59,7 +59,7 @@ func New(opt Options) *Connector {
 func (c *Connector) Name() string { return "openrosa" }
 
 // Run implements bridge.Connector: nothing comes in this way.
-func (c *Connector) Run(ctx context.Context, _ *bridge.Hub) error {
+func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 	<-ctx.Done()
 	return nil
 }

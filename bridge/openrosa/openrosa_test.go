@@ -49,39 +49,39 @@ func (s *server) received() []string {
 	return append([]string(nil), s.got...)
 }
 
-func run(t *testing.T, srv *server) (*bridge.Hub, *store.Store) {
+func run(t *testing.T, srv *server) (*bridge.Router, *store.Store) {
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := bridge.New(st, nil)
-	hub.RetryMin, hub.RetryMax = 10*time.Millisecond, 50*time.Millisecond
-	hub.FormRoutes = []string{"openrosa"}
-	hub.Add(openrosa.New(openrosa.Options{URL: ts.URL + "/submission", User: "gw", Password: "pw"}))
+	router := bridge.New(st, nil)
+	router.RetryMin, router.RetryMax = 10*time.Millisecond, 50*time.Millisecond
+	router.FormRoutes = []string{"openrosa"}
+	router.Add(openrosa.New(openrosa.Options{URL: ts.URL + "/submission", User: "gw", Password: "pw"}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { hub.Run(ctx); close(done) }()
+	go func() { router.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; st.Close() })
-	return hub, st
+	return router, st
 }
 
-func storeForm(t *testing.T, hub *bridge.Hub, st *store.Store) string {
+func storeForm(t *testing.T, router *bridge.Router, st *store.Store) string {
 	xml := `<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<r id="f"><meta><instanceID>uuid:1</instanceID></meta></r>`
 	m := &store.Message{Peer: "+15550001111", Text: &xml, Data: []byte("raw"), Coding: "xform", FormID: "f", InstanceID: "uuid:1", State: store.Complete}
-	if err := st.Update(context.Background(), func(tx *store.Tx) error { return hub.StoreInbound(tx, m, "test") }); err != nil {
+	if err := st.Update(context.Background(), func(tx *store.Tx) error { return router.StoreInbound(tx, m, "test") }); err != nil {
 		t.Fatal(err)
 	}
-	hub.Wake("openrosa")
+	router.Wake("openrosa")
 	return m.ID
 }
 
-func waitDelivery(t *testing.T, hub *bridge.Hub, id, state string) store.Delivery {
+func waitDelivery(t *testing.T, router *bridge.Router, id, state string) store.Delivery {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		v, err := hub.Message(context.Background(), id)
+		v, err := router.Message(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,9 +97,9 @@ func waitDelivery(t *testing.T, hub *bridge.Hub, id, state string) store.Deliver
 
 func TestSubmitRetriedUntilAccepted(t *testing.T) {
 	srv := &server{codes: []int{http.StatusServiceUnavailable, http.StatusCreated}}
-	hub, st := run(t, srv)
-	id := storeForm(t, hub, st)
-	d := waitDelivery(t, hub, id, store.Delivered)
+	router, st := run(t, srv)
+	id := storeForm(t, router, st)
+	d := waitDelivery(t, router, id, store.Delivered)
 	if d.Attempts != 1 {
 		t.Errorf("attempts %d, want 1 (503: the server is unavailable, not counted; then 201)", d.Attempts)
 	}
@@ -114,9 +114,9 @@ func TestSubmitRetriedUntilAccepted(t *testing.T) {
 
 func TestSubmitRefusedIsFinal(t *testing.T) {
 	srv := &server{codes: []int{http.StatusForbidden}}
-	hub, st := run(t, srv)
-	id := storeForm(t, hub, st)
-	d := waitDelivery(t, hub, id, store.Failed)
+	router, st := run(t, srv)
+	id := storeForm(t, router, st)
+	d := waitDelivery(t, router, id, store.Failed)
 	if d.Attempts != 1 || d.LastError == "" {
 		t.Errorf("delivery %+v: a 403 is final and says why", d)
 	}

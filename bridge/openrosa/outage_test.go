@@ -52,25 +52,25 @@ func TestServerDownIsWaitedFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := bridge.New(st, nil)
-	hub.RetryMin, hub.RetryMax = 5*time.Millisecond, 20*time.Millisecond
-	hub.MaxAttempts = 3
-	hub.FormRoutes = []string{"openrosa"}
-	hub.Add(openrosa.New(openrosa.Options{URL: "http://" + ln.Addr().String() + "/submission"}))
+	router := bridge.New(st, nil)
+	router.RetryMin, router.RetryMax = 5*time.Millisecond, 20*time.Millisecond
+	router.MaxAttempts = 3
+	router.FormRoutes = []string{"openrosa"}
+	router.Add(openrosa.New(openrosa.Options{URL: "http://" + ln.Addr().String() + "/submission"}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { hub.Run(ctx); close(done) }()
+	go func() { router.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; st.Close() })
 
-	id := storeForm(t, hub, st)
+	id := storeForm(t, router, st)
 	deadline := time.Now().Add(10 * time.Second)
-	for fl.dropped.Load() < 3*int32(hub.MaxAttempts) {
+	for fl.dropped.Load() < 3*int32(router.MaxAttempts) {
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d submissions tried in 10 s", fl.dropped.Load())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	v, err := hub.Message(context.Background(), id)
+	v, err := router.Message(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestServerDownIsWaitedFor(t *testing.T) {
 		t.Fatalf("after %d tries with no answer: %+v", fl.dropped.Load(), d)
 	}
 	fl.down.Store(false)
-	d := waitDelivery(t, hub, id, store.Delivered)
+	d := waitDelivery(t, router, id, store.Delivered)
 	if d.Attempts != 2 {
 		t.Errorf("attempts %d, want 2: the outage not counted, the 500 counted, then 201", d.Attempts)
 	}

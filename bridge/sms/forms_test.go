@@ -42,7 +42,7 @@ func phoneSMS(t *testing.T, from string, o pdu.Outgoing) []byte {
 // ids; what only resembles one stays a message for people.
 func TestFormsRecognised(t *testing.T) {
 	r := newRig(t, false)
-	r.hub.FormRoutes = []string{"app"}
+	r.router.FormRoutes = []string{"app"}
 	r.conn.Forms = &sms.FormOptions{Port: 9200, Options: xform.Options{Forms: []xform.Form{
 		{ID: "visite", Prefix: "VS", Fields: []string{"patient/nom", "age", "notes"}},
 	}}}
@@ -108,7 +108,7 @@ func mustParse(t *testing.T, s string) *xform.Node {
 // its own DTD) stays an ordinary message.
 func TestWAPPushIsNoForm(t *testing.T) {
 	r := newRig(t, false)
-	r.hub.FormRoutes = []string{"app"}
+	r.router.FormRoutes = []string{"app"}
 	r.conn.Forms = &sms.FormOptions{}
 	si := []byte{0x02, 0x05, 0x6a, 0x00, 0x45, 0xC6, 0x0C, 0x03, 'x', 0x00, 0x01, 0x01, 0x01}
 	if _, err := r.conn.HandleInbound(context.Background(), hw.Inbound{Modem: "m1", PDU: phoneSMS(t, "+15550009999", pdu.Outgoing{Data: si, Ports: &pdu.Ports{Dst: 2948, Src: 9200}})}); err != nil {
@@ -123,7 +123,7 @@ func TestWAPPushIsNoForm(t *testing.T) {
 // modem is given.
 func TestSendPortAndValidity(t *testing.T) {
 	r := newRig(t, true)
-	id, err := r.hub.Submit(context.Background(), bridge.SendRequest{To: []string{"+15555550100"}, Data: []byte{0xCA, 0xFE},
+	id, err := r.router.Submit(context.Background(), bridge.SendRequest{To: []string{"+15555550100"}, Data: []byte{0xCA, 0xFE},
 		Port: 9200, Validity: 12 * time.Hour, Report: true, Source: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestSendPortAndValidity(t *testing.T) {
 // steps the relative validity period can say).
 func TestExpiresBecomesValidity(t *testing.T) {
 	r := newRig(t, true)
-	id, err := r.hub.Submit(context.Background(), bridge.SendRequest{To: []string{"+15555550100"}, Text: "clinic closes at 6",
+	id, err := r.router.Submit(context.Background(), bridge.SendRequest{To: []string{"+15555550100"}, Text: "clinic closes at 6",
 		Expires: time.Now().Add(2*time.Hour + 20*time.Second), Report: true, Source: "test"})
 	if err != nil {
 		t.Fatal(err)

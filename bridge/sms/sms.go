@@ -50,7 +50,7 @@ type Connector struct {
 
 	modems map[string]hw.Modem
 	order  []string
-	hub    *bridge.Hub
+	router *bridge.Router
 }
 
 // FormOptions configure form recognition.
@@ -64,8 +64,8 @@ type FormOptions struct {
 
 // New returns a connector on hub (its store and log) for the given modems
 // (id → modem).
-func New(hub *bridge.Hub, modems map[string]hw.Modem) *Connector {
-	c := &Connector{Store: hub.Store, Log: hub.Log, ReassemblyTimeout: 24 * time.Hour, modems: modems, hub: hub}
+func New(router *bridge.Router, modems map[string]hw.Modem) *Connector {
+	c := &Connector{Store: router.Store, Log: router.Log, ReassemblyTimeout: 24 * time.Hour, modems: modems, router: router}
 	for id := range modems {
 		c.order = append(c.order, id)
 	}
@@ -121,7 +121,7 @@ func (c *Connector) languagesFor(number string) []int {
 
 // Run implements bridge.Connector: it reads every modem's messages until
 // ctx ends.
-func (c *Connector) Run(ctx context.Context, _ *bridge.Hub) error {
+func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 	var wg sync.WaitGroup
 	for _, id := range c.order {
 		m := c.modems[id]
@@ -217,7 +217,7 @@ func (c *Connector) storeUndecodable(ctx context.Context, in hw.Inbound, decodeE
 	}
 	c.Log.Warn("undecodable PDU kept raw", "modem", in.Modem, "slot", in.Slot, "err", decodeErr)
 	err := c.inbound(ctx, func(tx *store.Tx) error {
-		return c.hub.StoreInbound(tx, msg, "undecodable: "+decodeErr.Error())
+		return c.router.StoreInbound(tx, msg, "undecodable: "+decodeErr.Error())
 	})
 	if errors.Is(err, store.ErrDuplicate) {
 		err = nil
@@ -258,7 +258,7 @@ func (c *Connector) storeParts(tx *store.Tx, modem, groupKey string, parts []*pd
 			return nil, false, err
 		}
 	}
-	err = c.hub.StoreInbound(tx, msg, fmt.Sprintf("%d part(s) via %s", j.Parts, modem))
+	err = c.router.StoreInbound(tx, msg, fmt.Sprintf("%d part(s) via %s", j.Parts, modem))
 	if errors.Is(err, store.ErrDuplicate) {
 		return msg, true, nil
 	}
@@ -536,9 +536,9 @@ func (c *Connector) applyReport(tx *store.Tx, p store.SentPart, status int) erro
 	}
 	switch {
 	case partState == store.Failed:
-		_, err = c.hub.Transition(tx, d.ID, store.Transition{State: store.Failed, Detail: detail, LastError: text})
+		_, err = c.router.Transition(tx, d.ID, store.Transition{State: store.Failed, Detail: detail, LastError: text})
 	case delivered == p.Total:
-		_, err = c.hub.Transition(tx, d.ID, store.Transition{State: store.Delivered, Detail: detail})
+		_, err = c.router.Transition(tx, d.ID, store.Transition{State: store.Delivered, Detail: detail})
 	default:
 		err = tx.AppendEvent(d.MessageID, d.ID, d.State, detail)
 	}

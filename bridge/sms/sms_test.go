@@ -24,8 +24,8 @@ type app struct {
 	got []store.Message
 }
 
-func (a *app) Name() string                                 { return "app" }
-func (a *app) Run(ctx context.Context, _ *bridge.Hub) error { <-ctx.Done(); return nil }
+func (a *app) Name() string                                    { return "app" }
+func (a *app) Run(ctx context.Context, _ *bridge.Router) error { <-ctx.Done(); return nil }
 func (a *app) Deliver(_ context.Context, m store.Message, _ store.Delivery) (bridge.Outcome, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -52,11 +52,11 @@ func (a *app) texts() []string {
 }
 
 type rig struct {
-	hub   *bridge.Hub
-	conn  *sms.Connector
-	app   *app
-	sim   *sim.Modem
-	modem *hw.ATModem
+	router *bridge.Router
+	conn   *sms.Connector
+	app    *app
+	sim    *sim.Modem
+	modem  *hw.ATModem
 }
 
 // newRig runs the hub with the SMS connector on a real ATModem whose
@@ -76,8 +76,8 @@ func newRigWith(t *testing.T, withModem bool, mut func(*hw.Config), conn func(*s
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	r := &rig{hub: bridge.New(st, nil), app: &app{}}
-	r.hub.Routes = []string{"app"}
+	r := &rig{router: bridge.New(st, nil), app: &app{}}
+	r.router.Routes = []string{"app"}
 	modems := map[string]hw.Modem{}
 	var m *hw.ATModem
 	network := sim.NewNetwork(nil)
@@ -100,14 +100,14 @@ func newRigWith(t *testing.T, withModem bool, mut func(*hw.Config), conn func(*s
 		r.modem = m
 		modems["m1"] = m
 	}
-	r.conn = sms.New(r.hub, modems)
+	r.conn = sms.New(r.router, modems)
 	if conn != nil {
 		conn(r.conn)
 	}
-	r.hub.Add(r.conn)
-	r.hub.Add(r.app)
+	r.router.Add(r.conn)
+	r.router.Add(r.app)
 	wg.Add(1)
-	go func() { defer wg.Done(); r.hub.Run(ctx) }()
+	go func() { defer wg.Done(); r.router.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if m != nil {
@@ -124,7 +124,7 @@ func (r *rig) waitState(t *testing.T, id, state string) bridge.MessageView {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		v, err := r.hub.Message(context.Background(), id)
+		v, err := r.router.Message(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func TestSendDeliveredAndEchoRouted(t *testing.T) {
 		parts int
 	}{{"hello", 1}, {strings.Repeat("ten chars ", 40), 3}, {"Ünïcødé 😀 " + strings.Repeat("ж", 80), 2}} {
 		text := c.text
-		id, err := r.hub.Submit(context.Background(), bridge.SendRequest{To: []string{"+15555550100"}, Text: text, Report: true, Source: "test"})
+		id, err := r.router.Submit(context.Background(), bridge.SendRequest{To: []string{"+15555550100"}, Text: text, Report: true, Source: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +181,7 @@ func TestSendDeliveredAndEchoRouted(t *testing.T) {
 		}
 		r.waitApp(t, "echo: "+text)
 	}
-	inbox, err := r.hub.Inbox(context.Background(), 10)
+	inbox, err := r.router.Inbox(context.Background(), 10)
 	if err != nil || len(inbox) != 3 {
 		t.Fatalf("inbox %d messages, %v", len(inbox), err)
 	}
@@ -207,17 +207,17 @@ func TestRereadRecognisedUntilReleased(t *testing.T) {
 	if key2, err := r.conn.HandleInbound(context.Background(), in); err != nil || key2 != key {
 		t.Fatalf("re-read: key %q, %v", key2, err)
 	}
-	inbox, _ := r.hub.Inbox(context.Background(), 10)
+	inbox, _ := r.router.Inbox(context.Background(), 10)
 	if len(inbox) != 1 {
 		t.Fatalf("a re-read made %d messages", len(inbox))
 	}
-	if err := r.hub.Store.Update(context.Background(), func(tx *store.Tx) error { return tx.ReleaseDedupKey(key) }); err != nil {
+	if err := r.router.Store.Update(context.Background(), func(tx *store.Tx) error { return tx.ReleaseDedupKey(key) }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.conn.HandleInbound(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
-	inbox, _ = r.hub.Inbox(context.Background(), 10)
+	inbox, _ = r.router.Inbox(context.Background(), 10)
 	if len(inbox) != 2 || *inbox[0].Text != *inbox[1].Text {
 		t.Fatalf("after release: %+v", inbox)
 	}
@@ -231,7 +231,7 @@ func TestUndecodableKeptRaw(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	inbox, _ := r.hub.Inbox(context.Background(), 10)
+	inbox, _ := r.router.Inbox(context.Background(), 10)
 	if len(inbox) != 1 {
 		t.Fatalf("%d messages, want one", len(inbox))
 	}

@@ -92,7 +92,7 @@ func TestFailedDeleteRetriedBySweep(t *testing.T) {
 	if n := reconnects(t, r); n != 0 {
 		t.Errorf("%d reconnects; the sweep should have deleted it", n)
 	}
-	inbox, err := r.hub.Inbox(context.Background(), 10)
+	inbox, err := r.router.Inbox(context.Background(), 10)
 	if err != nil || len(inbox) != 1 {
 		t.Fatalf("inbox: %d messages (want 1), %v", len(inbox), err)
 	}

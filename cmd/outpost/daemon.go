@@ -122,8 +122,8 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 	}
 	defer st.Close()
 
-	hub := bridge.New(st, log)
-	hub.Groups = cfg.Groups
+	router := bridge.New(st, log)
+	router.Groups = cfg.Groups
 	// Tests only: OUTPOST_RETRY="MIN,MAX" bounds the retry backoff.
 	if v := os.Getenv("OUTPOST_RETRY"); v != "" {
 		lo, hi, _ := strings.Cut(v, ",")
@@ -132,14 +132,14 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		if err := errors.Join(err1, err2); err != nil || a <= 0 || b < a {
 			return fmt.Errorf("OUTPOST_RETRY=%q: want MIN,MAX durations: %v", v, err)
 		}
-		hub.RetryMin, hub.RetryMax = a, b
+		router.RetryMin, router.RetryMax = a, b
 	}
 	// The MQTT connector serves the local broker and carries the hub
 	// link; with no local listener it still runs for the hub alone.
 	withMQTT := cfg.MQTT.Listen != "" || cfg.Hub.URL != ""
 	if withMQTT {
-		hub.Routes = []string{"mqtt"}
-		hub.FormRoutes = []string{"mqtt"}
+		router.Routes = []string{"mqtt"}
+		router.FormRoutes = []string{"mqtt"}
 	}
 	// Cancelled before the wait: on an error return, everything started
 	// so far is told to stop, then waited for.
@@ -175,12 +175,12 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		m := hw.Start(hw.Config{
 			ID: mc.ID, Device: device, Open: hw.OpenSerial(device, mc.Baud), PIN: mc.PIN,
 			CommandTimeout: mc.CommandTimeout.Duration, SendTimeout: mc.SendTimeout.Duration, SweepInterval: mc.SweepInterval.Duration,
-			Log: log, OnStatus: func(s hw.Status) { hub.ModemStatus(s.ID, s) },
+			Log: log, OnStatus: func(s hw.Status) { router.ModemStatus(s.ID, s) },
 		})
 		defer m.Close()
 		modems[mc.ID] = m
 	}
-	smsConn := bsms.New(hub, modems)
+	smsConn := bsms.New(router, modems)
 	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
 	smsConn.ReassemblyTimeout = cfg.SMS.ReassemblyTimeout.Duration
 	smsConn.Languages = map[string][]int{}
@@ -198,10 +198,10 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		}
 		smsConn.Forms = fo
 	}
-	hub.Add(smsConn)
+	router.Add(smsConn)
 	if or := cfg.XForm.OpenRosa; or.URL != "" {
-		hub.Add(openrosa.New(openrosa.Options{URL: or.URL, User: or.User, Password: or.Password, Timeout: or.Timeout.Duration}))
-		hub.FormRoutes = append(hub.FormRoutes, "openrosa")
+		router.Add(openrosa.New(openrosa.Options{URL: or.URL, User: or.User, Password: or.Password, Timeout: or.Timeout.Duration}))
+		router.FormRoutes = append(router.FormRoutes, "openrosa")
 	}
 	var mq *bmqtt.Connector
 	if withMQTT {
@@ -229,17 +229,17 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		for _, r := range cfg.MQTT.ACL {
 			mo.ACL = append(mo.ACL, bmqtt.ACL{User: r.User, Topic: r.Topic, Access: r.Access})
 		}
-		mq = bmqtt.New(mo, hub)
-		hub.Add(mq)
+		mq = bmqtt.New(mo, router)
+		router.Add(mq)
 	}
-	api := &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Hub: hub, Log: log}
+	api := &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Router: router, Log: log}
 	if err := api.Listen(); err != nil {
 		return err
 	}
 
 	errc := make(chan error, 2)
 	wg.Add(2)
-	go func() { defer wg.Done(); errc <- hub.Run(ctx) }()
+	go func() { defer wg.Done(); errc <- router.Run(ctx) }()
 	go func() { defer wg.Done(); errc <- api.Run(ctx) }()
 	up := []any{"gateway_id", cfg.GatewayID, "data_dir", cfg.DataDir, "socket", api.Socket, "modems", len(modems)}
 	if mq != nil {

@@ -1,4 +1,4 @@
-// Package bridge is the hub of Outpost: it accepts send requests, stores
+// Package bridge is the router of Outpost: it accepts send requests, stores
 // inbound messages and routes them to destinations (one delivery row per
 // destination), and runs one dispatcher per connector that claims due
 // deliveries, hands them to the connector, and records the outcome or
@@ -25,7 +25,7 @@ import (
 type Connector interface {
 	Name() string
 	// Run brings messages in until ctx ends.
-	Run(ctx context.Context, hub *Hub) error
+	Run(ctx context.Context, r *Router) error
 	// Deliver sends one message to one destination. Wrap the error with
 	// Permanent to stop retries. An error does not prove nothing was sent.
 	Deliver(ctx context.Context, m store.Message, d store.Delivery) (Outcome, error)
@@ -157,8 +157,8 @@ type StatusChange struct {
 	Detail    string    `json:"detail,omitempty"`
 }
 
-// Hub routes messages between connectors through the store.
-type Hub struct {
+// Router routes messages between connectors through the store.
+type Router struct {
 	Store *store.Store
 	Log   *slog.Logger
 	// Routes lists the connectors an inbound SMS is delivered to.
@@ -174,32 +174,33 @@ type Hub struct {
 	// "group:<name>".
 	Groups map[string][]string
 
-	mu         sync.Mutex
-	connectors map[string]Connector
-	wake       map[string]chan struct{}
-	onStatus   []func(StatusChange)
-	onStatusTx []func(*store.Tx, StatusChange) error
-	onModem    []func(id string, status any)
-	modems     map[string]any
-	links      map[string]any
-	expiry     chan struct{} // a new expiry time to watch
+	mu          sync.Mutex
+	connectors  map[string]Connector
+	wake        map[string]chan struct{}
+	onStatus    []func(StatusChange)
+	onStatusTx  []func(*store.Tx, StatusChange) error
+	onInboundTx []func(*store.Tx, *store.Message) error
+	onModem     []func(id string, status any)
+	modems      map[string]any
+	links       map[string]any
+	expiry      chan struct{} // a new expiry time to watch
 
 	flightMu sync.Mutex
 	inflight map[int64]bool // deliveries handed to their connector now
 }
 
-// New returns a hub on s.
-func New(s *store.Store, log *slog.Logger) *Hub {
+// New returns a router on s.
+func New(s *store.Store, log *slog.Logger) *Router {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{Store: s, Log: log, MaxAttempts: 10, RetryMin: 2 * time.Second, RetryMax: 5 * time.Minute,
+	return &Router{Store: s, Log: log, MaxAttempts: 10, RetryMin: 2 * time.Second, RetryMax: 5 * time.Minute,
 		connectors: map[string]Connector{}, wake: map[string]chan struct{}{}, modems: map[string]any{}, links: map[string]any{},
 		expiry: make(chan struct{}, 1), inflight: map[int64]bool{}}
 }
 
 // Add registers a connector. Call before Run.
-func (h *Hub) Add(c Connector) {
+func (h *Router) Add(c Connector) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.connectors[c.Name()] = c
@@ -208,7 +209,7 @@ func (h *Hub) Add(c Connector) {
 
 // OnStatus registers f to be called after every committed delivery state
 // change. f must not block.
-func (h *Hub) OnStatus(f func(StatusChange)) {
+func (h *Router) OnStatus(f func(StatusChange)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.onStatus = append(h.onStatus, f)
@@ -216,21 +217,31 @@ func (h *Hub) OnStatus(f func(StatusChange)) {
 
 // OnStatusTx registers f to run inside the transaction of every delivery
 // state change: what f writes commits with the change, or neither does.
-func (h *Hub) OnStatusTx(f func(*store.Tx, StatusChange) error) {
+func (h *Router) OnStatusTx(f func(*store.Tx, StatusChange) error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.onStatusTx = append(h.onStatusTx, f)
 }
 
+// OnInboundTx registers f to run inside the transaction that stores
+// every inbound message, after its routed deliveries were created: what f
+// writes (more deliveries, a conversation) commits with the message, or
+// neither does.
+func (h *Router) OnInboundTx(f func(*store.Tx, *store.Message) error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onInboundTx = append(h.onInboundTx, f)
+}
+
 // OnModemStatus registers f to be called on every modem status change.
-func (h *Hub) OnModemStatus(f func(id string, status any)) {
+func (h *Router) OnModemStatus(f func(id string, status any)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.onModem = append(h.onModem, f)
 }
 
 // ModemStatus records and publishes a modem's status.
-func (h *Hub) ModemStatus(id string, status any) {
+func (h *Router) ModemStatus(id string, status any) {
 	h.mu.Lock()
 	h.modems[id] = status
 	fs := append([]func(string, any){}, h.onModem...)
@@ -241,27 +252,27 @@ func (h *Hub) ModemStatus(id string, status any) {
 }
 
 // LinkStatus records the state of a link (the hub link, say) for status.
-func (h *Hub) LinkStatus(name string, status any) {
+func (h *Router) LinkStatus(name string, status any) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.links[name] = status
 }
 
 // Links returns the last status of every link, by name.
-func (h *Hub) Links() map[string]any {
+func (h *Router) Links() map[string]any {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return maps.Clone(h.links)
 }
 
 // Modems returns the last status of every modem, by id.
-func (h *Hub) Modems() map[string]any {
+func (h *Router) Modems() map[string]any {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return maps.Clone(h.modems)
 }
 
-func (h *Hub) connector(name string) Connector {
+func (h *Router) connector(name string) Connector {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.connectors[name]
@@ -269,7 +280,7 @@ func (h *Hub) connector(name string) Connector {
 
 // watchExpiry makes the expiry loop look again for the next expiry: a
 // delivery with one is queued or back in the queue.
-func (h *Hub) watchExpiry() {
+func (h *Router) watchExpiry() {
 	select {
 	case h.expiry <- struct{}{}:
 	default:
@@ -277,7 +288,7 @@ func (h *Hub) watchExpiry() {
 }
 
 // Wake makes a connector's dispatcher look for due deliveries now.
-func (h *Hub) Wake(connector string) {
+func (h *Router) Wake(connector string) {
 	h.mu.Lock()
 	ch := h.wake[connector]
 	h.mu.Unlock()
@@ -291,7 +302,7 @@ func (h *Hub) Wake(connector string) {
 
 // notify runs the OnStatusTx functions inside tx for a state change and
 // registers the OnStatus ones to run after its commit.
-func (h *Hub) notify(tx *store.Tx, d store.Delivery, detail string) error {
+func (h *Router) notify(tx *store.Tx, d store.Delivery, detail string) error {
 	ch := StatusChange{MessageID: d.MessageID, Connector: d.Connector, To: d.Recipient, State: d.State, At: tx.Now(), Detail: detail}
 	h.mu.Lock()
 	fs := append([]func(StatusChange){}, h.onStatus...)
@@ -312,7 +323,7 @@ func (h *Hub) notify(tx *store.Tx, d store.Delivery, detail string) error {
 
 // Transition changes a delivery's state inside tx and publishes the
 // change after commit.
-func (h *Hub) Transition(tx *store.Tx, id int64, t store.Transition) (store.Delivery, error) {
+func (h *Router) Transition(tx *store.Tx, id int64, t store.Transition) (store.Delivery, error) {
 	d, err := tx.SetDeliveryState(id, t)
 	if err != nil {
 		return d, err
@@ -323,7 +334,7 @@ func (h *Hub) Transition(tx *store.Tx, id int64, t store.Transition) (store.Deli
 // Submit validates and stores a send request (committed before it
 // returns) and returns the message id. A request whose id is already
 // stored is not stored twice: its id is returned with no error.
-func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
+func (h *Router) Submit(ctx context.Context, req SendRequest) (string, error) {
 	m, write, err := h.prepare(req)
 	if err != nil {
 		return "", err
@@ -336,7 +347,7 @@ func (h *Hub) Submit(ctx context.Context, req SendRequest) (string, error) {
 // and hands the write to the store's group committer; done gets the
 // outcome once it is durable, on the committer, in the order of the
 // calls, and must not block.
-func (h *Hub) SubmitAsync(ctx context.Context, req SendRequest, done func(id string, err error)) {
+func (h *Router) SubmitAsync(ctx context.Context, req SendRequest, done func(id string, err error)) {
 	m, write, err := h.prepare(req)
 	if err != nil {
 		done("", err)
@@ -348,7 +359,7 @@ func (h *Hub) SubmitAsync(ctx context.Context, req SendRequest, done func(id str
 // stored is what committing m came to: its id, also when the same
 // request with the same id was stored before; ErrConflict when the id is
 // another message's.
-func (h *Hub) stored(m *store.Message, err error) (string, error) {
+func (h *Router) stored(m *store.Message, err error) (string, error) {
 	switch {
 	case errors.Is(err, store.ErrDuplicate):
 		return m.ID, nil
@@ -362,7 +373,7 @@ func (h *Hub) stored(m *store.Message, err error) (string, error) {
 
 // prepare validates a send request and returns the message and the
 // write that stores it.
-func (h *Hub) prepare(req SendRequest) (*store.Message, func(*store.Tx) error, error) {
+func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error, error) {
 	if req.ID != "" {
 		if err := CheckID(req.ID); err != nil {
 			return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -495,7 +506,7 @@ func sameRequest(old store.Message, m *store.Message, req SendRequest) string {
 // recipients expands "group:<name>" entries and drops repeated numbers,
 // keeping the first. It returns the numbers and, for the event, which
 // groups were expanded.
-func (h *Hub) recipients(list []string) (to, groups []string, err error) {
+func (h *Router) recipients(list []string) (to, groups []string, err error) {
 	seen := map[string]bool{}
 	add := func(n string) {
 		if n = strings.TrimSpace(n); !seen[n] {
@@ -530,7 +541,7 @@ func (h *Hub) recipients(list []string) (to, groups []string, err error) {
 // StoreInbound stores an inbound message inside tx and creates its
 // deliveries to every route. A duplicate (same dedup key) returns
 // store.ErrDuplicate and creates nothing.
-func (h *Hub) StoreInbound(tx *store.Tx, m *store.Message, detail string) error {
+func (h *Router) StoreInbound(tx *store.Tx, m *store.Message, detail string) error {
 	m.Direction = store.In
 	if err := tx.InsertMessage(m); err != nil {
 		return err
@@ -549,6 +560,14 @@ func (h *Hub) StoreInbound(tx *store.Tx, m *store.Message, detail string) error 
 		}
 		name := r
 		tx.AfterCommit(func() { h.Wake(name) })
+	}
+	h.mu.Lock()
+	fs := append([]func(*store.Tx, *store.Message) error{}, h.onInboundTx...)
+	h.mu.Unlock()
+	for _, f := range fs {
+		if err := f(tx, m); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -577,7 +596,7 @@ func newView(m store.Message) MessageView {
 }
 
 // Message reads a message with its deliveries and history.
-func (h *Hub) Message(ctx context.Context, id string) (MessageView, error) {
+func (h *Router) Message(ctx context.Context, id string) (MessageView, error) {
 	var v MessageView
 	err := h.Store.View(ctx, func(tx *store.Tx) error {
 		m, err := tx.Message(id)
@@ -612,7 +631,7 @@ func summarize(m store.Message, ds []store.Delivery) string {
 }
 
 // Inbox lists inbound messages, newest first.
-func (h *Hub) Inbox(ctx context.Context, limit int) ([]MessageView, error) {
+func (h *Router) Inbox(ctx context.Context, limit int) ([]MessageView, error) {
 	var out []MessageView
 	err := h.Store.View(ctx, func(tx *store.Tx) error {
 		ms, err := tx.Messages(store.In, limit)
@@ -625,14 +644,14 @@ func (h *Hub) Inbox(ctx context.Context, limit int) ([]MessageView, error) {
 }
 
 // QueueDepths counts unfinished deliveries per connector and state.
-func (h *Hub) QueueDepths(ctx context.Context) (map[string]map[string]int, error) {
+func (h *Router) QueueDepths(ctx context.Context) (map[string]map[string]int, error) {
 	var q map[string]map[string]int
 	err := h.Store.View(ctx, func(tx *store.Tx) (err error) { q, err = tx.QueueDepths(); return })
 	return q, err
 }
 
 // Reassembly counts the long messages waiting for their missing parts.
-func (h *Hub) Reassembly(ctx context.Context) (store.Reassembly, error) {
+func (h *Router) Reassembly(ctx context.Context) (store.Reassembly, error) {
 	var r store.Reassembly
 	err := h.Store.View(ctx, func(tx *store.Tx) (err error) { r, err = tx.OpenReassembly(); return })
 	return r, err
@@ -640,7 +659,7 @@ func (h *Hub) Reassembly(ctx context.Context) (store.Reassembly, error) {
 
 // Run starts every connector and its dispatcher, and returns when ctx
 // ends and all of them have stopped, with the first error.
-func (h *Hub) Run(ctx context.Context) error {
+func (h *Router) Run(ctx context.Context) error {
 	h.mu.Lock()
 	var cs []Connector
 	for _, c := range h.connectors {
