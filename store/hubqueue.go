@@ -87,13 +87,19 @@ func (tx *Tx) EnqueueHub(m *HubMessage) error {
 // takes 32,766 at most).
 const maxInsertRows = 64
 
-// insertHub stores msgs in the hub queue in one INSERT per maxInsertRows,
-// fills their IDs, and counts them in hub_queue_stats (once: a trigger
-// would update the stats row once per message; migration 0009).
+// insertHub stores msgs in the hub queue, fills their IDs, and counts
+// them in hub_queue_stats once (a trigger updated the stats row once per
+// message; migration 0009). The rows go in as few multi-row INSERTs as
+// the binary digits of their count: each length a power of two up to
+// maxInsertRows, so that at most seven statements are ever prepared.
 func (tx *Tx) insertHub(msgs []*HubMessage) error {
 	var size int64
+	total := len(msgs)
 	for len(msgs) > 0 {
-		n := min(len(msgs), maxInsertRows)
+		n := maxInsertRows
+		for n > len(msgs) {
+			n /= 2
+		}
 		ins, err := tx.stmt(`INSERT INTO hub_queue (topic, payload, qos, retain, created_at) VALUES (?, ?, ?, ?, ?)` +
 			strings.Repeat(", (?, ?, ?, ?, ?)", n-1))
 		if err != nil {
@@ -120,16 +126,17 @@ func (tx *Tx) insertHub(msgs []*HubMessage) error {
 		for i, m := range msgs[:n] {
 			m.ID, m.CreatedAt = last-int64(n-1-i), tx.now
 		}
-		up, err := tx.stmt(`UPDATE hub_queue_stats SET messages = messages + ?, bytes = bytes + ? WHERE id = 1`)
-		if err != nil {
-			return err
-		}
-		if _, err := up.ExecContext(tx.ctx, n, size); err != nil {
-			return err
-		}
-		msgs, size = msgs[n:], 0
+		msgs = msgs[n:]
 	}
-	return nil
+	if total == 0 {
+		return nil
+	}
+	up, err := tx.stmt(`UPDATE hub_queue_stats SET messages = messages + ?, bytes = bytes + ? WHERE id = 1`)
+	if err != nil {
+		return err
+	}
+	_, err = up.ExecContext(tx.ctx, total, size)
+	return err
 }
 
 // HubBatch returns up to limit queued messages queued after the one with
