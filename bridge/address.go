@@ -38,10 +38,11 @@ func (a Address) String() string {
 	return a.Scheme + ":" + a.Value
 }
 
-// Recipient is what a delivery records as its Recipient and a send request
-// as its peer: the bare number for tel (as stored before schemes), the
-// whole address otherwise.
-func (a Address) Recipient() string {
+// Peer is how a send request's message lists the address among its
+// recipients (store.Message.Peer): the bare number for tel (as stored
+// before schemes), the whole address otherwise. Its delivery's Recipient
+// is Value.
+func (a Address) Peer() string {
 	if a.Scheme == SchemeTel {
 		return a.Value
 	}

@@ -4,6 +4,14 @@
 // deliveries, hands them to the connector, and records the outcome or
 // retries with capped backoff. It imports only store; connectors live in
 // bridge/<name> and import bridge.
+//
+// Destinations are addresses by scheme (address.go): tel:+… (or a bare
+// number), group:<name>, mailto:…, xmpp:…, webhook:<name>, mqtt, hub,
+// openrosa. Each connector declares the scheme it delivers to (Addressed)
+// and may check its addresses (AddressValidator); a delivery's Connector is
+// that connector's name and its Recipient the address within the scheme.
+// Every message records where it came from: its channel, its sender's
+// address and its kind (store.Message).
 package bridge
 
 import (
@@ -47,7 +55,9 @@ type Outcome struct {
 }
 
 // Validator is implemented by connectors that check send requests for
-// their destinations before they are stored.
+// their destinations before they are stored. Validate gets the request
+// with To holding only that connector's recipients (the addresses within
+// its scheme: for the SMS connector, the numbers).
 type Validator interface {
 	Validate(req *SendRequest) error
 }
@@ -165,10 +175,12 @@ type StatusChange struct {
 type Router struct {
 	Store *store.Store
 	Log   *slog.Logger
-	// Routes lists the connectors an inbound SMS is delivered to.
+	// Routes lists where an inbound message is delivered: connector
+	// names ("mqtt") or addresses ("webhook:crm": the connector of the
+	// scheme, recipient "crm"); see CheckRoutes.
 	Routes []string
-	// FormRoutes lists the connectors an inbound form submission
-	// (Message.FormID set) is delivered to, instead of Routes.
+	// FormRoutes lists where an inbound form submission (Message.FormID
+	// set) is delivered, instead of Routes, in the same form.
 	FormRoutes []string
 	// MaxAttempts before a delivery fails (default 10).
 	MaxAttempts int
@@ -376,7 +388,11 @@ func (h *Router) stored(m *store.Message, err error) (string, error) {
 }
 
 // prepare validates a send request and returns the message and the
-// write that stores it.
+// write that stores it: every recipient is parsed (ParseAddress), groups
+// are expanded, each address goes to the connector of its scheme (which
+// checks it, and the request with its own recipients); an address no
+// connector delivers to refuses the whole request before anything is
+// stored. One delivery per recipient.
 func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error, error) {
 	if req.ID != "" {
 		if err := CheckID(req.ID); err != nil {
@@ -404,7 +420,7 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 	}
 	req.To = make([]string, len(targets))
 	for i, t := range targets {
-		req.To[i] = t.addr.Recipient()
+		req.To[i] = t.addr.Peer()
 	}
 	now := h.Store.Now()
 	switch {
@@ -575,8 +591,10 @@ func (h *Router) recipients(list []string) (to []Address, groups []string, err e
 }
 
 // StoreInbound stores an inbound message inside tx and creates its
-// deliveries to every route. A duplicate (same dedup key) returns
-// store.ErrDuplicate and creates nothing.
+// deliveries to every route. Its channel defaults to its Source and its
+// kind to what it holds (form, data or text); set FromAddr ("tel:+…"). A
+// duplicate (same dedup key) returns store.ErrDuplicate and creates
+// nothing.
 func (h *Router) StoreInbound(tx *store.Tx, m *store.Message, detail string) error {
 	m.Direction = store.In
 	if m.Channel == "" {

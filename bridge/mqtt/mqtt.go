@@ -253,6 +253,15 @@ type InboundPayload struct {
 // inbound message routed to it is published on sms/in).
 func (c *Connector) Scheme() string { return bridge.SchemeMQTT }
 
+// ValidateAddress implements bridge.AddressValidator: what goes to mqtt is
+// published on sms/in for every subscriber, not to one client.
+func (c *Connector) ValidateAddress(client string) error {
+	if client != "" {
+		return errors.New(`messages to mqtt are published on sms/in for every subscriber: give "mqtt" alone, not one client`)
+	}
+	return nil
+}
+
 // Deliver implements bridge.Connector: inbound messages are published on
 // sms/in (QoS 1), forms on xform/<form_id>.
 func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
