@@ -558,7 +558,7 @@ func (h *Router) recipients(list []string) (to []Address, groups []string, err e
 	for _, n := range list {
 		a, err := ParseAddress(n)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("\"to\": %v", err)
 		}
 		if a.Scheme != SchemeGroup {
 			add(a)
