@@ -75,6 +75,16 @@ func TestSendToMQTTAndOrigin(t *testing.T) {
 	if v := next("outpost/gw1/sms/in"); v["id"] != "o1" || v["from"] != "mqtt:app" || v["text"] != "hi" || v["channel"] != "mqtt" || v["kind"] != "text" {
 		t.Errorf("sms/in of a send to mqtt: %v", v)
 	}
+	// A send the hub published is from the hub.
+	if err := b.c.downlink([]byte(`{"id": "h1", "to": "+15555550100", "text": "from afar"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.st.View(ctx, func(tx *store.Tx) (err error) { m, err = tx.Message("h1"); return }); err != nil {
+		t.Fatal(err)
+	}
+	if m.Channel != "hub" || m.FromAddr != "hub" || m.Kind != store.KindText {
+		t.Errorf("a send from the hub: %+v", m)
+	}
 	text := "hello"
 	in := store.Message{ID: "i1", Direction: store.In, Peer: "+15555550101", Text: &text, Channel: "sms", FromAddr: "tel:+15555550101", Kind: store.KindText, Modem: "m1", Parts: 1}
 	if _, err := b.c.Deliver(ctx, in, store.Delivery{MessageID: "i1", Connector: "mqtt"}); err != nil {
