@@ -4,6 +4,14 @@
 // deliveries, hands them to the connector, and records the outcome or
 // retries with capped backoff. It imports only store; connectors live in
 // bridge/<name> and import bridge.
+//
+// Destinations are addresses by scheme (address.go): tel:+… (or a bare
+// number), group:<name>, mailto:…, xmpp:…, webhook:<name>, mqtt, hub,
+// openrosa. Each connector declares the scheme it delivers to (Addressed)
+// and may check its addresses (AddressValidator); a delivery's Connector is
+// that connector's name and its Recipient the address within the scheme.
+// Every message records where it came from: its channel, its sender's
+// address and its kind (store.Message).
 package bridge
 
 import (
@@ -47,7 +55,9 @@ type Outcome struct {
 }
 
 // Validator is implemented by connectors that check send requests for
-// their destinations before they are stored.
+// their destinations before they are stored. Validate gets the request
+// with To holding only that connector's recipients (the addresses within
+// its scheme: for the SMS connector, the numbers).
 type Validator interface {
 	Validate(req *SendRequest) error
 }
@@ -130,7 +140,11 @@ type SendRequest struct {
 	Data   []byte   `json:"-"`
 	Report bool     `json:"report"`
 	Flash  bool     `json:"flash,omitempty"`
-	Source string   `json:"-"`
+	// Source is the channel the request came in on (mqtt, http, cli,
+	// hub…), stored as the message's channel; From the sender's address
+	// when it has one ("mqtt:<client id>"), stored as its from_addr.
+	Source string `json:"-"`
+	From   string `json:"-"`
 	// Port is the application port of Data (0: none).
 	Port int `json:"port,omitempty"`
 	// Validity is the relative validity period (0: the SMSC's default).
@@ -161,10 +175,12 @@ type StatusChange struct {
 type Router struct {
 	Store *store.Store
 	Log   *slog.Logger
-	// Routes lists the connectors an inbound SMS is delivered to.
+	// Routes lists where an inbound message is delivered: connector
+	// names ("mqtt") or addresses ("webhook:crm": the connector of the
+	// scheme, recipient "crm"); see CheckRoutes.
 	Routes []string
-	// FormRoutes lists the connectors an inbound form submission
-	// (Message.FormID set) is delivered to, instead of Routes.
+	// FormRoutes lists where an inbound form submission (Message.FormID
+	// set) is delivered, instead of Routes, in the same form.
 	FormRoutes []string
 	// MaxAttempts before a delivery fails (default 10).
 	MaxAttempts int
@@ -372,7 +388,11 @@ func (h *Router) stored(m *store.Message, err error) (string, error) {
 }
 
 // prepare validates a send request and returns the message and the
-// write that stores it.
+// write that stores it: every recipient is parsed (ParseAddress), groups
+// are expanded, each address goes to the connector of its scheme (which
+// checks it, and the request with its own recipients); an address no
+// connector delivers to refuses the whole request before anything is
+// stored. One delivery per recipient.
 func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error, error) {
 	if req.ID != "" {
 		if err := CheckID(req.ID); err != nil {
@@ -390,11 +410,18 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 			return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
-	to, groups, err := h.recipients(req.To)
+	addrs, groups, err := h.recipients(req.To)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	req.To = to
+	targets, err := h.resolve(addrs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: \"to\": %v", ErrInvalid, err)
+	}
+	req.To = make([]string, len(targets))
+	for i, t := range targets {
+		req.To[i] = t.addr.Peer()
+	}
 	now := h.Store.Now()
 	switch {
 	case req.Priority < 0 || req.Priority > MaxPriority:
@@ -405,17 +432,28 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 		return nil, nil, fmt.Errorf("%w: \"expires\" %s is not after \"not_before\" %s: it could never be sent",
 			ErrInvalid, req.Expires.Format(time.RFC3339), req.NotBefore.Format(time.RFC3339))
 	}
-	sms := h.connector("sms")
-	if sms == nil {
-		return nil, nil, errors.New("no SMS connector")
+	// Each connector checks the request with its own recipients (the
+	// SMS connector: the numbers, and that the text encodes).
+	var conns []Connector
+	mine := map[Connector][]string{}
+	for _, t := range targets {
+		if _, ok := mine[t.conn]; !ok {
+			conns = append(conns, t.conn)
+		}
+		mine[t.conn] = append(mine[t.conn], t.addr.Value)
 	}
-	if v, ok := sms.(Validator); ok {
-		if err := v.Validate(&req); err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	for _, c := range conns {
+		if v, ok := c.(Validator); ok {
+			sub := req
+			sub.To = mine[c]
+			if err := v.Validate(&sub); err != nil {
+				return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+			}
 		}
 	}
 	m := &store.Message{ID: req.ID, Direction: store.Out, Peer: strings.Join(req.To, ","), Report: req.Report, Flash: req.Flash, Source: req.Source,
-		Port: req.Port, Validity: req.Validity, Priority: req.Priority, NotBefore: req.NotBefore, ExpiresAt: req.Expires}
+		Port: req.Port, Validity: req.Validity, Priority: req.Priority, NotBefore: req.NotBefore, ExpiresAt: req.Expires,
+		Channel: req.Source, FromAddr: req.From}
 	accepted := "accepted via " + req.Source
 	if len(groups) > 0 {
 		accepted += " (" + strings.Join(groups, ", ") + ")"
@@ -425,8 +463,9 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 		state, next = store.Scheduled, req.NotBefore
 		accepted += "; scheduled for " + req.NotBefore.UTC().Format(time.RFC3339)
 	}
+	m.Kind = store.KindText
 	if req.Data != nil {
-		m.Data, m.Coding = req.Data, "8bit"
+		m.Data, m.Coding, m.Kind = req.Data, "8bit", store.KindData
 	} else {
 		text := req.Text
 		m.Text = &text
@@ -447,8 +486,8 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 		if err := tx.InsertMessage(m); err != nil {
 			return err
 		}
-		for _, n := range req.To {
-			d := &store.Delivery{MessageID: m.ID, Connector: "sms", Recipient: n, State: state, NextAt: next,
+		for _, t := range targets {
+			d := &store.Delivery{MessageID: m.ID, Connector: t.conn.Name(), Recipient: t.addr.Value, State: state, NextAt: next,
 				Priority: req.Priority, ExpiresAt: req.Expires}
 			if err := tx.InsertDelivery(d, accepted); err != nil {
 				return err
@@ -458,7 +497,9 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 			}
 		}
 		tx.AfterCommit(func() {
-			h.Wake("sms")
+			for _, c := range conns {
+				h.Wake(c.Name())
+			}
 			if !req.Expires.IsZero() {
 				h.watchExpiry()
 			}
@@ -503,23 +544,27 @@ func sameRequest(old store.Message, m *store.Message, req SendRequest) string {
 	return ""
 }
 
-// recipients expands "group:<name>" entries and drops repeated numbers,
-// keeping the first. It returns the numbers and, for the event, which
-// groups were expanded.
-func (h *Router) recipients(list []string) (to, groups []string, err error) {
-	seen := map[string]bool{}
-	add := func(n string) {
-		if n = strings.TrimSpace(n); !seen[n] {
-			seen[n] = true
-			to = append(to, n)
+// recipients parses every address of a request, expands "group:<name>"
+// entries and drops repeated addresses, keeping the first. It returns the
+// addresses and, for the event, which groups were expanded.
+func (h *Router) recipients(list []string) (to []Address, groups []string, err error) {
+	seen := map[Address]bool{}
+	add := func(a Address) {
+		if !seen[a] {
+			seen[a] = true
+			to = append(to, a)
 		}
 	}
 	for _, n := range list {
-		name, ok := strings.CutPrefix(strings.TrimSpace(n), "group:")
-		if !ok {
-			add(n)
+		a, err := ParseAddress(n)
+		if err != nil {
+			return nil, nil, fmt.Errorf("\"to\": %v", err)
+		}
+		if a.Scheme != SchemeGroup {
+			add(a)
 			continue
 		}
+		name := a.Value
 		members, ok := h.Groups[name]
 		switch {
 		case !ok:
@@ -527,7 +572,14 @@ func (h *Router) recipients(list []string) (to, groups []string, err error) {
 		case len(members) == 0:
 			return nil, nil, fmt.Errorf("group %q has no members", name)
 		}
-		for _, m := range members {
+		for _, n := range members {
+			m, err := ParseAddress(n)
+			if err == nil && m.Scheme == SchemeGroup {
+				err = fmt.Errorf("%s: a group cannot hold a group", n)
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("group %q: %v", name, err)
+			}
 			add(m)
 		}
 		groups = append(groups, fmt.Sprintf("group %s: %d numbers", name, len(members)))
@@ -539,10 +591,18 @@ func (h *Router) recipients(list []string) (to, groups []string, err error) {
 }
 
 // StoreInbound stores an inbound message inside tx and creates its
-// deliveries to every route. A duplicate (same dedup key) returns
-// store.ErrDuplicate and creates nothing.
+// deliveries to every route. Its channel defaults to its Source and its
+// kind to what it holds (form, data or text); set FromAddr ("tel:+…"). A
+// duplicate (same dedup key) returns store.ErrDuplicate and creates
+// nothing.
 func (h *Router) StoreInbound(tx *store.Tx, m *store.Message, detail string) error {
 	m.Direction = store.In
+	if m.Channel == "" {
+		m.Channel = m.Source
+	}
+	if m.Kind == "" {
+		m.Kind = kindOf(m)
+	}
 	if err := tx.InsertMessage(m); err != nil {
 		return err
 	}
@@ -554,11 +614,14 @@ func (h *Router) StoreInbound(tx *store.Tx, m *store.Message, detail string) err
 		routes = h.FormRoutes
 	}
 	for _, r := range routes {
-		d := &store.Delivery{MessageID: m.ID, Connector: r}
+		name, recipient, err := h.route(r)
+		if err != nil {
+			return err
+		}
+		d := &store.Delivery{MessageID: m.ID, Connector: name, Recipient: recipient}
 		if err := tx.InsertDelivery(d, "routed"); err != nil {
 			return err
 		}
-		name := r
 		tx.AfterCommit(func() { h.Wake(name) })
 	}
 	h.mu.Lock()

@@ -42,6 +42,14 @@ const (
 	Undecodable = "undecodable"
 )
 
+// Message kinds: what a message carries.
+const (
+	KindText   = "text"
+	KindData   = "data"
+	KindForm   = "form"
+	KindReport = "report"
+)
+
 // Message is one SMS (inbound, after reassembly) or one send request.
 type Message struct {
 	ID        string  `json:"id"`
@@ -76,6 +84,13 @@ type Message struct {
 	NotBefore time.Time `json:"not_before,omitzero"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	CreatedAt time.Time `json:"created_at"`
+	// Channel is where the message came from (sms, mqtt, http, cli, hub,
+	// email, xmpp…), FromAddr its sender's address when known
+	// ("tel:+15555550100" for an inbound SMS, "mqtt:<client id>"), and
+	// Kind what it carries (KindText, KindData, KindForm, KindReport).
+	Channel  string `json:"channel,omitempty"`
+	FromAddr string `json:"from_addr,omitempty"`
+	Kind     string `json:"kind,omitempty"`
 }
 
 // Delivery is one message x destination with its latest state.
@@ -132,10 +147,10 @@ func (tx *Tx) InsertMessage(m *Message) error {
 	if m.DedupKey != "" {
 		dedup = m.DedupKey
 	}
-	_, err := tx.exec(`INSERT INTO messages (id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, dedup_key, state, detail, form_id, instance_id, port, validity_s, priority, not_before, expires_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := tx.exec(`INSERT INTO messages (id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, dedup_key, state, detail, form_id, instance_id, port, validity_s, priority, not_before, expires_at, created_at, channel, from_addr, kind)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ID, m.Direction, m.Peer, m.Modem, m.Text, m.Data, m.Coding, m.Parts, m.SMSC, m.SCTS, m.Report, m.Flash, m.Source, dedup, m.State, m.Detail, m.FormID, m.InstanceID, m.Port, int64(m.Validity/time.Second),
-		m.Priority, ms(m.NotBefore), ms(m.ExpiresAt), ms(m.CreatedAt))
+		m.Priority, ms(m.NotBefore), ms(m.ExpiresAt), ms(m.CreatedAt), m.Channel, m.FromAddr, m.Kind)
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
@@ -371,7 +386,7 @@ func (tx *Tx) RecoverSending(connector, detail string) (int, error) {
 	return len(ids), nil
 }
 
-const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, form_id, instance_id, port, validity_s, priority, not_before, expires_at, created_at`
+const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, form_id, instance_id, port, validity_s, priority, not_before, expires_at, created_at, channel, from_addr, kind`
 
 func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var m Message
@@ -379,7 +394,7 @@ func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var created, validity, notBefore, expires int64
 	err := row.Scan(&m.ID, &m.Direction, &m.Peer, &m.Modem, &text, &m.Data, &m.Coding, &m.Parts, &m.SMSC, &m.SCTS,
 		&m.Report, &m.Flash, &m.Source, &m.DedupKey, &m.State, &m.Detail, &m.FormID, &m.InstanceID, &m.Port, &validity,
-		&m.Priority, &notBefore, &expires, &created)
+		&m.Priority, &notBefore, &expires, &created, &m.Channel, &m.FromAddr, &m.Kind)
 	m.Validity = time.Duration(validity) * time.Second
 	m.NotBefore, m.ExpiresAt = fromMS(notBefore), fromMS(expires)
 	if text.Valid {

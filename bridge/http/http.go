@@ -25,6 +25,10 @@ import (
 	"github.com/outpost-sms/outpost/store"
 )
 
+// ChannelHeader names the channel of a request: "cli" from the outpost
+// command; anything else is "http".
+const ChannelHeader = "X-Outpost-Channel"
+
 // Server serves the API on a Unix socket.
 type Server struct {
 	Socket    string
@@ -122,7 +126,13 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body: %v", err))
 		return
 	}
-	req, _, err := bridge.ParseSend(body, "http")
+	// The outpost command says it is the one asking: its sends are
+	// stored as coming from the cli channel.
+	channel := "http"
+	if r.Header.Get(ChannelHeader) == "cli" {
+		channel = "cli"
+	}
+	req, _, err := bridge.ParseSend(body, channel)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return

@@ -243,6 +243,23 @@ type InboundPayload struct {
 	Modem      string `json:"modem"`
 	State      string `json:"state"`
 	Detail     string `json:"detail,omitempty"`
+	// Channel is where the message came from (sms, mqtt, http, cli,
+	// hub…), Kind what it carries (text, data, form, report).
+	Channel string `json:"channel"`
+	Kind    string `json:"kind"`
+}
+
+// Scheme implements bridge.Addressed: "mqtt" names this connector (an
+// inbound message routed to it is published on sms/in).
+func (c *Connector) Scheme() string { return bridge.SchemeMQTT }
+
+// ValidateAddress implements bridge.AddressValidator: what goes to mqtt is
+// published on sms/in for every subscriber, not to one client.
+func (c *Connector) ValidateAddress(client string) error {
+	if client != "" {
+		return errors.New(`messages to mqtt are published on sms/in for every subscriber: give "mqtt" alone, not one client`)
+	}
+	return nil
 }
 
 // Deliver implements bridge.Connector: inbound messages are published on
@@ -257,7 +274,10 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 		return c.publish(ctx, "xform/"+topicLevel(m.FormID), p)
 	}
 	p := InboundPayload{ID: m.ID, From: m.Peer, To: c.opts.ModemNumbers[m.Modem], ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), SCTS: m.SCTS,
-		SMSC: m.SMSC, Parts: m.Parts, Modem: m.Modem, State: m.State, Detail: m.Detail}
+		SMSC: m.SMSC, Parts: m.Parts, Modem: m.Modem, State: m.State, Detail: m.Detail, Channel: m.Channel, Kind: m.Kind}
+	if m.Direction == store.Out {
+		p.From = m.FromAddr // a send request addressed to mqtt: its sender
+	}
 	if m.Text != nil {
 		p.Text = *m.Text
 	} else {
@@ -443,6 +463,10 @@ func (c *Connector) submit(payload []byte, source, client string, mayReply func(
 		return
 	}
 	req, p, err := bridge.ParseSend(payload, source)
+	req.From = "mqtt:" + client // the sender's address
+	if source == "hub" {
+		req.From = "hub"
+	}
 	switch {
 	case err != nil:
 	case utf8.RuneCountInString(req.Text) > MaxSendText:

@@ -12,6 +12,7 @@ package openrosa
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -57,6 +58,15 @@ func New(opt Options) *Connector {
 
 // Name implements bridge.Connector.
 func (c *Connector) Name() string { return "openrosa" }
+
+// Scheme implements bridge.Addressed: "openrosa" names the server.
+func (c *Connector) Scheme() string { return bridge.SchemeOpenRosa }
+
+// Validate implements bridge.Validator: a send request carries no form
+// submission, so there is nothing to submit.
+func (c *Connector) Validate(*bridge.SendRequest) error {
+	return errors.New("openrosa: the OpenRosa server takes form submissions (inbound forms are routed to it), not send requests")
+}
 
 // Run implements bridge.Connector: nothing comes in this way.
 func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {

@@ -76,6 +76,22 @@ func New(router *bridge.Router, modems map[string]hw.Modem) *Connector {
 // Name implements bridge.Connector.
 func (c *Connector) Name() string { return "sms" }
 
+// Scheme implements bridge.Addressed: the SMS connector delivers to phone
+// numbers (tel:+15555550100; a delivery's recipient is the bare number).
+func (c *Connector) Scheme() string { return bridge.SchemeTel }
+
+// ValidateAddress implements bridge.AddressValidator.
+func (c *Connector) ValidateAddress(number string) error { return pdu.ValidateNumber(number) }
+
+// fromAddr is the address of an inbound SMS's sender: tel:<number>, or
+// empty when the sender is not a number (an alphanumeric sender id).
+func fromAddr(peer string) string {
+	if pdu.ValidateNumber(peer) != nil {
+		return ""
+	}
+	return "tel:" + peer
+}
+
 // Validate implements bridge.Validator: every recipient must be a phone
 // number and the message must encode.
 func (c *Connector) Validate(req *bridge.SendRequest) error {
@@ -213,7 +229,7 @@ func (c *Connector) storeUndecodable(ctx context.Context, in hw.Inbound, decodeE
 	sum := sha256.Sum256(in.PDU)
 	msg := &store.Message{
 		Peer: "unknown", Modem: in.Modem, Data: in.PDU, Coding: "raw", State: store.Undecodable,
-		Detail: decodeErr.Error(), Source: "sms", DedupKey: in.Modem + "|raw|" + hex.EncodeToString(sum[:16]),
+		Detail: decodeErr.Error(), Source: "sms", Channel: "sms", Kind: store.KindData, DedupKey: in.Modem + "|raw|" + hex.EncodeToString(sum[:16]),
 	}
 	c.Log.Warn("undecodable PDU kept raw", "modem", in.Modem, "slot", in.Slot, "err", decodeErr)
 	err := c.inbound(ctx, func(tx *store.Tx) error {
@@ -299,6 +315,7 @@ func (c *Connector) wholeMessage(modem string, parts []*pdu.Message, j pdu.Joine
 	msg := &store.Message{
 		ID: store.NewID(), Peer: first.Number, Modem: modem, Coding: j.Coding, Parts: j.Parts, SMSC: first.SMSC,
 		Flash: first.Class == 0, Source: "sms", State: store.Complete, DedupKey: pdu.DedupKey(modem, parts),
+		Channel: "sms", FromAddr: fromAddr(first.Number),
 	}
 	if !first.Timestamp.IsZero() {
 		msg.SCTS = first.Timestamp.Format(time.RFC3339)

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
+	bhttp "github.com/outpost-sms/outpost/bridge/http"
 	bmqtt "github.com/outpost-sms/outpost/bridge/mqtt"
-	"github.com/outpost-sms/outpost/pdu"
 	"github.com/outpost-sms/outpost/store"
 )
 
@@ -68,6 +68,7 @@ func (c *client) do(method, path string, body any, out any) error {
 	}
 	req, _ := http.NewRequest(method, "http://outpost"+path, r)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(bhttp.ChannelHeader, "cli")
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var ne net.Error
@@ -99,7 +100,7 @@ func fail(cmd string, err error) int {
 
 func cmdSend(args []string) int {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	to := fs.String("to", "", "recipient phone number, e.g. +15555550100, or group:NAME (comma-separated for several)")
+	to := fs.String("to", "", "recipient: a phone number, e.g. +15555550100, group:NAME, or an address a configured connector delivers to (mailto:…, xmpp:…, webhook:NAME); comma-separated for several")
 	text := fs.String("text", "", "message text")
 	noReport := fs.Bool("no-report", false, "do not ask the network for a delivery report")
 	flash := fs.Bool("flash", false, "send as a flash message (class 0)")
@@ -130,11 +131,10 @@ func cmdSend(args []string) int {
 			return usageError(fs, err.Error())
 		}
 	}
+	// Each address is checked here as far as it can be; the daemon knows
+	// its groups and which connectors deliver to which addresses.
 	for _, n := range nums {
-		if strings.HasPrefix(n, "group:") {
-			continue // the daemon knows its groups
-		}
-		if err := pdu.ValidateNumber(n); err != nil {
+		if _, err := bridge.ParseAddress(n); err != nil {
 			return fail("send", err)
 		}
 	}
@@ -215,6 +215,12 @@ func cmdShow(args []string) int {
 		return code
 	}
 	fmt.Printf("id:        %s\ndirection: %s\npeer:      %s\nstate:     %s\n", v.ID, v.Direction, printable(v.Peer, true), v.State)
+	if v.Channel != "" || v.Kind != "" {
+		fmt.Printf("channel:   %s\nkind:      %s\n", printable(v.Channel, false), v.Kind)
+	}
+	if v.FromAddr != "" {
+		fmt.Printf("from:      %s\n", printable(v.FromAddr, false))
+	}
 	if v.Text != nil {
 		fmt.Printf("text:      %s\n", indented(*v.Text))
 	} else if v.DataHex != "" {

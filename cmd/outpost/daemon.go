@@ -232,6 +232,11 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		mq = bmqtt.New(mo, router)
 		router.Add(mq)
 	}
+	// A route may name an address ("webhook:crm"): its connector must be
+	// there, or no inbound message could be stored.
+	if err := router.CheckRoutes(); err != nil {
+		return err
+	}
 	api := &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Router: router, Log: log}
 	if err := api.Listen(); err != nil {
 		return err
