@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/smtp"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// needTool is the path of a reference tool: the test fails without it
+// when OUTPOST_REQUIRE_TOOLS is set (CI), and is skipped otherwise.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("OUTPOST_REQUIRE_TOOLS") != "" {
+			t.Fatalf("%s is not installed (scripts/test.sh installs it)", name)
+		}
+		t.Skipf("%s is not installed; scripts/test.sh installs it", name)
+	}
+	return p
+}
+
+// emailGateway is a gateway on the in-process simulated modem with the
+// email connector's SMTP server on a port of its own; extra goes into
+// its [email] section.
+func emailGateway(t *testing.T, extra string) (*gateway, string) {
+	smtpAddr := freePort(t)
+	g := newGatewayWith(t, "", fmt.Sprintf("[email]\nlisten = %q\ndomain = \"sms.example.org\"\nallow = [\"*@example.org\", \"ops@ngo.org\"]\n%s", smtpAddr, extra))
+	return g, smtpAddr
+}
+
+// swaks mails through the reference client and returns its transcript and
+// exit code (0: the server took the mail).
+func swaks(t *testing.T, server string, args ...string) (string, int) {
+	t.Helper()
+	bin := needTool(t, "swaks")
+	// swaks reads an argument that starts with "+" as an option, so the
+	// numbers it mails are written without it (15555550100@…, taken as
+	// +15555550100); the Go client below mails +15555550100@… itself.
+	cmd := exec.Command(bin, append([]string{"--server", server, "--timeout", "20", "--helo", "test.example.org"}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), code
+}
+
+// mailID is the id a mail with this Message-ID is stored under.
+func mailID(msgID string) string {
+	sum := sha256.Sum256([]byte(msgID))
+	return "email-" + hex.EncodeToString(sum[:16])
+}
+
+// TestEmailToSMS: a mail from an allowed sender to <number>@domain goes
+// out as one SMS whose text is the mail's own text: the subject, the
+// quoted reply, the signature and the attachment are not sent, and the
+// history says what was left out.
+func TestEmailToSMS(t *testing.T) {
+	g, addr := emailGateway(t, "")
+	g.start()
+	dir := t.TempDir()
+	att := filepath.Join(dir, "report.pdf")
+	os.WriteFile(att, []byte("%PDF-1.4 not really"), 0o600)
+	body := "Please confirm the vaccine delivery.\n\nThanks\n-- \nDr. Amina\nNGO field office\n\nOn Mon, 30 Nov 2026 at 10:00, Bob <bob@example.org> wrote:\n> old text\n"
+	out, code := swaks(t, addr, "--from", "nurse@example.org", "--to", "15555550100@sms.example.org",
+		"--header", "Subject: not sent", "--header", "Message-Id: <first@example.org>", "--body", body,
+		"--attach-type", "application/pdf", "--attach-name", "report.pdf", "--attach", "@"+att)
+	if code != 0 || !strings.Contains(out, "<-  250") {
+		t.Fatalf("mail refused: exit %d\n%s", code, out)
+	}
+	e := g.waitEcho("Please confirm the vaccine delivery.\n\nThanks")
+	if e.Text == nil || strings.Contains(*e.Text, "Amina") || strings.Contains(*e.Text, "not sent") {
+		t.Errorf("echo %q", *e.Text)
+	}
+	s := g.waitDelivered(mailID("<first@example.org>"))
+	var history []string
+	for _, ev := range s.Events {
+		history = append(history, ev.Detail)
+	}
+	h := strings.Join(history, "\n")
+	for _, want := range []string{"accepted via email", "from nurse@example.org", `attachment "report.pdf" (application/pdf`, "signature cut"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("history lacks %q:\n%s", want, h)
+		}
+	}
+
+	// An HTML-only mail from the other allowed sender, to two phones.
+	html := "<html><head><style>p{color:red}</style></head><body><p>Stock &amp; supplies: <b>low</b></p><div>Send more</div><blockquote>old</blockquote></body></html>"
+	out, code = swaks(t, addr, "--from", "ops@ngo.org", "--to", "15555550100@sms.example.org,15555550123@sms.example.org",
+		"--header", "Message-Id: <html@ngo.org>", "--add-header", "Content-Type: text/html; charset=utf-8", "--body", html)
+	if code != 0 {
+		t.Fatalf("html mail refused: exit %d\n%s", code, out)
+	}
+	g.waitEcho("Stock & supplies: low\nSend more")
+	// The second phone is the simulated modem's own number: it gets the
+	// SMS itself.
+	waitFor(t, "the SMS to the second phone", 20*time.Second, func() bool {
+		for _, m := range g.inbox() {
+			if m.Peer == "+15555550123" && m.Text != nil && *m.Text == "Stock & supplies: low\nSend more" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestEmailRefusals: every mail Outpost will not send is refused during
+// the SMTP dialogue with a 5xx that says why, and nothing is stored.
+func TestEmailRefusals(t *testing.T) {
+	g, addr := emailGateway(t, "max_parts = 2\n")
+	g.start()
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown domain", []string{"--from", "nurse@example.org", "--to", "15555550100@other.org"}, "550 5.1.2 unknown recipient domain"},
+		{"not a phone", []string{"--from", "nurse@example.org", "--to", "nurse-station@sms.example.org"}, `550 5.1.3 "nurse-station" is not a phone number`},
+		{"sender not allowed", []string{"--from", "eve@evil.example.com", "--to", "15555550100@sms.example.org"}, `550 5.7.1 sender "eve@evil.example.com" is not allowed`},
+		{"too long", []string{"--from", "nurse@example.org", "--to", "15555550100@sms.example.org", "--body", strings.Repeat("long text ", 40)},
+			"554 5.3.4 text too long: 399 characters take 3 SMS parts, at most 2 are allowed"},
+		{"bad number", []string{"--from", "nurse@example.org", "--to", "1@sms.example.org"}, `550 5.1.3 "1" is not a phone number`},
+	} {
+		out, code := swaks(t, addr, c.args...)
+		if code == 0 || !strings.Contains(out, c.want) {
+			t.Errorf("%s: exit %d, want a refusal %q:\n%s", c.name, code, c.want, out)
+		}
+	}
+	out, errs, code := g.cli("status", "--json")
+	if code != 0 {
+		t.Fatalf("status: %s", errs)
+	}
+	if strings.Contains(out, `"sms"`) && strings.Contains(out, `"queued"`) {
+		t.Errorf("a refused mail was queued:\n%s", out)
+	}
+}
+
+// TestEmailCrashBeforeReply: the daemon dies (SIGKILL) after it committed
+// a mail and before its 250: the client sends the mail again and it is
+// stored once, one SMS goes out.
+func TestEmailCrashBeforeReply(t *testing.T) {
+	g, addr := emailGateway(t, "")
+	g.start("OUTPOST_CRASH_AT=email-after-commit-before-250")
+	args := []string{"--from", "nurse@example.org", "--to", "15555550100@sms.example.org",
+		"--header", "Message-Id: <crash@example.org>", "--body", "crash before the reply"}
+	if out, code := swaks(t, addr, args...); code == 0 {
+		t.Fatalf("the mail was acknowledged before the crash:\n%s", out)
+	}
+	g.waitCrash()
+	g.start()
+	if out, code := swaks(t, addr, args...); code != 0 {
+		t.Fatalf("the mail sent again was refused: exit %d\n%s", code, out)
+	}
+	s := g.waitDelivered(mailID("<crash@example.org>"))
+	g.waitEcho("crash before the reply")
+	if len(s.Deliveries) != 1 {
+		t.Errorf("%d deliveries, want 1: %+v", len(s.Deliveries), s)
+	}
+	if n, _ := g.echoes("echo: crash before the reply"); n != 1 {
+		t.Errorf("%d SMS went out, want 1", n)
+	}
+}
+
+// TestEmailKillDuringData: a kill -9 while the client is in the middle of
+// DATA stores nothing; the client's retry is stored once.
+func TestEmailKillDuringData(t *testing.T) {
+	g, addr := emailGateway(t, "")
+	g.start()
+	mailTo := func() (*smtp.Client, error) {
+		c, err := smtp.Dial(addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Mail("nurse@example.org"); err != nil {
+			return nil, err
+		}
+		return c, c.Rcpt("+15555550100@sms.example.org")
+	}
+	head := "From: nurse@example.org\r\nTo: +15555550100@sms.example.org\r\nMessage-Id: <killed@example.org>\r\n\r\n"
+	c, err := mailTo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte(head + "killed in the mid")); err != nil {
+		t.Fatal(err)
+	}
+	g.d.kill()
+	if _, err := w.Write([]byte("dle of data\r\n")); err == nil {
+		if err = w.Close(); err == nil {
+			t.Fatal("the mail was acknowledged by a killed daemon")
+		}
+	}
+	c.Close()
+	g.start()
+	if s, _, code := g.cli("show", mailID("<killed@example.org>")); code == 0 {
+		t.Fatalf("half a mail was stored: %s", s)
+	}
+	c, err = mailTo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ = c.Data()
+	w.Write([]byte(head + "killed in the middle of data\r\n"))
+	if err := w.Close(); err != nil {
+		t.Fatalf("the retry was refused: %v", err)
+	}
+	c.Quit()
+	g.waitDelivered(mailID("<killed@example.org>"))
+	g.waitEcho("killed in the middle of data")
+	if n, _ := g.echoes("echo: killed in the middle of data"); n != 1 {
+		t.Errorf("%d SMS went out, want 1", n)
+	}
+}
+
+// TestEmailStoreErrorIs4xx: a mail that cannot be committed (the disk is
+// full) gets a 4xx, so the sending server keeps it and tries again.
+func TestEmailStoreErrorIs4xx(t *testing.T) {
+	mnt := mountTmpfs(t, "size=3m")
+	g, addr := emailGateway(t, "")
+	cfg, _ := os.ReadFile(g.config)
+	data := filepath.Join(mnt, "data")
+	cfg = bytes.Replace(cfg, []byte(fmt.Sprintf("data_dir = %q", filepath.Join(g.dir, "data"))), []byte(fmt.Sprintf("data_dir = %q", data)), 1)
+	writeConfig(t, g.config, string(cfg))
+	g.start()
+	filler := filepath.Join(mnt, "filler")
+	fill(t, filler)
+	var refused string
+	for i := 0; i < 300 && refused == ""; i++ {
+		out, code := swaks(t, addr, "--from", "nurse@example.org", "--to", "15555550100@sms.example.org",
+			"--header", fmt.Sprintf("Message-Id: <full%d@example.org>", i), "--body", fmt.Sprintf("while full %d %s", i, strings.Repeat("y", 150)))
+		if code != 0 {
+			refused = out
+		}
+	}
+	if !strings.Contains(refused, "451 4.3.0 cannot store the message now") || !strings.Contains(refused, "no space left") {
+		t.Fatalf("a mail on a full disk was not answered 451 with the reason:\n%s", refused)
+	}
+	os.Remove(filler)
+	if out, code := swaks(t, addr, "--from", "nurse@example.org", "--to", "15555550100@sms.example.org",
+		"--header", "Message-Id: <after@example.org>", "--body", "after the disk was freed"); code != 0 {
+		t.Fatalf("after the disk was freed: exit %d\n%s", code, out)
+	}
+	g.waitEcho("after the disk was freed")
+}
