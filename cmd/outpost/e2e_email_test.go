@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"mime/quotedprintable"
+	"net/mail"
 	"net/smtp"
 	"os"
 	"os/exec"
@@ -258,4 +261,220 @@ func TestEmailStoreErrorIs4xx(t *testing.T) {
 		t.Fatalf("after the disk was freed: exit %d\n%s", code, out)
 	}
 	g.waitEcho("after the disk was freed")
+}
+
+// relay is an SMTP relay (aiosmtpd, testdata/smtp_relay.py) on a port of
+// its own that keeps each mail it takes as a file in dir.
+type relay struct {
+	t    *testing.T
+	addr string
+	dir  string
+	p    *proc
+}
+
+func newRelay(t *testing.T) *relay {
+	t.Helper()
+	if out, err := exec.Command("/usr/bin/python3", "-c", "import aiosmtpd").CombinedOutput(); err != nil {
+		if os.Getenv("OUTPOST_REQUIRE_TOOLS") != "" {
+			t.Fatalf("python3-aiosmtpd is not installed (scripts/test.sh installs it): %s", out)
+		}
+		t.Skip("python3-aiosmtpd is not installed; scripts/test.sh installs it")
+	}
+	return &relay{t: t, addr: freePort(t), dir: t.TempDir()}
+}
+
+// start runs the relay (again) on its port.
+func (r *relay) start() {
+	r.t.Helper()
+	script, _ := filepath.Abs("testdata/smtp_relay.py")
+	_, port, _ := strings.Cut(r.addr, ":")
+	r.p = startCmd(r.t, r.dir, nil, "/usr/bin/python3", script, port, r.dir)
+	waitFor(r.t, "the SMTP relay to listen", 20*time.Second, func() bool { return strings.Contains(r.p.out.String(), "ready") })
+}
+
+// answer makes the relay answer every mail with line ("": take them).
+func (r *relay) answer(line string) {
+	path := filepath.Join(r.dir, "answer")
+	if line == "" {
+		os.Remove(path)
+		return
+	}
+	os.WriteFile(path, []byte(line), 0o600)
+}
+
+// mails returns the mails the relay took, in order.
+func (r *relay) mails() []*mail.Message {
+	r.t.Helper()
+	names, _ := filepath.Glob(filepath.Join(r.dir, "[0-9]*.eml"))
+	var ms []*mail.Message
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		m, err := mail.ReadMessage(bytes.NewReader(b))
+		if err != nil {
+			r.t.Fatalf("%s: %v", n, err)
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+// waitMail waits for the relay's n-th mail (1-based).
+func (r *relay) waitMail(n int) (*mail.Message, string) {
+	r.t.Helper()
+	var ms []*mail.Message
+	waitFor(r.t, fmt.Sprintf("mail %d at the relay", n), 30*time.Second, func() bool { ms = r.mails(); return len(ms) >= n })
+	m := ms[n-1]
+	body, _ := io.ReadAll(quotedprintable.NewReader(m.Body))
+	return m, strings.TrimSpace(strings.ReplaceAll(string(body), "\r\n", "\n"))
+}
+
+// emailDelivery is the state of an inbound message's delivery by mail.
+func (g *gateway) emailDelivery(id, to string) (state string, attempts int, s shown) {
+	s = g.show(id)
+	for _, d := range s.Deliveries {
+		if d.Recipient == to {
+			return d.State, d.Attempts, s
+		}
+	}
+	return "", 0, s
+}
+
+// TestEmailConversation is the round trip: a mail to a phone goes out as
+// an SMS, the phone's answer (the simulated network's echo) comes back to
+// the sender as a mail from +<number>@domain threaded on the mail, the
+// sender's reply by mail goes to the phone again, and the phone's next
+// answer is threaded on that reply.
+func TestEmailConversation(t *testing.T) {
+	r := newRelay(t)
+	r.start()
+	g, addr := emailGateway(t, fmt.Sprintf("smtp = \"smtp://%s\"\n", r.addr))
+	g.start()
+	if out, code := swaks(t, addr, "--from", "nurse@example.org", "--to", "15555550100@sms.example.org",
+		"--header", "Message-Id: <doses@example.org>", "--header", "Subject: stock", "--body", "How many doses are left?"); code != 0 {
+		t.Fatalf("mail refused: exit %d\n%s", code, out)
+	}
+	echo := g.waitEcho("How many doses are left?")
+	m, body := r.waitMail(1)
+	want := map[string]string{
+		"X-Envelope-From": "+15555550100@sms.example.org",
+		"X-Envelope-To":   "nurse@example.org",
+		"From":            `"+15555550100" <+15555550100@sms.example.org>`,
+		"Subject":         "SMS from +15555550100",
+		"In-Reply-To":     "<doses@example.org>",
+		"References":      "<doses@example.org>",
+	}
+	for k, v := range want {
+		if got := m.Header.Get(k); got != v {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+	if body != "echo: How many doses are left?" {
+		t.Errorf("body %q", body)
+	}
+	first := m.Header.Get("Message-Id")
+	if !strings.HasPrefix(first, "<") || !strings.HasSuffix(first, "@sms.example.org>") {
+		t.Errorf("Message-ID %q", first)
+	}
+	waitFor(t, "the answer's mail delivery to be recorded", 20*time.Second, func() bool {
+		st, _, _ := g.emailDelivery(echo.ID, "nurse@example.org")
+		return st == "delivered"
+	})
+
+	// The nurse answers the mail; the reply goes to the phone, and the
+	// phone's answer is threaded on the reply.
+	if out, code := swaks(t, addr, "--from", "nurse@example.org", "--to", "15555550100@sms.example.org",
+		"--header", "Message-Id: <reply@example.org>", "--header", "In-Reply-To: "+first, "--header", "References: <doses@example.org> "+first,
+		"--body", "Thanks. Send 20 more.\n\nOn Wed, 2 Dec 2026, +15555550100 wrote:\n> echo: How many doses are left?"); code != 0 {
+		t.Fatalf("reply refused: exit %d\n%s", code, out)
+	}
+	g.waitEcho("Thanks. Send 20 more.")
+	m, body = r.waitMail(2)
+	if body != "echo: Thanks. Send 20 more." {
+		t.Errorf("second body %q", body)
+	}
+	if got := m.Header.Get("In-Reply-To"); got != "<reply@example.org>" {
+		t.Errorf("second In-Reply-To %q", got)
+	}
+	if got, want := m.Header.Get("References"), "<doses@example.org> "+first+" <reply@example.org>"; got != want {
+		t.Errorf("second References %q, want %q", got, want)
+	}
+	if m.Header.Get("Message-Id") == first {
+		t.Error("both mails have one Message-ID")
+	}
+	// An SMS from a phone no one mailed goes to no one by mail.
+	if n := len(r.mails()); n != 2 {
+		t.Errorf("%d mails at the relay, want 2", n)
+	}
+}
+
+// TestEmailRelayOutage: while the relay is down, and while it answers
+// 4xx, the answer's mail waits without using up its attempts; once the
+// relay takes mail it is delivered. A 5xx fails it with the relay's
+// answer in outpost show.
+func TestEmailRelayOutage(t *testing.T) {
+	r := newRelay(t)
+	g, addr := emailGateway(t, fmt.Sprintf("smtp = \"smtp://%s\"\n", r.addr))
+	g.start("OUTPOST_RETRY=20ms,200ms")
+	mailIn := func(id, text string) inboxEntry {
+		t.Helper()
+		if out, code := swaks(t, addr, "--from", "nurse@example.org", "--to", "15555550100@sms.example.org",
+			"--header", "Message-Id: <"+id+"@example.org>", "--body", text); code != 0 {
+			t.Fatalf("mail refused: exit %d\n%s", code, out)
+		}
+		return g.waitEcho(text)
+	}
+	echo := mailIn("down", "while the relay is down")
+	notCounted := func(n int) func() bool {
+		return func() bool {
+			_, _, s := g.emailDelivery(echo.ID, "nurse@example.org")
+			c := 0
+			for _, e := range s.Events {
+				if strings.Contains(e.Detail, "not counted") {
+					c++
+				}
+			}
+			return c >= n
+		}
+	}
+	waitFor(t, "two outages recorded", 20*time.Second, notCounted(2))
+	r.answer("451 4.3.0 mailbox busy, try later")
+	r.start()
+	waitFor(t, "the 451 recorded as an outage", 20*time.Second, func() bool {
+		_, _, s := g.emailDelivery(echo.ID, "nurse@example.org")
+		for _, e := range s.Events {
+			if strings.Contains(e.Detail, "not counted") && strings.Contains(e.Detail, "451 4.3.0 mailbox busy") {
+				return true
+			}
+		}
+		return false
+	})
+	if st, n, _ := g.emailDelivery(echo.ID, "nurse@example.org"); n > 1 || st == "failed" {
+		t.Fatalf("attempts used up by the outage: %s after %d attempts", st, n)
+	}
+	r.answer("")
+	_, body := r.waitMail(1)
+	if body != "echo: while the relay is down" {
+		t.Errorf("body %q", body)
+	}
+	waitFor(t, "delivered", 20*time.Second, func() bool {
+		st, _, _ := g.emailDelivery(echo.ID, "nurse@example.org")
+		return st == "delivered"
+	})
+	if _, n, s := g.emailDelivery(echo.ID, "nurse@example.org"); n > 1 {
+		t.Errorf("delivered after %d counted attempts, want 1: %+v", n, s)
+	}
+
+	r.answer("550 5.7.1 nurse@example.org: relaying denied")
+	echo = mailIn("refused", "the relay refuses this one")
+	waitFor(t, "failed", 20*time.Second, func() bool {
+		st, _, _ := g.emailDelivery(echo.ID, "nurse@example.org")
+		return st == "failed"
+	})
+	out, _, _ := g.cli("show", echo.ID)
+	if !strings.Contains(out, "550 5.7.1 nurse@example.org: relaying denied") {
+		t.Errorf("outpost show does not give the relay's answer:\n%s", out)
+	}
 }
