@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -215,7 +216,7 @@ func (s *session) Data(r io.Reader) error {
 		}
 	}
 	msgID := strings.TrimSpace(msg.Header.Get("Message-Id"))
-	req := bridge.SendRequest{ID: requestID(msgID, s.from, s.to, b.Text), To: s.to, Text: b.Text, Report: true, Source: "email"}
+	req := bridge.SendRequest{ID: requestID(msgID, msg.Header.Get("Date"), s.from, s.to, b.Text), To: s.to, Text: b.Text, Report: true, Source: "email"}
 	id, err := s.c.router.SubmitTx(s.ctx, req, func(tx *store.Tx, m *store.Message) error {
 		detail := "from " + s.from
 		if msgID != "" {
@@ -244,14 +245,22 @@ func (s *session) Data(r io.Reader) error {
 }
 
 // requestID is the send request id of a mail: derived from its
-// Message-ID, so that the same mail sent again is stored once; a mail
-// without one is known by its sender, recipients and text.
-func requestID(msgID, from string, to []string, text string) string {
-	key := msgID
-	if key == "" {
-		key = from + "\x00" + strings.Join(to, ",") + "\x00" + text
+// Message-ID and the phones it goes to, so that the same mail sent again
+// is stored once (a relay that splits the recipients of one mail over
+// several transactions gets one message per transaction). A mail without
+// a Message-ID is known by its sender, Date, phones and text; one without
+// a Date either gets a new id.
+func requestID(msgID, date, from string, to []string, text string) string {
+	key := "message-id\x00" + msgID
+	if msgID == "" {
+		if date == "" {
+			return ""
+		}
+		key = "date\x00" + from + "\x00" + date + "\x00" + text
 	}
-	sum := sha256.Sum256([]byte(key))
+	phones := slices.Clone(to)
+	slices.Sort(phones)
+	sum := sha256.Sum256([]byte(key + "\x00" + strings.Join(phones, ",")))
 	return "email-" + hex.EncodeToString(sum[:16])
 }
 

@@ -120,3 +120,27 @@ func TestConversationExpires(t *testing.T) {
 		t.Fatalf("after the conversation expired: %+v", ds)
 	}
 }
+
+// TestRequestID: the same mail sent again has the same id; one mail whose
+// recipients a relay split over two transactions is two requests; a mail
+// with neither Message-ID nor Date is never taken for another.
+func TestRequestID(t *testing.T) {
+	a := requestID("<m@x>", "", "n@example.org", []string{"+1555", "+1666"}, "t")
+	if b := requestID("<m@x>", "Wed, 2 Dec 2026", "n@example.org", []string{"+1666", "+1555"}, "other"); a != b {
+		t.Errorf("the same mail: %s, %s", a, b)
+	}
+	if b := requestID("<m@x>", "", "n@example.org", []string{"+1666"}, "t"); a == b {
+		t.Error("split recipients share an id")
+	}
+	if err := bridge.CheckID(a); err != nil {
+		t.Error(err)
+	}
+	d1 := requestID("", "Wed, 2 Dec 2026 10:00:00 +0000", "n@example.org", []string{"+1555"}, "OK")
+	d2 := requestID("", "Wed, 2 Dec 2026 10:05:00 +0000", "n@example.org", []string{"+1555"}, "OK")
+	if d1 == "" || d1 == d2 {
+		t.Errorf("without Message-ID: %q %q", d1, d2)
+	}
+	if id := requestID("", "", "n@example.org", []string{"+1555"}, "OK"); id != "" {
+		t.Errorf("without Message-ID and Date: %q", id)
+	}
+}

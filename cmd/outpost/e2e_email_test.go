@@ -61,9 +61,10 @@ func swaks(t *testing.T, server string, args ...string) (string, int) {
 	return out.String(), code
 }
 
-// mailID is the id a mail with this Message-ID is stored under.
+// mailID is the id a mail with this Message-ID to +15555550100 alone is
+// stored under.
 func mailID(msgID string) string {
-	sum := sha256.Sum256([]byte(msgID))
+	sum := sha256.Sum256([]byte("message-id\x00" + msgID + "\x00+15555550100"))
 	return "email-" + hex.EncodeToString(sum[:16])
 }
 
