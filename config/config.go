@@ -94,6 +94,8 @@ type Email struct {
 	User       string `toml:"user"`
 	Password   string `toml:"password"`
 	RequireTLS bool   `toml:"require_tls"`
+	// CAFile verifies the relay's certificate (default: the system's).
+	CAFile string `toml:"ca_file"`
 	// ConversationTTL is how long after its last mail or SMS a phone's
 	// answers still go to the address that mailed it (default 7 days).
 	ConversationTTL Duration `toml:"conversation_ttl"`

@@ -9,6 +9,7 @@ package email
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -55,6 +56,9 @@ type Options struct {
 	User, Password string
 	// RequireTLS refuses to send over smtp:// without STARTTLS.
 	RequireTLS bool
+	// CAFile is the PEM file of the CA that signed the relay's
+	// certificate (default: the system's).
+	CAFile string
 	// ConversationTTL is how long a phone's answers go to the address
 	// that last mailed it (default 7 days).
 	ConversationTTL time.Duration
@@ -69,12 +73,13 @@ type Options struct {
 type Connector struct {
 	opt    Options
 	router *bridge.Router
+	roots  *x509.CertPool // nil: the system's
 	ln     net.Listener
 	srv    *smtp.Server
 }
 
 // New returns the connector; call Listen before the router runs.
-func New(opt Options, r *bridge.Router) *Connector {
+func New(opt Options, r *bridge.Router) (*Connector, error) {
 	if opt.MaxParts <= 0 {
 		opt.MaxParts = 3
 	}
@@ -88,10 +93,20 @@ func New(opt Options, r *bridge.Router) *Connector {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
 	c := &Connector{opt: opt, router: r}
+	if opt.CAFile != "" {
+		pem, err := os.ReadFile(opt.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("email.ca_file: %w", err)
+		}
+		c.roots = x509.NewCertPool()
+		if !c.roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("email.ca_file %s: no PEM certificate in it", opt.CAFile)
+		}
+	}
 	if opt.SMTP != "" {
 		r.OnInboundTx(c.answer)
 	}
-	return c
+	return c, nil
 }
 
 // Name implements bridge.Connector.

@@ -81,7 +81,10 @@ func TestConversationExpires(t *testing.T) {
 	clk := &skewed{}
 	st.SetClock(clk)
 	r := bridge.New(st, nil)
-	c := New(Options{Domain: "sms.example.org", SMTP: "smtp://127.0.0.1:1", ConversationTTL: time.Hour}, r)
+	c, err := New(Options{Domain: "sms.example.org", SMTP: "smtp://127.0.0.1:1", ConversationTTL: time.Hour}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	if err := st.Update(ctx, func(tx *store.Tx) error {
 		return c.remember(tx, "nurse@example.org", []string{"+15555550100"}, "<a@example.org>", "")

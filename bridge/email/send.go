@@ -105,7 +105,7 @@ func (c *Connector) send(ctx context.Context, from, to string, body []byte) (str
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
-	tlsConf := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	tlsConf := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, RootCAs: c.roots}
 	if scheme == "smtps" {
 		tc := tls.Client(conn, tlsConf)
 		if err := tc.HandshakeContext(ctx); err != nil {
