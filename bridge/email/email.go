@@ -126,6 +126,14 @@ func (c *Connector) Listen() error {
 	return nil
 }
 
+// Close closes the SMTP server's port if Run did not (a daemon that
+// failed to start after Listen).
+func (c *Connector) Close() {
+	if c.ln != nil {
+		c.ln.Close()
+	}
+}
+
 // Addr is the SMTP server's address ("" when it does not listen).
 func (c *Connector) Addr() string {
 	if c.ln == nil {

@@ -216,6 +216,7 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		if err := em.Listen(); err != nil {
 			return err
 		}
+		defer em.Close()
 		router.Add(em)
 	}
 	var mq *bmqtt.Connector

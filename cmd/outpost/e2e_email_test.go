@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime/quotedprintable"
+	"net"
 	"net/mail"
 	"net/smtp"
 	"os"
@@ -478,4 +479,17 @@ func TestEmailRelayOutage(t *testing.T) {
 	if !strings.Contains(out, "550 5.7.1 nurse@example.org: relaying denied") {
 		t.Errorf("outpost show does not give the relay's answer:\n%s", out)
 	}
+}
+
+// TestEmailPortInUse: an SMTP port that cannot be had stops the start,
+// saying which.
+func TestEmailPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	g := newGatewayWith(t, "", fmt.Sprintf("[email]\nlisten = %q\ndomain = \"sms.example.org\"\nallow = [\"*@example.org\"]\n", l.Addr().String()))
+	cfg, _ := os.ReadFile(g.config)
+	runFails(t, g.dir, string(cfg), "email.listen", "address already in use")
 }
