@@ -87,6 +87,14 @@ type Email struct {
 	Allow []string `toml:"allow"`
 	// MaxParts bounds the SMS parts one mail may become (default 3).
 	MaxParts int `toml:"max_parts"`
+	// TLSCert and TLSKey (PEM) make the SMTP server offer STARTTLS.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// Accounts, when set, must AUTH (PLAIN, over TLS unless the server
+	// listens on loopback) before they send; Allow still applies to the
+	// sender. Like [[mqtt.user]] (outpost passwd); user and password
+	// below are the relay's.
+	Accounts []MQTTUser `toml:"account"`
 	// SMTP is the relay the SMS answers go out through: smtp://host:port
 	// (STARTTLS when offered; RequireTLS refuses to go on without it) or
 	// smtps://host:port (implicit TLS). Empty: no mail goes out.
@@ -748,6 +756,26 @@ func (e Email) problems() []string {
 		if !ok || local == "" || domain == "" || strings.ContainsAny(a, " <>\t") || strings.Contains(domain, "*") || (strings.Contains(local, "*") && local != "*") {
 			bad(fmt.Sprintf("allow[%d]", i), a, "must be an address (\"ops@example.org\") or \"*@domain\"")
 		}
+	}
+	if (e.TLSCert == "") != (e.TLSKey == "") {
+		bad("tls_cert/tls_key", e.TLSCert, "STARTTLS needs a certificate and its key (PEM files)")
+	}
+	names := map[string]bool{}
+	for i, u := range e.Accounts {
+		p := fmt.Sprintf("account[%d]", i)
+		switch {
+		case u.Name == "" || !printableName(u.Name):
+			bad(p+".name", u.Name, "must be a printable name")
+		case names[u.Name]:
+			bad(p+".name", u.Name, "is listed twice")
+		}
+		names[u.Name] = true
+		if !strings.HasPrefix(u.PasswordHash, "$2") {
+			bad(p+".password_hash", "…", "must be a bcrypt hash (outpost passwd prints one)")
+		}
+	}
+	if host, _, err := net.SplitHostPort(e.Listen); err == nil && len(e.Accounts) > 0 && e.TLSCert == "" && !isLoopback(host) {
+		bad("account", len(e.Accounts), fmt.Sprintf("passwords would cross the network in clear: give email.tls_cert and tls_key (STARTTLS), or listen on loopback, not %q", e.Listen))
 	}
 	if e.MaxParts < 1 || e.MaxParts > 255 {
 		bad("max_parts", e.MaxParts, "must be 1–255 (default 3)")

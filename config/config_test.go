@@ -321,6 +321,31 @@ conversation_ttl = "1s"
 			t.Errorf("missing %q in:\n%v", want, err)
 		}
 	}
+	// Accounts: passwords never cross a network in clear.
+	_, err = Check("a.toml", []byte(`gateway_id = "gw"
+[email]
+listen = "0.0.0.0:2525"
+domain = "sms.example.org"
+allow = ["*@example.org"]
+tls_key = "k.pem"
+user = "relay-user"
+[[email.account]]
+name = "clinic"
+password_hash = "plain"
+[[email.account]]
+name = "clinic"
+password_hash = "$2a$10$x"
+`))
+	for _, want := range []string{
+		`email.tls_cert/tls_key = "": STARTTLS needs a certificate and its key`,
+		`email.account[0].password_hash = "…": must be a bcrypt hash`,
+		`email.account[1].name = "clinic": is listed twice`,
+		`email.account = 2: passwords would cross the network in clear`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
 	_, err = Check("g.toml", []byte("gateway_id = \"gw\"\n[email]\nlisten = \"127.0.0.1:2525\"\ndomain = \"sms.example.org\"\n"))
 	if err == nil || !strings.Contains(err.Error(), "email.allow = []string(nil): must list the senders") {
 		t.Errorf("no allow list: %v", err)

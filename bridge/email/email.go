@@ -9,6 +9,7 @@ package email
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -24,7 +25,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/store"
@@ -47,6 +50,12 @@ type Options struct {
 	Allow []string
 	// MaxParts bounds the SMS parts of one mail's text (default 3).
 	MaxParts int
+	// TLSCert and TLSKey (PEM files) make the server offer STARTTLS.
+	TLSCert, TLSKey string
+	// Users are the accounts (name → bcrypt hash) that must AUTH PLAIN
+	// before they send (none: no AUTH). Over TLS only, unless the server
+	// listens on loopback.
+	Users map[string]string
 	// Parts counts the SMS parts a text takes to a number (the SMS
 	// connector's encoder), or says why it cannot be sent.
 	Parts func(number, text string) (int, error)
@@ -74,6 +83,8 @@ type Connector struct {
 	opt    Options
 	router *bridge.Router
 	roots  *x509.CertPool // nil: the system's
+	tlsIn  *tls.Config    // STARTTLS of the server, or nil
+	checks chan struct{}  // bounds the bcrypt comparisons at once
 	ln     net.Listener
 	srv    *smtp.Server
 }
@@ -92,7 +103,14 @@ func New(opt Options, r *bridge.Router) (*Connector, error) {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	c := &Connector{opt: opt, router: r}
+	c := &Connector{opt: opt, router: r, checks: make(chan struct{}, 2)}
+	if opt.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(opt.TLSCert, opt.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("email.tls_cert/tls_key: %w", err)
+		}
+		c.tlsIn = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	if opt.CAFile != "" {
 		pem, err := os.ReadFile(opt.CAFile)
 		if err != nil {
@@ -148,10 +166,20 @@ func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 		<-ctx.Done()
 		return nil
 	}
-	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &session{c: c, ctx: ctx}, nil
+	s := smtp.NewServer(smtp.BackendFunc(func(conn *smtp.Conn) (smtp.Session, error) {
+		if len(c.opt.Users) > 0 {
+			return &authSession{session{c: c, ctx: ctx, conn: conn}}, nil
+		}
+		return &session{c: c, ctx: ctx, conn: conn}, nil
 	}))
 	s.Domain = c.opt.Domain
+	s.TLSConfig = c.tlsIn
+	// AUTH PLAIN without TLS only where the password does not cross a
+	// network (the config refuses users on another listener without TLS).
+	if host, _, err := net.SplitHostPort(c.opt.Listen); err == nil {
+		ip := net.ParseIP(host)
+		s.AllowInsecureAuth = host == "localhost" || (ip != nil && ip.IsLoopback())
+	}
 	s.MaxMessageBytes = MaxMailBytes
 	s.MaxRecipients = MaxRecipients
 	s.ReadTimeout = 5 * time.Minute
@@ -172,8 +200,47 @@ func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 type session struct {
 	c    *Connector
 	ctx  context.Context
+	conn *smtp.Conn
+	user string // authenticated as, or ""
 	from string
 	to   []string // phone numbers
+}
+
+// authSession is a session where senders must AUTH first.
+type authSession struct{ session }
+
+func (s *authSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (s *authSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		if identity != "" && identity != user {
+			return smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "authentication failed: cannot act as another user")
+		}
+		if !s.c.checkPassword(user, pass) {
+			s.c.opt.Log.Warn("email: failed login", "user", user, "remote", s.conn.Conn().RemoteAddr().String())
+			time.Sleep(time.Second) // a guesser gets one try a second per connection
+			return smtp.ErrAuthFailed
+		}
+		s.user = user
+		return nil
+	}), nil
+}
+
+// dummyHash is compared when the user is unknown, so that the answer
+// takes as long as for a known one.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.MinCost)
+
+// checkPassword compares a password with the user's bcrypt hash, two at
+// a time at most (each takes tens of milliseconds of a core).
+func (c *Connector) checkPassword(user, pass string) bool {
+	c.checks <- struct{}{}
+	defer func() { <-c.checks }()
+	hash, ok := c.opt.Users[user]
+	if !ok {
+		bcrypt.CompareHashAndPassword(dummyHash, []byte(pass))
+		return false
+	}
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass)) == nil
 }
 
 func smtpErr(code int, enh smtp.EnhancedCode, format string, args ...any) *smtp.SMTPError {
@@ -185,6 +252,9 @@ func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	s.Reset()
+	if len(s.c.opt.Users) > 0 && s.user == "" {
+		return smtpErr(530, smtp.EnhancedCode{5, 7, 0}, "authentication required: AUTH PLAIN with an [[email.account]] first")
+	}
 	addr := strings.ToLower(strings.TrimSpace(from))
 	if !s.c.allowed(addr) {
 		return smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "sender %q is not allowed to send SMS through this gateway (email.allow)", from)

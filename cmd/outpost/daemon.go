@@ -207,7 +207,12 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 	// Email: mail to <number>@domain in, SMS answers out as mail.
 	var em *bemail.Connector
 	if e := cfg.Email; e.Listen != "" || e.SMTP != "" {
+		users := map[string]string{}
+		for _, u := range e.Accounts {
+			users[u.Name] = u.PasswordHash
+		}
 		em, err = bemail.New(bemail.Options{Listen: e.Listen, Domain: e.Domain, Allow: e.Allow, MaxParts: e.MaxParts, Parts: smsConn.Parts,
+			TLSCert: e.TLSCert, TLSKey: e.TLSKey, Users: users,
 			SMTP: e.SMTP, User: e.User, Password: e.Password, RequireTLS: e.RequireTLS, CAFile: e.CAFile, ConversationTTL: e.ConversationTTL.Duration,
 			Log: log, CrashAt: os.Getenv("OUTPOST_CRASH_AT")}, router)
 		if err != nil {

@@ -497,3 +497,34 @@ func TestEmailPortInUse(t *testing.T) {
 	cfg, _ := os.ReadFile(g.config)
 	runFails(t, g.dir, string(cfg), "email.listen", "address already in use")
 }
+
+// TestEmailAuthSTARTTLS: with [[email.account]] accounts a sender must AUTH
+// (here after STARTTLS, with the certificate of email.tls_cert) before
+// MAIL; a wrong password is refused, and the allow list still applies.
+func TestEmailAuthSTARTTLS(t *testing.T) {
+	var hash strings.Builder
+	if code := cmdPasswd(nil, strings.NewReader("clinic-pass\n"), &hash); code != 0 {
+		t.Fatal("passwd")
+	}
+	c := testCerts(t, t.TempDir())
+	g, addr := emailGateway(t, fmt.Sprintf("tls_cert = %q\ntls_key = %q\n[[email.account]]\nname = \"clinic\"\npassword_hash = %q\n",
+		c.cert, c.key, strings.TrimSpace(hash.String())))
+	g.start()
+	base := []string{"--from", "nurse@example.org", "--to", "15555550100@sms.example.org"}
+	if out, code := swaks(t, addr, append(base, "--tls")...); code == 0 || !strings.Contains(out, "530 5.7.0 authentication required") {
+		t.Errorf("no AUTH: exit %d\n%s", code, out)
+	}
+	if out, code := swaks(t, addr, append(base, "--tls", "--auth", "PLAIN", "--auth-user", "clinic", "--auth-password", "wrong")...); code == 0 || !strings.Contains(out, "535 5.7.8") {
+		t.Errorf("wrong password: exit %d\n%s", code, out)
+	}
+	if out, code := swaks(t, addr, "--from", "eve@evil.example.com", "--to", "15555550100@sms.example.org",
+		"--tls", "--auth", "PLAIN", "--auth-user", "clinic", "--auth-password", "clinic-pass"); code == 0 || !strings.Contains(out, "550 5.7.1") {
+		t.Errorf("authenticated sender not allowed: exit %d\n%s", code, out)
+	}
+	out, code := swaks(t, addr, append(base, "--tls", "--auth", "PLAIN", "--auth-user", "clinic", "--auth-password", "clinic-pass",
+		"--header", "Message-Id: <tls@example.org>", "--body", "over STARTTLS")...)
+	if code != 0 || !strings.Contains(out, "STARTTLS") || !strings.Contains(out, "TLS started") {
+		t.Fatalf("authenticated mail over STARTTLS: exit %d\n%s", code, out)
+	}
+	g.waitEcho("over STARTTLS")
+}
