@@ -135,7 +135,9 @@ func (c *Connector) send(ctx context.Context, from, to string, body []byte) (str
 	if c.opt.User != "" {
 		if ok, _ := cl.Extension("AUTH"); ok {
 			if err := cl.Auth(plainAuth{user: c.opt.User, pass: c.opt.Password, secure: secure, host: host}); err != nil {
-				return "", err
+				// Refused credentials are the gateway's problem, not
+				// the mail's: not an answer that fails it.
+				return "", fmt.Errorf("relay refused email.user %q: %v", c.opt.User, err)
 			}
 		}
 	}

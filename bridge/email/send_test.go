@@ -148,6 +148,12 @@ func TestRelayTLS(t *testing.T) {
 		!strings.Contains(got[0].data, "on its way") || !strings.Contains(got[0].data, "Subject: SMS from +15555550100") {
 		t.Fatalf("STARTTLS relay got %+v", got)
 	}
+	// A password the relay refuses is the gateway's problem: the mail
+	// waits (an outage), it is not failed.
+	if _, err := deliverVia(t, Options{SMTP: "smtp://" + r.addr, User: "gw", Password: "wrong", CAFile: ca}); !bridge.IsOutage(err) || bridge.IsPermanent(err) ||
+		!strings.Contains(err.Error(), `relay refused email.user "gw"`) {
+		t.Errorf("refused password: %v", err)
+	}
 	// Without the CA the relay's certificate is not trusted: no mail.
 	if _, err := deliverVia(t, Options{SMTP: "smtp://" + r.addr}); err == nil || !bridge.IsOutage(err) {
 		t.Errorf("untrusted relay certificate: %v", err)
