@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -52,7 +51,7 @@ func (s *relaySession) AuthMechanisms() []string { return []string{sasl.Plain} }
 func (s *relaySession) Auth(string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(_, user, pass string) error {
 		if user != "gw" || pass != "s3cret" {
-			return errors.New("bad password")
+			return smtp.ErrAuthFailed
 		}
 		s.cur.user = user
 		return nil
