@@ -358,6 +358,23 @@ func (h *Router) Submit(ctx context.Context, req SendRequest) (string, error) {
 	return h.stored(m, h.Store.Update(ctx, write))
 }
 
+// SubmitTx is Submit with f run in the transaction that stores the
+// request, after its message and deliveries were written: what f writes
+// (an event, a conversation) commits with them, or neither does. f does
+// not run for a retry of a request already stored.
+func (h *Router) SubmitTx(ctx context.Context, req SendRequest, f func(*store.Tx, *store.Message) error) (string, error) {
+	m, write, err := h.prepare(req)
+	if err != nil {
+		return "", err
+	}
+	return h.stored(m, h.Store.Update(ctx, func(tx *store.Tx) error {
+		if err := write(tx); err != nil {
+			return err
+		}
+		return f(tx, m)
+	}))
+}
+
 // SubmitAsync is Submit without waiting for the commit: it validates req
 // on the caller's goroutine (a bad request is reported to done at once)
 // and hands the write to the store's group committer; done gets the

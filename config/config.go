@@ -32,6 +32,7 @@ type Config struct {
 	XForm     XForm   `toml:"xform"`
 	Hub       Hub     `toml:"hub"`
 	Modems    []Modem `toml:"modem"`
+	Email     Email   `toml:"email"`
 	// Groups are named lists of phone numbers; a send request to
 	// "group:<name>" goes to each of them.
 	Groups map[string][]string `toml:"groups"`
@@ -71,6 +72,41 @@ type Hub struct {
 	MaxBytes    int64    `toml:"max_bytes"`
 	MaxAge      Duration `toml:"max_age"`
 	WhenFull    string   `toml:"when_full"`
+}
+
+// Email configures the email connector: an SMTP server that turns mail to
+// <number>@<domain> from allowed senders into SMS, and the relay that
+// carries the SMS answers back to them as email.
+type Email struct {
+	// Listen is the SMTP server's host:port; empty: no mail comes in.
+	Listen string `toml:"listen"`
+	// Domain is the mail domain of the phones (<number>@<domain>), and
+	// the one replies come from.
+	Domain string `toml:"domain"`
+	// Allow lists the senders taken: "ops@ngo.org", or "*@example.org".
+	Allow []string `toml:"allow"`
+	// MaxParts bounds the SMS parts one mail may become (default 3).
+	MaxParts int `toml:"max_parts"`
+	// TLSCert and TLSKey (PEM) make the SMTP server offer STARTTLS.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// Accounts, when set, must AUTH (PLAIN, over TLS unless the server
+	// listens on loopback) before they send; Allow still applies to the
+	// sender. Like [[mqtt.user]] (outpost passwd); user and password
+	// below are the relay's.
+	Accounts []MQTTUser `toml:"account"`
+	// SMTP is the relay the SMS answers go out through: smtp://host:port
+	// (STARTTLS when offered; RequireTLS refuses to go on without it) or
+	// smtps://host:port (implicit TLS). Empty: no mail goes out.
+	SMTP       string `toml:"smtp"`
+	User       string `toml:"user"`
+	Password   string `toml:"password"`
+	RequireTLS bool   `toml:"require_tls"`
+	// CAFile verifies the relay's certificate (default: the system's).
+	CAFile string `toml:"ca_file"`
+	// ConversationTTL is how long after its last mail or SMS a phone's
+	// answers still go to the address that mailed it (default 7 days).
+	ConversationTTL Duration `toml:"conversation_ttl"`
 }
 
 // Forward is a pass-through rule: what local devices publish on Topic (a
@@ -226,6 +262,7 @@ func Default() Config {
 		Hub: Hub{KeepAlive: Duration{30 * time.Second}, Window: 256, MaxMessages: 1_000_000, MaxBytes: 200 << 20,
 			MaxAge: Duration{30 * 24 * time.Hour}, WhenFull: "drop_oldest"},
 		Modems: []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
+		Email:  Email{MaxParts: 3, ConversationTTL: Duration{7 * 24 * time.Hour}},
 	}
 }
 
@@ -692,10 +729,67 @@ func (c Config) Validate() error {
 			bad(p+".sweep_interval", m.SweepInterval.String(), "must be at least 1s")
 		}
 	}
+	errs = append(errs, c.Email.problems()...)
 	if len(errs) == 0 {
 		return nil
 	}
 	return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
+}
+
+// problems lists what is wrong with the [email] section.
+func (e Email) problems() []string {
+	var errs []string
+	bad := func(field string, value any, why string) {
+		errs = append(errs, fmt.Sprintf("email.%s = %#v: %s", field, value, why))
+	}
+	if e.Listen != "" && !validAddr(e.Listen) {
+		bad("listen", e.Listen, "must be host:port with a port 0–65535 (empty: no SMTP server)")
+	}
+	if (e.Listen != "" || e.SMTP != "") && (e.Domain == "" || strings.ContainsAny(e.Domain, "@ <>\"\t") || !printableName(e.Domain)) {
+		bad("domain", e.Domain, "must be the phones' mail domain (mail goes to <number>@<domain>), e.g. \"sms.example.org\"")
+	}
+	if e.Listen != "" && len(e.Allow) == 0 {
+		bad("allow", e.Allow, "must list the senders that may send SMS (\"ops@example.org\" or \"*@example.org\"): no one could")
+	}
+	for i, a := range e.Allow {
+		local, domain, ok := strings.Cut(a, "@")
+		if !ok || local == "" || domain == "" || strings.ContainsAny(a, " <>\t") || strings.Contains(domain, "*") || (strings.Contains(local, "*") && local != "*") {
+			bad(fmt.Sprintf("allow[%d]", i), a, "must be an address (\"ops@example.org\") or \"*@domain\"")
+		}
+	}
+	if (e.TLSCert == "") != (e.TLSKey == "") {
+		bad("tls_cert/tls_key", e.TLSCert, "STARTTLS needs a certificate and its key (PEM files)")
+	}
+	names := map[string]bool{}
+	for i, u := range e.Accounts {
+		p := fmt.Sprintf("account[%d]", i)
+		switch {
+		case u.Name == "" || !printableName(u.Name):
+			bad(p+".name", u.Name, "must be a printable name")
+		case names[u.Name]:
+			bad(p+".name", u.Name, "is listed twice")
+		}
+		names[u.Name] = true
+		if !strings.HasPrefix(u.PasswordHash, "$2") {
+			bad(p+".password_hash", "…", "must be a bcrypt hash (outpost passwd prints one)")
+		}
+	}
+	if host, _, err := net.SplitHostPort(e.Listen); err == nil && len(e.Accounts) > 0 && e.TLSCert == "" && !isLoopback(host) {
+		bad("account", len(e.Accounts), fmt.Sprintf("passwords would cross the network in clear: give email.tls_cert and tls_key (STARTTLS), or listen on loopback, not %q", e.Listen))
+	}
+	if e.MaxParts < 1 || e.MaxParts > 255 {
+		bad("max_parts", e.MaxParts, "must be 1–255 (default 3)")
+	}
+	if e.SMTP != "" {
+		scheme, hostport, _ := strings.Cut(e.SMTP, "://")
+		if (scheme != "smtp" && scheme != "smtps") || !validAddr(hostport) {
+			bad("smtp", e.SMTP, "must be smtp://host:port (STARTTLS when offered) or smtps://host:port (implicit TLS)")
+		}
+	}
+	if e.ConversationTTL.Duration < time.Minute {
+		bad("conversation_ttl", e.ConversationTTL.String(), "must be at least 1m (default 168h)")
+	}
+	return errs
 }
 
 // validAddr reports whether a is host:port with a numeric port 0–65535.

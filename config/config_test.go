@@ -283,3 +283,71 @@ qos = 0
 		t.Fatalf("subscribe: %+v, want qos 1 (default) then 0 (given)", s)
 	}
 }
+
+// The [email] section: off by default, its defaults when on, and every
+// bad value named.
+func TestEmailSection(t *testing.T) {
+	c, err := Check("e.toml", []byte("gateway_id = \"gw\"\n[email]\nlisten = \"127.0.0.1:2525\"\ndomain = \"sms.example.org\"\nallow = [\"*@example.org\", \"ops@ngo.org\"]\nsmtp = \"smtp://relay:587\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Email.MaxParts != 3 || c.Email.ConversationTTL.Duration != 7*24*time.Hour || c.Email.RequireTLS {
+		t.Errorf("defaults: %+v", c.Email)
+	}
+	if d := Default(); d.Email.Listen != "" || d.Email.SMTP != "" {
+		t.Errorf("email on by default: %+v", d.Email)
+	}
+	_, err = Check("f.toml", []byte(`gateway_id = "gw"
+[email]
+listen = "127.0.0.1"
+allow = ["ops", "a*@example.org"]
+max_parts = 0
+smtp = "http://relay"
+conversation_ttl = "1s"
+`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`email.listen = "127.0.0.1": must be host:port`,
+		`email.domain = "": must be the phones' mail domain`,
+		`email.allow[0] = "ops": must be an address`,
+		`email.allow[1] = "a*@example.org"`,
+		`email.max_parts = 0: must be 1–255`,
+		`email.smtp = "http://relay": must be smtp://host:port`,
+		`email.conversation_ttl = "1s": must be at least 1m`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	// Accounts: passwords never cross a network in clear.
+	_, err = Check("a.toml", []byte(`gateway_id = "gw"
+[email]
+listen = "0.0.0.0:2525"
+domain = "sms.example.org"
+allow = ["*@example.org"]
+tls_key = "k.pem"
+user = "relay-user"
+[[email.account]]
+name = "clinic"
+password_hash = "plain"
+[[email.account]]
+name = "clinic"
+password_hash = "$2a$10$x"
+`))
+	for _, want := range []string{
+		`email.tls_cert/tls_key = "": STARTTLS needs a certificate and its key`,
+		`email.account[0].password_hash = "…": must be a bcrypt hash`,
+		`email.account[1].name = "clinic": is listed twice`,
+		`email.account = 2: passwords would cross the network in clear`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	_, err = Check("g.toml", []byte("gateway_id = \"gw\"\n[email]\nlisten = \"127.0.0.1:2525\"\ndomain = \"sms.example.org\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "email.allow = []string(nil): must list the senders") {
+		t.Errorf("no allow list: %v", err)
+	}
+}

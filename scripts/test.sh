@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # Real peers the tests drive: gammu (an AT client pointed at the simulator),
 # python3-gammu (a reference PDU codec), libwbxml2-utils (xml2wbxml and
 # wbxml2xml, the reference WBXML codec) and mosquitto (the hub the sync
-# tests start on a loopback port of their own).
-packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients)
+# tests start on a loopback port of their own), swaks (the SMTP client that
+# mails the email connector; libnet-ssleay-perl gives it STARTTLS) and python3-aiosmtpd (the relay it mails to).
+packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients swaks libnet-ssleay-perl python3-aiosmtpd)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -43,6 +43,7 @@ var timeCols = []struct{ table, col string }{
 	{"sent_parts", "sent_at"},
 	{"hub_queue", "created_at"},
 	{"orphan_reports", "received_at"},
+	{"email_conversations", "updated_at"}, {"email_conversations", "expires_at"},
 }
 
 // recordedCols are the times that say when something happened (not when
@@ -51,6 +52,7 @@ var recordedCols = []struct{ table, col string }{
 	{"messages", "created_at"}, {"deliveries", "updated_at"}, {"events", "at"},
 	{"inbound_parts", "received_at"}, {"sent_parts", "sent_at"}, {"hub_queue", "created_at"},
 	{"orphan_reports", "received_at"},
+	{"email_conversations", "updated_at"},
 }
 
 // floorMS is clock.Floor in unix ms.

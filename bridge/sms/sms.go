@@ -104,6 +104,13 @@ func (c *Connector) Validate(req *bridge.SendRequest) error {
 	return err
 }
 
+// Parts is how many SMS parts text takes to number (with the national
+// language tables configured for it), or why it cannot be sent.
+func (c *Connector) Parts(number, text string) (int, error) {
+	ps, err := (&pdu.Encoder{}).Encode(outgoing(number, text, nil, 0, 0, c.languagesFor(number)))
+	return len(ps), err
+}
+
 func outgoing(to, text string, data []byte, port int, validity time.Duration, langs []int) pdu.Outgoing {
 	o := pdu.Outgoing{To: to, Text: text, Data: data, Validity: validity, Languages: langs}
 	if port > 0 {

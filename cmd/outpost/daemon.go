@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
+	bemail "github.com/outpost-sms/outpost/bridge/email"
 	bhttp "github.com/outpost-sms/outpost/bridge/http"
 	bmqtt "github.com/outpost-sms/outpost/bridge/mqtt"
 	"github.com/outpost-sms/outpost/bridge/openrosa"
@@ -203,6 +204,26 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		router.Add(openrosa.New(openrosa.Options{URL: or.URL, User: or.User, Password: or.Password, Timeout: or.Timeout.Duration}))
 		router.FormRoutes = append(router.FormRoutes, "openrosa")
 	}
+	// Email: mail to <number>@domain in, SMS answers out as mail.
+	var em *bemail.Connector
+	if e := cfg.Email; e.Listen != "" || e.SMTP != "" {
+		users := map[string]string{}
+		for _, u := range e.Accounts {
+			users[u.Name] = u.PasswordHash
+		}
+		em, err = bemail.New(bemail.Options{Listen: e.Listen, Domain: e.Domain, Allow: e.Allow, MaxParts: e.MaxParts, Parts: smsConn.Parts,
+			TLSCert: e.TLSCert, TLSKey: e.TLSKey, Users: users,
+			SMTP: e.SMTP, User: e.User, Password: e.Password, RequireTLS: e.RequireTLS, CAFile: e.CAFile, ConversationTTL: e.ConversationTTL.Duration,
+			Log: log, CrashAt: os.Getenv("OUTPOST_CRASH_AT")}, router)
+		if err != nil {
+			return err
+		}
+		if err := em.Listen(); err != nil {
+			return err
+		}
+		defer em.Close()
+		router.Add(em)
+	}
 	var mq *bmqtt.Connector
 	if withMQTT {
 		ho := bmqtt.HubOptions{URL: cfg.Hub.URL, Username: cfg.Hub.Username, Password: cfg.Hub.Password, ClientID: cfg.Hub.ClientID,
@@ -265,6 +286,9 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		if cfg.Hub.URL != "" {
 			up = append(up, "hub", bridge.RedactURLs(cfg.Hub.URL))
 		}
+	}
+	if em != nil && em.Addr() != "" {
+		up = append(up, "smtp", em.Addr())
 	}
 	log.Info("outpost running", up...)
 	running = true

@@ -1,0 +1,149 @@
+package email
+
+import (
+	"context"
+	"net/mail"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/outpost-sms/outpost/bridge"
+	"github.com/outpost-sms/outpost/store"
+	"github.com/outpost-sms/outpost/store/clock"
+)
+
+func TestCutReply(t *testing.T) {
+	for _, c := range []struct{ in, want, said string }{
+		{"Hello\r\n\r\n> quoted\r\n> more\r\nBye", "Hello\n\nBye", "2 quoted lines cut"},
+		{"Yes.\n\nOn Mon, 30 Nov 2026 at 10:00, Bob <bob@example.org> wrote:\n> old\n", "Yes.", "quoted reply cut"},
+		{"Yes.\nOn Mon, 30 Nov 2026 at 10:00, Bob\n<bob@example.org> wrote:\n> old\n", "Yes.", "quoted reply cut"},
+		{"Yes.\n-----Original Message-----\nFrom: x", "Yes.", "quoted reply cut"},
+		{"Call me\n-- \nDr. Amina\n+254 700", "Call me", "signature cut (2 lines)"},
+		{"Only text", "Only text", ""},
+	} {
+		got, said := cutReply(c.in)
+		if got != c.want || (c.said != "" && !strings.Contains(strings.Join(said, "; "), c.said)) || (c.said == "" && len(said) > 0) {
+			t.Errorf("cutReply(%q) = %q, %q; want %q, %q", c.in, got, said, c.want, c.said)
+		}
+	}
+}
+
+func TestHTMLToText(t *testing.T) {
+	in := "<html><head><title>x</title><style>p{}</style></head><body><p>Stock&nbsp;&amp; <b>supplies</b></p><div>line&lt;2&gt;<br>three</div><script>evil()</script><blockquote>old</blockquote></body></html>"
+	if got, want := htmlToText(in), "Stock & supplies\nline<2>\nthree"; got != want {
+		t.Errorf("htmlToText = %q, want %q", got, want)
+	}
+}
+
+func TestReadBody(t *testing.T) {
+	for _, c := range []struct{ name, mail, want, ignored, err string }{
+		{"latin1 quoted-printable", "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nCaf=E9 ouvert\r\n", "Café ouvert", "", ""},
+		{"base64 utf-8", "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8g\r\n8J+Mjw==\r\n", "Hello 🌏", "", ""},
+		{"alternative prefers plain", "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>html</p>\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n--b--\r\n", "plain", "", ""},
+		{"attachment", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=\"x.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0K\r\n--b--\r\n", "see attached", `attachment "x.png" (image/png, 6 bytes) ignored`, ""},
+		{"unknown charset", "Content-Type: text/plain; charset=koi8-r\r\n\r\nx\r\n", "", "", `charset "koi8-r" is not supported`},
+	} {
+		m, err := mail.ReadMessage(strings.NewReader("From: a@example.org\r\n" + c.mail))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := readBody(m)
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: err %v, want %q", c.name, err, c.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case b.Text != c.want || !strings.Contains(strings.Join(b.Ignored, "; "), c.ignored):
+			t.Errorf("%s: %q %q, want %q %q", c.name, b.Text, b.Ignored, c.want, c.ignored)
+		}
+	}
+}
+
+// skewed is the system clock with a wall time the test moves.
+type skewed struct{ off atomic.Int64 }
+
+func (s *skewed) Now() time.Time         { return time.Now().Add(time.Duration(s.off.Load())) }
+func (s *skewed) Elapsed() time.Duration { return clock.Elapsed() }
+
+// TestConversationExpires: a phone's SMS goes by mail to the address that
+// mailed it while the conversation lasts (conversation_ttl after the
+// last mail or answer), not after.
+func TestConversationExpires(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	clk := &skewed{}
+	st.SetClock(clk)
+	r := bridge.New(st, nil)
+	c, err := New(Options{Domain: "sms.example.org", SMTP: "smtp://127.0.0.1:1", ConversationTTL: time.Hour}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := st.Update(ctx, func(tx *store.Tx) error {
+		return c.remember(tx, "nurse@example.org", []string{"+15555550100"}, "<a@example.org>", "")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	inbound := func(text string) []store.Delivery {
+		t.Helper()
+		var ds []store.Delivery
+		if err := st.Update(ctx, func(tx *store.Tx) error {
+			m := &store.Message{Peer: "+15555550100", Text: &text, State: store.Complete}
+			if err := r.StoreInbound(tx, m, "test"); err != nil {
+				return err
+			}
+			ds, err = tx.Deliveries(m.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return ds
+	}
+	ds := inbound("within the hour")
+	if len(ds) != 1 || ds[0].Connector != "email" || ds[0].Recipient != "nurse@example.org" {
+		t.Fatalf("deliveries %+v, want one to email nurse@example.org", ds)
+	}
+	clk.off.Store(int64(50 * time.Minute))
+	if ds := inbound("still on"); len(ds) != 1 {
+		t.Fatalf("50 minutes after the mail: %+v", ds)
+	}
+	clk.off.Store(int64(90 * time.Minute)) // the answer at 50 minutes renewed it
+	if ds := inbound("renewed"); len(ds) != 1 {
+		t.Fatalf("90 minutes after the mail, 40 after an answer: %+v", ds)
+	}
+	clk.off.Store(int64(3 * time.Hour))
+	if ds := inbound("too late"); len(ds) != 0 {
+		t.Fatalf("after the conversation expired: %+v", ds)
+	}
+}
+
+// TestRequestID: the same mail sent again has the same id; one mail whose
+// recipients a relay split over two transactions is two requests; a mail
+// with neither Message-ID nor Date is never taken for another.
+func TestRequestID(t *testing.T) {
+	a := requestID("<m@x>", "", "n@example.org", []string{"+1555", "+1666"}, "t")
+	if b := requestID("<m@x>", "Wed, 2 Dec 2026", "n@example.org", []string{"+1666", "+1555"}, "other"); a != b {
+		t.Errorf("the same mail: %s, %s", a, b)
+	}
+	if b := requestID("<m@x>", "", "n@example.org", []string{"+1666"}, "t"); a == b {
+		t.Error("split recipients share an id")
+	}
+	if err := bridge.CheckID(a); err != nil {
+		t.Error(err)
+	}
+	d1 := requestID("", "Wed, 2 Dec 2026 10:00:00 +0000", "n@example.org", []string{"+1555"}, "OK")
+	d2 := requestID("", "Wed, 2 Dec 2026 10:05:00 +0000", "n@example.org", []string{"+1555"}, "OK")
+	if d1 == "" || d1 == d2 {
+		t.Errorf("without Message-ID: %q %q", d1, d2)
+	}
+	if id := requestID("", "", "n@example.org", []string{"+1555"}, "OK"); id != "" {
+		t.Errorf("without Message-ID and Date: %q", id)
+	}
+}

@@ -1,0 +1,229 @@
+package email
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net/mail"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+// body is what a mail brings to an SMS: its text, and what was left out
+// of it (attachments, quoted replies, a signature) for the history.
+type body struct {
+	Text    string
+	Ignored []string
+}
+
+// maxDepth bounds nested multiparts.
+const maxDepth = 5
+
+// readBody finds the text of a mail: its text/plain part, or its HTML one
+// turned into plain text; other parts are attachments, ignored and said
+// so. The subject is not part of it.
+func readBody(msg *mail.Message) (body, error) {
+	var b body
+	plain, htm, err := walk(textprotoHeader(msg.Header), msg.Body, 0, &b)
+	if err != nil {
+		return b, err
+	}
+	text := plain
+	if text == "" && htm != "" {
+		text = htmlToText(htm)
+	}
+	cut, what := cutReply(text)
+	b.Text = cut
+	b.Ignored = append(b.Ignored, what...)
+	return b, nil
+}
+
+type header interface{ Get(string) string }
+
+func textprotoHeader(h mail.Header) header { return h }
+
+// walk reads one part (a whole mail, or a part of a multipart) and
+// returns the first text/plain and text/html it holds.
+func walk(h header, r io.Reader, depth int, b *body) (plain, htm string, err error) {
+	ctype := h.Get("Content-Type")
+	if ctype == "" {
+		ctype = "text/plain; charset=us-ascii"
+	}
+	mt, params, perr := mime.ParseMediaType(ctype)
+	if perr != nil {
+		mt, params = "text/plain", map[string]string{}
+	}
+	disp, dparams, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
+	if strings.HasPrefix(mt, "multipart/") {
+		if depth >= maxDepth {
+			return "", "", fmt.Errorf("multipart nested more than %d deep", maxDepth)
+		}
+		mr := multipart.NewReader(r, params["boundary"])
+		for {
+			p, err := mr.NextRawPart()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return "", "", fmt.Errorf("bad multipart body: %v", err)
+			}
+			pp, ph, err := walk(p.Header, p, depth+1, b)
+			if err != nil {
+				return "", "", err
+			}
+			if plain == "" {
+				plain = pp
+			}
+			if htm == "" {
+				htm = ph
+			}
+		}
+		return plain, htm, nil
+	}
+	raw, err := io.ReadAll(decoder(h.Get("Content-Transfer-Encoding"), r))
+	if err != nil {
+		return "", "", fmt.Errorf("bad %s body: %v", h.Get("Content-Transfer-Encoding"), err)
+	}
+	name := dparams["filename"]
+	if name == "" {
+		name = params["name"]
+	}
+	if disp == "attachment" || name != "" || (mt != "text/plain" && mt != "text/html") {
+		if name == "" {
+			name = "unnamed"
+		}
+		b.Ignored = append(b.Ignored, fmt.Sprintf("attachment %q (%s, %d bytes) ignored", name, mt, len(raw)))
+		return "", "", nil
+	}
+	text, err := toUTF8(raw, params["charset"])
+	if err != nil {
+		return "", "", err
+	}
+	if mt == "text/html" {
+		return "", text, nil
+	}
+	return text, "", nil
+}
+
+func decoder(cte string, r io.Reader) io.Reader {
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "quoted-printable":
+		return quotedprintable.NewReader(r)
+	case "base64":
+		return base64.NewDecoder(base64.StdEncoding, &skipSpace{r: r})
+	}
+	return r
+}
+
+// skipSpace drops the line breaks of a base64 body.
+type skipSpace struct{ r io.Reader }
+
+func (s *skipSpace) Read(p []byte) (int, error) {
+	for {
+		n, err := s.r.Read(p)
+		j := 0
+		for _, c := range p[:n] {
+			if c != '\r' && c != '\n' && c != ' ' && c != '\t' {
+				p[j] = c
+				j++
+			}
+		}
+		if j > 0 || err != nil {
+			return j, err
+		}
+	}
+}
+
+// toUTF8 decodes the charsets mail clients send text in: UTF-8 (and
+// US-ASCII), ISO-8859-1 and Windows-1252 (read as ISO-8859-1).
+func toUTF8(raw []byte, charset string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(charset)) {
+	case "", "utf-8", "utf8", "us-ascii", "ascii":
+		if !utf8.Valid(raw) {
+			return "", errors.New("the text is not valid UTF-8")
+		}
+		return string(raw), nil
+	case "iso-8859-1", "latin1", "iso_8859-1", "windows-1252", "cp1252":
+		rs := make([]rune, len(raw))
+		for i, c := range raw {
+			rs[i] = rune(c)
+		}
+		return string(rs), nil
+	}
+	return "", fmt.Errorf("charset %q is not supported: send the text as UTF-8", charset)
+}
+
+var (
+	htmlDrop   = regexp.MustCompile(`(?is)<(script|style|head|blockquote)\b.*?</(script|style|head|blockquote)\s*>`)
+	htmlBreak  = regexp.MustCompile(`(?i)<\s*(br|/p|/div|/li|/tr|/h[1-6])\b[^>]*>`)
+	htmlTag    = regexp.MustCompile(`(?s)<[^>]*>`)
+	spaces     = regexp.MustCompile(`[ \t\r\f\v]+`)
+	blankLines = regexp.MustCompile(`\n{3,}`)
+)
+
+// htmlToText turns an HTML body into plain text: scripts, styles and
+// quoted blocks dropped, line breaks kept, tags removed, entities decoded.
+func htmlToText(s string) string {
+	s = htmlDrop.ReplaceAllString(s, "")
+	s = htmlBreak.ReplaceAllString(s, "\n")
+	s = htmlTag.ReplaceAllString(s, "")
+	s = html.UnescapeString(s)
+	s = strings.ReplaceAll(s, "\u00a0", " ")
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(spaces.ReplaceAllString(l, " "))
+	}
+	return strings.TrimSpace(blankLines.ReplaceAllString(strings.Join(lines, "\n"), "\n\n"))
+}
+
+// wrote is the line a mail client puts before the text it quotes.
+var wrote = regexp.MustCompile(`(?i)^(on\s.*wrote:|-+\s*original message\s*-+|le\s.*a écrit\s?:|am\s.*schrieb.*:)$`)
+
+// cutReply drops what an SMS does not need of a mail: the quoted text
+// of a reply ("> …" lines, and everything after "On … wrote:"), and the
+// signature (after a "-- " line). It says what it cut.
+func cutReply(text string) (string, []string) {
+	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
+	var keep []string
+	var cut []string
+	quoted := 0
+	lines := strings.Split(text, "\n")
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		t := strings.TrimSpace(l)
+		if l == "-- " || l == "--" {
+			cut = append(cut, fmt.Sprintf("signature cut (%d lines)", len(lines)-i-1))
+			break
+		}
+		// "On Mon, … wrote:" may be folded over two lines.
+		if wrote.MatchString(t) || (i+1 < len(lines) && strings.HasPrefix(strings.ToLower(t), "on ") && wrote.MatchString(t+" "+strings.TrimSpace(lines[i+1]))) {
+			cut = append(cut, fmt.Sprintf("quoted reply cut (%d lines)", len(lines)-i))
+			break
+		}
+		if strings.HasPrefix(t, ">") {
+			quoted++
+			continue
+		}
+		keep = append(keep, strings.TrimRight(l, " \t"))
+	}
+	if quoted > 0 {
+		cut = append(cut, fmt.Sprintf("%d quoted lines cut", quoted))
+	}
+	return strings.TrimSpace(blankLines.ReplaceAllString(strings.Join(keep, "\n"), "\n\n")), cut
+}
+
+// parseMail reads a mail whole (at most limit bytes were read).
+func parseMail(raw []byte) (*mail.Message, error) {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("not a mail message: %v", err)
+	}
+	return msg, nil
+}

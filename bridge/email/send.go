@@ -1,0 +1,185 @@
+package email
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"mime"
+	"mime/quotedprintable"
+	"net"
+	"net/smtp"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/outpost-sms/outpost/bridge"
+	"github.com/outpost-sms/outpost/store"
+)
+
+// Deliver implements bridge.Connector: it mails an inbound SMS to the
+// address of its conversation (d.Recipient) through the relay. The relay's
+// 250 is delivered; a 4xx answer or no answer is an outage (the mail
+// waits, its attempts not used up); a 5xx fails it with the answer.
+func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
+	if c.opt.SMTP == "" {
+		return bridge.Outcome{}, bridge.Permanent(errors.New("no relay to send mail through (email.smtp)"))
+	}
+	if m.Text == nil {
+		return bridge.Outcome{}, bridge.Permanent(fmt.Errorf("message %s has no text to mail", m.ID))
+	}
+	var th store.EmailThread
+	err := c.router.Store.View(ctx, func(tx *store.Tx) (err error) { th, err = tx.EmailThread(m.ID); return })
+	if errors.Is(err, store.ErrNotFound) {
+		th = store.EmailThread{MailID: fmt.Sprintf("<%s@%s>", m.ID, c.opt.Domain)}
+	} else if err != nil {
+		return bridge.Outcome{}, err
+	}
+	body := c.compose(m, d.Recipient, th)
+	ctx, cancel := context.WithTimeout(ctx, c.opt.Timeout)
+	defer cancel()
+	answer, err := c.send(ctx, c.sender(m.Peer), d.Recipient, body)
+	if err != nil {
+		var te *textproto.Error
+		switch {
+		case errors.As(err, &te) && te.Code >= 500:
+			return bridge.Outcome{}, bridge.Permanent(fmt.Errorf("relay refused the mail: %d %s", te.Code, te.Msg))
+		case errors.As(err, &te):
+			return bridge.Outcome{}, bridge.Outage(fmt.Errorf("relay cannot take the mail now: %d %s", te.Code, te.Msg))
+		}
+		return bridge.Outcome{}, bridge.Outage(fmt.Errorf("relay %s: %w", bridge.RedactURLs(c.opt.SMTP), err))
+	}
+	return bridge.Outcome{State: store.Delivered, Detail: fmt.Sprintf("mailed to %s as %s: %s", d.Recipient, th.MailID, answer)}, nil
+}
+
+// sender is the address a phone's mail comes from.
+func (c *Connector) sender(phone string) string { return phone + "@" + c.opt.Domain }
+
+// compose writes the mail an SMS goes out as.
+func (c *Connector) compose(m store.Message, to string, th store.EmailThread) []byte {
+	var b bytes.Buffer
+	h := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
+	h("From", fmt.Sprintf("%q <%s>", m.Peer, c.sender(m.Peer)))
+	h("To", "<"+to+">")
+	h("Subject", mime.QEncoding.Encode("utf-8", "SMS from "+m.Peer))
+	date := m.CreatedAt
+	if date.IsZero() {
+		date = time.Now()
+	}
+	h("Date", date.Format(time.RFC1123Z))
+	h("Message-ID", th.MailID)
+	if th.InReplyTo != "" {
+		h("In-Reply-To", th.InReplyTo)
+	}
+	if th.Refs != "" {
+		h("References", th.Refs)
+	}
+	h("MIME-Version", "1.0")
+	h("Content-Type", "text/plain; charset=utf-8")
+	h("Content-Transfer-Encoding", "quoted-printable")
+	h("X-Outpost-Message-Id", m.ID)
+	b.WriteString("\r\n")
+	qp := quotedprintable.NewWriter(&b)
+	qp.Write([]byte(strings.ReplaceAll(strings.ReplaceAll(*m.Text, "\r\n", "\n"), "\n", "\r\n")))
+	qp.Close()
+	b.WriteString("\r\n")
+	return b.Bytes()
+}
+
+// send hands one mail to the relay and returns what it answered. A
+// *textproto.Error is the relay's own answer (its code says 4xx or 5xx);
+// any other error means it could not be reached or did not answer.
+func (c *Connector) send(ctx context.Context, from, to string, body []byte) (string, error) {
+	scheme, hostport, _ := strings.Cut(c.opt.SMTP, "://")
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", bridge.Permanent(fmt.Errorf("email.smtp %q: %v", c.opt.SMTP, err))
+	}
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", hostport)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	tlsConf := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, RootCAs: c.roots}
+	if scheme == "smtps" {
+		tc := tls.Client(conn, tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return "", err
+		}
+		conn = tc
+	}
+	cl, err := smtp.NewClient(conn, host)
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close()
+	if err := cl.Hello(c.opt.Domain); err != nil {
+		return "", err
+	}
+	secure := scheme == "smtps"
+	if !secure {
+		if ok, _ := cl.Extension("STARTTLS"); ok {
+			if err := cl.StartTLS(tlsConf); err != nil {
+				return "", err
+			}
+			secure = true
+		} else if c.opt.RequireTLS {
+			return "", fmt.Errorf("relay %s offers no STARTTLS and email.require_tls is set", hostport)
+		}
+	}
+	if c.opt.User != "" {
+		if ok, _ := cl.Extension("AUTH"); ok {
+			if err := cl.Auth(plainAuth{user: c.opt.User, pass: c.opt.Password, secure: secure, host: host}); err != nil {
+				// Refused credentials are the gateway's problem, not
+				// the mail's: not an answer that fails it.
+				return "", fmt.Errorf("relay refused email.user %q: %v", c.opt.User, err)
+			}
+		}
+	}
+	if err := cl.Mail(from); err != nil {
+		return "", err
+	}
+	if err := cl.Rcpt(to); err != nil {
+		return "", err
+	}
+	w, err := cl.Data()
+	if err != nil {
+		return "", err
+	}
+	if _, err := w.Write(body); err != nil {
+		return "", err
+	}
+	if err := w.Close(); err != nil {
+		return "", err
+	}
+	cl.Quit()
+	return "250 accepted by " + hostport, nil
+}
+
+// plainAuth is AUTH PLAIN, sent only over TLS or to a relay on loopback
+// (net/smtp's PlainAuth says the same, but does not know about a
+// connection made TLS before the client was made).
+type plainAuth struct {
+	user, pass, host string
+	secure           bool
+}
+
+func (a plainAuth) Start(si *smtp.ServerInfo) (string, []byte, error) {
+	ip := net.ParseIP(a.host)
+	if !a.secure && !si.TLS && a.host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", nil, errors.New("will not send the password over a connection without TLS")
+	}
+	return "PLAIN", []byte("\x00" + a.user + "\x00" + a.pass), nil
+}
+
+func (a plainAuth) Next(_ []byte, more bool) ([]byte, error) {
+	if more {
+		return nil, errors.New("unexpected server challenge")
+	}
+	return nil, nil
+}
