@@ -39,7 +39,7 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	body := c.compose(m, d.Recipient, th)
 	ctx, cancel := context.WithTimeout(ctx, c.opt.Timeout)
 	defer cancel()
-	answer, err := c.send(ctx, c.sender(m.Peer), d.Recipient, body)
+	answer, err := c.send(ctx, c.from(m), d.Recipient, body)
 	if err != nil {
 		var te *textproto.Error
 		switch {
@@ -56,13 +56,45 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 // sender is the address a phone's mail comes from.
 func (c *Connector) sender(phone string) string { return phone + "@" + c.opt.Domain }
 
+// from is the address m's mail comes from: the phone's for an SMS that
+// came in (a reply goes back to it through the SMTP server), Outpost's
+// own for a message sent to a mailto: address.
+func (c *Connector) from(m store.Message) string {
+	if m.Direction == store.In {
+		return c.sender(m.Peer)
+	}
+	return "outpost@" + c.opt.Domain
+}
+
+// Scheme: the connector delivers to mailto: addresses (a send request to
+// "mailto:ops@example.org" is mailed there).
+func (c *Connector) Scheme() string { return bridge.SchemeMailto }
+
+// ValidateAddress refuses, before anything is stored, a mail address
+// when no relay is configured to send it through.
+func (c *Connector) ValidateAddress(addr string) error {
+	if c.opt.SMTP == "" {
+		return fmt.Errorf("no relay to send mail through: set email.smtp")
+	}
+	return nil
+}
+
 // compose writes the mail an SMS goes out as.
 func (c *Connector) compose(m store.Message, to string, th store.EmailThread) []byte {
 	var b bytes.Buffer
 	h := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
-	h("From", fmt.Sprintf("%q <%s>", m.Peer, c.sender(m.Peer)))
+	if m.Direction == store.In {
+		h("From", fmt.Sprintf("%q <%s>", m.Peer, c.from(m)))
+		h("Subject", mime.QEncoding.Encode("utf-8", "SMS from "+m.Peer))
+	} else {
+		via := m.Channel
+		if via == "" {
+			via = m.Source
+		}
+		h("From", fmt.Sprintf("%q <%s>", "Outpost", c.from(m)))
+		h("Subject", mime.QEncoding.Encode("utf-8", "Message via Outpost ("+via+")"))
+	}
 	h("To", "<"+to+">")
-	h("Subject", mime.QEncoding.Encode("utf-8", "SMS from "+m.Peer))
 	date := m.CreatedAt
 	if date.IsZero() {
 		date = time.Now()

@@ -175,3 +175,56 @@ func TestRelayTLS(t *testing.T) {
 		t.Errorf("mail sent in clear: %+v", got)
 	}
 }
+
+// TestSendToMailto: the connector delivers to mailto: addresses: a send
+// request to one (from any channel) is stored with a delivery to it and
+// mailed from Outpost's own address; without a relay such a send is
+// refused before anything is stored.
+func TestSendToMailto(t *testing.T) {
+	relay, _ := startRelay(t, false, false)
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	router := bridge.New(st, nil)
+	router.RetryMin, router.RetryMax = 10*time.Millisecond, 50*time.Millisecond
+	c, err := New(Options{Domain: "sms.example.org", SMTP: "smtp://" + relay.addr}, router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	router.Add(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { router.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	id, err := router.Submit(context.Background(), bridge.SendRequest{To: []string{"mailto:ops@example.org"}, Text: "pump 3 is down", Source: "mqtt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(relay.mails()) == 0 {
+		if time.Now().After(deadline) {
+			v, _ := router.Message(context.Background(), id)
+			t.Fatalf("nothing mailed: %+v", v.Deliveries)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m := relay.mails()[0]
+	if m.from != "outpost@sms.example.org" || m.to != "ops@example.org" || !strings.Contains(m.data, "pump 3 is down") ||
+		!strings.Contains(m.data, "Subject: Message via Outpost (mqtt)") {
+		t.Fatalf("mailed %+v", m)
+	}
+
+	noRelay, err := New(Options{Domain: "sms.example.org"}, bridge.New(st, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := bridge.New(st, nil)
+	r2.Add(noRelay)
+	if _, err := r2.Submit(context.Background(), bridge.SendRequest{To: []string{"mailto:ops@example.org"}, Text: "x", Source: "mqtt"}); err == nil ||
+		!strings.Contains(err.Error(), "email.smtp") {
+		t.Fatalf("a send to mailto: without a relay: %v", err)
+	}
+}
