@@ -177,7 +177,7 @@ func (h *Router) deliverOne(ctx context.Context, c Connector, d store.Delivery) 
 		// (uncounted) for as long as the connector says; the others go on.
 		wait, _ = unavailableFor(err)
 		t = store.Transition{State: store.Queued, Uncounted: true, LastError: err.Error(),
-			Detail: fmt.Sprintf("not counted: %v; next try in %s", err, wait.Round(time.Millisecond))}
+			Detail: fmt.Sprintf("not counted: %v; tried again within %s", err, wait.Round(time.Millisecond))}
 		log.Info("destination unavailable; the message waits", "err", err, "retry_in", wait.String())
 	case IsOutage(err):
 		// Back in the queue, the attempt not counted, behind those due

@@ -81,14 +81,18 @@ func (r *receiver) start() {
 func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	ts := req.Header.Get(webhook.HeaderTimestamp)
-	r.mu.Lock()
+	var f func(http.ResponseWriter)
 	defer func() {
-		r.mu.Unlock()
+		if f != nil {
+			f(w) // outside the lock: it may hold the answer back
+		}
 		select {
 		case r.changed <- struct{}{}:
 		default:
 		}
 	}()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.secret != "" && !verify(r.secret, ts, body, req.Header.Get(webhook.HeaderSignature)) {
 		r.badSig++
 		http.Error(w, "bad signature", http.StatusUnauthorized)
@@ -105,9 +109,8 @@ func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 	}
 	p.message = env.Message
 	if len(r.script) > 0 {
-		f := r.script[0]
+		f = r.script[0]
 		r.script = r.script[1:]
-		f(w)
 	}
 	r.posts = append(r.posts, p)
 }
@@ -419,4 +422,26 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// A receiver that takes the POST but does not answer within the
+// webhook's timeout is down, not the event bad: it is POSTed again, no
+// attempt used up.
+func TestTimeoutIsOutage(t *testing.T) {
+	r := newReceiver(t, "")
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	r.script = []func(http.ResponseWriter){func(http.ResponseWriter) { <-release }}
+	s := start(t, webhook.Hook{Name: "crm", URL: r.url(), Events: []string{webhook.EventIn}, Timeout: 200 * time.Millisecond})
+	id := s.inbound(t, "slow", "")
+	r.waitFor("delivered", 10*time.Second, func() bool { return s.allFinished(t, []string{id}, store.Delivered) })
+	d := s.hookDeliveries(t, id)[0]
+	v, _ := s.router.Message(context.Background(), id)
+	timedOut := false
+	for _, e := range v.Events {
+		timedOut = timedOut || strings.Contains(e.Detail, "Timeout exceeded")
+	}
+	if d.Attempts != 1 || !timedOut {
+		t.Errorf("%+v; history %+v", d, v.Events)
+	}
 }
