@@ -14,7 +14,10 @@
 // using up attempts, the webhook is tried again with capped backoff (or
 // after the Retry-After the receiver gave), and the other webhooks go
 // on. Any other answer (a 4xx, a redirect) fails the event at once with
-// the status and the start of the answer in its history. One webhook's
+// the status and the start of the answer in its history, unless the
+// clock is not set yet (see package clock): then the refusal may be the
+// receiver's check of X-Outpost-Timestamp, and the event waits like an
+// outage. One webhook's
 // events go out in the order they were created: an event waits while an
 // earlier one to the same webhook is unfinished.
 package webhook
@@ -38,6 +41,7 @@ import (
 
 	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/store"
+	"github.com/outpost-sms/outpost/store/clock"
 )
 
 // The events a webhook may subscribe to.
@@ -242,7 +246,8 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	if err != nil {
 		return bridge.Outcome{}, bridge.Permanent(err)
 	}
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	now := c.router.Store.Now()
+	ts := strconv.FormatInt(now.Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "outpost")
 	req.Header.Set(HeaderTimestamp, ts)
@@ -274,6 +279,11 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 		return bridge.Outcome{State: store.Delivered, Detail: fmt.Sprintf("webhook %s answered %s", h.Name, resp.Status)}, nil
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		return bridge.Outcome{}, c.down(h, fmt.Errorf("POST %s to webhook %s: %s", event, h.Name, said), retryAfter(resp.Header.Get("Retry-After")))
+	case !clock.Sane(now):
+		// The clock is not set yet (a box without a real-time clock
+		// before NTP): a receiver that refuses stale timestamps refuses
+		// every POST, and the event is not to blame.
+		return bridge.Outcome{}, c.down(h, fmt.Errorf("POST %s to webhook %s refused: %s; the clock is not set (X-Outpost-Timestamp %s): tried again until it is", event, h.Name, said, ts), 0)
 	default:
 		return bridge.Outcome{}, bridge.Permanent(fmt.Errorf("POST %s to webhook %s refused: %s", event, h.Name, said))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/bridge/webhook"
 	"github.com/outpost-sms/outpost/store"
+	"github.com/outpost-sms/outpost/store/clock"
 )
 
 // post is one POST a receiver took.
@@ -165,7 +166,12 @@ type setup struct {
 
 func start(t *testing.T, hooks ...webhook.Hook) setup {
 	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	return startWith(t, store.Options{}, hooks...)
+}
+
+func startWith(t *testing.T, opts store.Options, hooks ...webhook.Hook) setup {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,5 +449,34 @@ func TestTimeoutIsOutage(t *testing.T) {
 	}
 	if d.Attempts != 1 || !timedOut {
 		t.Errorf("%+v; history %+v", d, v.Events)
+	}
+}
+
+// While the clock is not set (1970, before NTP), a receiver's 4xx may be
+// its check of the timestamp: the event waits, uncounted, and goes once
+// the clock is set.
+func TestRefusedWhileClockUnset(t *testing.T) {
+	fake := clock.NewFake(time.Date(1970, 1, 1, 0, 5, 0, 0, time.UTC))
+	r := newReceiver(t, "k")
+	var stale string
+	r.script = []func(http.ResponseWriter){func(w http.ResponseWriter) {
+		stale = "yes"
+		fake.Set(time.Now())
+		http.Error(w, "stale timestamp", http.StatusUnauthorized)
+	}}
+	s := startWith(t, store.Options{Clock: fake}, webhook.Hook{Name: "crm", URL: r.url(), Events: []string{webhook.EventIn}, Secret: "k"})
+	id := s.inbound(t, "early", "")
+	r.waitFor("delivered once the clock is set", 10*time.Second, func() bool {
+		// The fake clock moves only when told: time passes.
+		fake.Advance(20 * time.Millisecond)
+		s.router.Wake(webhook.Name)
+		return s.allFinished(t, []string{id}, store.Delivered)
+	})
+	got := r.taken()
+	if len(got) != 2 || stale == "" {
+		t.Fatalf("%d POSTs", len(got))
+	}
+	if d := s.hookDeliveries(t, id)[0]; d.Attempts != 1 {
+		t.Errorf("%+v", d)
 	}
 }
