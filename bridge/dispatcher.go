@@ -27,6 +27,35 @@ func IsOutage(err error) bool {
 	return errors.As(err, &o)
 }
 
+// unavailable is an outage of one destination of a connector, not of the
+// connector (see Unavailable).
+type unavailable struct {
+	err  error
+	wait time.Duration
+}
+
+func (u unavailable) Error() string { return u.err.Error() }
+func (u unavailable) Unwrap() error { return u.err }
+
+// Unavailable marks an error that says one destination among a
+// connector's several (one webhook's receiver) cannot take anything now:
+// the delivery goes back to the queue without using up an attempt, due
+// again after wait, and the dispatcher goes on with the connector's other
+// deliveries (an Outage would hold them all back). The connector keeps
+// its own backoff for that destination.
+func Unavailable(err error, wait time.Duration) error { return unavailable{err, max(wait, 0)} }
+
+func isUnavailable(err error) bool { _, ok := unavailableFor(err); return ok }
+
+// unavailableFor reports whether err was marked Unavailable, and its wait.
+func unavailableFor(err error) (time.Duration, bool) {
+	var u unavailable
+	if errors.As(err, &u) {
+		return u.wait, true
+	}
+	return 0, false
+}
+
 // dispatch delivers a connector's due deliveries one at a time until ctx
 // ends: claim (queued → sending, committed), Deliver, then record the
 // outcome or schedule a retry with capped exponential backoff. After an
@@ -143,6 +172,13 @@ func (h *Router) deliverOne(ctx context.Context, c Connector, d store.Delivery) 
 			t.State = store.Sent
 		}
 		log.Info("delivered", "state", t.State, "detail", t.Detail)
+	case isUnavailable(err):
+		// One destination of the connector is down: this delivery waits
+		// (uncounted) for as long as the connector says; the others go on.
+		wait, _ = unavailableFor(err)
+		t = store.Transition{State: store.Queued, Uncounted: true, LastError: err.Error(),
+			Detail: fmt.Sprintf("not counted: %v; tried again within %s", err, wait.Round(time.Millisecond))}
+		log.Info("destination unavailable; the message waits", "err", err, "retry_in", wait.String())
 	case IsOutage(err):
 		// Back in the queue, the attempt not counted, behind those due
 		// already: the next probe of the connector is another message,

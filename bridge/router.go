@@ -703,6 +703,9 @@ func summarize(m store.Message, ds []store.Delivery) string {
 	order := map[string]int{store.Failed: 0, store.Expired: 0, store.Scheduled: 1, store.Queued: 2, store.Sending: 3, store.Sent: 4, store.Delivered: 5}
 	state := ""
 	for _, d := range ds {
+		if d.Connector == "webhook" {
+			continue // an event about the message, not a destination of it
+		}
 		if state == "" || order[d.State] < order[state] {
 			state = d.State
 		}

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +35,8 @@ type Config struct {
 	Hub       Hub     `toml:"hub"`
 	Modems    []Modem `toml:"modem"`
 	Email     Email   `toml:"email"`
+	// Webhooks are HTTP receivers of Outpost's events ([[webhook]]).
+	Webhooks []Webhook `toml:"webhook"`
 	// Groups are named lists of phone numbers; a send request to
 	// "group:<name>" goes to each of them.
 	Groups map[string][]string `toml:"groups"`
@@ -145,6 +149,61 @@ type XForm struct {
 	// OpenRosa, when its URL is set, is where received forms are
 	// submitted (besides xform/<form_id> on MQTT).
 	OpenRosa OpenRosa `toml:"openrosa"`
+}
+
+// Webhook is one HTTP receiver of events: each event it subscribes to is
+// POSTed to URL as JSON, signed with Secret.
+type Webhook struct {
+	Name    string   `toml:"name"`
+	URL     string   `toml:"url"`
+	Events  []string `toml:"events"`
+	Secret  string   `toml:"secret"`
+	Timeout Duration `toml:"timeout"`
+}
+
+// WebhookEvents are the events a [[webhook]] may subscribe to.
+var WebhookEvents = []string{"sms.in", "sms.status", "xform"}
+
+// DefaultWebhookTimeout is a [[webhook]]'s timeout when it gives none.
+const DefaultWebhookTimeout = 10 * time.Second
+
+// applyWebhookDefaults fills the per-webhook fields a file may leave out.
+func (c *Config) applyWebhookDefaults() {
+	for i := range c.Webhooks {
+		if c.Webhooks[i].Timeout.Duration == 0 {
+			c.Webhooks[i].Timeout.Duration = DefaultWebhookTimeout
+		}
+	}
+}
+
+// validateWebhooks reports the problems of the [[webhook]] entries.
+func (c Config) validateWebhooks(bad func(field string, value any, why string)) {
+	names := map[string]bool{}
+	name := regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+	for i, w := range c.Webhooks {
+		p := fmt.Sprintf("webhook[%d]", i)
+		switch {
+		case !name.MatchString(w.Name):
+			bad(p+".name", w.Name, "must be 1–64 of a–z, 0–9, '_' and '-'")
+		case names[w.Name]:
+			bad(p+".name", w.Name, "is used by another webhook")
+		}
+		names[w.Name] = true
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(p+".url", w.URL, "must be an http:// or https:// URL with a host")
+		}
+		if len(w.Events) == 0 {
+			bad(p+".events", w.Events, "must list the events it gets: "+strings.Join(WebhookEvents, ", "))
+		}
+		for _, e := range w.Events {
+			if !slices.Contains(WebhookEvents, e) {
+				bad(p+".events", e, "is not an event: "+strings.Join(WebhookEvents, ", "))
+			}
+		}
+		if w.Timeout.Duration <= 0 {
+			bad(p+".timeout", w.Timeout.String(), "must be more than 0 (default 10s)")
+		}
+	}
 }
 
 // OpenRosa configures submission to an OpenRosa Form Submission API.
@@ -416,6 +475,7 @@ func Parse(name string, raw []byte) (Config, error) {
 	}
 	defaultQoS(md, &c)
 	c.applyModemDefaults()
+	c.applyWebhookDefaults()
 	if len(msgs) > 0 {
 		sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].line < msgs[j].line })
 		lines := make([]string, len(msgs))
@@ -730,6 +790,7 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Email.problems()...)
+	c.validateWebhooks(bad)
 	if len(errs) == 0 {
 		return nil
 	}

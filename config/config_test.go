@@ -351,3 +351,46 @@ password_hash = "$2a$10$x"
 		t.Errorf("no allow list: %v", err)
 	}
 }
+
+// [[webhook]] entries: the timeout defaults to 10s; a name that is not
+// [a-z0-9_-] or is used twice, a URL that is not http(s), an unknown or
+// missing event and a negative timeout are each reported.
+func TestWebhooks(t *testing.T) {
+	c, err := Check("f.toml", []byte(`[[webhook]]
+name = "crm"
+url = "https://crm.example.org/outpost"
+events = ["sms.in", "sms.status", "xform"]
+secret = "s"
+[[webhook]]
+name = "ops_2"
+url = "http://127.0.0.1:8080/"
+events = ["sms.status"]
+timeout = "3s"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Webhooks) != 2 || c.Webhooks[0].Timeout.Duration != 10*time.Second || c.Webhooks[1].Timeout.Duration != 3*time.Second ||
+		c.Webhooks[0].Secret != "s" || len(c.Webhooks[0].Events) != 3 {
+		t.Fatalf("webhooks %+v", c.Webhooks)
+	}
+	_, err = Check("f.toml", []byte(`[[webhook]]
+name = "CRM"
+url = "ftp://x"
+events = ["sms.out"]
+[[webhook]]
+name = "a"
+url = "https:///nohost"
+timeout = "-1s"
+[[webhook]]
+name = "a"
+url = "http://x"
+events = ["xform"]
+`))
+	for _, want := range []string{`webhook[0].name = "CRM"`, `webhook[0].url = "ftp://x"`, `webhook[0].events = "sms.out"`,
+		`webhook[1].url = "https:///nohost"`, "webhook[1].events = []string(nil)", `webhook[1].timeout = "-1s"`, `webhook[2].name = "a": is used by another webhook`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\nlacks %q", err, want)
+		}
+	}
+}

@@ -8,7 +8,6 @@ package mqtt
 import (
 	"context"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -229,26 +228,6 @@ func (c *Connector) Run(ctx context.Context, router *bridge.Router) error {
 	return c.server.Close()
 }
 
-// InboundPayload is what sms/in carries.
-type InboundPayload struct {
-	ID         string `json:"id"`
-	From       string `json:"from"`
-	To         string `json:"to,omitempty"` // the receiving modem's own number, when known
-	Text       string `json:"text,omitempty"`
-	DataHex    string `json:"data_hex,omitempty"`
-	ReceivedAt string `json:"received_at"`
-	SCTS       string `json:"scts,omitempty"`
-	SMSC       string `json:"smsc,omitempty"`
-	Parts      int    `json:"parts"`
-	Modem      string `json:"modem"`
-	State      string `json:"state"`
-	Detail     string `json:"detail,omitempty"`
-	// Channel is where the message came from (sms, mqtt, http, cli,
-	// hub…), Kind what it carries (text, data, form, report).
-	Channel string `json:"channel"`
-	Kind    string `json:"kind"`
-}
-
 // Scheme implements bridge.Addressed: "mqtt" names this connector (an
 // inbound message routed to it is published on sms/in).
 func (c *Connector) Scheme() string { return bridge.SchemeMQTT }
@@ -266,24 +245,9 @@ func (c *Connector) ValidateAddress(client string) error {
 // sms/in (QoS 1), forms on xform/<form_id>.
 func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
 	if m.FormID != "" {
-		p := FormPayload{ID: m.ID, From: m.Peer, FormID: m.FormID, InstanceID: m.InstanceID,
-			ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), Modem: m.Modem}
-		if m.Text != nil {
-			p.XML = *m.Text
-		}
-		return c.publish(ctx, "xform/"+topicLevel(m.FormID), p)
+		return c.publish(ctx, "xform/"+topicLevel(m.FormID), bridge.NewFormPayload(m))
 	}
-	p := InboundPayload{ID: m.ID, From: m.Peer, To: c.opts.ModemNumbers[m.Modem], ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), SCTS: m.SCTS,
-		SMSC: m.SMSC, Parts: m.Parts, Modem: m.Modem, State: m.State, Detail: m.Detail, Channel: m.Channel, Kind: m.Kind}
-	if m.Direction == store.Out {
-		p.From = m.FromAddr // a send request addressed to mqtt: its sender
-	}
-	if m.Text != nil {
-		p.Text = *m.Text
-	} else {
-		p.DataHex = strings.ToUpper(hex.EncodeToString(m.Data))
-	}
-	return c.publish(ctx, "sms/in", p)
+	return c.publish(ctx, "sms/in", bridge.NewInboundPayload(m, c.opts.ModemNumbers[m.Modem]))
 }
 
 // publish delivers v on an API topic: its copy for the hub is committed
@@ -299,17 +263,6 @@ func (c *Connector) publish(ctx context.Context, apiTopic string, v any) (bridge
 		return bridge.Outcome{}, err
 	}
 	return bridge.Outcome{State: store.Delivered, Detail: "published on " + topic}, nil
-}
-
-// FormPayload is what xform/<form_id> carries.
-type FormPayload struct {
-	ID         string `json:"id"`
-	From       string `json:"from"`
-	FormID     string `json:"form_id"`
-	InstanceID string `json:"instance_id"`
-	XML        string `json:"xml"`
-	ReceivedAt string `json:"received_at"`
-	Modem      string `json:"modem,omitempty"`
 }
 
 // topicLevel makes s one topic level: no separators, no wildcards.

@@ -24,6 +24,7 @@ import (
 	bmqtt "github.com/outpost-sms/outpost/bridge/mqtt"
 	"github.com/outpost-sms/outpost/bridge/openrosa"
 	bsms "github.com/outpost-sms/outpost/bridge/sms"
+	"github.com/outpost-sms/outpost/bridge/webhook"
 	"github.com/outpost-sms/outpost/config"
 	"github.com/outpost-sms/outpost/hw"
 	"github.com/outpost-sms/outpost/hw/sim"
@@ -223,6 +224,18 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		}
 		defer em.Close()
 		router.Add(em)
+	}
+	// Webhooks: one connector POSTs the events each [[webhook]] subscribes
+	// to; their deliveries are created with the events themselves.
+	if len(cfg.Webhooks) > 0 {
+		wo := webhook.Options{GatewayID: cfg.GatewayID, Log: log, ModemNumbers: map[string]string{}}
+		for _, m := range cfg.Modems {
+			wo.ModemNumbers[m.ID] = m.Number
+		}
+		for _, w := range cfg.Webhooks {
+			wo.Hooks = append(wo.Hooks, webhook.Hook{Name: w.Name, URL: w.URL, Events: w.Events, Secret: w.Secret, Timeout: w.Timeout.Duration})
+		}
+		router.Add(webhook.New(wo, router))
 	}
 	var mq *bmqtt.Connector
 	if withMQTT {
