@@ -12,6 +12,10 @@
 // that connector's name and its Recipient the address within the scheme.
 // Every message records where it came from: its channel, its sender's
 // address and its kind (store.Message).
+//
+// Every inbound message goes to its default routes (Routes, FormRoutes)
+// and to what the config's [[route]] rules that match it add (Rules,
+// routes.go): copies to more addresses, an automatic reply, tags.
 package bridge
 
 import (
@@ -246,9 +250,10 @@ func (h *Router) OnStatusTx(f func(*store.Tx, StatusChange) error) {
 }
 
 // OnInboundTx registers f to run inside the transaction that stores
-// every inbound message, after its routed deliveries were created: what f
-// writes (more deliveries, a conversation) commits with the message, or
-// neither does.
+// every inbound message, after its default deliveries (Routes or
+// FormRoutes) were created and before the Rules' ones (which skip a
+// destination f already gave it): what f writes (more deliveries, a
+// conversation) commits with the message, or neither does.
 func (h *Router) OnInboundTx(f func(*store.Tx, *store.Message) error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -206,3 +206,32 @@ func TestCheckRoutesNamesTheRoute(t *testing.T) {
 		t.Errorf("route 1 is good: %v", err)
 	}
 }
+
+// TestRoutesSkipWhatTheMessageHas: a route to a destination the message
+// already has from a connector's own rule (a webhook's subscription, a
+// conversation's mail, made in OnInboundTx) adds no second delivery; its
+// other addresses are still added.
+func TestRoutesSkipWhatTheMessageHas(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	h.Add(&hook{})
+	h.OnInboundTx(func(tx *store.Tx, m *store.Message) error {
+		return tx.InsertDelivery(&store.Delivery{MessageID: m.ID, Connector: "webhook", Recipient: "subscribed"}, "subscribed")
+	})
+	h.Rules = []bridge.Route{{To: []string{"webhook:subscribed", "webhook:other", "webhook:subscribed"}}}
+	text := "hi"
+	m := &store.Message{Peer: "+15555550100", FromAddr: "tel:+15555550100", Text: &text, Source: "sms", State: store.Complete}
+	if err := h.Store.Update(context.Background(), func(tx *store.Tx) error { return h.StoreInbound(tx, m, "test") }); err != nil {
+		t.Fatal(err)
+	}
+	v, err := h.Message(context.Background(), m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range v.Deliveries {
+		got = append(got, d.Recipient)
+	}
+	if strings.Join(got, ",") != "subscribed,other" {
+		t.Errorf("deliveries %q, want subscribed,other", got)
+	}
+}
