@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"unicode"
 
 	"github.com/outpost-sms/outpost/store"
 )
@@ -14,7 +15,8 @@ import (
 // matches when every field given matches: Channel the message's channel,
 // From a glob (path.Match) on the sender's number as received or its
 // address ("tel:+…"), Modem the modem that received it, Keyword the first
-// word of its text (case-insensitive), Form its form id. A matching route
+// word of its text (case-insensitive, with or without the punctuation
+// after it: "Help!" is HELP), Form its form id. A matching route
 // adds a delivery to each address of To (none twice, and none a message
 // already has), sends Reply back to the sender on the channel it came in
 // on (only the first matching route with a Reply does), and keeps Tag on
@@ -50,7 +52,7 @@ func (r Route) Matches(m *store.Message) bool {
 			return false
 		}
 		w := strings.Fields(*m.Text)
-		if len(w) == 0 || !strings.EqualFold(w[0], r.Keyword) {
+		if len(w) == 0 || !strings.EqualFold(w[0], r.Keyword) && !strings.EqualFold(strings.TrimRightFunc(w[0], unicode.IsPunct), r.Keyword) {
 			return false
 		}
 	}

@@ -54,6 +54,12 @@ func TestRouteMatches(t *testing.T) {
 	if (bridge.Route{Keyword: "help"}).Matches(&empty) {
 		t.Error("a keyword matched an empty text")
 	}
+	for text, want := range map[string]bool{"Help! now": true, "help,": true, "help.me": false, "helper": false, "STOP?": false} {
+		m := store.Message{Peer: "+254712345678", Channel: "sms", Text: &text}
+		if got := (bridge.Route{Keyword: "HELP"}).Matches(&m); got != want {
+			t.Errorf("keyword HELP on %q: %v, want %v", text, got, want)
+		}
+	}
 }
 
 // TestRoutesApply: the routes are evaluated in order for every inbound

@@ -245,6 +245,13 @@ func (c Config) validateRoutes(bad func(field string, value any, why string)) {
 		if _, err := path.Match(r.From, ""); err != nil {
 			bad(p+".from", r.From, "is not a valid glob (* ? [...]): "+err.Error())
 		}
+		if r.Modem != "" && !slices.ContainsFunc(c.Modems, func(m Modem) bool { return m.ID == r.Modem }) {
+			ids := make([]string, len(c.Modems))
+			for i, m := range c.Modems {
+				ids[i] = m.ID
+			}
+			bad(p+".modem", r.Modem, "is not the id of a [[modem]] ("+strings.Join(ids, ", ")+")")
+		}
 		if strings.ContainsFunc(r.Keyword, unicode.IsSpace) {
 			bad(p+".keyword", r.Keyword, "must be one word (it is compared with the first word of the text)")
 		}

@@ -408,6 +408,9 @@ stop = true
 [[route]]
 form = "enquete_menage"
 tag = "survey"
+[[modem]]
+id = "m1"
+type = "sim"
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -419,6 +422,7 @@ tag = "survey"
 keyword = "HELP"
 [[route]]
 channel = "fax"
+modem = "m9"
 from = "+25[47"
 keyword = "two words"
 to = ["", " "]
@@ -427,7 +431,7 @@ reply = "bell\u0007"
 `))
 	for _, want := range []string{`route[0] = "": does nothing: give at least one of to, reply or tag`, `route[1].channel = "fax"`,
 		`route[1].from = "+25[47": is not a valid glob`, `route[1].keyword = "two words"`, `route[1].to[0] = ""`, `route[1].to[1] = " "`,
-		`route[1].tag = "a b"`, `route[1].reply = "bell\a"`} {
+		`route[1].tag = "a b"`, `route[1].modem = "m9": is not the id of a [[modem]] (sim0)`, `route[1].reply = "bell\a"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v\nlacks %q", err, want)
 		}
