@@ -265,9 +265,10 @@ func (h *Router) route(r string) (connector, recipient string, err error) {
 	return ts[0].conn.Name(), a.Value, nil
 }
 
-// CheckRoutes says what is wrong with Routes and FormRoutes: an address no
-// registered connector delivers to, or a bad one. Call it once every
-// connector is added: StoreInbound refuses a message it cannot route.
+// CheckRoutes says what is wrong with Routes, FormRoutes and Rules (the
+// config's [[route]]): an address no registered connector delivers to, or
+// a bad one. Call it once every connector is added: StoreInbound refuses a
+// message it cannot route.
 func (h *Router) CheckRoutes() error {
 	var errs []error
 	for _, r := range append(append([]string{}, h.Routes...), h.FormRoutes...) {
@@ -275,6 +276,7 @@ func (h *Router) CheckRoutes() error {
 			errs = append(errs, fmt.Errorf("routes: %v", err))
 		}
 	}
+	errs = append(errs, h.checkRules()...)
 	return errors.Join(errs...)
 }
 

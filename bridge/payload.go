@@ -27,13 +27,15 @@ type InboundPayload struct {
 	// hub…), Kind what it carries (text, data, form, report).
 	Channel string `json:"channel"`
 	Kind    string `json:"kind"`
+	// Tags are what the matching [[route]]s put on the message.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // NewInboundPayload is m as InboundPayload; to is the receiving modem's
 // own number ("" when unknown).
 func NewInboundPayload(m store.Message, to string) InboundPayload {
 	p := InboundPayload{ID: m.ID, From: m.Peer, To: to, ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), SCTS: m.SCTS,
-		SMSC: m.SMSC, Parts: m.Parts, Modem: m.Modem, State: m.State, Detail: m.Detail, Channel: m.Channel, Kind: m.Kind}
+		SMSC: m.SMSC, Parts: m.Parts, Modem: m.Modem, State: m.State, Detail: m.Detail, Channel: m.Channel, Kind: m.Kind, Tags: m.Tags}
 	if m.Direction == store.Out {
 		p.From = m.FromAddr // a send request addressed to mqtt: its sender
 	}
@@ -55,12 +57,14 @@ type FormPayload struct {
 	XML        string `json:"xml"`
 	ReceivedAt string `json:"received_at"`
 	Modem      string `json:"modem,omitempty"`
+	// Tags are what the matching [[route]]s put on the message.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // NewFormPayload is m (Message.FormID set) as FormPayload.
 func NewFormPayload(m store.Message) FormPayload {
 	p := FormPayload{ID: m.ID, From: m.Peer, FormID: m.FormID, InstanceID: m.InstanceID,
-		ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), Modem: m.Modem}
+		ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), Modem: m.Modem, Tags: m.Tags}
 	if m.Text != nil {
 		p.XML = *m.Text
 	}

@@ -12,6 +12,10 @@
 // that connector's name and its Recipient the address within the scheme.
 // Every message records where it came from: its channel, its sender's
 // address and its kind (store.Message).
+//
+// Every inbound message goes to its default routes (Routes, FormRoutes)
+// and to what the config's [[route]] rules that match it add (Rules,
+// routes.go): copies to more addresses, an automatic reply, tags.
 package bridge
 
 import (
@@ -159,6 +163,9 @@ type SendRequest struct {
 	// from now: a retry of the same request gives later times, so they
 	// are not compared with a stored message's (sameRequest).
 	notBeforeRel, expiresRel bool
+	// note is added to the history of a request the router makes itself
+	// (a route's auto-reply says which route, for which message).
+	note string
 }
 
 // StatusChange is a delivery state change, published after commit.
@@ -182,6 +189,9 @@ type Router struct {
 	// FormRoutes lists where an inbound form submission (Message.FormID
 	// set) is delivered, instead of Routes, in the same form.
 	FormRoutes []string
+	// Rules are the config's [[route]]s, applied in order to every
+	// inbound message besides Routes or FormRoutes (see Route).
+	Rules []Route
 	// MaxAttempts before a delivery fails (default 10).
 	MaxAttempts int
 	// RetryMin and RetryMax bound the backoff between attempts.
@@ -240,9 +250,10 @@ func (h *Router) OnStatusTx(f func(*store.Tx, StatusChange) error) {
 }
 
 // OnInboundTx registers f to run inside the transaction that stores
-// every inbound message, after its routed deliveries were created: what f
-// writes (more deliveries, a conversation) commits with the message, or
-// neither does.
+// every inbound message, after its default deliveries (Routes or
+// FormRoutes) were created and before the Rules' ones (which skip a
+// destination f already gave it): what f writes (more deliveries, a
+// conversation) commits with the message, or neither does.
 func (h *Router) OnInboundTx(f func(*store.Tx, *store.Message) error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -472,6 +483,9 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 		Port: req.Port, Validity: req.Validity, Priority: req.Priority, NotBefore: req.NotBefore, ExpiresAt: req.Expires,
 		Channel: req.Source, FromAddr: req.From}
 	accepted := "accepted via " + req.Source
+	if req.note != "" {
+		accepted += " (" + req.note + ")"
+	}
 	if len(groups) > 0 {
 		accepted += " (" + strings.Join(groups, ", ") + ")"
 	}
@@ -608,7 +622,8 @@ func (h *Router) recipients(list []string) (to []Address, groups []string, err e
 }
 
 // StoreInbound stores an inbound message inside tx and creates its
-// deliveries to every route. Its channel defaults to its Source and its
+// deliveries to every route (Routes or FormRoutes, then what the Rules
+// that match add: copies, an auto-reply, tags). Its channel defaults to its Source and its
 // kind to what it holds (form, data or text); set FromAddr ("tel:+…"). A
 // duplicate (same dedup key) returns store.ErrDuplicate and creates
 // nothing.
@@ -620,6 +635,8 @@ func (h *Router) StoreInbound(tx *store.Tx, m *store.Message, detail string) err
 	if m.Kind == "" {
 		m.Kind = kindOf(m)
 	}
+	mt := h.match(m)
+	m.Tags = mt.tags
 	if err := tx.InsertMessage(m); err != nil {
 		return err
 	}
@@ -649,7 +666,9 @@ func (h *Router) StoreInbound(tx *store.Tx, m *store.Message, detail string) err
 			return err
 		}
 	}
-	return nil
+	// The routes last: they add no copy of m to a destination it already
+	// has (the defaults, a webhook's subscription, a conversation's mail).
+	return h.applyRoutes(tx, m, mt)
 }
 
 // MessageView is a message with its deliveries and history.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"sort"
@@ -37,6 +38,9 @@ type Config struct {
 	Email     Email   `toml:"email"`
 	// Webhooks are HTTP receivers of Outpost's events ([[webhook]]).
 	Webhooks []Webhook `toml:"webhook"`
+	// Routes are the rules applied to every inbound message, in order
+	// ([[route]]): copies to more addresses, an automatic reply, a tag.
+	Routes []Route `toml:"route"`
 	// Groups are named lists of phone numbers; a send request to
 	// "group:<name>" goes to each of them.
 	Groups map[string][]string `toml:"groups"`
@@ -202,6 +206,65 @@ func (c Config) validateWebhooks(bad func(field string, value any, why string)) 
 		}
 		if w.Timeout.Duration <= 0 {
 			bad(p+".timeout", w.Timeout.String(), "must be more than 0 (default 10s)")
+		}
+	}
+}
+
+// Route is one rule for inbound messages ([[route]]): when every field
+// given matches, the message is also delivered to To, Reply is sent back
+// to its sender on the channel it came in on (the first matching route
+// with a reply only), and Tag is kept on it. Stop ends the evaluation.
+type Route struct {
+	Channel string   `toml:"channel"`
+	From    string   `toml:"from"`
+	Modem   string   `toml:"modem"`
+	Keyword string   `toml:"keyword"`
+	Form    string   `toml:"form"`
+	To      []string `toml:"to"`
+	Reply   string   `toml:"reply"`
+	Tag     string   `toml:"tag"`
+	Stop    bool     `toml:"stop"`
+}
+
+// RouteChannels are the channels a [[route]] may match.
+var RouteChannels = []string{"sms", "email", "xmpp", "mqtt", "http", "hub"}
+
+// validateRoutes reports the problems of the [[route]] entries. Whether a
+// connector delivers to each address of To is the router's to say (outpost
+// config check asks it).
+func (c Config) validateRoutes(bad func(field string, value any, why string)) {
+	tag := regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("route[%d]", i)
+		if len(r.To) == 0 && r.Reply == "" && r.Tag == "" {
+			bad(p, "", "does nothing: give at least one of to, reply or tag")
+		}
+		if r.Channel != "" && !slices.Contains(RouteChannels, r.Channel) {
+			bad(p+".channel", r.Channel, "is not a channel: "+strings.Join(RouteChannels, ", "))
+		}
+		if _, err := path.Match(r.From, ""); err != nil {
+			bad(p+".from", r.From, "is not a valid glob (* ? [...]): "+err.Error())
+		}
+		if r.Modem != "" && !slices.ContainsFunc(c.Modems, func(m Modem) bool { return m.ID == r.Modem }) {
+			ids := make([]string, len(c.Modems))
+			for i, m := range c.Modems {
+				ids[i] = m.ID
+			}
+			bad(p+".modem", r.Modem, "is not the id of a [[modem]] ("+strings.Join(ids, ", ")+")")
+		}
+		if strings.ContainsFunc(r.Keyword, unicode.IsSpace) {
+			bad(p+".keyword", r.Keyword, "must be one word (it is compared with the first word of the text)")
+		}
+		for j, to := range r.To {
+			if strings.TrimSpace(to) == "" {
+				bad(fmt.Sprintf("%s.to[%d]", p, j), to, "must be an address (mailto:…, webhook:NAME, mqtt, a phone number…)")
+			}
+		}
+		if r.Reply != "" && strings.ContainsFunc(r.Reply, func(r rune) bool { return (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || r == 0x7f }) {
+			bad(p+".reply", r.Reply, "must not hold control characters other than newline, carriage return and tab")
+		}
+		if r.Tag != "" && !tag.MatchString(r.Tag) {
+			bad(p+".tag", r.Tag, "must be 1–64 of A–Z, a–z, 0–9, '_', '.', ':' and '-'")
 		}
 	}
 }
@@ -791,6 +854,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Email.problems()...)
 	c.validateWebhooks(bad)
+	c.validateRoutes(bad)
 	if len(errs) == 0 {
 		return nil
 	}

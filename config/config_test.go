@@ -394,3 +394,46 @@ events = ["xform"]
 		}
 	}
 }
+
+func TestRoutes(t *testing.T) {
+	c, err := Check("f.toml", []byte(`[[route]]
+channel = "sms"
+from = "+2547*"
+modem = "m1"
+keyword = "HELP"
+to = ["mailto:ops@example.org", "webhook:kobo"]
+reply = "Thanks, we got it."
+tag = "help"
+stop = true
+[[route]]
+form = "enquete_menage"
+tag = "survey"
+[[modem]]
+id = "m1"
+type = "sim"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Routes) != 2 || c.Routes[0].From != "+2547*" || !c.Routes[0].Stop || len(c.Routes[0].To) != 2 || c.Routes[1].Form != "enquete_menage" {
+		t.Fatalf("routes %+v", c.Routes)
+	}
+	_, err = Check("f.toml", []byte(`[[route]]
+keyword = "HELP"
+[[route]]
+channel = "fax"
+modem = "m9"
+from = "+25[47"
+keyword = "two words"
+to = ["", " "]
+tag = "a b"
+reply = "bell\u0007"
+`))
+	for _, want := range []string{`route[0] = "": does nothing: give at least one of to, reply or tag`, `route[1].channel = "fax"`,
+		`route[1].from = "+25[47": is not a valid glob`, `route[1].keyword = "two words"`, `route[1].to[0] = ""`, `route[1].to[1] = " "`,
+		`route[1].tag = "a b"`, `route[1].modem = "m9": is not the id of a [[modem]] (sim0)`, `route[1].reply = "bell\a"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\nlacks %q", err, want)
+		}
+	}
+}

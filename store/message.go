@@ -91,6 +91,9 @@ type Message struct {
 	Channel  string `json:"channel,omitempty"`
 	FromAddr string `json:"from_addr,omitempty"`
 	Kind     string `json:"kind,omitempty"`
+	// Tags are what the routes that matched an inbound message put on
+	// it ([[route]] tag), in their order.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // Delivery is one message x destination with its latest state.
@@ -147,10 +150,10 @@ func (tx *Tx) InsertMessage(m *Message) error {
 	if m.DedupKey != "" {
 		dedup = m.DedupKey
 	}
-	_, err := tx.exec(`INSERT INTO messages (id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, dedup_key, state, detail, form_id, instance_id, port, validity_s, priority, not_before, expires_at, created_at, channel, from_addr, kind)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := tx.exec(`INSERT INTO messages (id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, dedup_key, state, detail, form_id, instance_id, port, validity_s, priority, not_before, expires_at, created_at, channel, from_addr, kind, tags)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ID, m.Direction, m.Peer, m.Modem, m.Text, m.Data, m.Coding, m.Parts, m.SMSC, m.SCTS, m.Report, m.Flash, m.Source, dedup, m.State, m.Detail, m.FormID, m.InstanceID, m.Port, int64(m.Validity/time.Second),
-		m.Priority, ms(m.NotBefore), ms(m.ExpiresAt), ms(m.CreatedAt), m.Channel, m.FromAddr, m.Kind)
+		m.Priority, ms(m.NotBefore), ms(m.ExpiresAt), ms(m.CreatedAt), m.Channel, m.FromAddr, m.Kind, strings.Join(m.Tags, ","))
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
@@ -386,15 +389,19 @@ func (tx *Tx) RecoverSending(connector, detail string) (int, error) {
 	return len(ids), nil
 }
 
-const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, form_id, instance_id, port, validity_s, priority, not_before, expires_at, created_at, channel, from_addr, kind`
+const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, form_id, instance_id, port, validity_s, priority, not_before, expires_at, created_at, channel, from_addr, kind, tags`
 
 func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var m Message
 	var text sql.NullString
 	var created, validity, notBefore, expires int64
+	var tags string
 	err := row.Scan(&m.ID, &m.Direction, &m.Peer, &m.Modem, &text, &m.Data, &m.Coding, &m.Parts, &m.SMSC, &m.SCTS,
 		&m.Report, &m.Flash, &m.Source, &m.DedupKey, &m.State, &m.Detail, &m.FormID, &m.InstanceID, &m.Port, &validity,
-		&m.Priority, &notBefore, &expires, &created, &m.Channel, &m.FromAddr, &m.Kind)
+		&m.Priority, &notBefore, &expires, &created, &m.Channel, &m.FromAddr, &m.Kind, &tags)
+	if tags != "" {
+		m.Tags = strings.Split(tags, ",")
+	}
 	m.Validity = time.Duration(validity) * time.Second
 	m.NotBefore, m.ExpiresAt = fromMS(notBefore), fromMS(expires)
 	if text.Valid {

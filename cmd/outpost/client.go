@@ -221,6 +221,9 @@ func cmdShow(args []string) int {
 	if v.FromAddr != "" {
 		fmt.Printf("from:      %s\n", printable(v.FromAddr, false))
 	}
+	if len(v.Tags) > 0 {
+		fmt.Printf("tags:      %s\n", printable(strings.Join(v.Tags, ", "), false))
+	}
 	if v.Text != nil {
 		fmt.Printf("text:      %s\n", indented(*v.Text))
 	} else if v.DataHex != "" {

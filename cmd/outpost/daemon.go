@@ -136,13 +136,6 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		}
 		router.RetryMin, router.RetryMax = a, b
 	}
-	// The MQTT connector serves the local broker and carries the hub
-	// link; with no local listener it still runs for the hub alone.
-	withMQTT := cfg.MQTT.Listen != "" || cfg.Hub.URL != ""
-	if withMQTT {
-		router.Routes = []string{"mqtt"}
-		router.FormRoutes = []string{"mqtt"}
-	}
 	// Cancelled before the wait: on an error return, everything started
 	// so far is told to stop, then waited for.
 	ctx, cancel := context.WithCancel(ctx)
@@ -182,94 +175,20 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		defer m.Close()
 		modems[mc.ID] = m
 	}
-	smsConn := bsms.New(router, modems)
-	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
-	smsConn.ReassemblyTimeout = cfg.SMS.ReassemblyTimeout.Duration
-	smsConn.Languages = map[string][]int{}
-	for prefix, name := range cfg.SMS.NationalLanguages {
-		nli, err := pdu.Language(name)
-		if err != nil {
-			return fmt.Errorf("sms.national_languages[%q]: %w", prefix, err)
-		}
-		smsConn.Languages[prefix] = append(smsConn.Languages[prefix], nli)
+	em, mq, err := connectors(cfg, router, log, modems)
+	if err != nil {
+		return err
 	}
-	if cfg.XForm.Enabled {
-		fo := &bsms.FormOptions{Port: cfg.XForm.Port, Options: xform.Options{MaxSize: cfg.XForm.MaxSize}}
-		for _, f := range cfg.XForm.Forms {
-			fo.Forms = append(fo.Forms, xform.Form{ID: f.ID, Version: f.Version, Prefix: f.Prefix, Delimiter: f.Delimiter, Fields: f.Fields})
-		}
-		smsConn.Forms = fo
+	// A route may name an address ("webhook:crm", a [[route]]'s to): its
+	// connector must be there, or no inbound message could be stored.
+	if err := router.CheckRoutes(); err != nil {
+		return err
 	}
-	router.Add(smsConn)
-	if or := cfg.XForm.OpenRosa; or.URL != "" {
-		router.Add(openrosa.New(openrosa.Options{URL: or.URL, User: or.User, Password: or.Password, Timeout: or.Timeout.Duration}))
-		router.FormRoutes = append(router.FormRoutes, "openrosa")
-	}
-	// Email: mail to <number>@domain in, SMS answers out as mail.
-	var em *bemail.Connector
-	if e := cfg.Email; e.Listen != "" || e.SMTP != "" {
-		users := map[string]string{}
-		for _, u := range e.Accounts {
-			users[u.Name] = u.PasswordHash
-		}
-		em, err = bemail.New(bemail.Options{Listen: e.Listen, Domain: e.Domain, Allow: e.Allow, MaxParts: e.MaxParts, Parts: smsConn.Parts,
-			TLSCert: e.TLSCert, TLSKey: e.TLSKey, Users: users,
-			SMTP: e.SMTP, User: e.User, Password: e.Password, RequireTLS: e.RequireTLS, CAFile: e.CAFile, ConversationTTL: e.ConversationTTL.Duration,
-			Log: log, CrashAt: os.Getenv("OUTPOST_CRASH_AT")}, router)
-		if err != nil {
-			return err
-		}
+	if em != nil {
 		if err := em.Listen(); err != nil {
 			return err
 		}
 		defer em.Close()
-		router.Add(em)
-	}
-	// Webhooks: one connector POSTs the events each [[webhook]] subscribes
-	// to; their deliveries are created with the events themselves.
-	if len(cfg.Webhooks) > 0 {
-		wo := webhook.Options{GatewayID: cfg.GatewayID, Log: log, ModemNumbers: map[string]string{}}
-		for _, m := range cfg.Modems {
-			wo.ModemNumbers[m.ID] = m.Number
-		}
-		for _, w := range cfg.Webhooks {
-			wo.Hooks = append(wo.Hooks, webhook.Hook{Name: w.Name, URL: w.URL, Events: w.Events, Secret: w.Secret, Timeout: w.Timeout.Duration})
-		}
-		router.Add(webhook.New(wo, router))
-	}
-	var mq *bmqtt.Connector
-	if withMQTT {
-		ho := bmqtt.HubOptions{URL: cfg.Hub.URL, Username: cfg.Hub.Username, Password: cfg.Hub.Password, ClientID: cfg.Hub.ClientID,
-			KeepAlive: cfg.Hub.KeepAlive.Duration, Window: cfg.Hub.Window, MaxAge: cfg.Hub.MaxAge.Duration,
-			CAFile: cfg.Hub.CAFile, CertFile: cfg.Hub.CertFile, KeyFile: cfg.Hub.KeyFile,
-			Limits: store.HubLimits{MaxMessages: cfg.Hub.MaxMessages, MaxBytes: cfg.Hub.MaxBytes, DropOldest: cfg.Hub.WhenFull != "refuse"}}
-		for _, f := range cfg.Hub.Forward {
-			ho.Forward = append(ho.Forward, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
-		}
-		for _, f := range cfg.Hub.Subscribe {
-			ho.Subscribe = append(ho.Subscribe, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
-		}
-		mo := bmqtt.Options{Listen: cfg.MQTT.Listen, Prefix: cfg.MQTT.Prefix, GatewayID: cfg.GatewayID,
-			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log, Hub: ho,
-			TLSListen: cfg.MQTT.TLSListen, TLSCert: cfg.MQTT.TLSCert, TLSKey: cfg.MQTT.TLSKey,
-			WebSocketListen: cfg.MQTT.WebSocketListen, MaxClients: cfg.MQTT.MaxClients, MaxPacketSize: cfg.MQTT.MaxPacketSize}
-		mo.ModemNumbers = map[string]string{}
-		for _, m := range cfg.Modems {
-			mo.ModemNumbers[m.ID] = m.Number
-		}
-		for _, u := range cfg.MQTT.Users {
-			mo.Users = append(mo.Users, bmqtt.User{Name: u.Name, Hash: u.PasswordHash})
-		}
-		for _, r := range cfg.MQTT.ACL {
-			mo.ACL = append(mo.ACL, bmqtt.ACL{User: r.User, Topic: r.Topic, Access: r.Access})
-		}
-		mq = bmqtt.New(mo, router)
-		router.Add(mq)
-	}
-	// A route may name an address ("webhook:crm"): its connector must be
-	// there, or no inbound message could be stored.
-	if err := router.CheckRoutes(); err != nil {
-		return err
 	}
 	api := &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Router: router, Log: log}
 	if err := api.Listen(); err != nil {
@@ -450,9 +369,126 @@ func cmdConfig(args []string) int {
 		fmt.Fprintln(os.Stderr, strings.TrimSpace(err.Error()))
 		return exitFailure
 	}
+	// The routes, as the daemon would build them: an address no
+	// configured connector delivers to is refused here too.
+	if err := checkRoutes(c); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", pos[0], strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return exitFailure
+	}
 	if c.SimulatedByDefault {
 		fmt.Fprintf(os.Stderr, "note: %s lists no [[modem]]: the simulated modem %s is used (no real SMS go out); add a [[modem]] with type = \"serial\" for a real one\n", pos[0], c.Modems[0].ID)
 	}
 	fmt.Println(pos[0] + ": ok")
 	return 0
+}
+
+// connectors builds every connector cfg configures and adds it to router,
+// without starting any (the email connector does not listen yet): what
+// the daemon runs, and what outpost config check routes through as a
+// dry run. It sets the router's routes: the defaults (mqtt when the
+// connector runs, openrosa for forms) and the config's [[route]]s.
+func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, modems map[string]hw.Modem) (em *bemail.Connector, mq *bmqtt.Connector, err error) {
+	// The MQTT connector serves the local broker and carries the hub
+	// link; with no local listener it still runs for the hub alone.
+	withMQTT := cfg.MQTT.Listen != "" || cfg.Hub.URL != ""
+	if withMQTT {
+		router.Routes = []string{"mqtt"}
+		router.FormRoutes = []string{"mqtt"}
+	}
+	for _, r := range cfg.Routes {
+		router.Rules = append(router.Rules, bridge.Route{Channel: r.Channel, From: r.From, Modem: r.Modem, Keyword: r.Keyword, Form: r.Form,
+			To: r.To, Reply: r.Reply, Tag: r.Tag, Stop: r.Stop})
+	}
+	smsConn := bsms.New(router, modems)
+	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
+	smsConn.ReassemblyTimeout = cfg.SMS.ReassemblyTimeout.Duration
+	smsConn.Languages = map[string][]int{}
+	for prefix, name := range cfg.SMS.NationalLanguages {
+		nli, err := pdu.Language(name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sms.national_languages[%q]: %w", prefix, err)
+		}
+		smsConn.Languages[prefix] = append(smsConn.Languages[prefix], nli)
+	}
+	if cfg.XForm.Enabled {
+		fo := &bsms.FormOptions{Port: cfg.XForm.Port, Options: xform.Options{MaxSize: cfg.XForm.MaxSize}}
+		for _, f := range cfg.XForm.Forms {
+			fo.Forms = append(fo.Forms, xform.Form{ID: f.ID, Version: f.Version, Prefix: f.Prefix, Delimiter: f.Delimiter, Fields: f.Fields})
+		}
+		smsConn.Forms = fo
+	}
+	router.Add(smsConn)
+	if or := cfg.XForm.OpenRosa; or.URL != "" {
+		router.Add(openrosa.New(openrosa.Options{URL: or.URL, User: or.User, Password: or.Password, Timeout: or.Timeout.Duration}))
+		router.FormRoutes = append(router.FormRoutes, "openrosa")
+	}
+	// Email: mail to <number>@domain in, SMS answers out as mail.
+	if e := cfg.Email; e.Listen != "" || e.SMTP != "" {
+		users := map[string]string{}
+		for _, u := range e.Accounts {
+			users[u.Name] = u.PasswordHash
+		}
+		var err error
+		em, err = bemail.New(bemail.Options{Listen: e.Listen, Domain: e.Domain, Allow: e.Allow, MaxParts: e.MaxParts, Parts: smsConn.Parts,
+			TLSCert: e.TLSCert, TLSKey: e.TLSKey, Users: users,
+			SMTP: e.SMTP, User: e.User, Password: e.Password, RequireTLS: e.RequireTLS, CAFile: e.CAFile, ConversationTTL: e.ConversationTTL.Duration,
+			Log: log, CrashAt: os.Getenv("OUTPOST_CRASH_AT")}, router)
+		if err != nil {
+			return nil, nil, err
+		}
+		router.Add(em)
+	}
+	// Webhooks: one connector POSTs the events each [[webhook]] subscribes
+	// to; their deliveries are created with the events themselves.
+	if len(cfg.Webhooks) > 0 {
+		wo := webhook.Options{GatewayID: cfg.GatewayID, Log: log, ModemNumbers: map[string]string{}}
+		for _, m := range cfg.Modems {
+			wo.ModemNumbers[m.ID] = m.Number
+		}
+		for _, w := range cfg.Webhooks {
+			wo.Hooks = append(wo.Hooks, webhook.Hook{Name: w.Name, URL: w.URL, Events: w.Events, Secret: w.Secret, Timeout: w.Timeout.Duration})
+		}
+		router.Add(webhook.New(wo, router))
+	}
+	if withMQTT {
+		ho := bmqtt.HubOptions{URL: cfg.Hub.URL, Username: cfg.Hub.Username, Password: cfg.Hub.Password, ClientID: cfg.Hub.ClientID,
+			KeepAlive: cfg.Hub.KeepAlive.Duration, Window: cfg.Hub.Window, MaxAge: cfg.Hub.MaxAge.Duration,
+			CAFile: cfg.Hub.CAFile, CertFile: cfg.Hub.CertFile, KeyFile: cfg.Hub.KeyFile,
+			Limits: store.HubLimits{MaxMessages: cfg.Hub.MaxMessages, MaxBytes: cfg.Hub.MaxBytes, DropOldest: cfg.Hub.WhenFull != "refuse"}}
+		for _, f := range cfg.Hub.Forward {
+			ho.Forward = append(ho.Forward, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
+		}
+		for _, f := range cfg.Hub.Subscribe {
+			ho.Subscribe = append(ho.Subscribe, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
+		}
+		mo := bmqtt.Options{Listen: cfg.MQTT.Listen, Prefix: cfg.MQTT.Prefix, GatewayID: cfg.GatewayID,
+			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log, Hub: ho,
+			TLSListen: cfg.MQTT.TLSListen, TLSCert: cfg.MQTT.TLSCert, TLSKey: cfg.MQTT.TLSKey,
+			WebSocketListen: cfg.MQTT.WebSocketListen, MaxClients: cfg.MQTT.MaxClients, MaxPacketSize: cfg.MQTT.MaxPacketSize}
+		mo.ModemNumbers = map[string]string{}
+		for _, m := range cfg.Modems {
+			mo.ModemNumbers[m.ID] = m.Number
+		}
+		for _, u := range cfg.MQTT.Users {
+			mo.Users = append(mo.Users, bmqtt.User{Name: u.Name, Hash: u.PasswordHash})
+		}
+		for _, r := range cfg.MQTT.ACL {
+			mo.ACL = append(mo.ACL, bmqtt.ACL{User: r.User, Topic: r.Topic, Access: r.Access})
+		}
+		mq = bmqtt.New(mo, router)
+		router.Add(mq)
+	}
+	return em, mq, nil
+}
+
+// checkRoutes builds the connectors and the router the way the daemon
+// does, as a dry run (no store, no modem, nothing listens or runs), and
+// says what is wrong with the routes (Router.CheckRoutes).
+func checkRoutes(cfg config.Config) error {
+	router := bridge.New(nil, nil)
+	router.Groups = cfg.Groups
+	if _, _, err := connectors(cfg, router, slog.New(slog.DiscardHandler), nil); err != nil {
+		return err
+	}
+	return router.CheckRoutes()
 }

@@ -22,6 +22,8 @@ type hookPost struct {
 	Event    string
 	Message  struct {
 		ID, From, Text, State, To string
+		FormID                    string   `json:"form_id"`
+		Tags                      []string `json:"tags"`
 	}
 }
 
