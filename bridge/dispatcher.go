@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/outpost-sms/outpost/store"
@@ -63,9 +65,50 @@ func unavailableFor(err error) (time.Duration, bool) {
 // connector: one delivery at a time is tried until one gets through, and
 // no attempt is counted.
 func (h *Router) dispatch(ctx context.Context, c Connector) {
-	h.mu.Lock()
-	wake := h.wake[c.Name()]
-	h.mu.Unlock()
+	l, ok := c.(Laned)
+	if !ok {
+		h.mu.Lock()
+		wake := h.wake[c.Name()]
+		h.mu.Unlock()
+		h.dispatchLane(ctx, c, store.Lane{All: true}, wake)
+		return
+	}
+	// One lane per destination, and one for the deliveries to any other
+	// (a destination no longer configured: the connector fails them).
+	lanes := l.Lanes()
+	var wg sync.WaitGroup
+	for _, lane := range append([]store.Lane{{Others: slices.Clone(lanes)}}, lanesOf(lanes)...) {
+		wake := make(chan struct{}, 1)
+		h.mu.Lock()
+		h.laneWake[c.Name()] = append(h.laneWake[c.Name()], wake)
+		h.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.dispatchLane(ctx, c, lane, wake)
+		}()
+	}
+	wg.Wait()
+}
+
+func lanesOf(recipients []string) []store.Lane {
+	out := make([]store.Lane, len(recipients))
+	for i, r := range recipients {
+		out[i] = store.Lane{Recipient: r}
+	}
+	return out
+}
+
+// Laned is implemented by connectors whose destinations are independent
+// of each other (one webhook's receiver and another's): the dispatcher
+// runs one lane per destination, so that a slow or unavailable one holds
+// back only its own deliveries. Lanes lists them (the recipients).
+type Laned interface {
+	Lanes() []string
+}
+
+// dispatchLane is dispatch for the deliveries of one lane.
+func (h *Router) dispatchLane(ctx context.Context, c Connector, lane store.Lane, wake chan struct{}) {
 	waiter, _ := c.(Waiter)
 	down := 0 // consecutive outages
 	for ctx.Err() == nil {
@@ -78,7 +121,7 @@ func (h *Router) dispatch(ctx context.Context, c Connector) {
 		}
 		var claimed []store.Delivery
 		err := h.Store.Update(ctx, func(tx *store.Tx) error {
-			ds, err := tx.ClaimDue(c.Name(), limit)
+			ds, err := tx.ClaimDueLane(c.Name(), lane, limit)
 			if err != nil {
 				return err
 			}
@@ -121,7 +164,7 @@ func (h *Router) dispatch(ctx context.Context, c Connector) {
 		}
 		wait := time.Minute
 		var next time.Time
-		h.Store.View(ctx, func(tx *store.Tx) (err error) { next, err = tx.NextDue(c.Name()); return })
+		h.Store.View(ctx, func(tx *store.Tx) (err error) { next, err = tx.NextDueLane(c.Name(), lane); return })
 		if !next.IsZero() {
 			wait = min(max(next.Sub(h.Store.Now()), 0), time.Minute)
 		}

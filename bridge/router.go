@@ -203,6 +203,7 @@ type Router struct {
 	mu          sync.Mutex
 	connectors  map[string]Connector
 	wake        map[string]chan struct{}
+	laneWake    map[string][]chan struct{} // the lanes of a Laned connector
 	onStatus    []func(StatusChange)
 	onStatusTx  []func(*store.Tx, StatusChange) error
 	onInboundTx []func(*store.Tx, *store.Message) error
@@ -221,7 +222,7 @@ func New(s *store.Store, log *slog.Logger) *Router {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Router{Store: s, Log: log, MaxAttempts: 10, RetryMin: 2 * time.Second, RetryMax: 5 * time.Minute,
-		connectors: map[string]Connector{}, wake: map[string]chan struct{}{}, modems: map[string]any{}, links: map[string]any{},
+		connectors: map[string]Connector{}, wake: map[string]chan struct{}{}, laneWake: map[string][]chan struct{}{}, modems: map[string]any{}, links: map[string]any{},
 		expiry: make(chan struct{}, 1), inflight: map[int64]bool{}}
 }
 
@@ -317,12 +318,14 @@ func (h *Router) watchExpiry() {
 // Wake makes a connector's dispatcher look for due deliveries now.
 func (h *Router) Wake(connector string) {
 	h.mu.Lock()
-	ch := h.wake[connector]
+	chs := append([]chan struct{}{h.wake[connector]}, h.laneWake[connector]...)
 	h.mu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- struct{}{}:
-		default:
+	for _, ch := range chs {
+		if ch != nil {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
 		}
 	}
 }

@@ -270,11 +270,42 @@ func (tx *Tx) Delivery(id int64) (Delivery, error) {
 // priority first, then the longest due. Deliveries past their expiry are
 // not claimed (see ExpireDue).
 func (tx *Tx) ClaimDue(connector string, limit int) ([]Delivery, error) {
+	return tx.ClaimDueLane(connector, Lane{All: true}, limit)
+}
+
+// Lane selects some of a connector's deliveries by recipient: those to
+// Recipient, or, with Others, those to none of Others. All selects every
+// one.
+type Lane struct {
+	All       bool
+	Recipient string
+	Others    []string
+}
+
+// where is the lane's SQL condition on recipient and its arguments.
+func (l Lane) where() (string, []any) {
+	switch {
+	case l.All, l.Others != nil && len(l.Others) == 0:
+		return "", nil
+	case l.Others != nil:
+		args := make([]any, len(l.Others))
+		for i, r := range l.Others {
+			args[i] = r
+		}
+		return ` AND recipient NOT IN (?` + strings.Repeat(",?", len(l.Others)-1) + `)`, args
+	}
+	return ` AND recipient = ?`, []any{l.Recipient}
+}
+
+// ClaimDueLane is ClaimDue for the deliveries of one lane.
+func (tx *Tx) ClaimDueLane(connector string, l Lane, limit int) ([]Delivery, error) {
 	now := ms(tx.now)
+	cond, largs := l.where()
+	args := append([]any{connector, now, now}, largs...)
 	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT `+deliveryCols+` FROM deliveries
-		WHERE connector = ? AND state IN ('queued', 'scheduled') AND next_at <= ? AND (expires_at = 0 OR expires_at > ?)
+		WHERE connector = ? AND state IN ('queued', 'scheduled') AND next_at <= ? AND (expires_at = 0 OR expires_at > ?)`+cond+`
 		ORDER BY priority DESC, next_at, id LIMIT ?`,
-		connector, now, now, limit)
+		append(args, limit)...)
 	if err != nil {
 		return nil, err
 	}
@@ -356,8 +387,15 @@ func (tx *Tx) NextExpiry() (time.Time, error) {
 // NextDue is when the earliest queued or scheduled delivery of a connector
 // becomes due (zero when there is none).
 func (tx *Tx) NextDue(connector string) (time.Time, error) {
+	return tx.NextDueLane(connector, Lane{All: true})
+}
+
+// NextDueLane is NextDue for the deliveries of one lane.
+func (tx *Tx) NextDueLane(connector string, l Lane) (time.Time, error) {
 	var v sql.NullInt64
-	err := tx.tx.QueryRowContext(tx.ctx, `SELECT MIN(next_at) FROM deliveries WHERE connector = ? AND state IN ('queued', 'scheduled')`, connector).Scan(&v)
+	cond, largs := l.where()
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT MIN(next_at) FROM deliveries WHERE connector = ? AND state IN ('queued', 'scheduled')`+cond,
+		append([]any{connector}, largs...)...).Scan(&v)
 	if err != nil || !v.Valid {
 		return time.Time{}, err
 	}

@@ -581,3 +581,54 @@ func BenchmarkExpireHub(b *testing.B) {
 		s.Update(ctx, func(tx *Tx) error { _, err := tx.ExpireHub(tx.Now().Add(-time.Hour)); return err })
 	}
 }
+
+// A lane claims only its recipient's deliveries; the lane of the others
+// those of no listed recipient; NextDueLane looks at the lane alone.
+func TestClaimDueLane(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	m := &Message{Direction: Out, Peer: "x"}
+	if err := s.Update(ctx, func(tx *Tx) error {
+		if err := tx.InsertMessage(m); err != nil {
+			return err
+		}
+		for _, r := range []string{"a", "b", "gone"} {
+			if err := tx.InsertDelivery(&Delivery{MessageID: m.ID, Connector: "webhook", Recipient: r}, "queued"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	claim := func(l Lane) []string {
+		t.Helper()
+		var ds []Delivery
+		if err := s.Update(ctx, func(tx *Tx) (err error) { ds, err = tx.ClaimDueLane("webhook", l, 10); return }); err != nil {
+			t.Fatal(err)
+		}
+		var rs []string
+		for _, d := range ds {
+			rs = append(rs, d.Recipient)
+		}
+		return rs
+	}
+	var next time.Time
+	s.View(ctx, func(tx *Tx) (err error) { next, err = tx.NextDueLane("webhook", Lane{Recipient: "b"}); return })
+	if next.IsZero() {
+		t.Fatal("lane b has nothing due")
+	}
+	if got := claim(Lane{Recipient: "a"}); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("lane a claimed %v", got)
+	}
+	if got := claim(Lane{Others: []string{"a", "b"}}); len(got) != 1 || got[0] != "gone" {
+		t.Fatalf("the others' lane claimed %v", got)
+	}
+	if got := claim(Lane{All: true}); len(got) != 1 || got[0] != "b" {
+		t.Fatalf("all claimed %v", got)
+	}
+	s.View(ctx, func(tx *Tx) (err error) { next, err = tx.NextDueLane("webhook", Lane{Recipient: "b"}); return })
+	if !next.IsZero() {
+		t.Fatal("lane b still has something due")
+	}
+}

@@ -220,6 +220,17 @@ func Sign(secret, ts string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
+// Lanes makes each webhook a lane of its own (bridge.Laned): a slow or
+// unavailable receiver holds back only its own events, not the other
+// webhooks'.
+func (c *Connector) Lanes() []string {
+	names := make([]string, 0, len(c.order))
+	for _, h := range c.order {
+		names = append(names, h.Name)
+	}
+	return names
+}
+
 // Scheme: the connector delivers to webhook:<name> addresses.
 func (c *Connector) Scheme() string { return bridge.SchemeWebhook }
 

@@ -512,3 +512,32 @@ func TestWebhookAddress(t *testing.T) {
 		t.Errorf("%d POSTs with a bad signature", r.badSig)
 	}
 }
+
+// Each webhook is a lane of its own: a receiver that takes its time over
+// a POST holds back only its own events; another webhook gets all of its
+// meanwhile, in order.
+func TestSlowWebhookHoldsBackOnlyItself(t *testing.T) {
+	slow, fast := newReceiver(t, ""), newReceiver(t, "")
+	release := make(chan struct{})
+	slow.script = []func(http.ResponseWriter){func(http.ResponseWriter) { <-release }}
+	s := start(t,
+		webhook.Hook{Name: "slow", URL: slow.url(), Events: []string{webhook.EventIn}, Timeout: time.Minute},
+		webhook.Hook{Name: "fast", URL: fast.url(), Events: []string{webhook.EventIn}})
+	var ids []string
+	for _, text := range []string{"one", "two", "three"} {
+		ids = append(ids, s.inbound(t, text, ""))
+	}
+	fast.waitFor("all three at the fast webhook while the slow one holds its first", 10*time.Second, func() bool { return len(fast.taken()) == 3 })
+	for i, p := range fast.taken() {
+		if p.message["id"] != ids[i] {
+			t.Errorf("fast POST %d is %v, want %s", i, p.message["id"], ids[i])
+		}
+	}
+	close(release)
+	slow.waitFor("all three at the slow webhook once it answers", 10*time.Second, func() bool { return len(slow.taken()) == 3 })
+	for i, p := range slow.taken() {
+		if p.message["id"] != ids[i] {
+			t.Errorf("slow POST %d is %v, want %s", i, p.message["id"], ids[i])
+		}
+	}
+}
