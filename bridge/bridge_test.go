@@ -384,6 +384,8 @@ func TestSubmitRefusesControlCharacters(t *testing.T) {
 		"\x00":        `"text": character 1 is U+0000, a control character`,
 		"héllo\x07!":  `"text": character 6 is U+0007, a control character`,
 		"tail\x7f":    `"text": character 5 is U+007F, a control character`,
+		"a\u009b31m":  `"text": character 2 is U+009B, a control character`,
+		"\u0080":      `"text": character 1 is U+0080, a control character`,
 		"ok\r\n\x0c.": `"text": character 5 is U+000C, a control character`,
 	} {
 		_, err := h.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: text, Source: "test"})

@@ -121,7 +121,9 @@ func CheckID(id string) error {
 }
 
 // checkText refuses the C0 control characters other than line feed,
-// carriage return and tab, and DEL, in a text to send: GSM has no code
+// carriage return and tab, DEL and the C1 controls (U+0080–U+009F: 0x9B
+// is a terminal's CSI; they are what a Windows-1252 text read as Latin-1
+// turns into), in a text to send: GSM has no code
 // for most of them, and ESC (U+001B) would go out as the alphabet's own
 // escape, garbling what follows (a\x1bb arrived as "ab"). Tab, which GSM
 // cannot write either, is sent in UCS-2 like any character outside it.
@@ -129,7 +131,7 @@ func checkText(text string) error {
 	pos := 0
 	for _, r := range text {
 		pos++
-		if (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || r == 0x7f {
+		if (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || (r >= 0x7f && r < 0xa0) {
 			return fmt.Errorf(`"text": character %d is U+%04X, a control character: only line feed (\n), carriage return (\r) and tab (\t) are allowed`, pos, r)
 		}
 	}

@@ -256,12 +256,21 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 		return smtpErr(530, smtp.EnhancedCode{5, 7, 0}, "authentication required: AUTH PLAIN with an [[email.account]] first")
 	}
 	addr := strings.ToLower(strings.TrimSpace(from))
+	if !plainAddress.MatchString(addr) {
+		// A quoted local part ("a,b"@x) would be written back unquoted
+		// in the answers' headers: an address list, or garbage.
+		return smtpErr(553, smtp.EnhancedCode{5, 1, 7}, "sender address %q is not supported: only plain addresses (no quotes, commas, spaces or angle brackets)", from)
+	}
 	if !s.c.allowed(addr) {
 		return smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "sender %q is not allowed to send SMS through this gateway (email.allow)", from)
 	}
 	s.from = addr
 	return nil
 }
+
+// plainAddress is a mail address whose local part is a dot-atom: what
+// Outpost writes back into the answers' headers as it is.
+var plainAddress = regexp.MustCompile("^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9.-]+$")
 
 // phone is a number as a mail address's local part: +<digits>.
 var phone = regexp.MustCompile(`^\+?[0-9]{3,20}$`)
@@ -309,7 +318,8 @@ func (s *session) Data(r io.Reader) error {
 		}
 	}
 	msgID := strings.TrimSpace(msg.Header.Get("Message-Id"))
-	req := bridge.SendRequest{ID: requestID(msgID, msg.Header.Get("Date"), s.from, s.to, b.Text), To: s.to, Text: b.Text, Report: true, Source: "email"}
+	req := bridge.SendRequest{ID: requestID(msgID, msg.Header.Get("Date"), s.from, s.to, b.Text), To: s.to, Text: b.Text, Report: true, Source: "email",
+		From: "mailto:" + s.from}
 	id, err := s.c.router.SubmitTx(s.ctx, req, func(tx *store.Tx, m *store.Message) error {
 		detail := "from " + s.from
 		if msgID != "" {

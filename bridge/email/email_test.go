@@ -44,6 +44,9 @@ func TestReadBody(t *testing.T) {
 		{"alternative prefers plain", "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>html</p>\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n--b--\r\n", "plain", "", ""},
 		{"attachment", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=\"x.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0K\r\n--b--\r\n", "see attached", `attachment "x.png" (image/png, 6 bytes) ignored`, ""},
 		{"unknown charset", "Content-Type: text/plain; charset=koi8-r\r\n\r\nx\r\n", "", "", `charset "koi8-r" is not supported`},
+		{"windows-1252 8bit", "Content-Type: text/plain; charset=windows-1252\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\x80 \x93q\x94 caf\xe9 it\x92s\r\n", "€ “q” café it’s", "", ""},
+		{"iso-8859-1 label, Windows-1252 text", "Content-Type: text/plain; charset=ISO-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=80 =93quoted=94\r\n", "€ “quoted”", "", ""},
+		{"us-ascii with 8-bit bytes", "Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf\xe9\r\n", "", "", "not valid us-ascii"},
 	} {
 		m, err := mail.ReadMessage(strings.NewReader("From: a@example.org\r\n" + c.mail))
 		if err != nil {

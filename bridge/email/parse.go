@@ -142,18 +142,26 @@ func (s *skipSpace) Read(p []byte) (int, error) {
 }
 
 // toUTF8 decodes the charsets mail clients send text in: UTF-8 (and
-// US-ASCII), ISO-8859-1 and Windows-1252 (read as ISO-8859-1).
+// US-ASCII), and Windows-1252, which ISO-8859-1 is read as too (as
+// browsers do, after the WHATWG Encoding Standard: a mail labelled
+// ISO-8859-1 with a € or curly quotes in 0x80–0x9F is Windows-1252).
 func toUTF8(raw []byte, charset string) (string, error) {
-	switch strings.ToLower(strings.TrimSpace(charset)) {
+	switch cs := strings.ToLower(strings.TrimSpace(charset)); cs {
 	case "", "utf-8", "utf8", "us-ascii", "ascii":
 		if !utf8.Valid(raw) {
-			return "", errors.New("the text is not valid UTF-8")
+			if cs == "" {
+				cs = "us-ascii"
+			}
+			return "", fmt.Errorf("the text is not valid %s (nor UTF-8): say its charset in Content-Type", cs)
 		}
 		return string(raw), nil
-	case "iso-8859-1", "latin1", "iso_8859-1", "windows-1252", "cp1252":
+	case "iso-8859-1", "latin1", "iso_8859-1", "l1", "windows-1252", "cp1252", "x-cp1252":
 		rs := make([]rune, len(raw))
 		for i, c := range raw {
 			rs[i] = rune(c)
+			if c >= 0x80 && c < 0xa0 {
+				rs[i] = cp1252[c-0x80]
+			}
 		}
 		return string(rs), nil
 	}
@@ -226,4 +234,11 @@ func parseMail(raw []byte) (*mail.Message, error) {
 		return nil, fmt.Errorf("not a mail message: %v", err)
 	}
 	return msg, nil
+}
+
+// cp1252 is Windows-1252's 0x80–0x9F (the five it leaves undefined are
+// the C1 controls of the same value, which the router refuses).
+var cp1252 = [32]rune{
+	'€', 0x81, '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', 0x8d, 'Ž', 0x8f,
+	0x90, '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', 0x9d, 'ž', 'Ÿ',
 }

@@ -70,6 +70,15 @@ func (c *Connector) from(m store.Message) string {
 // "mailto:ops@example.org" is mailed there).
 func (c *Connector) Scheme() string { return bridge.SchemeMailto }
 
+// Validate refuses, before anything is stored, a send request whose
+// content cannot be mailed: data (data_hex) has no text.
+func (c *Connector) Validate(req *bridge.SendRequest) error {
+	if req.Data != nil {
+		return errors.New("a mail carries text: data_hex cannot be sent to a mailto: address")
+	}
+	return nil
+}
+
 // ValidateAddress refuses, before anything is stored, a mail address
 // when no relay is configured to send it through.
 func (c *Connector) ValidateAddress(addr string) error {

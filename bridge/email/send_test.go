@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -226,5 +227,28 @@ func TestSendToMailto(t *testing.T) {
 	if _, err := r2.Submit(context.Background(), bridge.SendRequest{To: []string{"mailto:ops@example.org"}, Text: "x", Source: "mqtt"}); err == nil ||
 		!strings.Contains(err.Error(), "email.smtp") {
 		t.Fatalf("a send to mailto: without a relay: %v", err)
+	}
+}
+
+// A send of data (data_hex) to a mailto: address is refused before
+// anything is stored: a mail carries text.
+func TestDataToMailtoRefused(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	router := bridge.New(st, nil)
+	c, err := New(Options{Domain: "sms.example.org", SMTP: "smtp://127.0.0.1:1"}, router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	router.Add(c)
+	_, err = router.Submit(context.Background(), bridge.SendRequest{To: []string{"mailto:ops@example.org"}, Data: []byte{1, 2}, Source: "http"})
+	if !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), "data_hex cannot be sent to a mailto: address") {
+		t.Fatalf("data to mailto: %v", err)
+	}
+	if inbox, _ := router.Inbox(context.Background(), 10); len(inbox) != 0 {
+		t.Fatalf("stored %+v", inbox)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime/quotedprintable"
@@ -91,6 +92,15 @@ func TestEmailToSMS(t *testing.T) {
 		t.Errorf("echo %q", *e.Text)
 	}
 	s := g.waitDelivered(mailID("<first@example.org>"))
+	out, _, _ = g.cli("show", mailID("<first@example.org>"), "--json")
+	var origin struct {
+		Channel  string `json:"channel"`
+		FromAddr string `json:"from_addr"`
+	}
+	if err := json.Unmarshal([]byte(out), &origin); err != nil ||
+		origin.Channel != "email" || origin.FromAddr != "mailto:nurse@example.org" {
+		t.Errorf("the message does not say it came from nurse@example.org by email (%v):\n%s", err, out)
+	}
 	var history []string
 	for _, ev := range s.Events {
 		history = append(history, ev.Detail)
@@ -138,6 +148,8 @@ func TestEmailRefusals(t *testing.T) {
 		{"too long", []string{"--from", "nurse@example.org", "--to", "15555550100@sms.example.org", "--body", strings.Repeat("long text ", 40)},
 			"554 5.3.4 text too long: 399 characters take 3 SMS parts, at most 2 are allowed"},
 		{"bad number", []string{"--from", "nurse@example.org", "--to", "1@sms.example.org"}, `550 5.1.3 "1" is not a phone number`},
+		{"quoted sender", []string{"--from", `"victim@other.org,x"@example.org`, "--to", "15555550100@sms.example.org"},
+			"553 5.1.7 sender address"},
 	} {
 		out, code := swaks(t, addr, c.args...)
 		if code == 0 || !strings.Contains(out, c.want) {
