@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -123,6 +124,8 @@ func New(opt Options, r *bridge.Router) (*Connector, error) {
 	}
 	if opt.SMTP != "" {
 		r.OnInboundTx(c.answer)
+	} else if opt.Listen != "" {
+		opt.Log.Warn("email.smtp is not set: mail to phones is taken, but the phones' answers are not mailed back")
 	}
 	return c, nil
 }
@@ -140,8 +143,43 @@ func (c *Connector) Listen() error {
 	if err != nil {
 		return fmt.Errorf("email.listen: %w", err)
 	}
-	c.ln = ln
+	c.ln = &limitListener{Listener: ln, slots: make(chan struct{}, maxConns)}
 	return nil
+}
+
+// maxConns bounds the SMTP connections open at once: past it, new ones
+// wait in the kernel's backlog until one closes (each holds a file and a
+// goroutine for up to the read timeout).
+const maxConns = 64
+
+// limitListener accepts a connection only while fewer than cap(slots)
+// are open.
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	l.slots <- struct{}{}
+	conn, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &slotConn{Conn: conn, free: func() { <-l.slots }}, nil
+}
+
+// slotConn gives its slot back once, when it is closed.
+type slotConn struct {
+	net.Conn
+	once sync.Once
+	free func()
+}
+
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.free)
+	return err
 }
 
 // Close closes the SMTP server's port if Run did not (a daemon that
@@ -392,9 +430,9 @@ const maxRefs = 10
 
 // addRef appends id to a References chain, keeping the last maxRefs.
 func addRef(refs, id string) string {
-	f := strings.Fields(refs)
-	if id != "" {
-		f = append(f, id)
+	f := msgIDs(refs)
+	if ids := msgIDs(id); len(ids) > 0 {
+		f = append(f, ids[0])
 	}
 	if len(f) > maxRefs {
 		f = f[len(f)-maxRefs:]
@@ -402,9 +440,22 @@ func addRef(refs, id string) string {
 	return strings.Join(f, " ")
 }
 
+// msgIDPattern is one message id as headers carry it: <left@right>, no space.
+var msgIDPattern = regexp.MustCompile(`<[^<>\s]+>`)
+
+// msgIDs are the message ids in a header's value; anything else in it (a
+// folded line that smuggles another header, comments) is dropped, so
+// what Outpost writes back into In-Reply-To and References is ids alone.
+func msgIDs(v string) []string { return msgIDPattern.FindAllString(v, -1) }
+
 // remember stores, for each phone a mail went to, who mailed it and the
 // mail's Message-ID: the phone's answers go back to that address.
 func (c *Connector) remember(tx *store.Tx, from string, phones []string, msgID, refs string) error {
+	if ids := msgIDs(msgID); len(ids) > 0 {
+		msgID = ids[0]
+	} else {
+		msgID = ""
+	}
 	for _, p := range phones {
 		conv := store.Conversation{Phone: p, Email: from, LastMsgID: msgID, Refs: addRef(refs, msgID),
 			ExpiresAt: tx.Now().Add(c.opt.ConversationTTL)}

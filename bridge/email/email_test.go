@@ -2,6 +2,7 @@ package email
 
 import (
 	"context"
+	"net"
 	"net/mail"
 	"path/filepath"
 	"strings"
@@ -148,5 +149,59 @@ func TestRequestID(t *testing.T) {
 	}
 	if id := requestID("", "", "n@example.org", []string{"+1555"}, "OK"); id != "" {
 		t.Errorf("without Message-ID and Date: %q", id)
+	}
+}
+
+// Only message ids go back into In-Reply-To and References: a folded
+// Message-ID that carries another header, or comments, are dropped.
+func TestReferencesAreIDsAlone(t *testing.T) {
+	got := addRef("<a@x> (comment)\r\n Bcc: folded@evil.org <b@y>", "<c@z>\r\n Bcc: x@evil.org")
+	if got != "<a@x> <b@y> <c@z>" {
+		t.Fatalf("references %q", got)
+	}
+	if got := addRef("", "no id at all"); got != "" {
+		t.Fatalf("references %q", got)
+	}
+}
+
+// The SMTP port holds at most maxConns connections at once; one more
+// is accepted when one of them closes.
+func TestSMTPConnectionsBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &limitListener{Listener: ln, slots: make(chan struct{}, 2)}
+	defer l.Close()
+	accepted := make(chan net.Conn, 3)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for range 3 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	first := <-accepted
+	<-accepted
+	select {
+	case <-accepted:
+		t.Fatal("a third connection accepted while two are open")
+	case <-time.After(200 * time.Millisecond):
+	}
+	first.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the third connection was not accepted after one closed")
 	}
 }
