@@ -163,7 +163,9 @@ func (c *Connector) ack(cl *mochi.Client, pk packets.Packet) {
 		}
 	}
 	if err := cl.WritePacket(ack); err != nil {
-		c.log.Warn("acknowledgement not sent; disconnecting the client", "client", cl.ID, "err", err)
+		if !cl.Closed() { // said once, not for each of its pending publishes
+			c.log.Warn("acknowledgement not sent; disconnecting the client", "client", cl.ID, "err", err)
+		}
 		cl.Stop(err)
 	}
 }
