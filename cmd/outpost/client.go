@@ -246,9 +246,15 @@ func cmdShow(args []string) int {
 	for _, d := range v.Deliveries {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", d.Connector, printable(d.Recipient, false), d.State, d.Attempts, printable(d.LastError, false))
 	}
-	fmt.Fprintln(w, "\nTIME\tSTATE\tDETAIL")
+	// Each line of the history says which destination it is about (a
+	// message to several has one "sending" per destination).
+	dest := map[int64]string{}
+	for _, d := range v.Deliveries {
+		dest[d.ID] = strings.TrimSpace(d.Connector + " " + printable(d.Recipient, false))
+	}
+	fmt.Fprintln(w, "\nTIME\tSTATE\tDESTINATION\tDETAIL")
 	for _, e := range v.Events {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", e.At.Local().Format("2006-01-02 15:04:05.000"), e.State, printable(e.Detail, false))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", e.At.Local().Format("2006-01-02 15:04:05.000"), e.State, dest[e.DeliveryID], printable(e.Detail, false))
 	}
 	w.Flush()
 	return 0

@@ -65,3 +65,23 @@ func TestSendAddressesAndOrigin(t *testing.T) {
 		}
 	}
 }
+
+// show's history names the destination of each line: a message to two
+// numbers has a "sending" line for each, and they can be told apart.
+func TestShowHistoryNamesDestinations(t *testing.T) {
+	g := newGateway(t, "")
+	g.start()
+	id := g.send("to two", "--to", "+15555550100,+15555550123")
+	g.waitDelivered(id)
+	out, _, _ := g.cli("show", id)
+	for _, to := range []string{"+15555550100", "+15555550123"} {
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			found = found || len(f) >= 5 && f[2] == "sending" && f[3] == "sms" && f[4] == to
+		}
+		if !found {
+			t.Errorf("no sending line for %s:\n%s", to, out)
+		}
+	}
+}
