@@ -102,9 +102,9 @@ func TestControlCharactersEscaped(t *testing.T) {
 	if bytes.ContainsAny(b, "\x1b\x07") || !strings.Contains(string(b), `\x1b[2J`) {
 		t.Errorf("decode join prints raw control characters: %q", b)
 	}
-	lf := submitText(t, g, "line one\nstate:     delivered")
+	lf := submitText(t, g, "line one\nstate:     faked")
 	out, _, _ = g.cli("show", lf)
-	if strings.Contains(out, "\nstate:     delivered") {
+	if strings.Contains(out, "\nstate:     faked") {
 		t.Errorf("a text's line break fakes a line of show's output:\n%s", out)
 	}
 }
