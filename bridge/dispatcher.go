@@ -102,7 +102,9 @@ func lanesOf(recipients []string) []store.Lane {
 // Laned is implemented by connectors whose destinations are independent
 // of each other (one webhook's receiver and another's): the dispatcher
 // runs one lane per destination, so that a slow or unavailable one holds
-// back only its own deliveries. Lanes lists them (the recipients).
+// back only its own deliveries, and each destination gets its deliveries
+// one at a time, oldest first (store.Lane). Lanes lists them (the
+// recipients).
 type Laned interface {
 	Lanes() []string
 }

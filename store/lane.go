@@ -39,31 +39,3 @@ func (tx *Tx) DeliveryBody(id int64) ([]byte, error) {
 	}
 	return b, err
 }
-
-// EarlierUnfinished returns the oldest delivery of the same connector to
-// the same recipient created before delivery id that is not finished yet
-// (scheduled, queued or sending); ok is false when there is none, and id
-// may go out now without overtaking anything.
-func (tx *Tx) EarlierUnfinished(connector, recipient string, id int64) (d Delivery, ok bool, err error) {
-	d, err = scanDelivery(tx.tx.QueryRowContext(tx.ctx, `SELECT `+deliveryCols+` FROM deliveries
-		WHERE connector = ? AND recipient = ? AND id < ? AND state IN ('queued', 'scheduled', 'sending') ORDER BY id LIMIT 1`,
-		connector, recipient, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Delivery{}, false, nil
-	}
-	return d, err == nil, err
-}
-
-// DueNow makes every queued delivery of a connector to a recipient due
-// now (those waiting behind one that is now finished); it returns how
-// many it moved.
-func (tx *Tx) DueNow(connector, recipient string) (int, error) {
-	now := ms(tx.now)
-	res, err := tx.exec(`UPDATE deliveries SET next_at = ? WHERE connector = ? AND recipient = ? AND state = 'queued' AND next_at > ?`,
-		now, connector, recipient, now)
-	if err != nil {
-		return 0, err
-	}
-	n, _ := res.RowsAffected()
-	return int(n), nil
-}

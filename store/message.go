@@ -275,12 +275,17 @@ func (tx *Tx) ClaimDue(connector string, limit int) ([]Delivery, error) {
 
 // Lane selects some of a connector's deliveries by recipient: those to
 // Recipient, or, with Others, those to none of Others. All selects every
-// one.
+// one. A lane of one Recipient is in order: its deliveries go one at a
+// time, oldest first; one that waits (queued again for later) holds back
+// those behind it, one finished (delivered, failed…) no longer does.
 type Lane struct {
 	All       bool
 	Recipient string
 	Others    []string
 }
+
+// inOrder says the lane's deliveries go one at a time, oldest first.
+func (l Lane) inOrder() bool { return !l.All && l.Others == nil }
 
 // where is the lane's SQL condition on recipient and its arguments.
 func (l Lane) where() (string, []any) {
@@ -300,7 +305,28 @@ func (l Lane) where() (string, []any) {
 // ClaimDueLane is ClaimDue for the deliveries of one lane.
 func (tx *Tx) ClaimDueLane(connector string, l Lane, limit int) ([]Delivery, error) {
 	now := ms(tx.now)
+	if l.inOrder() {
+		// The oldest unfinished one alone, if it is due (not when it
+		// is being sent, or waits).
+		limit = 1
+		var id int64
+		err := tx.tx.QueryRowContext(tx.ctx, `SELECT id FROM deliveries WHERE connector = ? AND recipient = ? AND state IN ('queued', 'scheduled', 'sending')
+			ORDER BY id LIMIT 1`, connector, l.Recipient).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return tx.claimWhere(connector, now, ` AND id = ?`, []any{id}, limit)
+	}
 	cond, largs := l.where()
+	return tx.claimWhere(connector, now, cond, largs, limit)
+}
+
+// claimWhere claims up to limit due deliveries of connector that also
+// match cond.
+func (tx *Tx) claimWhere(connector string, now int64, cond string, largs []any, limit int) ([]Delivery, error) {
 	args := append([]any{connector, now, now}, largs...)
 	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT `+deliveryCols+` FROM deliveries
 		WHERE connector = ? AND state IN ('queued', 'scheduled') AND next_at <= ? AND (expires_at = 0 OR expires_at > ?)`+cond+`
@@ -394,6 +420,18 @@ func (tx *Tx) NextDue(connector string) (time.Time, error) {
 func (tx *Tx) NextDueLane(connector string, l Lane) (time.Time, error) {
 	var v sql.NullInt64
 	cond, largs := l.where()
+	if l.inOrder() {
+		// When the oldest unfinished one is due (none: nothing).
+		err := tx.tx.QueryRowContext(tx.ctx, `SELECT CASE WHEN state = 'sending' THEN NULL ELSE next_at END FROM deliveries
+			WHERE connector = ? AND recipient = ? AND state IN ('queued', 'scheduled', 'sending') ORDER BY id LIMIT 1`, connector, l.Recipient).Scan(&v)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && !v.Valid {
+			return time.Time{}, nil
+		}
+		if err != nil {
+			return time.Time{}, err
+		}
+		return time.UnixMilli(v.Int64), nil
+	}
 	err := tx.tx.QueryRowContext(tx.ctx, `SELECT MIN(next_at) FROM deliveries WHERE connector = ? AND state IN ('queued', 'scheduled')`+cond,
 		append([]any{connector}, largs...)...).Scan(&v)
 	if err != nil || !v.Valid {

@@ -72,11 +72,6 @@ const (
 // webhook back.
 const MaxRetryAfter = time.Hour
 
-// park is how long an event waits behind an earlier one to the same
-// webhook before it looks again; it is made due as soon as the earlier
-// one is finished (delivered, failed or cancelled).
-const park = time.Hour
-
 // Hook is one configured receiver.
 type Hook struct {
 	Name    string
@@ -169,7 +164,7 @@ func (c *Connector) inbound(tx *store.Tx, m *store.Message) error {
 // status adds a delivery per webhook subscribed to sms.status with a
 // state change of an SMS, in its transaction. The changes of webhook
 // deliveries themselves make no events (no loops); one that is finished
-// makes the events waiting behind it to the same webhook due.
+// wakes the dispatcher, whose lane then hands over the next event.
 func (c *Connector) status(tx *store.Tx, s bridge.StatusChange) error {
 	switch s.Connector {
 	case "sms":
@@ -177,9 +172,6 @@ func (c *Connector) status(tx *store.Tx, s bridge.StatusChange) error {
 	case Name:
 		switch s.State {
 		case store.Delivered, store.Sent, store.Failed, store.Cancelled, store.Expired:
-			if n, err := tx.DueNow(Name, s.To); err != nil || n == 0 {
-				return err
-			}
 			tx.AfterCommit(func() { c.router.Wake(Name) })
 		}
 	}
@@ -220,9 +212,9 @@ func Sign(secret, ts string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// Lanes makes each webhook a lane of its own (bridge.Laned): a slow or
-// unavailable receiver holds back only its own events, not the other
-// webhooks'.
+// Lanes makes each webhook a lane of its own (bridge.Laned): its events
+// go one at a time, oldest first, and a slow or unavailable receiver
+// holds back only its own events, not the other webhooks'.
 func (c *Connector) Lanes() []string {
 	names := make([]string, 0, len(c.order))
 	for _, h := range c.order {
@@ -268,21 +260,13 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	if h == nil {
 		return bridge.Outcome{}, bridge.Permanent(fmt.Errorf("no webhook named %q in the config", d.Recipient))
 	}
+	// Order: each webhook is a lane (Lanes), whose dispatcher hands over
+	// its oldest unfinished event alone.
 	var body []byte
-	var earlier store.Delivery
-	var waits bool
-	err := c.router.Store.View(ctx, func(tx *store.Tx) (err error) {
-		if earlier, waits, err = tx.EarlierUnfinished(Name, d.Recipient, d.ID); err != nil || waits {
-			return err
-		}
-		body, err = tx.DeliveryBody(d.ID)
-		return err
-	})
+	err := c.router.Store.View(ctx, func(tx *store.Tx) (err error) { body, err = tx.DeliveryBody(d.ID); return })
 	switch {
 	case err != nil:
 		return bridge.Outcome{}, err
-	case waits:
-		return bridge.Outcome{}, bridge.Unavailable(fmt.Errorf("waits for an earlier event to webhook %s (delivery %d, %s)", h.Name, earlier.ID, earlier.State), park)
 	case body == nil:
 		// A message addressed to the webhook itself (a send request to
 		// webhook:<name>, or a route): the message is the event.
