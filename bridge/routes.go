@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -74,7 +75,7 @@ func (h *Router) match(m *store.Message) matched {
 			continue
 		}
 		out.routes = append(out.routes, i+1)
-		if r.Tag != "" && !contains(out.tags, r.Tag) {
+		if r.Tag != "" && !slices.Contains(out.tags, r.Tag) {
 			out.tags = append(out.tags, r.Tag)
 		}
 		if r.Stop {
@@ -82,15 +83,6 @@ func (h *Router) match(m *store.Message) matched {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // applyRoutes creates, inside tx, the deliveries and the reply of the
