@@ -39,3 +39,29 @@ func (tx *Tx) DeliveryBody(id int64) ([]byte, error) {
 	}
 	return b, err
 }
+
+// laneHead is the delivery an ordered lane (one destination's, Lane with
+// a Recipient) hands over next: its oldest unfinished one, queued or
+// being sent, and waiting its retry included (a later one waits behind
+// it: the destination's order). A delivery scheduled for later (a send
+// with not_before) is not in the order until its time has come: it does
+// not hold back the events due before it. ok is false when the lane has
+// nothing unfinished.
+func (tx *Tx) laneHead(connector, recipient string, now int64) (id int64, state string, nextAt int64, ok bool, err error) {
+	err = tx.tx.QueryRowContext(tx.ctx, `SELECT id, state, next_at FROM deliveries WHERE connector = ? AND recipient = ?
+		AND (state IN ('queued', 'sending') OR state = 'scheduled' AND next_at <= ?)
+		ORDER BY id LIMIT 1`, connector, recipient, now).Scan(&id, &state, &nextAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", 0, false, nil
+	}
+	return id, state, nextAt, err == nil, err
+}
+
+// nextScheduled is when the first delivery of a lane scheduled for later
+// than now comes due (0: none).
+func (tx *Tx) nextScheduled(connector, recipient string, now int64) (int64, error) {
+	var v sql.NullInt64
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT MIN(next_at) FROM deliveries WHERE connector = ? AND recipient = ? AND state = 'scheduled' AND next_at > ?`,
+		connector, recipient, now).Scan(&v)
+	return v.Int64, err
+}

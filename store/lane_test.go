@@ -101,3 +101,112 @@ func TestMigration0011KeepsDeliveries(t *testing.T) {
 		t.Fatalf("a second sms delivery to the same number: %v", err)
 	}
 }
+
+// A delivery scheduled for later (a send with "not_before") does not
+// hold its lane: the events due now after it go out, oldest first, and
+// NextDueLane names its time once nothing else waits; once due it takes
+// its place by age again. A retry waiting its backoff still holds the
+// lane (the order of a webhook's events).
+func TestLaneScheduledDoesNotHold(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour)
+	ids := map[string]int64{}
+	add := func(name, state string, next time.Time) {
+		t.Helper()
+		m := &Message{Direction: Out, Peer: "x"}
+		if err := s.Update(ctx, func(tx *Tx) error {
+			if err := tx.InsertMessage(m); err != nil {
+				return err
+			}
+			d := &Delivery{MessageID: m.ID, Connector: "webhook", Recipient: "crm", State: state, NextAt: next}
+			if err := tx.InsertEventDelivery(d, []byte(name), state); err != nil {
+				return err
+			}
+			ids[name] = d.ID
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim := func() string {
+		t.Helper()
+		var ds []Delivery
+		if err := s.Update(ctx, func(tx *Tx) (err error) { ds, err = tx.ClaimDueLane("webhook", Lane{Recipient: "crm"}, 10); return }); err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 0 {
+			return ""
+		}
+		if len(ds) > 1 {
+			t.Fatalf("an ordered lane claimed %d at once", len(ds))
+		}
+		for n, id := range ids {
+			if id == ds[0].ID {
+				return n
+			}
+		}
+		return "?"
+	}
+	finish := func(name string) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx *Tx) error {
+			_, err := tx.SetDeliveryState(ids[name], Transition{State: Delivered})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func() time.Time {
+		t.Helper()
+		var at time.Time
+		if err := s.View(ctx, func(tx *Tx) (err error) { at, err = tx.NextDueLane("webhook", Lane{Recipient: "crm"}); return }); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	add("scheduled", Scheduled, later)
+	add("e1", Queued, time.Time{})
+	add("e2", Queued, time.Time{})
+	if at := next(); at.After(time.Now()) {
+		t.Fatalf("the lane's next due time is %v, behind the scheduled delivery; e1 is due now", at)
+	}
+	for _, want := range []string{"e1", "e2"} {
+		got := claim()
+		if got != want {
+			t.Fatalf("claimed %q, want %q (a delivery scheduled for later must not hold the lane)", got, want)
+		}
+		// e2 waits while e1 is being sent.
+		if want == "e1" {
+			if again := claim(); again != "" {
+				t.Fatalf("claimed %q while e1 is being sent", again)
+			}
+		}
+		finish(want)
+	}
+	if got := claim(); got != "" {
+		t.Fatalf("claimed %q before its time", got)
+	}
+	if at := next(); at.UnixMilli() != later.UnixMilli() {
+		t.Fatalf("next due %v, want the scheduled time %v", at, later)
+	}
+	// A retry waiting its backoff holds the lane: e4 waits behind e3.
+	add("e3", Queued, time.Now().Add(time.Hour))
+	add("e4", Queued, time.Time{})
+	if got := claim(); got != "" {
+		t.Fatalf("claimed %q while e3 waits its backoff", got)
+	}
+	// Once its time has come, the scheduled one is the oldest again.
+	if err := s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.tx.Exec(`UPDATE deliveries SET next_at = ? WHERE id IN (?, ?)`, time.Now().Add(-time.Second).UnixMilli(), ids["scheduled"], ids["e3"])
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"scheduled", "e3", "e4"} {
+		if got := claim(); got != want {
+			t.Fatalf("claimed %q, want %q", got, want)
+		}
+		finish(want)
+	}
+}

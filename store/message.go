@@ -306,19 +306,13 @@ func (l Lane) where() (string, []any) {
 func (tx *Tx) ClaimDueLane(connector string, l Lane, limit int) ([]Delivery, error) {
 	now := ms(tx.now)
 	if l.inOrder() {
-		// The oldest unfinished one alone, if it is due (not when it
-		// is being sent, or waits).
-		limit = 1
-		var id int64
-		err := tx.tx.QueryRowContext(tx.ctx, `SELECT id FROM deliveries WHERE connector = ? AND recipient = ? AND state IN ('queued', 'scheduled', 'sending')
-			ORDER BY id LIMIT 1`, connector, l.Recipient).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nil
-		}
-		if err != nil {
+		// The head of the lane alone, if it is due (not when it is
+		// being sent, or waits its retry).
+		id, _, _, ok, err := tx.laneHead(connector, l.Recipient, now)
+		if !ok {
 			return nil, err
 		}
-		return tx.claimWhere(connector, now, ` AND id = ?`, []any{id}, limit)
+		return tx.claimWhere(connector, now, ` AND id = ?`, []any{id}, 1)
 	}
 	cond, largs := l.where()
 	return tx.claimWhere(connector, now, cond, largs, limit)
@@ -421,16 +415,25 @@ func (tx *Tx) NextDueLane(connector string, l Lane) (time.Time, error) {
 	var v sql.NullInt64
 	cond, largs := l.where()
 	if l.inOrder() {
-		// When the oldest unfinished one is due (none: nothing).
-		err := tx.tx.QueryRowContext(tx.ctx, `SELECT CASE WHEN state = 'sending' THEN NULL ELSE next_at END FROM deliveries
-			WHERE connector = ? AND recipient = ? AND state IN ('queued', 'scheduled', 'sending') ORDER BY id LIMIT 1`, connector, l.Recipient).Scan(&v)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && !v.Valid {
-			return time.Time{}, nil
-		}
+		// When its head is due, or a delivery scheduled for later
+		// comes due, whichever is first (none: nothing).
+		now := ms(tx.now)
+		_, state, at, ok, err := tx.laneHead(connector, l.Recipient, now)
 		if err != nil {
 			return time.Time{}, err
 		}
-		return time.UnixMilli(v.Int64), nil
+		sched, err := tx.nextScheduled(connector, l.Recipient, now)
+		if err != nil {
+			return time.Time{}, err
+		}
+		head := ok && state != Sending
+		switch {
+		case head && (sched == 0 || at <= sched):
+			return time.UnixMilli(at), nil
+		case sched != 0:
+			return time.UnixMilli(sched), nil
+		}
+		return time.Time{}, nil
 	}
 	err := tx.tx.QueryRowContext(tx.ctx, `SELECT MIN(next_at) FROM deliveries WHERE connector = ? AND state IN ('queued', 'scheduled')`+cond,
 		append([]any{connector}, largs...)...).Scan(&v)

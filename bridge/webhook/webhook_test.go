@@ -541,3 +541,31 @@ func TestSlowWebhookHoldsBackOnlyItself(t *testing.T) {
 		}
 	}
 }
+
+// A send to webhook:<name> scheduled for later does not hold the
+// webhook's lane: the events that come after it go out now, in order,
+// and the scheduled one goes out at its time.
+func TestScheduledSendDoesNotHoldTheLane(t *testing.T) {
+	r := newReceiver(t, "")
+	s := start(t, webhook.Hook{Name: "crm", URL: r.url(), Events: []string{webhook.EventIn}})
+	at := time.Now().Add(1500 * time.Millisecond)
+	sched, err := s.router.Submit(context.Background(), bridge.SendRequest{To: []string{"webhook:crm"}, Text: "later", Source: "cli", NotBefore: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, text := range []string{"one", "two"} {
+		ids = append(ids, s.inbound(t, text, ""))
+	}
+	r.waitFor("the two inbound SMS POSTed while the scheduled send waits", 10*time.Second, func() bool { return len(r.taken()) >= 2 })
+	r.waitFor("the scheduled send POSTed at its time", 10*time.Second, func() bool { return len(r.taken()) == 3 })
+	got := r.taken()
+	for i, want := range append(ids, sched) {
+		if got[i].message["id"] != want {
+			t.Errorf("POST %d is %v, want %s", i, got[i].message["id"], want)
+		}
+	}
+	if got[2].at.Before(at) {
+		t.Errorf("the scheduled send went out at %v, before its time %v", got[2].at, at)
+	}
+}
