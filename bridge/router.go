@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -608,6 +609,8 @@ func (h *Router) recipients(list []string) (to []Address, groups []string, err e
 		case len(members) == 0:
 			return nil, nil, fmt.Errorf("group %q has no members", name)
 		}
+		mine := map[Address]int{}
+		var repeated []string
 		for _, n := range members {
 			m, err := ParseAddress(n)
 			if err == nil && m.Scheme == SchemeGroup {
@@ -616,14 +619,52 @@ func (h *Router) recipients(list []string) (to []Address, groups []string, err e
 			if err != nil {
 				return nil, nil, fmt.Errorf("group %q: %v", name, err)
 			}
+			if mine[m]++; mine[m] == 2 {
+				repeated = append(repeated, m.Peer())
+			}
 			add(m)
 		}
-		groups = append(groups, fmt.Sprintf("group %s: %d numbers", name, len(members)))
+		groups = append(groups, groupNote(name, len(mine), repeated))
 	}
 	if len(to) > MaxRecipients {
 		return nil, nil, fmt.Errorf("\"to\" has %d recipients after expanding groups: at most %d in one request (split it into several)", len(to), MaxRecipients)
 	}
 	return to, groups, nil
+}
+
+// groupNote is what a send's history says of a group it expanded: its
+// numbers, each counted once, and those it lists more than once (each
+// gets one delivery).
+func groupNote(name string, numbers int, repeated []string) string {
+	note := fmt.Sprintf("group %s: %d numbers", name, numbers)
+	if numbers == 1 {
+		note = fmt.Sprintf("group %s: 1 number", name)
+	}
+	if len(repeated) == 0 {
+		return note
+	}
+	list := repeated
+	if len(list) > 5 {
+		list = append(slices.Clone(list[:5]), fmt.Sprintf("and %d more", len(repeated)-5))
+	}
+	return note + fmt.Sprintf("; listed more than once, one delivery each: %s", strings.Join(list, ", "))
+}
+
+// GroupNotes says, for a send request's "to", what its groups came to
+// when one lists a number more than once (the history says the same):
+// nothing for groups without repeats, or a "to" that does not expand.
+func (h *Router) GroupNotes(to []string) []string {
+	_, groups, err := h.recipients(to)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, g := range groups {
+		if strings.Contains(g, "; listed more than once") {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // StoreInbound stores an inbound message inside tx and creates its

@@ -147,7 +147,12 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		s.Log.Error("send request not stored", "err", err)
 		writeError(w, http.StatusServiceUnavailable, err)
 	default:
-		writeJSON(w, http.StatusCreated, map[string]any{"id": id, "ok": true})
+		answer := map[string]any{"id": id, "ok": true}
+		// A group listing a number twice sends it one SMS: say so.
+		if notes := s.Router.GroupNotes(req.To); len(notes) > 0 {
+			answer["notes"] = notes
+		}
+		writeJSON(w, http.StatusCreated, answer)
 	}
 }
 

@@ -308,3 +308,20 @@ func TestHubSetAsideRoutes(t *testing.T) {
 		t.Fatalf("after requeue all: set aside %+v, queue %+v", l, q)
 	}
 }
+
+// A send to a group that lists a number twice is answered 201 with a
+// note that the number gets one SMS.
+func TestSendNotesGroupRepeats(t *testing.T) {
+	router := newRouter(t)
+	router.Add(smsStub{})
+	router.Groups = map[string][]string{"nurses": {"+15555550101", "+15555550101"}}
+	post := serve(t, router, filepath.Join(t.TempDir(), "outpost.sock"))
+	code, v := post("/v1/messages", `{"to":"group:nurses","text":"hi"}`)
+	notes, _ := v["notes"].([]any)
+	if code != 201 || len(notes) != 1 || notes[0] != "group nurses: 1 number; listed more than once, one delivery each: +15555550101" {
+		t.Errorf("201 with a note wanted: %d %v", code, v)
+	}
+	if code, v := post("/v1/messages", `{"to":"+15555550100","text":"hi"}`); code != 201 || v["notes"] != nil {
+		t.Errorf("a send without repeats: %d %v", code, v)
+	}
+}

@@ -146,7 +146,10 @@ func cmdSend(args []string) int {
 		return fail("send", err)
 	}
 	report := !*noReport
-	var out struct{ ID string }
+	var out struct {
+		ID    string
+		Notes []string
+	}
 	if *id == "" {
 		// Chosen here, not by the daemon: a send whose answer is lost
 		// can be looked up (and run again with --id, stored once).
@@ -170,6 +173,9 @@ func cmdSend(args []string) int {
 			err = fmt.Errorf("%v; the message may have been stored as %s: check with \"outpost show %s\", or send again with --id %s (stored once)", err, *id, *id, *id)
 		}
 		return fail("send", err)
+	}
+	for _, n := range out.Notes {
+		fmt.Fprintln(os.Stderr, "note:", n)
 	}
 	fmt.Println(out.ID)
 	return 0
