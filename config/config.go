@@ -171,10 +171,23 @@ var WebhookEvents = []string{"sms.in", "sms.status", "xform"}
 // DefaultWebhookTimeout is a [[webhook]]'s timeout when it gives none.
 const DefaultWebhookTimeout = 10 * time.Second
 
-// applyWebhookDefaults fills the per-webhook fields a file may leave out.
-func (c *Config) applyWebhookDefaults() {
+// applyWebhookDefaults fills the per-webhook fields a file leaves out: a
+// timeout given as "0s" is not left out (Validate refuses it). toml lists
+// an array of tables' keys in order, each element starting with the
+// table's own key.
+func (c *Config) applyWebhookDefaults(md toml.MetaData) {
+	given := make([]bool, len(c.Webhooks))
+	i := -1
+	for _, k := range md.Keys() {
+		switch {
+		case len(k) == 1 && k[0] == "webhook":
+			i++
+		case len(k) == 2 && k[0] == "webhook" && k[1] == "timeout" && i >= 0 && i < len(given):
+			given[i] = true
+		}
+	}
 	for i := range c.Webhooks {
-		if c.Webhooks[i].Timeout.Duration == 0 {
+		if !given[i] && c.Webhooks[i].Timeout.Duration == 0 {
 			c.Webhooks[i].Timeout.Duration = DefaultWebhookTimeout
 		}
 	}
@@ -185,27 +198,31 @@ func (c Config) validateWebhooks(bad func(field string, value any, why string)) 
 	names := map[string]bool{}
 	name := regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 	for i, w := range c.Webhooks {
-		p := fmt.Sprintf("webhook[%d]", i)
+		// Numbered from 1, as users count (and as routes are).
+		p := fmt.Sprintf("webhook %d: ", i+1)
 		switch {
 		case !name.MatchString(w.Name):
-			bad(p+".name", w.Name, "must be 1–64 of a–z, 0–9, '_' and '-'")
+			bad(p+"name", w.Name, "must be 1–64 of a–z, 0–9, '_' and '-'")
 		case names[w.Name]:
-			bad(p+".name", w.Name, "is used by another webhook")
+			bad(p+"name", w.Name, "is used by another webhook")
 		}
 		names[w.Name] = true
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad(p+".url", w.URL, "must be an http:// or https:// URL with a host")
+			bad(p+"url", w.URL, "must be an http:// or https:// URL with a host")
 		}
 		if len(w.Events) == 0 {
-			bad(p+".events", w.Events, "must list the events it gets: "+strings.Join(WebhookEvents, ", "))
+			bad(p+"events", w.Events, "must list the events it gets: "+strings.Join(WebhookEvents, ", "))
 		}
-		for _, e := range w.Events {
-			if !slices.Contains(WebhookEvents, e) {
-				bad(p+".events", e, "is not an event: "+strings.Join(WebhookEvents, ", "))
+		for j, e := range w.Events {
+			switch {
+			case !slices.Contains(WebhookEvents, e):
+				bad(p+"events", e, "is not an event: "+strings.Join(WebhookEvents, ", "))
+			case slices.Index(w.Events, e) < j:
+				bad(p+"events", e, "is listed twice")
 			}
 		}
 		if w.Timeout.Duration <= 0 {
-			bad(p+".timeout", w.Timeout.String(), "must be more than 0 (default 10s)")
+			bad(p+"timeout", w.Timeout.String(), "must be more than 0 (default 10s: leave it out for the default)")
 		}
 	}
 }
@@ -235,36 +252,37 @@ var RouteChannels = []string{"sms", "email", "xmpp", "mqtt", "http", "hub"}
 func (c Config) validateRoutes(bad func(field string, value any, why string)) {
 	tag := regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 	for i, r := range c.Routes {
-		p := fmt.Sprintf("route[%d]", i)
+		// Numbered from 1, as users count and as the daemon names them.
+		p := fmt.Sprintf("route %d: ", i+1)
 		if len(r.To) == 0 && r.Reply == "" && r.Tag == "" {
-			bad(p, "", "does nothing: give at least one of to, reply or tag")
+			bad(strings.TrimSuffix(p, ": "), nil, "does nothing: give at least one of to, reply or tag")
 		}
 		if r.Channel != "" && !slices.Contains(RouteChannels, r.Channel) {
-			bad(p+".channel", r.Channel, "is not a channel: "+strings.Join(RouteChannels, ", "))
+			bad(p+"channel", r.Channel, "is not a channel: "+strings.Join(RouteChannels, ", "))
 		}
 		if _, err := path.Match(r.From, ""); err != nil {
-			bad(p+".from", r.From, "is not a valid glob (* ? [...]): "+err.Error())
+			bad(p+"from", r.From, "is not a valid glob (* ? [...]): "+err.Error())
 		}
 		if r.Modem != "" && !slices.ContainsFunc(c.Modems, func(m Modem) bool { return m.ID == r.Modem }) {
 			ids := make([]string, len(c.Modems))
 			for i, m := range c.Modems {
 				ids[i] = m.ID
 			}
-			bad(p+".modem", r.Modem, "is not the id of a [[modem]] ("+strings.Join(ids, ", ")+")")
+			bad(p+"modem", r.Modem, "is not the id of a [[modem]] ("+strings.Join(ids, ", ")+")")
 		}
 		if strings.ContainsFunc(r.Keyword, unicode.IsSpace) {
-			bad(p+".keyword", r.Keyword, "must be one word (it is compared with the first word of the text)")
+			bad(p+"keyword", r.Keyword, "must be one word (it is compared with the first word of the text)")
 		}
-		for j, to := range r.To {
+		for _, to := range r.To {
 			if strings.TrimSpace(to) == "" {
-				bad(fmt.Sprintf("%s.to[%d]", p, j), to, "must be an address (mailto:…, webhook:NAME, mqtt, a phone number…)")
+				bad(p+"to", to, "must be an address (mailto:…, webhook:NAME, mqtt, a phone number…)")
 			}
 		}
 		if r.Reply != "" && strings.ContainsFunc(r.Reply, func(r rune) bool { return (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || r == 0x7f }) {
-			bad(p+".reply", r.Reply, "must not hold control characters other than newline, carriage return and tab")
+			bad(p+"reply", r.Reply, "must not hold control characters other than newline, carriage return and tab")
 		}
 		if r.Tag != "" && !tag.MatchString(r.Tag) {
-			bad(p+".tag", r.Tag, "must be 1–64 of A–Z, a–z, 0–9, '_', '.', ':' and '-'")
+			bad(p+"tag", r.Tag, "must be 1–64 of A–Z, a–z, 0–9, '_', '.', ':' and '-'")
 		}
 	}
 }
@@ -538,7 +556,7 @@ func Parse(name string, raw []byte) (Config, error) {
 	}
 	defaultQoS(md, &c)
 	c.applyModemDefaults()
-	c.applyWebhookDefaults()
+	c.applyWebhookDefaults(md)
 	if len(msgs) > 0 {
 		sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].line < msgs[j].line })
 		lines := make([]string, len(msgs))
@@ -652,9 +670,7 @@ func keyLine(raw []byte, k toml.Key) int {
 // Validate reports every problem at once, each with its field path and value.
 func (c Config) Validate() error {
 	var errs []string
-	bad := func(field string, value any, why string) {
-		errs = append(errs, fmt.Sprintf("%s = %#v: %s", field, value, why))
-	}
+	bad := func(field string, value any, why string) { errs = append(errs, problem(field, value, why)) }
 	if c.GatewayID == "" {
 		bad("gateway_id", c.GatewayID, "must not be empty")
 	} else if strings.ContainsAny(c.GatewayID, "/+# ") || strings.HasPrefix(c.GatewayID, "$") || !printableName(c.GatewayID) {
@@ -709,7 +725,7 @@ func (c Config) Validate() error {
 			bad("groups", name, "group names are letters, digits, '_', '.', '-'")
 		}
 		if len(members) == 0 {
-			bad("groups."+name, "[]", "a group needs at least one number")
+			bad("groups."+name, members, "a group needs at least one number")
 		}
 		for _, m := range members {
 			if !number.MatchString(m) {
@@ -864,9 +880,7 @@ func (c Config) Validate() error {
 // problems lists what is wrong with the [email] section.
 func (e Email) problems() []string {
 	var errs []string
-	bad := func(field string, value any, why string) {
-		errs = append(errs, fmt.Sprintf("email.%s = %#v: %s", field, value, why))
-	}
+	bad := func(field string, value any, why string) { errs = append(errs, problem("email."+field, value, why)) }
 	if e.Listen != "" && !validAddr(e.Listen) {
 		bad("listen", e.Listen, "must be host:port with a port 0–65535 (empty: no SMTP server)")
 	}
@@ -876,10 +890,10 @@ func (e Email) problems() []string {
 	if e.Listen != "" && len(e.Allow) == 0 {
 		bad("allow", e.Allow, "must list the senders that may send SMS (\"ops@example.org\" or \"*@example.org\"): no one could")
 	}
-	for i, a := range e.Allow {
+	for _, a := range e.Allow {
 		local, domain, ok := strings.Cut(a, "@")
 		if !ok || local == "" || domain == "" || strings.ContainsAny(a, " <>\t") || strings.Contains(domain, "*") || (strings.Contains(local, "*") && local != "*") {
-			bad(fmt.Sprintf("allow[%d]", i), a, "must be an address (\"ops@example.org\") or \"*@domain\"")
+			bad("allow", a, "must be an address (\"ops@example.org\") or \"*@domain\"")
 		}
 	}
 	if (e.TLSCert == "") != (e.TLSKey == "") {
@@ -887,16 +901,16 @@ func (e Email) problems() []string {
 	}
 	names := map[string]bool{}
 	for i, u := range e.Accounts {
-		p := fmt.Sprintf("account[%d]", i)
+		p := fmt.Sprintf("account %d: ", i+1)
 		switch {
 		case u.Name == "" || !printableName(u.Name):
-			bad(p+".name", u.Name, "must be a printable name")
+			bad(p+"name", u.Name, "must be a printable name")
 		case names[u.Name]:
-			bad(p+".name", u.Name, "is listed twice")
+			bad(p+"name", u.Name, "is listed twice")
 		}
 		names[u.Name] = true
 		if !strings.HasPrefix(u.PasswordHash, "$2") {
-			bad(p+".password_hash", "…", "must be a bcrypt hash (outpost passwd prints one)")
+			bad(p+"password_hash", "…", "must be a bcrypt hash (outpost passwd prints one)")
 		}
 	}
 	if host, _, err := net.SplitHostPort(e.Listen); err == nil && len(e.Accounts) > 0 && e.TLSCert == "" && !isLoopback(host) {
@@ -915,6 +929,31 @@ func (e Email) problems() []string {
 		bad("conversation_ttl", e.ConversationTTL.String(), "must be at least 1m (default 168h)")
 	}
 	return errs
+}
+
+// problem is one line of Validate's error: the field, its value as the
+// file writes it (a string quoted, a list in brackets; none for nil) and
+// why it is wrong.
+func problem(field string, value any, why string) string {
+	if value == nil {
+		return field + ": " + why
+	}
+	return field + " = " + tomlValue(value) + ": " + why
+}
+
+// tomlValue writes a value the way a TOML file does, not Go's syntax.
+func tomlValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case []string:
+		q := make([]string, len(v))
+		for i, s := range v {
+			q[i] = strconv.Quote(s)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	return fmt.Sprint(v)
 }
 
 // validAddr reports whether a is host:port with a numeric port 0–65535.

@@ -311,8 +311,8 @@ conversation_ttl = "1s"
 	for _, want := range []string{
 		`email.listen = "127.0.0.1": must be host:port`,
 		`email.domain = "": must be the phones' mail domain`,
-		`email.allow[0] = "ops": must be an address`,
-		`email.allow[1] = "a*@example.org"`,
+		`email.allow = "ops": must be an address`,
+		`email.allow = "a*@example.org"`,
 		`email.max_parts = 0: must be 1–255`,
 		`email.smtp = "http://relay": must be smtp://host:port`,
 		`email.conversation_ttl = "1s": must be at least 1m`,
@@ -338,8 +338,8 @@ password_hash = "$2a$10$x"
 `))
 	for _, want := range []string{
 		`email.tls_cert/tls_key = "": STARTTLS needs a certificate and its key`,
-		`email.account[0].password_hash = "…": must be a bcrypt hash`,
-		`email.account[1].name = "clinic": is listed twice`,
+		`email.account 1: password_hash = "…": must be a bcrypt hash`,
+		`email.account 2: name = "clinic": is listed twice`,
 		`email.account = 2: passwords would cross the network in clear`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -347,7 +347,7 @@ password_hash = "$2a$10$x"
 		}
 	}
 	_, err = Check("g.toml", []byte("gateway_id = \"gw\"\n[email]\nlisten = \"127.0.0.1:2525\"\ndomain = \"sms.example.org\"\n"))
-	if err == nil || !strings.Contains(err.Error(), "email.allow = []string(nil): must list the senders") {
+	if err == nil || !strings.Contains(err.Error(), "email.allow = []: must list the senders") {
 		t.Errorf("no allow list: %v", err)
 	}
 }
@@ -387,8 +387,8 @@ name = "a"
 url = "http://x"
 events = ["xform"]
 `))
-	for _, want := range []string{`webhook[0].name = "CRM"`, `webhook[0].url = "ftp://x"`, `webhook[0].events = "sms.out"`,
-		`webhook[1].url = "https:///nohost"`, "webhook[1].events = []string(nil)", `webhook[1].timeout = "-1s"`, `webhook[2].name = "a": is used by another webhook`} {
+	for _, want := range []string{`webhook 1: name = "CRM"`, `webhook 1: url = "ftp://x"`, `webhook 1: events = "sms.out"`,
+		`webhook 2: url = "https:///nohost"`, "webhook 2: events = []: must list the events", `webhook 2: timeout = "-1s"`, `webhook 3: name = "a": is used by another webhook`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v\nlacks %q", err, want)
 		}
@@ -429,11 +429,76 @@ to = ["", " "]
 tag = "a b"
 reply = "bell\u0007"
 `))
-	for _, want := range []string{`route[0] = "": does nothing: give at least one of to, reply or tag`, `route[1].channel = "fax"`,
-		`route[1].from = "+25[47": is not a valid glob`, `route[1].keyword = "two words"`, `route[1].to[0] = ""`, `route[1].to[1] = " "`,
-		`route[1].tag = "a b"`, `route[1].modem = "m9": is not the id of a [[modem]] (sim0)`, `route[1].reply = "bell\a"`} {
+	// Routes are numbered from 1, as the daemon names them ("route 2").
+	for _, want := range []string{"route 1: does nothing: give at least one of to, reply or tag\n", `route 2: channel = "fax"`,
+		`route 2: from = "+25[47": is not a valid glob`, `route 2: keyword = "two words"`, `route 2: to = "": must be an address`, `route 2: to = " "`,
+		`route 2: tag = "a b"`, `route 2: modem = "m9": is not the id of a [[modem]] (sim0)`, `route 2: reply = "bell\a"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v\nlacks %q", err, want)
 		}
+	}
+}
+
+// A webhook's timeout given as "0s" is refused, not read as the default;
+// an event listed twice is refused; no message of the webhook, route and
+// email sections shows Go's syntax ([]string{…}, %!v, <nil>, struct
+// braces): values are written as the file writes them.
+func TestWebhookRouteEmailMessages(t *testing.T) {
+	_, err := Check("f.toml", []byte(`[[webhook]]
+name = "crm"
+url = "http://127.0.0.1:9/hook"
+events = ["sms.in", "sms.status", "sms.in"]
+timeout = "0s"
+[[webhook]]
+name = "bad name"
+url = "ftp://x"
+timeout = "-5s"
+[[route]]
+channel = "fax"
+to = ["", "webhook:crm"]
+reply = "bell\u0007"
+tag = "a b"
+[[route]]
+keyword = "two words"
+[email]
+listen = "nope"
+domain = "a b"
+smtp = "ftp://x"
+max_parts = 0
+conversation_ttl = "1s"
+allow = ["ops", "a*@example.org"]
+tls_cert = "c.pem"
+[[email.account]]
+name = ""
+password_hash = "x"
+`))
+	if err == nil {
+		t.Fatal("a bad config is taken")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`webhook 1: timeout = "0s": must be more than 0`,
+		`webhook 1: events = "sms.in": is listed twice`,
+		`webhook 2: events = []: must list the events it gets`,
+		`webhook 2: timeout = "-5s"`,
+		`route 1: channel = "fax"`,
+		`route 2: does nothing`,
+		`email.allow = "ops"`,
+		`email.account 1: name = "": must be a printable name`,
+		`email.tls_cert/tls_key = "c.pem"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("lacks %q:\n%s", want, msg)
+		}
+	}
+	for _, goSyntax := range []string{"[]string", "%!", "<nil>", "(nil)", "{", "[0]", "[1]"} {
+		if strings.Contains(msg, goSyntax) {
+			t.Errorf("a message shows %q:\n%s", goSyntax, msg)
+		}
+	}
+	// Without a timeout, the default.
+	c, err := Check("f.toml", []byte("[[webhook]]\nname = \"crm\"\nurl = \"http://x/\"\nevents = [\"sms.in\"]\n"))
+	if err != nil || c.Webhooks[0].Timeout.Duration != DefaultWebhookTimeout {
+		t.Errorf("no timeout: %v, %v", c.Webhooks, err)
 	}
 }
