@@ -3,7 +3,6 @@ package email
 import (
 	"context"
 	"net"
-	"net/mail"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -47,9 +46,12 @@ func TestReadBody(t *testing.T) {
 		{"unknown charset", "Content-Type: text/plain; charset=koi8-r\r\n\r\nx\r\n", "", "", `charset "koi8-r" is not supported`},
 		{"windows-1252 8bit", "Content-Type: text/plain; charset=windows-1252\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\x80 \x93q\x94 caf\xe9 it\x92s\r\n", "€ “q” café it’s", "", ""},
 		{"iso-8859-1 label, Windows-1252 text", "Content-Type: text/plain; charset=ISO-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=80 =93quoted=94\r\n", "€ “quoted”", "", ""},
+		{"control character in an attachment's name", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: image/png; name=\"x\x01.png\"\r\nContent-Disposition: attachment; filename=\"x\x1b.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0K\r\n--b--\r\n", "see attached", "attachment \"x\ufffd.png\" (image/png, 6 bytes) ignored (control characters in its name are shown as \ufffd)", ""},
+		{"control character in a nested part's header", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\nContent-Type: text/plain; x-note=\"a\x7fb\"\r\n\r\nnested\r\n--c--\r\n--b--\r\n", "nested", "", ""},
+		{"control character in the mail's subject", "Subject: a\x01b\r\n\r\nplain text\r\n", "plain text", "", ""},
 		{"us-ascii with 8-bit bytes", "Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf\xe9\r\n", "", "", "not valid us-ascii"},
 	} {
-		m, err := mail.ReadMessage(strings.NewReader("From: a@example.org\r\n" + c.mail))
+		m, err := parseMail([]byte("From: a@example.org\r\n" + c.mail))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -65,7 +65,11 @@ func walk(h header, r io.Reader, depth int, b *body) (plain, htm string, err err
 		if depth >= maxDepth {
 			return "", "", fmt.Errorf("multipart nested more than %d deep", maxDepth)
 		}
-		mr := multipart.NewReader(r, params["boundary"])
+		raw, err := io.ReadAll(r)
+		if err != nil {
+			return "", "", fmt.Errorf("bad multipart body: %v", err)
+		}
+		mr := multipart.NewReader(bytes.NewReader(cleanPartHeaders(raw, params["boundary"])), params["boundary"])
 		for {
 			p, err := mr.NextRawPart()
 			if errors.Is(err, io.EOF) {
@@ -99,7 +103,11 @@ func walk(h header, r io.Reader, depth int, b *body) (plain, htm string, err err
 		if name == "" {
 			name = "unnamed"
 		}
-		b.Ignored = append(b.Ignored, fmt.Sprintf("attachment %q (%s, %d bytes) ignored", name, mt, len(raw)))
+		what := fmt.Sprintf("attachment %q (%s, %d bytes) ignored", name, mt, len(raw))
+		if strings.ContainsRune(name, controlMark) {
+			what += " (control characters in its name are shown as \ufffd)"
+		}
+		b.Ignored = append(b.Ignored, what)
 		return "", "", nil
 	}
 	text, err := toUTF8(raw, params["charset"])
@@ -227,8 +235,99 @@ func cutReply(text string) (string, []string) {
 	return strings.TrimSpace(blankLines.ReplaceAllString(strings.Join(keep, "\n"), "\n\n")), cut
 }
 
-// parseMail reads a mail whole (at most limit bytes were read).
+// controlMark replaces a control character in a header: Go's MIME
+// reader refuses a header line that holds one, which refused a whole mail
+// for an attachment's file name (a mail client that let a tab-like byte
+// or an escape into it); the text still goes out, the attachment is left
+// out as any other, its name showing where the control character was.
+const controlMark = '\uFFFD'
+
+// cleanHeader replaces the control characters (other than tab) of one
+// header line, without its line break, by controlMark.
+func cleanHeader(line []byte) []byte {
+	if !bytes.ContainsFunc(line, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+		return line
+	}
+	var out []byte
+	for _, c := range line {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			out = utf8.AppendRune(out, controlMark)
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// cleanHeaders cleans the header block at the start of raw (up to the
+// first empty line): what a mail's or a part's headers hold.
+func cleanHeaders(raw []byte) []byte {
+	var out []byte
+	for len(raw) > 0 {
+		line, rest, found := bytes.Cut(raw, []byte("\n"))
+		content := bytes.TrimSuffix(line, []byte("\r"))
+		out = append(out, cleanHeader(content)...)
+		out = append(out, line[len(content):]...)
+		if found {
+			out = append(out, '\n')
+		}
+		raw = rest
+		if len(content) == 0 {
+			return append(out, raw...)
+		}
+	}
+	return out
+}
+
+// cleanPartHeaders cleans the headers of every part of a multipart body
+// (the lines after each boundary, up to an empty line).
+func cleanPartHeaders(body []byte, boundary string) []byte {
+	if boundary == "" {
+		return body
+	}
+	delim := []byte("--" + boundary)
+	var out []byte
+	for len(body) > 0 {
+		line, rest, found := bytes.Cut(body, []byte("\n"))
+		if found {
+			line = body[:len(line)+1]
+		}
+		out = append(out, line...)
+		body = rest
+		t := bytes.TrimRight(line, " \t\r\n")
+		if bytes.Equal(t, delim) {
+			// The part's headers follow.
+			head, n := headerBlock(body)
+			out = append(out, cleanHeaders(head)...)
+			body = body[n:]
+		}
+	}
+	return out
+}
+
+// headerBlock is the header block at the start of raw, its empty line
+// included, and its length.
+func headerBlock(raw []byte) ([]byte, int) {
+	n := 0
+	for n < len(raw) {
+		i := bytes.IndexByte(raw[n:], '\n')
+		if i < 0 {
+			return raw, len(raw)
+		}
+		line := bytes.TrimSuffix(raw[n:n+i], []byte("\r"))
+		n += i + 1
+		if len(line) == 0 {
+			break
+		}
+	}
+	return raw[:n], n
+}
+
+// parseMail reads a mail whole (at most limit bytes were read). Control
+// characters in its headers are replaced (see controlMark).
 func parseMail(raw []byte) (*mail.Message, error) {
+	head, n := headerBlock(raw)
+	raw = append(cleanHeaders(head), raw[n:]...)
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("not a mail message: %v", err)
