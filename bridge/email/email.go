@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"os"
 	"path"
@@ -25,6 +26,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -371,7 +373,7 @@ func (s *session) Data(r io.Reader) error {
 				return err
 			}
 		}
-		return s.c.remember(tx, s.from, s.to, msgID, msg.Header.Get("References"))
+		return s.c.remember(tx, s.from, s.to, msgID, msg.Header.Get("References"), subject(msg.Header.Get("Subject")))
 	})
 	switch {
 	case errors.Is(err, bridge.ErrInvalid):
@@ -425,6 +427,37 @@ func (c *Connector) crash(point string) {
 	}
 }
 
+// maxSubject bounds the subject kept of a mail, in characters.
+const maxSubject = 200
+
+// subject is a mail's Subject header as text: encoded words (RFC 2047)
+// decoded, control characters and runs of white space made one space,
+// at most maxSubject characters.
+func subject(h string) string {
+	dec := mime.WordDecoder{CharsetReader: func(charset string, r io.Reader) (io.Reader, error) {
+		raw, err := io.ReadAll(r)
+		if err != nil {
+			return nil, err
+		}
+		text, err := toUTF8(raw, charset)
+		return strings.NewReader(text), err
+	}}
+	if d, err := dec.DecodeHeader(h); err == nil {
+		h = d
+	}
+	h = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == controlMark {
+			return ' '
+		}
+		return r
+	}, h)
+	h = strings.Join(strings.Fields(h), " ")
+	if rs := []rune(h); len(rs) > maxSubject {
+		h = string(rs[:maxSubject])
+	}
+	return h
+}
+
 // maxRefs bounds the References chain of a conversation.
 const maxRefs = 10
 
@@ -448,16 +481,17 @@ var msgIDPattern = regexp.MustCompile(`<[^<>\s]+>`)
 // what Outpost writes back into In-Reply-To and References is ids alone.
 func msgIDs(v string) []string { return msgIDPattern.FindAllString(v, -1) }
 
-// remember stores, for each phone a mail went to, who mailed it and the
-// mail's Message-ID: the phone's answers go back to that address.
-func (c *Connector) remember(tx *store.Tx, from string, phones []string, msgID, refs string) error {
+// remember stores, for each phone a mail went to, who mailed it, the
+// mail's Message-ID and its subject: the phone's answers go back to that
+// address, as answers to that mail.
+func (c *Connector) remember(tx *store.Tx, from string, phones []string, msgID, refs, subject string) error {
 	if ids := msgIDs(msgID); len(ids) > 0 {
 		msgID = ids[0]
 	} else {
 		msgID = ""
 	}
 	for _, p := range phones {
-		conv := store.Conversation{Phone: p, Email: from, LastMsgID: msgID, Refs: addRef(refs, msgID),
+		conv := store.Conversation{Phone: p, Email: from, LastMsgID: msgID, Refs: addRef(refs, msgID), Subject: subject,
 			ExpiresAt: tx.Now().Add(c.opt.ConversationTTL)}
 		if err := tx.SetConversation(conv); err != nil {
 			return err
@@ -481,7 +515,7 @@ func (c *Connector) answer(tx *store.Tx, m *store.Message) error {
 		return err
 	}
 	mailID := fmt.Sprintf("<%s@%s>", m.ID, c.opt.Domain)
-	if err := tx.SetEmailThread(m.ID, store.EmailThread{MailID: mailID, InReplyTo: conv.LastMsgID, Refs: conv.Refs}); err != nil {
+	if err := tx.SetEmailThread(m.ID, store.EmailThread{MailID: mailID, InReplyTo: conv.LastMsgID, Refs: conv.Refs, Subject: conv.Subject}); err != nil {
 		return err
 	}
 	conv.LastMsgID, conv.Refs = mailID, addRef(conv.Refs, mailID)

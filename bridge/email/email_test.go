@@ -93,7 +93,7 @@ func TestConversationExpires(t *testing.T) {
 	}
 	ctx := context.Background()
 	if err := st.Update(ctx, func(tx *store.Tx) error {
-		return c.remember(tx, "nurse@example.org", []string{"+15555550100"}, "<a@example.org>", "")
+		return c.remember(tx, "nurse@example.org", []string{"+15555550100"}, "<a@example.org>", "", "")
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -205,5 +205,57 @@ func TestSMTPConnectionsBounded(t *testing.T) {
 		c.Close()
 	case <-time.After(5 * time.Second):
 		t.Fatal("the third connection was not accepted after one closed")
+	}
+}
+
+// A phone's answer is mailed with the subject "Re: <the mail's subject>",
+// one "Re:" however many the mail had (mail clients thread on it); the
+// subject is decoded (RFC 2047) and kept with the conversation.
+func TestAnswerSubject(t *testing.T) {
+	for _, c := range []struct{ header, want string }{
+		{"Vaccine stock", "Re: Vaccine stock"},
+		{"Re: Vaccine stock", "Re: Vaccine stock"},
+		{"RE: re: Re:Vaccine stock", "Re: Vaccine stock"},
+		{"AW: Impfstoff", "Re: Impfstoff"},
+		{"=?utf-8?q?Re=3A_Stock_de_vaccins_=C3=A9puis=C3=A9?=", "Re: Stock de vaccins épuisé"},
+		{"=?iso-8859-1?q?caf=E9?=", "Re: café"},
+		{"a\tb\r\n c", "Re: a b c"},
+		{"", "SMS from +15555550100"},
+		{"Re:", "SMS from +15555550100"},
+	} {
+		if got := answerSubject(subject(c.header), "+15555550100"); got != c.want {
+			t.Errorf("subject %q: answered as %q, want %q", c.header, got, c.want)
+		}
+	}
+
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := bridge.New(st, nil)
+	c, err := New(Options{Domain: "sms.example.org", SMTP: "smtp://127.0.0.1:1"}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	text := "20 left"
+	m := &store.Message{Peer: "+15555550100", Text: &text, State: store.Complete}
+	var th store.EmailThread
+	if err := st.Update(ctx, func(tx *store.Tx) error {
+		if err := c.remember(tx, "nurse@example.org", []string{"+15555550100"}, "<a@example.org>", "", subject("Re: Re: Vaccine stock")); err != nil {
+			return err
+		}
+		if err := r.StoreInbound(tx, m, "test"); err != nil {
+			return err
+		}
+		th, err = tx.EmailThread(m.ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mail := string(c.compose(*m, "nurse@example.org", th))
+	if !strings.Contains(mail, "\r\nSubject: Re: Vaccine stock\r\n") || !strings.Contains(mail, "In-Reply-To: <a@example.org>") {
+		t.Errorf("the answer's mail:\n%s", mail)
 	}
 }

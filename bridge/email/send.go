@@ -94,7 +94,7 @@ func (c *Connector) compose(m store.Message, to string, th store.EmailThread) []
 	h := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
 	if m.Direction == store.In {
 		h("From", fmt.Sprintf("%q <%s>", m.Peer, c.from(m)))
-		h("Subject", mime.QEncoding.Encode("utf-8", "SMS from "+m.Peer))
+		h("Subject", mime.QEncoding.Encode("utf-8", answerSubject(th.Subject, m.Peer)))
 	} else {
 		via := m.Channel
 		if via == "" {
@@ -126,6 +126,25 @@ func (c *Connector) compose(m store.Message, to string, th store.EmailThread) []
 	qp.Close()
 	b.WriteString("\r\n")
 	return b.Bytes()
+}
+
+// answerSubject is the subject of a phone's answer: "Re: " and the
+// subject of the mail it answers, with the "Re:"s that subject already
+// has taken off (one "Re:", as mail clients write it, so that they
+// thread it), or "SMS from <phone>" when that mail had none.
+func answerSubject(subject, phone string) string {
+	s := strings.TrimSpace(subject)
+	for {
+		l := strings.ToLower(s)
+		if !strings.HasPrefix(l, "re:") && !strings.HasPrefix(l, "aw:") && !strings.HasPrefix(l, "sv:") {
+			break
+		}
+		s = strings.TrimSpace(s[3:])
+	}
+	if s == "" {
+		return "SMS from " + phone
+	}
+	return "Re: " + s
 }
 
 // send hands one mail to the relay and returns what it answered. A

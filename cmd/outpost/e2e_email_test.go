@@ -362,9 +362,9 @@ func (g *gateway) emailDelivery(id, to string) (state string, attempts int, s sh
 
 // TestEmailConversation is the round trip: a mail to a phone goes out as
 // an SMS, the phone's answer (the simulated network's echo) comes back to
-// the sender as a mail from +<number>@domain threaded on the mail, the
-// sender's reply by mail goes to the phone again, and the phone's next
-// answer is threaded on that reply.
+// the sender as a mail from +<number>@domain threaded on the mail (subject
+// "Re: <the mail's>"), the sender's reply by mail goes to the phone again,
+// and the phone's next answer is threaded on that reply (one "Re:").
 func TestEmailConversation(t *testing.T) {
 	r := newRelay(t)
 	r.start()
@@ -380,7 +380,7 @@ func TestEmailConversation(t *testing.T) {
 		"X-Envelope-From": "+15555550100@sms.example.org",
 		"X-Envelope-To":   "nurse@example.org",
 		"From":            `"+15555550100" <+15555550100@sms.example.org>`,
-		"Subject":         "SMS from +15555550100",
+		"Subject":         "Re: stock",
 		"In-Reply-To":     "<doses@example.org>",
 		"References":      "<doses@example.org>",
 	}
@@ -405,6 +405,7 @@ func TestEmailConversation(t *testing.T) {
 	// phone's answer is threaded on the reply.
 	if out, code := swaks(t, addr, "--from", "nurse@example.org", "--to", "15555550100@sms.example.org",
 		"--header", "Message-Id: <reply@example.org>", "--header", "In-Reply-To: "+first, "--header", "References: <doses@example.org> "+first,
+		"--header", "Subject: Re: stock",
 		"--body", "Thanks. Send 20 more.\n\nOn Wed, 2 Dec 2026, +15555550100 wrote:\n> echo: How many doses are left?"); code != 0 {
 		t.Fatalf("reply refused: exit %d\n%s", code, out)
 	}
@@ -412,6 +413,9 @@ func TestEmailConversation(t *testing.T) {
 	m, body = r.waitMail(2)
 	if body != "echo: Thanks. Send 20 more." {
 		t.Errorf("second body %q", body)
+	}
+	if got := m.Header.Get("Subject"); got != "Re: stock" {
+		t.Errorf("second Subject %q, want \"Re: stock\" (one Re:)", got)
 	}
 	if got := m.Header.Get("In-Reply-To"); got != "<reply@example.org>" {
 		t.Errorf("second In-Reply-To %q", got)
