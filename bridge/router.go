@@ -202,6 +202,11 @@ type Router struct {
 	// Groups are the recipient lists a send request names as
 	// "group:<name>".
 	Groups map[string][]string
+	// ReplyLimit bounds the routes' automatic replies to one sender:
+	// at most ReplyLimit in any hour of elapsed time (0: no bound), so
+	// that two gateways answering each other stop (routes.go).
+	ReplyLimit int
+	replies    replyLimiter
 
 	mu          sync.Mutex
 	connectors  map[string]Connector

@@ -6,6 +6,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 	"unicode"
 
 	"github.com/outpost-sms/outpost/store"
@@ -142,6 +144,14 @@ func (h *Router) reply(tx *store.Tx, m *store.Message, n int, text string) error
 	if m.FromAddr == "" {
 		return fail(errors.New("the sender's address is not known"))
 	}
+	if ok, first := h.replies.take(m.FromAddr, h.ReplyLimit, h.Store.Elapsed()); !ok {
+		why := fmt.Errorf("%s already got %d auto-replies in the last hour (route_reply_limit)", m.FromAddr, h.ReplyLimit)
+		if first {
+			h.Log.Warn("auto-replies to a sender held back: the routes still deliver its messages, but answer none of them for now",
+				"from", m.FromAddr, "limit", h.ReplyLimit, "window", ReplyWindow.String(), "route", n, "msg_id", m.ID)
+		}
+		return fail(why)
+	}
 	req := SendRequest{To: []string{m.FromAddr}, Text: text, Source: ReplyChannel, From: fmt.Sprintf("route:%d", n),
 		note: fmt.Sprintf("auto-reply of route %d to %s", n, m.ID)}
 	out, write, err := h.prepare(req)
@@ -189,4 +199,57 @@ func (h *Router) checkRules() []error {
 		}
 	}
 	return errs
+}
+
+// ReplyWindow is the time over which Router.ReplyLimit counts a sender's
+// automatic replies.
+const ReplyWindow = time.Hour
+
+// maxReplySenders bounds the senders replyLimiter remembers; past it,
+// those with no reply in the window are forgotten.
+const maxReplySenders = 10000
+
+// replyLimiter counts the automatic replies to each sender over the last
+// ReplyWindow of elapsed (monotonic) time: a clock set back or forward
+// neither resets nor freezes it. It lives in memory (a restart forgets
+// it).
+type replyLimiter struct {
+	mu     sync.Mutex
+	sent   map[string][]time.Duration // elapsed times of the replies, oldest first
+	warned map[string]bool            // held back since its window was last full
+}
+
+// take reports whether a reply to sender may go out now (and counts it),
+// and, when it may not, whether this is the first one held back since
+// the sender's window filled.
+func (l *replyLimiter) take(sender string, limit int, now time.Duration) (ok, first bool) {
+	if limit <= 0 {
+		return true, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sent == nil {
+		l.sent, l.warned = map[string][]time.Duration{}, map[string]bool{}
+	}
+	if len(l.sent) > maxReplySenders {
+		for s, ts := range l.sent {
+			if len(ts) == 0 || now-ts[len(ts)-1] >= ReplyWindow {
+				delete(l.sent, s)
+				delete(l.warned, s)
+			}
+		}
+	}
+	ts := l.sent[sender]
+	for len(ts) > 0 && now-ts[0] >= ReplyWindow {
+		ts = ts[1:]
+	}
+	if len(ts) >= limit {
+		l.sent[sender] = ts
+		first = !l.warned[sender]
+		l.warned[sender] = true
+		return false, first
+	}
+	delete(l.warned, sender)
+	l.sent[sender] = append(ts, now)
+	return true, false
 }

@@ -41,6 +41,10 @@ type Config struct {
 	// Routes are the rules applied to every inbound message, in order
 	// ([[route]]): copies to more addresses, an automatic reply, a tag.
 	Routes []Route `toml:"route"`
+	// RouteReplyLimit bounds the routes' automatic replies to one sender
+	// in an hour (0: no bound): two gateways that answer every SMS would
+	// otherwise text each other forever.
+	RouteReplyLimit int `toml:"route_reply_limit"`
 	// Groups are named lists of phone numbers; a send request to
 	// "group:<name>" goes to each of them.
 	Groups map[string][]string `toml:"groups"`
@@ -243,6 +247,10 @@ type Route struct {
 	Stop    bool     `toml:"stop"`
 }
 
+// DefaultRouteReplyLimit is route_reply_limit's default: automatic
+// replies to one sender in an hour.
+const DefaultRouteReplyLimit = 5
+
 // RouteChannels are the channels a [[route]] may match.
 var RouteChannels = []string{"sms", "email", "xmpp", "mqtt", "http", "hub"}
 
@@ -251,6 +259,9 @@ var RouteChannels = []string{"sms", "email", "xmpp", "mqtt", "http", "hub"}
 // config check asks it).
 func (c Config) validateRoutes(bad func(field string, value any, why string)) {
 	tag := regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+	if c.RouteReplyLimit < 0 {
+		bad("route_reply_limit", c.RouteReplyLimit, fmt.Sprintf("must be 0 (no bound) or more (default %d auto-replies to one sender an hour)", DefaultRouteReplyLimit))
+	}
 	for i, r := range c.Routes {
 		// Numbered from 1, as users count and as the daemon names them.
 		p := fmt.Sprintf("route %d: ", i+1)
@@ -403,6 +414,8 @@ func Default() Config {
 			MaxAge: Duration{30 * 24 * time.Hour}, WhenFull: "drop_oldest"},
 		Modems: []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
 		Email:  Email{MaxParts: 3, ConversationTTL: Duration{7 * 24 * time.Hour}},
+
+		RouteReplyLimit: DefaultRouteReplyLimit,
 	}
 }
 

@@ -502,3 +502,18 @@ password_hash = "x"
 		t.Errorf("no timeout: %v, %v", c.Webhooks, err)
 	}
 }
+
+// route_reply_limit: 5 by default, 0 for no bound, negative refused.
+func TestRouteReplyLimit(t *testing.T) {
+	c, err := Check("f.toml", []byte(""))
+	if err != nil || c.RouteReplyLimit != 5 {
+		t.Errorf("default %d, %v", c.RouteReplyLimit, err)
+	}
+	c, err = Check("f.toml", []byte("route_reply_limit = 0\n"))
+	if err != nil || c.RouteReplyLimit != 0 {
+		t.Errorf("0: %d, %v", c.RouteReplyLimit, err)
+	}
+	if _, err := Check("f.toml", []byte("route_reply_limit = -1\n")); err == nil || !strings.Contains(err.Error(), "route_reply_limit = -1: must be 0 (no bound) or more") {
+		t.Errorf("-1: %v", err)
+	}
+}

@@ -399,6 +399,7 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 		router.Rules = append(router.Rules, bridge.Route{Channel: r.Channel, From: r.From, Modem: r.Modem, Keyword: r.Keyword, Form: r.Form,
 			To: r.To, Reply: r.Reply, Tag: r.Tag, Stop: r.Stop})
 	}
+	router.ReplyLimit = cfg.RouteReplyLimit
 	smsConn := bsms.New(router, modems)
 	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
 	smsConn.ReassemblyTimeout = cfg.SMS.ReassemblyTimeout.Duration
