@@ -227,3 +227,39 @@ to = ["mailto:ops@example.org"]
 		t.Errorf("config check with [email]: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// TestRoutesReplyPingPong: a route that answers every SMS from the echo
+// subscriber, which answers every SMS: without a bound they would text
+// each other forever (as two gateways with such routes do). The sender
+// gets route_reply_limit (default 5) replies; the next SMS is still
+// stored and delivered to its routes, its history says why it was not
+// answered, and the log says it once.
+func TestRoutesReplyPingPong(t *testing.T) {
+	g := newGatewayWith(t, "", `[[route]]
+from = "+15555550100"
+reply = "got it"
+tag = "echo"
+`)
+	g.start()
+	g.send("ping")
+	waitFor(t, "the auto-replies to be held back", 60*time.Second, func() bool {
+		return strings.Contains(g.d.out.String(), "auto-replies to a sender held back")
+	})
+	if n, _ := g.echoes("echo: ping"); n != 1 {
+		t.Errorf("%d echoes of ping, want 1", n)
+	}
+	if n, _ := g.echoes("echo: got it"); n != 5 {
+		t.Errorf("%d echoes of the auto-reply, want 5 (route_reply_limit)", n)
+	}
+	s := g.routedShow(g.inbox()[0].ID) // the newest: the echo of the fifth reply
+	held := false
+	for _, e := range s.Events {
+		held = held || e.State == "no auto-reply" && strings.Contains(e.Detail, "already got 5 auto-replies in the last hour (route_reply_limit)")
+	}
+	if !held || len(s.Tags) != 1 || s.Tags[0] != "echo" {
+		t.Errorf("the last echo is not held back with its reason, or lost its route: %+v", s)
+	}
+	if got := strings.Count(g.d.out.String(), "auto-replies to a sender held back"); got != 1 {
+		t.Errorf("the log says it %d times, want once", got)
+	}
+}
