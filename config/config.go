@@ -548,11 +548,22 @@ func Parse(name string, raw []byte) (Config, error) {
 		}
 		last, why := decodeError(err)
 		k, known := keys[last]
-		if !known || !deleteKey(generic, k) || len(msgs) > 100 {
+		if !known || len(msgs) > 100 {
 			return Config{}, fmt.Errorf("%s: %w", name, err)
 		}
-		line := keyLine(raw, k)
-		msgs = append(msgs, problem{line, fmt.Sprintf("%s: line %d: %s: %s", name, line, k.String(), why)})
+		// In an array of tables ([[webhook]]), the key comes out of the
+		// table that holds the bad value only: the others' are good.
+		line, what := 0, k.String()
+		if depth, elem := culprit(generic, k, last); elem >= 0 {
+			line = keyLineAt(raw, k, depth, elem)
+			what = fmt.Sprintf("%s %d: %s", strings.Join(k[:depth+1], "."), elem+1, strings.Join(k[depth+1:], "."))
+		} else if !deleteKey(generic, k) {
+			return Config{}, fmt.Errorf("%s: %w", name, err)
+		}
+		if line == 0 {
+			line = keyLine(raw, k)
+		}
+		msgs = append(msgs, problem{line, fmt.Sprintf("%s: line %d: %s: %s", name, line, what, why)})
 		var b bytes.Buffer
 		if err := toml.NewEncoder(&b).Encode(generic); err != nil {
 			return Config{}, fmt.Errorf("%s: %w", name, err)
@@ -584,6 +595,16 @@ func Parse(name string, raw []byte) (Config, error) {
 // typeError is how toml words a value of the wrong type.
 var typeError = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key "(.*)"\): (.*)$`)
 
+// incompatible is toml's words for a value of another type than the
+// field's, in Go's terms ("destination has type slice").
+var incompatible = regexp.MustCompile(`^incompatible types: TOML value has type (\S+); destination has type (\S+)$`)
+
+// tomlTypes name toml's and Go's types as a config file's reader knows
+// them.
+var tomlTypes = map[string]string{"string": "a string", "integer": "an integer", "float": "a number", "bool": "true or false", "boolean": "true or false",
+	"array": "a list", "slice": "a list", "table": "a table", "map": "a table", "struct": "a table", "inline table": "a table",
+	"int": "an integer", "int64": "an integer", "float64": "a number", "time.Time": "a date", "datetime": "a date"}
+
 // decodeError finds the key a decoding error is about, and why.
 func decodeError(err error) (key, why string) {
 	var pe toml.ParseError
@@ -591,9 +612,108 @@ func decodeError(err error) (key, why string) {
 		return pe.LastKey, pe.Message
 	}
 	if m := typeError.FindStringSubmatch(err.Error()); m != nil {
-		return strings.ReplaceAll(m[1], `\"`, `"`), m[2]
+		why := m[2]
+		if t := incompatible.FindStringSubmatch(why); t != nil && tomlTypes[t[1]] != "" && tomlTypes[t[2]] != "" {
+			why = fmt.Sprintf("must be %s, not %s", tomlTypes[t[2]], tomlTypes[t[1]])
+		}
+		return strings.ReplaceAll(m[1], `\"`, `"`), why
 	}
 	return "", err.Error()
+}
+
+// culprit finds, for a key whose path goes through an array of tables
+// (webhook.events: [[webhook]]), the first table whose value does not
+// decode, each table's value decoded alone, and takes the key out of that
+// table only (the array is at depth on the key's path). elem is -1 when
+// the key is not in such an array, or no table's value fails alone (then
+// it takes nothing out).
+func culprit(doc map[string]any, key toml.Key, last string) (depth, elem int) {
+	m := doc
+	for depth = 0; depth < len(key)-1; depth++ {
+		switch v := m[key[depth]].(type) {
+		case map[string]any:
+			m = v
+			continue
+		case []map[string]any:
+			k := key[len(key)-1]
+			for i, t := range v {
+				parent, ok := tableAt(t, key[depth+1:len(key)-1])
+				if !ok {
+					continue
+				}
+				val, ok := parent[k]
+				if !ok {
+					continue
+				}
+				// The value alone, on its path.
+				one := map[string]any{k: val}
+				for j := len(key) - 2; j > depth; j-- {
+					one = map[string]any{key[j]: one}
+				}
+				alone := map[string]any{key[depth]: []map[string]any{one}}
+				for j := depth - 1; j >= 0; j-- {
+					alone = map[string]any{key[j]: alone}
+				}
+				if failsOn(alone, last) {
+					delete(parent, k)
+					return depth, i
+				}
+			}
+		}
+		return 0, -1
+	}
+	return 0, -1
+}
+
+// tableAt follows path from t through nested tables.
+func tableAt(t map[string]any, path []string) (map[string]any, bool) {
+	for _, p := range path {
+		next, ok := t[p].(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		t = next
+	}
+	return t, true
+}
+
+// failsOn reports whether doc fails to decode into a Config on the key
+// last.
+func failsOn(doc map[string]any, last string) bool {
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(doc); err != nil {
+		return false
+	}
+	c := Default()
+	c.Modems = nil
+	_, err := toml.Decode(b.String(), &c)
+	if err == nil {
+		return false
+	}
+	k, _ := decodeError(err)
+	return k == last
+}
+
+// keyLineAt is keyLine for the key in the elem-th table (from 0) of the
+// array of tables at depth on its path: the line of its assignment after
+// that table's header and before the next header; 0 when not found.
+func keyLineAt(raw []byte, k toml.Key, depth, elem int) int {
+	header := regexp.MustCompile(`^\s*\[\[\s*` + regexp.QuoteMeta(strings.Join(k[:depth+1], ".")) + `\s*\]\]`)
+	assign := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(k[len(k)-1]) + `"?\s*=`)
+	anyHeader := regexp.MustCompile(`^\s*\[`)
+	n, in := -1, false
+	for i, line := range bytes.Split(raw, []byte("\n")) {
+		switch {
+		case header.Match(line):
+			n++
+			in = n == elem
+		case anyHeader.Match(line) && len(k) == depth+2:
+			in = false
+		case in && assign.Match(line):
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // deleteKey removes key from a decoded TOML document, from every table of
@@ -760,18 +880,18 @@ func (c Config) Validate() error {
 	}
 	rules := append(append([]Forward(nil), c.Hub.Forward...), c.Hub.Subscribe...)
 	for i, f := range rules {
-		p := fmt.Sprintf("hub.forward[%d]", i)
+		p := fmt.Sprintf("hub.forward %d: ", i+1)
 		if i >= len(c.Hub.Forward) {
-			p = fmt.Sprintf("hub.subscribe[%d]", i-len(c.Hub.Forward))
+			p = fmt.Sprintf("hub.subscribe %d: ", i-len(c.Hub.Forward)+1)
 		}
 		if f.Topic == "" || strings.Contains(f.Topic, "#") && !strings.HasSuffix(f.Topic, "#") {
-			bad(p+".topic", f.Topic, "must be a topic filter ('#' only at the end)")
+			bad(p+"topic", f.Topic, "must be a topic filter ('#' only at the end)")
 		}
 		if f.QoS < 0 || f.QoS > 1 {
-			bad(p+".qos", f.QoS, "must be 0 or 1")
+			bad(p+"qos", f.QoS, "must be 0 or 1")
 		}
 		if strings.ContainsAny(f.Prefix, "+#") {
-			bad(p+".prefix", f.Prefix, "must not hold wildcards")
+			bad(p+"prefix", f.Prefix, "must not hold wildcards")
 		}
 	}
 	if c.XForm.Port < 0 || c.XForm.Port > 65535 {
@@ -786,23 +906,23 @@ func (c Config) Validate() error {
 	xmlName := regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 	prefixes := map[string]bool{}
 	for i, f := range c.XForm.Forms {
-		p := fmt.Sprintf("xform.form[%d]", i)
+		p := fmt.Sprintf("xform.form %d: ", i+1)
 		if !xmlName.MatchString(f.ID) {
-			bad(p+".id", f.ID, "must be an XML name (letters, digits, '_', '-', '.'; not starting with a digit)")
+			bad(p+"id", f.ID, "must be an XML name (letters, digits, '_', '-', '.'; not starting with a digit)")
 		}
 		if strings.TrimSpace(f.Prefix) == "" {
-			bad(p+".prefix", f.Prefix, "must not be empty")
+			bad(p+"prefix", f.Prefix, "must not be empty")
 		} else if prefixes[strings.ToLower(f.Prefix)] {
-			bad(p+".prefix", f.Prefix, "is used by another form")
+			bad(p+"prefix", f.Prefix, "is used by another form")
 		}
 		prefixes[strings.ToLower(f.Prefix)] = true
 		if len(f.Fields) == 0 {
-			bad(p+".fields", f.Fields, "must list the form's fields in the order the SMS gives them")
+			bad(p+"fields", f.Fields, "must list the form's fields in the order the SMS gives them")
 		}
 		for _, fp := range f.Fields {
 			for _, seg := range strings.Split(fp, "/") {
 				if !xmlName.MatchString(seg) {
-					bad(p+".fields", fp, "each field is a path of XML names, like \"patient/name\"")
+					bad(p+"fields", fp, "each field is a path of XML names, like \"patient/name\"")
 					break
 				}
 			}
@@ -821,64 +941,64 @@ func (c Config) Validate() error {
 	}
 	users := map[string]bool{}
 	for i, u := range c.MQTT.Users {
-		p := fmt.Sprintf("mqtt.user[%d]", i)
+		p := fmt.Sprintf("mqtt.user %d: ", i+1)
 		if u.Name == "" || users[u.Name] {
-			bad(p+".name", u.Name, "must be set and unique")
+			bad(p+"name", u.Name, "must be set and unique")
 		}
 		users[u.Name] = true
 		if !strings.HasPrefix(u.PasswordHash, "$2") {
-			bad(p+".password_hash", "…", "must be a bcrypt hash (outpost passwd prints one)")
+			bad(p+"password_hash", "…", "must be a bcrypt hash (outpost passwd prints one)")
 		}
 	}
 	for i, r := range c.MQTT.ACL {
-		p := fmt.Sprintf("mqtt.acl[%d]", i)
+		p := fmt.Sprintf("mqtt.acl %d: ", i+1)
 		if r.User != "*" && !users[r.User] {
-			bad(p+".user", r.User, `must be "*" or the name of a [[mqtt.user]]`)
+			bad(p+"user", r.User, `must be "*" or the name of a [[mqtt.user]]`)
 		}
 		if r.Topic == "" {
-			bad(p+".topic", r.Topic, "must be a topic filter")
+			bad(p+"topic", r.Topic, "must be a topic filter")
 		}
 		switch r.Access {
 		case "read", "write", "readwrite", "deny":
 		default:
-			bad(p+".access", r.Access, "must be read, write, readwrite or deny")
+			bad(p+"access", r.Access, "must be read, write, readwrite or deny")
 		}
 	}
 	ids := map[string]bool{}
 	for i, m := range c.Modems {
-		p := fmt.Sprintf("modem[%d]", i)
+		p := fmt.Sprintf("modem %d: ", i+1)
 		if m.ID == "" || strings.ContainsAny(m.ID, "/+# ") {
-			bad(p+".id", m.ID, "must be a non-empty topic level")
+			bad(p+"id", m.ID, "must be a non-empty topic level")
 		} else if ids[m.ID] {
-			bad(p+".id", m.ID, "is used by another modem")
+			bad(p+"id", m.ID, "is used by another modem")
 		}
 		ids[m.ID] = true
 		switch m.Type {
 		case "serial":
 			if m.Device == "" {
-				bad(p+".device", m.Device, "a serial modem needs a device path")
+				bad(p+"device", m.Device, "a serial modem needs a device path")
 			}
 		case "sim":
 		default:
-			bad(p+".type", m.Type, `must be "serial" or "sim"`)
+			bad(p+"type", m.Type, `must be "serial" or "sim"`)
 		}
 		if m.Baud <= 0 {
-			bad(p+".baud", m.Baud, "must be positive")
+			bad(p+"baud", m.Baud, "must be positive")
 		}
 		if m.Number != "" && !regexp.MustCompile(`^\+?[0-9]{3,20}$`).MatchString(m.Number) {
-			bad(p+".number", m.Number, "must be a phone number such as +254700000001")
+			bad(p+"number", m.Number, "must be a phone number such as +254700000001")
 		}
 		if m.PIN != "" && !regexp.MustCompile(`^[0-9]{4,8}$`).MatchString(m.PIN) {
-			bad(p+".pin", "****", "must be 4 to 8 digits")
+			bad(p+"pin", "****", "must be 4 to 8 digits")
 		}
 		if m.CommandTimeout.Duration < 100*time.Millisecond {
-			bad(p+".command_timeout", m.CommandTimeout.String(), "must be at least 100ms")
+			bad(p+"command_timeout", m.CommandTimeout.String(), "must be at least 100ms")
 		}
 		if m.SendTimeout.Duration < time.Second {
-			bad(p+".send_timeout", m.SendTimeout.String(), "must be at least 1s")
+			bad(p+"send_timeout", m.SendTimeout.String(), "must be at least 1s")
 		}
 		if m.SweepInterval.Duration < time.Second {
-			bad(p+".sweep_interval", m.SweepInterval.String(), "must be at least 1s")
+			bad(p+"sweep_interval", m.SweepInterval.String(), "must be at least 1s")
 		}
 	}
 	errs = append(errs, c.Email.problems()...)

@@ -89,8 +89,8 @@ pin = "12"
 		t.Fatal("want errors")
 	}
 	for _, want := range []string{
-		`gateway_id = "a/b"`, `log_level = "loud"`, "mqtt.allow_anonymous = true", `modem[0].type = "usb"`,
-		`modem[1].device = ""`, "modem[1].pin",
+		`gateway_id = "a/b"`, `log_level = "loud"`, "mqtt.allow_anonymous = true", `modem 1: type = "usb"`,
+		`modem 2: device = ""`, "modem 2: pin",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
@@ -152,8 +152,8 @@ fields = []
 url = "ftp://x"
 `))
 	err = c.Validate()
-	for _, want := range []string{"sms.reassembly_timeout", "sms.national_languages", "klingon", "xform.port", `xform.form[0].id = "1bad"`,
-		"xform.form[0].fields", `xform.form[1].prefix = "vs": is used by another form`, "xform.form[1].fields", "xform.openrosa.url"} {
+	for _, want := range []string{"sms.reassembly_timeout", "sms.national_languages", "klingon", "xform.port", `xform.form 1: id = "1bad"`,
+		"xform.form 1: fields", `xform.form 2: prefix = "vs": is used by another form`, "xform.form 2: fields", "xform.openrosa.url"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v\nlacks %q", err, want)
 		}
@@ -207,14 +207,14 @@ baud = 9600
 		t.Fatal("no error")
 	}
 	for _, want := range []string{
-		"line 2: log_level: incompatible types",
-		"line 4: mqtt.listen: incompatible types",
-		"line 5: mqtt.allow_anonymous: incompatible types",
+		"line 2: log_level: must be a string, not an integer",
+		"line 4: mqtt.listen: must be a string, not an integer",
+		"line 5: mqtt.allow_anonymous: must be true or false, not a string",
 		`line 6: unknown key "mqtt.prt"`,
-		"line 9: modem.baud: incompatible types",
-		`line 10: modem.command_timeout: not a duration`,
+		"line 9: modem 1: baud: must be an integer, not a string",
+		`line 10: modem 1: command_timeout: not a duration`,
 		`gateway_id = "a/b": must be one MQTT topic level`,
-		`modem[0].type = "usb"`,
+		`modem 1: type = "usb"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
@@ -515,5 +515,40 @@ func TestRouteReplyLimit(t *testing.T) {
 	}
 	if _, err := Check("f.toml", []byte("route_reply_limit = -1\n")); err == nil || !strings.Contains(err.Error(), "route_reply_limit = -1: must be 0 (no bound) or more") {
 		t.Errorf("-1: %v", err)
+	}
+}
+
+// A value of the wrong type in one [[webhook]] is reported for that
+// webhook, on its line, in words (not Go's "destination has type
+// slice"); the other webhooks keep theirs (their events were taken out
+// too, and reported missing).
+func TestWrongTypeInOneTable(t *testing.T) {
+	for range 5 { // toml's order of keys is a map's
+		_, err := Check("f.toml", []byte(`[[webhook]]
+name = "crm"
+url = "http://x/"
+events = ["sms.in"]
+
+[[webhook]]
+name = "kobo"
+url = "http://y/"
+events = "xform"
+timeout = 5
+`))
+		if err == nil {
+			t.Fatal("taken")
+		}
+		msg := err.Error()
+		for _, want := range []string{`f.toml: line 9: webhook 2: events: must be a list, not a string`,
+			`f.toml: line 10: webhook 2: timeout: not a duration`} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("lacks %q:\n%s", want, msg)
+			}
+		}
+		for _, wrong := range []string{"webhook 1", "slice", "line 4"} {
+			if strings.Contains(msg, wrong) {
+				t.Errorf("says %q:\n%s", wrong, msg)
+			}
+		}
 	}
 }
