@@ -132,6 +132,33 @@ func TestEmailToSMS(t *testing.T) {
 	})
 }
 
+// TestEmailAttachmentNameControl: a mail whose attachment's file name
+// holds a control character goes out as SMS (its text); the attachment is
+// left out as any other, the history naming it with the control
+// character shown as U+FFFD (the mail was refused: 554 "bad multipart
+// body: malformed MIME header line").
+func TestEmailAttachmentNameControl(t *testing.T) {
+	g, addr := emailGateway(t, "")
+	g.start()
+	att := filepath.Join(t.TempDir(), "report.pdf")
+	os.WriteFile(att, []byte("%PDF-1.4 not really"), 0o600)
+	out, code := swaks(t, addr, "--from", "nurse@example.org", "--to", "15555550100@sms.example.org",
+		"--header", "Message-Id: <ctl@example.org>", "--body", "Report attached.",
+		"--attach-type", "application/pdf", "--attach-name", "report\x01.pdf", "--attach", "@"+att)
+	if code != 0 {
+		t.Fatalf("mail refused: exit %d\n%s", code, out)
+	}
+	g.waitEcho("Report attached.")
+	s := g.waitDelivered(mailID("<ctl@example.org>"))
+	var history []string
+	for _, ev := range s.Events {
+		history = append(history, ev.Detail)
+	}
+	if h, want := strings.Join(history, "\n"), "attachment \"report\ufffd.pdf\" (application/pdf"; !strings.Contains(h, want) {
+		t.Errorf("history lacks %q:\n%s", want, h)
+	}
+}
+
 // TestEmailRefusals: every mail Outpost will not send is refused during
 // the SMTP dialogue with a 5xx that says why, and nothing is stored.
 func TestEmailRefusals(t *testing.T) {

@@ -82,3 +82,25 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestGroupRepeatedNumber: a group that lists a number twice (the echo
+// subscriber) sends it one SMS; outpost send says so, and the history
+// counts the number once.
+func TestGroupRepeatedNumber(t *testing.T) {
+	g := newGatewayWith(t, "", "[groups]\nward = [\"+15555550100\", \"+15555550100\"]\n")
+	g.start()
+	out, errs, code := g.cli("send", "--to", "group:ward", "--text", "ward round at 9")
+	note := "group ward: 1 number; listed more than once, one delivery each: +15555550100"
+	if code != 0 || !strings.Contains(errs, "note: "+note) {
+		t.Fatalf("send: exit %d\n%s%s\nwant the note %q", code, out, errs, note)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	s := g.waitDelivered(lines[len(lines)-1])
+	if len(s.Deliveries) != 1 || !strings.Contains(s.Events[0].Detail, note) {
+		t.Errorf("show %+v", s)
+	}
+	g.waitEcho("ward round at 9")
+	if n, _ := g.echoes("echo: ward round at 9"); n != 1 {
+		t.Errorf("%d SMS went to the number, want 1", n)
+	}
+}
