@@ -218,6 +218,18 @@ to = ["mailto:ops@example.org"]
 	}
 	runFails(t, t.TempDir(), cfg, strings.ReplaceAll(want, `"`, `\"`)) // logfmt quotes it
 
+	// A route the config itself refuses is named the same way, from 1:
+	// by config check and by run.
+	badChannel := strings.Replace(cfg, "keyword = \"ops\"\n", "keyword = \"ops\"\nchannel = \"fax\"\n", 1)
+	if err := os.WriteFile(path, []byte(badChannel), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantChannel := `route 2: channel = "fax": is not a channel`
+	if out, errs, code := cli(t, dir, "config", "check", path); code != 1 || !strings.Contains(errs, wantChannel) || strings.Contains(errs, "route[") {
+		t.Errorf("config check: exit %d\n%s%s\nwant exit 1 with %q", code, out, errs, wantChannel)
+	}
+	runFails(t, t.TempDir(), badChannel, wantChannel)
+
 	// With [email] it is good.
 	good := cfg + "[email]\nsmtp = \"smtp://127.0.0.1:2525\"\ndomain = \"sms.example.org\"\n"
 	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
