@@ -24,7 +24,9 @@ import (
 // already has), sends Reply back to the sender on the channel it came in
 // on (only the first matching route with a Reply does), and keeps Tag on
 // the message. Stop ends the evaluation. The default deliveries (Routes,
-// FormRoutes) always happen.
+// FormRoutes) always happen. A sender gets at most Router.ReplyLimit
+// replies an hour (two gateways that answer every SMS would text each
+// other forever); past it the copies and tags still are.
 type Route struct {
 	Channel, From, Modem, Keyword, Form string
 	To                                  []string
