@@ -146,19 +146,20 @@ func (h *Router) reply(tx *store.Tx, m *store.Message, n int, text string) error
 	if m.FromAddr == "" {
 		return fail(errors.New("the sender's address is not known"))
 	}
-	if ok, first := h.replies.take(m.FromAddr, h.ReplyLimit, h.Store.Elapsed()); !ok {
-		why := fmt.Errorf("%s already got %d auto-replies in the last hour (route_reply_limit)", m.FromAddr, h.ReplyLimit)
-		if first {
-			h.Log.Warn("auto-replies to a sender held back: the routes still deliver its messages, but answer none of them for now",
-				"from", m.FromAddr, "limit", h.ReplyLimit, "window", ReplyWindow.String(), "route", n, "msg_id", m.ID)
-		}
-		return fail(why)
-	}
 	req := SendRequest{To: []string{m.FromAddr}, Text: text, Source: ReplyChannel, From: fmt.Sprintf("route:%d", n),
 		note: fmt.Sprintf("auto-reply of route %d to %s", n, m.ID)}
 	out, write, err := h.prepare(req)
 	if err != nil {
 		return fail(err)
+	}
+	// Counted only when it can go out: a reply that cannot be made
+	// takes no place in the sender's hour.
+	if ok, first := h.replies.take(m.FromAddr, h.ReplyLimit, h.Store.Elapsed()); !ok {
+		if first {
+			h.Log.Warn("auto-replies to a sender held back: the routes still deliver its messages, but answer none of them for now",
+				"from", m.FromAddr, "limit", h.ReplyLimit, "window", ReplyWindow.String(), "route", n, "msg_id", m.ID)
+		}
+		return fail(fmt.Errorf("%s already got %d auto-replies in the last hour (route_reply_limit)", m.FromAddr, h.ReplyLimit))
 	}
 	if err := write(tx); err != nil {
 		return err
