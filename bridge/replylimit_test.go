@@ -39,7 +39,8 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // A sender who texts 10 times gets 5; the route still delivers its
 // copies of all 10; the history of each unanswered one says why, and
 // the log says it once. The hour is elapsed time: the clock set two
-// hours forward does not reset it; an hour passing does.
+// hours forward does not reset it, nor does a restart; an hour passing
+// does.
 func TestAutoReplyLimit(t *testing.T) {
 	h, _ := newHub(t, &fake{})
 	h.Add(&hook{})
@@ -51,7 +52,9 @@ func TestAutoReplyLimit(t *testing.T) {
 	h.Rules = []bridge.Route{{To: []string{"webhook:kobo"}, Reply: "Thanks, we got it."}}
 	h.ReplyLimit = 5
 	ctx := context.Background()
-	in := func(from string) bridge.MessageView {
+	var inVia func(*bridge.Router, string) bridge.MessageView
+	in := func(from string) bridge.MessageView { t.Helper(); return inVia(h, from) }
+	inVia = func(h *bridge.Router, from string) bridge.MessageView {
 		t.Helper()
 		text := "ping"
 		m := &store.Message{Peer: from, FromAddr: "tel:" + from, Source: "sms", State: store.Complete, Text: &text}
@@ -93,6 +96,15 @@ func TestAutoReplyLimit(t *testing.T) {
 	}
 	if got := strings.Count(log.String(), "auto-replies to a sender held back"); got != 1 {
 		t.Errorf("the log says it %d times, want once:\n%s", got, log.String())
+	}
+	// A restart (another router on the store) counts the replies stored
+	// in the last hour.
+	again := bridge.New(h.Store, nil)
+	again.Add(&fake{})
+	again.Add(&hook{})
+	again.Rules, again.ReplyLimit = h.Rules, h.ReplyLimit
+	if answered(inVia(again, "+15555550199")) {
+		t.Error("answered after a restart")
 	}
 	// Another sender has its own count.
 	if !answered(in("+15555550198")) {

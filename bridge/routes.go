@@ -154,7 +154,10 @@ func (h *Router) reply(tx *store.Tx, m *store.Message, n int, text string) error
 	}
 	// Counted only when it can go out: a reply that cannot be made
 	// takes no place in the sender's hour.
-	if ok, first := h.replies.take(m.FromAddr, h.ReplyLimit, h.Store.Elapsed()); !ok {
+	if err := h.replies.seed(tx, h.ReplyLimit, h.Store.Elapsed()); err != nil {
+		return err
+	}
+	if ok, first := h.replies.take(out.Peer, h.ReplyLimit, h.Store.Elapsed()); !ok {
 		if first {
 			h.Log.Warn("auto-replies to a sender held back: the routes still deliver its messages, but answer none of them for now",
 				"from", m.FromAddr, "limit", h.ReplyLimit, "window", ReplyWindow.String(), "route", n, "msg_id", m.ID)
@@ -212,14 +215,42 @@ const ReplyWindow = time.Hour
 // those with no reply in the window are forgotten.
 const maxReplySenders = 10000
 
-// replyLimiter counts the automatic replies to each sender over the last
-// ReplyWindow of elapsed (monotonic) time: a clock set back or forward
-// neither resets nor freezes it. It lives in memory (a restart forgets
-// it).
+// replyLimiter counts the automatic replies to each sender (the reply's
+// peer) over the last ReplyWindow of elapsed (monotonic) time: a clock
+// set back or forward while it runs neither resets nor freezes it. It
+// starts from the replies stored in the last hour by the clock (a
+// restart does not reset it either, unless the clock jumped while the
+// daemon was down).
 type replyLimiter struct {
 	mu     sync.Mutex
+	seeded bool
 	sent   map[string][]time.Duration // elapsed times of the replies, oldest first
 	warned map[string]bool            // held back since its window was last full
+}
+
+// seed counts, once, the replies stored in the last ReplyWindow (by the
+// transaction's time) as sent that long before now.
+func (l *replyLimiter) seed(tx *store.Tx, limit int, now time.Duration) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seeded || limit <= 0 {
+		return nil
+	}
+	wall := tx.Now()
+	recent, err := tx.RecentSends(ReplyChannel, wall.Add(-ReplyWindow))
+	if err != nil {
+		return err
+	}
+	l.seeded = true
+	if l.sent == nil {
+		l.sent, l.warned = map[string][]time.Duration{}, map[string]bool{}
+	}
+	for peer, ts := range recent {
+		for _, at := range ts {
+			l.sent[peer] = append(l.sent[peer], now-max(wall.Sub(at), 0))
+		}
+	}
+	return nil
 }
 
 // take reports whether a reply to sender may go out now (and counts it),
