@@ -1,4 +1,4 @@
-package mqtt
+package hub
 
 import (
 	"context"
@@ -15,23 +15,21 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/store"
 )
 
-// Forward is a pass-through rule: local publishes on Topic (a filter) go
-// to the hub, under Prefix when set.
-type Forward struct {
+// Rule is a [[hub.subscribe]] rule: what the hub publishes on Prefix +
+// Topic (a filter) is published on the local broker under Topic.
+type Rule struct {
 	Topic  string
 	QoS    byte
 	Prefix string
 }
 
-// HubOptions configure the link to the central hub.
-type HubOptions struct {
+// Options configure the link to the central hub.
+type Options struct {
 	URL, Username, Password, ClientID string
 	KeepAlive                         time.Duration
 	// Window is how many messages may be sent to the hub and not yet
@@ -40,11 +38,9 @@ type HubOptions struct {
 	// message still goes, alone).
 	Window      int
 	WindowBytes int64
-	// Forward lists the pass-through topics.
-	Forward []Forward
 	// Subscribe lists hub topics (Prefix+Topic on the hub) whose messages
 	// are published on the local broker under Topic.
-	Subscribe []Forward
+	Subscribe []Rule
 	// RetryMin and RetryMax bound the reconnect backoff (defaults 100ms
 	// and 800ms: with the connection and the first publish, the first
 	// message goes out within a second of the hub coming back).
@@ -56,6 +52,13 @@ type HubOptions struct {
 	// Limits bound the queue; MaxAge drops what waited longer (0: never).
 	Limits store.HubLimits
 	MaxAge time.Duration
+	// Base is the topic API's prefix, "<prefix>/<gateway id>/": Outpost's
+	// own topics go to the hub under it (sms/in, sms/status/<id>, …).
+	Base string
+	// ModemNumbers are the modems' own numbers by modem id, for the
+	// "to" of sms/in.
+	ModemNumbers map[string]string
+	Log          *slog.Logger
 }
 
 // Uplink drains the durable hub queue (store.HubMessage rows) to the hub:
@@ -66,7 +69,7 @@ type HubOptions struct {
 // session on the hub is persistent when there is a downlink, so the hub
 // keeps what it sends while the box is away.
 type Uplink struct {
-	opt   HubOptions
+	opt   Options
 	store *store.Store
 	log   *slog.Logger
 	wake  chan struct{}
@@ -83,6 +86,10 @@ type Uplink struct {
 	local func(topic string, payload []byte, retain bool, qos byte)
 	// report is told the link's state on every change.
 	report func(LinkState)
+	// acked runs in the transaction that deletes messages the hub
+	// acknowledged, with the deliveries they were copies of
+	// (HubMessage.DeliveryID; none: not called).
+	acked func(tx *store.Tx, deliveryIDs []int64) error
 	// forwarded counts the messages the hub acknowledged since start
 	// (their deletes committed): one atomic add per commit of deletes,
 	// read when status asks (see Status).
@@ -140,7 +147,7 @@ func (l liveLink) MarshalJSON() ([]byte, error) {
 }
 
 // NewUplink returns an uplink on s.
-func NewUplink(opt HubOptions, s *store.Store, statusTopic string, log *slog.Logger) *Uplink {
+func NewUplink(opt Options, s *store.Store, statusTopic string, log *slog.Logger) *Uplink {
 	if opt.Window < 1 {
 		opt.Window = 256
 	}
@@ -302,6 +309,8 @@ type inFlight struct {
 	tok  paho.Token
 	at   time.Time // when it was published
 	size int64
+	// delivery is the delivery the message is a copy of (0: none).
+	delivery int64
 }
 
 // deleted is the outcome of deleting acknowledged messages from the
@@ -373,7 +382,7 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 					// out the write timeout.)
 					break
 				}
-				flight = append(flight, inFlight{m.ID, client.Publish(m.Topic, m.QoS, m.Retain, m.Payload), time.Now(), int64(len(m.Payload))})
+				flight = append(flight, inFlight{m.ID, client.Publish(m.Topic, m.QoS, m.Retain, m.Payload), time.Now(), int64(len(m.Payload)), m.DeliveryID})
 				inBytes += int64(len(m.Payload))
 				lastID = m.ID
 				if alone {
@@ -438,8 +447,12 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 			return sent, u.lostWith(ctx, flight, lost, errLost)
 		}
 		ids := make([]int64, n)
+		var dids []int64 // the deliveries that reached the hub
 		for i := range n {
 			ids[i] = flight[i].id
+			if d := flight[i].delivery; d != 0 {
+				dids = append(dids, d)
+			}
 			if u.suspectTo != 0 && ids[i] >= u.suspectTo {
 				u.suspectFrom, u.suspectTo = 0, 0 // the hub took them all
 			}
@@ -450,8 +463,12 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 		}
 		flight = flight[n:]
 		deleting += n
-		u.store.Submit(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.DeleteHub(ids) },
-			func(err error) { dels <- deleted{len(ids), err} })
+		u.store.Submit(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+			if err := tx.DeleteHub(ids); err != nil || len(dids) == 0 || u.acked == nil {
+				return err
+			}
+			return u.acked(tx, dids)
+		}, func(err error) { dels <- deleted{len(ids), err} })
 	}
 }
 
@@ -531,7 +548,7 @@ func (u *Uplink) refuseRetained(payload []byte) {
 	const why = "a retained sms/send is refused: the hub would send it again on every reconnect (another SMS each time); " +
 		"publish it without the retain flag, and clear the retained one (an empty retained message on the topic)"
 	u.log.Warn("retained send from the hub refused", "id", p.ID)
-	b, _ := json.Marshal(Reply{ID: p.ID, Error: why})
+	b, _ := json.Marshal(reply{ID: p.ID, Error: why})
 	err := u.store.Update(context.Background(), func(tx *store.Tx) error {
 		_, _, err := tx.EnqueueHubLimited(&store.HubMessage{Topic: replyTo, Payload: b, QoS: 1, Own: true}, u.opt.Limits)
 		return err
@@ -608,98 +625,4 @@ func (u *Uplink) expire(ctx context.Context) {
 	} else if n > 0 {
 		u.log.Warn("messages for the hub waited longer than the age limit and were dropped", "count", n, "max_age", u.opt.MaxAge)
 	}
-}
-
-// forwardHook commits the pass-through topics local devices publish
-// before the local broker acknowledges them. (Outpost's own topics are
-// queued for the hub where they are produced: see Connector.publish and
-// statusToHub.)
-type forwardHook struct {
-	mochi.HookBase
-	c *Connector
-}
-
-func (h *forwardHook) ID() string { return "outpost-forward" }
-
-func (h *forwardHook) Provides(b byte) bool { return b == mochi.OnPublish }
-
-// OnPublish does not wait for the commit: the write goes to the group
-// committer and the client's pipe acknowledges it once it is durable, and
-// publishes it to local subscribers (see pipeline.go).
-func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	c := h.c
-	if cl.Net.Inline {
-		return pk, nil
-	}
-	f, ok := c.forwardRule(pk.TopicName)
-	if !ok {
-		return pk, nil
-	}
-	if err := store.CheckTopic(f.Prefix + pk.TopicName); err != nil {
-		// Valid here, not for the hub (the prefix made it too long, say):
-		// it is never queued, where the hub would refuse it in front of
-		// everything behind it. Local subscribers still get it.
-		c.log.Warn("pass-through message not forwarded to the hub", "client", cl.ID, "err", err)
-		b, _ := json.Marshal(map[string]string{"topic": pk.TopicName, "client": cl.ID, "reason": err.Error()})
-		c.server.Publish(c.Topic("hub/refused"), b, false, 0)
-		return pk, nil
-	}
-	m := store.HubMessage{Topic: f.Prefix + pk.TopicName, Payload: append([]byte(nil), pk.Payload...), QoS: f.QoS, Retain: pk.FixedHeader.Retain}
-	pk.Payload = m.Payload
-	c.forward(&forwarded{m: m, cl: cl, pk: pk, complete: c.inOrder(cl)})
-	return pk, packets.ErrRejectPacket // the client's pipe answers
-}
-
-// enqueued answers what storing a device's message for the hub came to:
-// a failed commit stops the client (it sends the message again when it
-// reconnects); a refusal tells it why. It returns whether the message was
-// stored.
-func (c *Connector) enqueued(cl *mochi.Client, pk packets.Packet, accepted bool, dropped int, err error) bool {
-	if err != nil {
-		c.log.Error("message for the hub not stored; not acknowledged", "topic", pk.TopicName, "client", cl.ID, "err", err)
-		cl.Stop(err)
-		return false
-	}
-	c.noteLimits(pk.TopicName, cl.ID, accepted, dropped, false)
-	if !accepted {
-		b, _ := json.Marshal(map[string]string{"topic": pk.TopicName, "client": cl.ID, "reason": errQueueFull})
-		c.server.Publish(c.Topic("hub/refused"), b, false, 0)
-		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-			// PUBACK (PUBREC for QoS 2) with reason code 0x97: quota
-			// exceeded, which ends a QoS 2 exchange too.
-			typ := packets.Puback
-			if pk.FixedHeader.Qos == 2 {
-				typ = packets.Pubrec
-			}
-			cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: pk.PacketID, ReasonCode: packets.ErrQuotaExceeded.Code})
-		}
-		return false // MQTT 3.1.1: no PUBACK, the client keeps it and retries
-	}
-	c.uplink.Wake()
-	return true
-}
-
-const errQueueFull = "the queue to the hub is full (hub.max_messages / hub.max_bytes, when_full = refuse)"
-
-// noteLimits logs what the hub queue's limits did to a message: over is
-// one of Outpost's own queued past the bound.
-func (c *Connector) noteLimits(topic, client string, accepted bool, dropped int, over bool) {
-	if dropped > 0 {
-		c.log.Warn("hub queue full: oldest messages dropped", "count", dropped, "topic", topic)
-	}
-	if over {
-		c.log.Warn("hub queue full: Outpost's own message queued past the bound (only devices' messages are refused)", "topic", topic)
-	}
-	if !accepted {
-		c.log.Warn("refused a message for the hub", "topic", topic, "client", client, "reason", errQueueFull)
-	}
-}
-
-func (c *Connector) forwardRule(topic string) (Forward, bool) {
-	for _, f := range c.opts.Hub.Forward {
-		if covers(f.Topic, topic) {
-			return f, true
-		}
-	}
-	return Forward{}, false
 }

@@ -76,7 +76,7 @@ func TestSendToMQTTAndOrigin(t *testing.T) {
 		t.Errorf("sms/in of a send to mqtt: %v", v)
 	}
 	// A send the hub published is from the hub.
-	if err := b.c.downlink([]byte(`{"id": "h1", "to": "+15555550100", "text": "from afar"}`)); err != nil {
+	if _, _, err := b.c.TakeSend([]byte(`{"id": "h1", "to": "+15555550100", "text": "from afar"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.st.View(ctx, func(tx *store.Tx) (err error) { m, err = tx.Message("h1"); return }); err != nil {
