@@ -93,4 +93,15 @@ func TestSendToMQTTAndOrigin(t *testing.T) {
 	if v := next("outpost/gw1/sms/in"); v["id"] != "i1" || v["from"] != "+15555550101" || v["channel"] != "sms" || v["kind"] != "text" || v["modem"] != "m1" {
 		t.Errorf("sms/in of an SMS: %v", v)
 	}
+	// The local broker's delivery publishes there alone: the copy for the
+	// hub is a delivery of the hub connector (bridge/hub).
+	var queued []store.HubMessage
+	if err := b.st.View(ctx, func(tx *store.Tx) (err error) { queued, err = tx.HubBatch(0, 100); return }); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range queued {
+		if strings.HasSuffix(q.Topic, "/sms/in") {
+			t.Errorf("the mqtt connector queued %s for the hub: %s", q.Topic, q.Payload)
+		}
+	}
 }
