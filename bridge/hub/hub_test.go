@@ -301,3 +301,26 @@ func TestSendToHub(t *testing.T) {
 		t.Errorf("a send to hub:hq: %v", err)
 	}
 }
+
+// A form routed to the hub goes there on xform/<form_id> (the id made one
+// topic level), with the form's payload, as a delivery like any message.
+func TestFormToHub(t *testing.T) {
+	ctx := context.Background()
+	g := newGateway(t, Options{URL: "tcp://127.0.0.1:1"})
+	xml := "<data id=\"visit/2\"><name>Amina</name></data>"
+	m := &store.Message{Peer: "+15555550101", Text: &xml, Source: "sms", FromAddr: "tel:+15555550101", Modem: "m1", Parts: 1,
+		FormID: "visit/2", InstanceID: "uuid:1"}
+	if err := g.st.Update(ctx, func(tx *store.Tx) error { return g.router.StoreInbound(tx, m, "test") }); err != nil {
+		t.Fatal(err)
+	}
+	d, _, n := g.delivery(t, m.ID)
+	var ms []store.HubMessage
+	g.st.View(ctx, func(tx *store.Tx) (err error) { ms, err = tx.HubBatch(0, 10); return })
+	if d.State != store.Queued || n != 1 || len(ms) != 1 || ms[0].Topic != "outpost/gw1/xform/visit_2" || ms[0].DeliveryID != d.ID {
+		t.Fatalf("a form: %+v, %d copies, queued %+v", d, n, ms)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(ms[0].Payload, &v); err != nil || v["form_id"] != "visit/2" || v["instance_id"] != "uuid:1" || v["xml"] != xml || v["id"] != m.ID {
+		t.Errorf("the form's payload: %s", ms[0].Payload)
+	}
+}
