@@ -26,7 +26,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 
@@ -328,9 +327,4 @@ func covers(filter, topic string) bool {
 		}
 	}
 	return len(f) == len(t)
-}
-
-// String says what the connector is, for logs.
-func (c *Connector) String() string {
-	return fmt.Sprintf("hub link to %s", bridge.RedactURLs(c.opts.URL))
 }
