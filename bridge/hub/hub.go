@@ -218,7 +218,9 @@ func (c *Connector) copyChanged(tx *store.Tx, id int64, state, detail string) er
 	t := store.Transition{State: state, Detail: detail}
 	if state != store.Queued {
 		t.LastError = detail
-		c.log.Warn("message for the hub not sent", "msg_id", d.MessageID, "state", state, "why", detail)
+		// The history says why; the link logs the count (expired,
+		// dropped, set aside), not a line per message.
+		c.log.Debug("message for the hub not sent", "msg_id", d.MessageID, "state", state, "why", detail)
 	}
 	_, err = c.router.Transition(tx, id, t)
 	return err
