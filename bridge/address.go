@@ -183,7 +183,7 @@ var schemeHints = map[string]string{
 	SchemeWebhook:  "configure [[webhook]]",
 	SchemeMQTT:     "configure mqtt.listen or hub.url",
 	SchemeOpenRosa: "configure xform.openrosa.url",
-	SchemeHub:      "the hub link takes no deliveries yet",
+	SchemeHub:      "configure hub.url",
 }
 
 // ConnectorFor returns the connector that delivers to addresses of scheme

@@ -65,6 +65,9 @@ func unavailableFor(err error) (time.Duration, bool) {
 // connector: one delivery at a time is tried until one gets through, and
 // no attempt is counted.
 func (h *Router) dispatch(ctx context.Context, c Connector) {
+	if _, ok := c.(Queuer); ok {
+		return // it delivers from its own queue
+	}
 	l, ok := c.(Laned)
 	if !ok {
 		h.mu.Lock()
@@ -383,6 +386,17 @@ func (h *Router) Retry(ctx context.Context, id, by string) (Managed, error) {
 		for _, d := range r.Changed {
 			if err := h.notify(tx, d, "retried by "+by); err != nil {
 				return err
+			}
+			if c := h.connector(d.Connector); c != nil {
+				if _, ok := c.(Queuer); ok {
+					m, err := tx.Message(d.MessageID)
+					if err != nil {
+						return err
+					}
+					if err := h.enqueue(tx, c, &m, d); err != nil {
+						return err
+					}
+				}
 			}
 			tx.AfterCommit(func() { h.Wake(d.Connector) })
 		}

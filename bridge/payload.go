@@ -70,3 +70,15 @@ func NewFormPayload(m store.Message) FormPayload {
 	}
 	return p
 }
+
+// TopicLevel makes s one MQTT topic level: no separators, no wildcards (a
+// form's id in xform/<form_id>).
+func TopicLevel(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '/', '+', '#', 0:
+			return '_'
+		}
+		return r
+	}, s)
+}

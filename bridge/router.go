@@ -53,6 +53,26 @@ type Waiter interface {
 	WaitReady(ctx context.Context) error
 }
 
+// Queuer is implemented by a connector that queues its deliveries itself
+// and records their outcome itself (the hub link: each delivery's copy
+// waits in the durable hub queue, and the hub's PUBACK makes it sent). The
+// router runs no dispatcher for it, so its Deliver is never called:
+// Enqueue runs inside the transaction that creates each of its deliveries
+// (an inbound message's route, a send request's recipient) and that
+// retries one (Retry), so that the delivery and its copy commit together.
+type Queuer interface {
+	Enqueue(tx *store.Tx, m *store.Message, d store.Delivery) error
+}
+
+// enqueue hands a new delivery to its connector when that queues for
+// itself (Queuer).
+func (h *Router) enqueue(tx *store.Tx, c Connector, m *store.Message, d store.Delivery) error {
+	if q, ok := c.(Queuer); ok {
+		return q.Enqueue(tx, m, d)
+	}
+	return nil
+}
+
 // Outcome is what a successful Deliver achieved.
 type Outcome struct {
 	State  string // store.Sent or store.Delivered
@@ -537,6 +557,9 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 			if err := h.notify(tx, *d, accepted); err != nil {
 				return err
 			}
+			if err := h.enqueue(tx, t.conn, m, *d); err != nil {
+				return err
+			}
 		}
 		tx.AfterCommit(func() {
 			for _, c := range conns {
@@ -705,6 +728,9 @@ func (h *Router) StoreInbound(tx *store.Tx, m *store.Message, detail string) err
 		}
 		d := &store.Delivery{MessageID: m.ID, Connector: name, Recipient: recipient}
 		if err := tx.InsertDelivery(d, "routed"); err != nil {
+			return err
+		}
+		if err := h.enqueue(tx, h.connector(name), m, *d); err != nil {
 			return err
 		}
 		tx.AfterCommit(func() { h.Wake(name) })

@@ -123,6 +123,9 @@ func (h *Router) applyRoutes(tx *store.Tx, m *store.Message, mt matched) error {
 			if err := tx.InsertDelivery(d, fmt.Sprintf("routed by route %d", n)); err != nil {
 				return err
 			}
+			if err := h.enqueue(tx, h.connector(name), m, *d); err != nil {
+				return err
+			}
 			tx.AfterCommit(func() { h.Wake(name) })
 		}
 		if r.Reply != "" && !replied {

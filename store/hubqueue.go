@@ -69,6 +69,10 @@ type HubMessage struct {
 	// OverBound is set by EnqueueHubLimited when it queued an Own
 	// message past the queue's bound.
 	OverBound bool
+	// DeliveryID is the delivery this message is the copy of (0: none,
+	// as for status copies and pass-through): set by LinkHubDelivery,
+	// read by HubBatch.
+	DeliveryID int64
 }
 
 // EnqueueHub adds m to the hub queue, filling its ID. A topic CheckTopic
@@ -142,11 +146,11 @@ func (tx *Tx) insertHub(msgs []*HubMessage) error {
 // HubBatch returns up to limit queued messages queued after the one with
 // id after (0: from the oldest), oldest first.
 func (tx *Tx) HubBatch(after int64, limit int) ([]HubMessage, error) {
-	return tx.hubMessages(`SELECT id, topic, payload, qos, retain, created_at FROM hub_queue WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	return tx.hubMessages(`SELECT id, topic, payload, qos, retain, created_at, COALESCE(delivery_id, 0) FROM hub_queue WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 }
 
 // hubMessages reads the hub messages a query selects (id, topic,
-// payload, qos, retain, created_at).
+// payload, qos, retain, created_at, delivery_id).
 func (tx *Tx) hubMessages(query string, args ...any) ([]HubMessage, error) {
 	rows, err := tx.tx.QueryContext(tx.ctx, query, args...)
 	if err != nil {
@@ -157,7 +161,7 @@ func (tx *Tx) hubMessages(query string, args ...any) ([]HubMessage, error) {
 	for rows.Next() {
 		var m HubMessage
 		var created int64
-		if err := rows.Scan(&m.ID, &m.Topic, &m.Payload, &m.QoS, &m.Retain, &created); err != nil {
+		if err := rows.Scan(&m.ID, &m.Topic, &m.Payload, &m.QoS, &m.Retain, &created, &m.DeliveryID); err != nil {
 			return nil, err
 		}
 		m.CreatedAt = fromMS(created)
@@ -171,7 +175,7 @@ func (tx *Tx) hubMessages(query string, args ...any) ([]HubMessage, error) {
 // first one (alone if it is larger). Sizes are read without loading the
 // payloads of the rows left out.
 func (tx *Tx) HubBatchBytes(after int64, limit int, maxBytes int64) ([]HubMessage, error) {
-	return tx.hubMessages(`SELECT id, topic, payload, qos, retain, created_at FROM hub_queue WHERE id IN (
+	return tx.hubMessages(`SELECT id, topic, payload, qos, retain, created_at, COALESCE(delivery_id, 0) FROM hub_queue WHERE id IN (
 		SELECT id FROM (SELECT id, length(payload) AS n, SUM(length(payload)) OVER (ORDER BY id) AS upto
 			FROM hub_queue WHERE id > ? ORDER BY id LIMIT ?)
 		WHERE upto <= ? OR upto = n) ORDER BY id`, after, limit, maxBytes)
@@ -240,13 +244,20 @@ const MaxSetAside = 1000
 // table with the reason, and counts it. It reports false when id is no
 // longer queued (acknowledged, dropped or replaced meanwhile).
 func (tx *Tx) SetAsideHub(id int64, reason string) (bool, error) {
-	res, err := tx.exec(`INSERT INTO hub_set_aside (id, topic, payload, qos, retain, created_at, set_aside_at, reason)
-		SELECT id, topic, payload, qos, retain, created_at, ?, ? FROM hub_queue WHERE id = ?`, ms(tx.now), reason, id)
+	res, err := tx.exec(`INSERT INTO hub_set_aside (id, topic, payload, qos, retain, created_at, set_aside_at, reason, delivery_id)
+		SELECT id, topic, payload, qos, retain, created_at, ?, ?, delivery_id FROM hub_queue WHERE id = ?`, ms(tx.now), reason, id)
 	if err != nil {
 		return false, err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil
+	}
+	var did int64
+	if err := tx.tx.QueryRowContext(tx.ctx, `SELECT COALESCE(delivery_id, 0) FROM hub_queue WHERE id = ?`, id).Scan(&did); err != nil {
+		return false, err
+	}
+	if err := tx.hubDeliveryChanged(did, Failed, "set aside: "+reason+"; outpost hub requeue puts it back"); err != nil {
+		return false, err
 	}
 	if _, err := tx.exec(`DELETE FROM hub_queue WHERE id = ?`, id); err != nil {
 		return false, err
@@ -311,12 +322,12 @@ func (tx *Tx) RequeueHubSetAside(ids []int64, all bool) ([]HubRequeued, error) {
 			}
 		}
 	}
-	q, args := `SELECT id, topic, payload, qos, retain FROM hub_set_aside ORDER BY id`, []any(nil)
+	q, args := `SELECT id, topic, payload, qos, retain, COALESCE(delivery_id, 0) FROM hub_set_aside ORDER BY id`, []any(nil)
 	if !all {
 		if len(ids) == 0 {
 			return nil, nil
 		}
-		q = `SELECT id, topic, payload, qos, retain FROM hub_set_aside WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `) ORDER BY id`
+		q = `SELECT id, topic, payload, qos, retain, COALESCE(delivery_id, 0) FROM hub_set_aside WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `) ORDER BY id`
 		for _, id := range ids {
 			args = append(args, id)
 		}
@@ -328,7 +339,7 @@ func (tx *Tx) RequeueHubSetAside(ids []int64, all bool) ([]HubRequeued, error) {
 	var ms []HubMessage
 	for rows.Next() {
 		var m HubMessage
-		if err := rows.Scan(&m.ID, &m.Topic, &m.Payload, &m.QoS, &m.Retain); err != nil {
+		if err := rows.Scan(&m.ID, &m.Topic, &m.Payload, &m.QoS, &m.Retain, &m.DeliveryID); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -349,6 +360,14 @@ func (tx *Tx) RequeueHubSetAside(ids []int64, all bool) ([]HubRequeued, error) {
 		if _, err := tx.exec(`DELETE FROM hub_set_aside WHERE id = ?`, old); err != nil {
 			return nil, err
 		}
+		if m.DeliveryID != 0 {
+			if err := tx.LinkHubDelivery(m.ID, m.DeliveryID); err != nil {
+				return nil, err
+			}
+			if err := tx.hubDeliveryChanged(m.DeliveryID, Queued, "put back in the hub queue (outpost hub requeue)"); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, HubRequeued{ID: old, QueueID: m.ID, Topic: m.Topic})
 	}
 	if len(out) > 0 {
@@ -358,6 +377,9 @@ func (tx *Tx) RequeueHubSetAside(ids []int64, all bool) ([]HubRequeued, error) {
 	}
 	return out, nil
 }
+
+// dropReason is what a delivery whose hub copy made room says.
+const dropReason = "not sent: dropped from the hub queue, full (hub.max_messages / hub.max_bytes), to make room for a newer message (when_full = drop_oldest)"
 
 // HubLimits bound the hub queue (0: no bound).
 type HubLimits struct {
@@ -404,11 +426,14 @@ func (tx *Tx) EnqueueHubLimited(m *HubMessage, l HubLimits) (accepted bool, drop
 		return false, 0, err
 	}
 	for full() && st.Messages > 0 {
-		var id, n int64
-		if err := tx.tx.QueryRowContext(tx.ctx, `SELECT id, length(payload) FROM hub_queue ORDER BY id LIMIT 1`).Scan(&id, &n); err != nil {
+		var id, n, did int64
+		if err := tx.tx.QueryRowContext(tx.ctx, `SELECT id, length(payload), COALESCE(delivery_id, 0) FROM hub_queue ORDER BY id LIMIT 1`).Scan(&id, &n, &did); err != nil {
 			return false, dropped, err
 		}
 		if _, err := tx.exec(`DELETE FROM hub_queue WHERE id = ?`, id); err != nil {
+			return false, dropped, err
+		}
+		if err := tx.hubDeliveryChanged(did, Failed, dropReason); err != nil {
 			return false, dropped, err
 		}
 		st.Messages, st.Bytes = st.Messages-1, st.Bytes-n
@@ -488,9 +513,33 @@ func (tx *Tx) ExpireHub(before time.Time) (int64, error) {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, err
 	}
+	// The deliveries whose copies are too old end with them (read by
+	// rowid range: nothing when nothing is too old).
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT delivery_id FROM hub_queue NOT INDEXED WHERE id < ? AND delivery_id IS NOT NULL`, end)
+	if err != nil {
+		return 0, err
+	}
+	var dids []int64
+	for rows.Next() {
+		var d int64
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		dids = append(dids, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
 	res, err := tx.exec(`DELETE FROM hub_queue WHERE id < ?`, end)
 	if err != nil {
 		return 0, err
+	}
+	for _, d := range dids {
+		if err := tx.hubDeliveryChanged(d, Expired, "not sent: waited in the hub queue longer than its age limit (hub.max_age)"); err != nil {
+			return 0, err
+		}
 	}
 	n, _ := res.RowsAffected()
 	if n > 0 {

@@ -382,6 +382,7 @@ func (tx *Tx) ExpireDue() ([]Delivery, error) {
 		return nil, err
 	}
 	out := make([]Delivery, 0, len(ids))
+	gone := make([]int64, 0, len(ids))
 	for _, e := range ids {
 		detail := "not sent: expired at " + fromMS(e.at).Format(time.RFC3339)
 		d, err := tx.SetDeliveryState(e.id, Transition{State: Expired, Detail: detail})
@@ -389,8 +390,10 @@ func (tx *Tx) ExpireDue() ([]Delivery, error) {
 			return nil, err
 		}
 		out = append(out, d)
+		gone = append(gone, e.id)
 	}
-	return out, nil
+	// A copy waiting for the hub no longer goes.
+	return out, tx.RemoveHubCopies(gone)
 }
 
 // NextExpiry is the earliest expiry of a queued or scheduled delivery
@@ -691,7 +694,8 @@ func (tx *Tx) CancelDeliveries(messageID, by string, busy func(deliveryID int64)
 		}
 		res.Changed = append(res.Changed, d)
 	}
-	return res, nil
+	// A copy waiting for the hub no longer goes.
+	return res, tx.RemoveHubCopies(ids)
 }
 
 // RetryDeliveries puts every failed or expired destination of a message

@@ -71,6 +71,8 @@ type Store struct {
 	closing bool
 	// stmts holds prepared statements by query (Tx.stmt).
 	stmts sync.Map
+	// hubDelivery is the hub connector's (OnHubDelivery).
+	hubDelivery HubDeliveryFunc
 
 	closeOnce sync.Once
 	closeErr  error

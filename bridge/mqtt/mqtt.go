@@ -53,7 +53,8 @@ type Options struct {
 	MaxUncommitted int
 	WriteTimeout   time.Duration
 	Log            *slog.Logger
-	// Hub, when its URL is set, is the link to the central hub.
+	// Hub is what the local broker does for the hub link: the
+	// pass-through topics (when Hub.Link is set).
 	Hub HubOptions
 }
 
@@ -70,7 +71,6 @@ type Connector struct {
 	// startErr is why Run failed to start the broker, set before ready
 	// is closed.
 	startErr error
-	uplink   *Uplink
 	auth     *authHook
 
 	pipesMu sync.Mutex
@@ -88,9 +88,6 @@ const DefaultMaxPacketSize = 256 << 10
 func New(opts Options, router *bridge.Router) *Connector {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
-	}
-	if opts.Hub.ClientID == "" {
-		opts.Hub.ClientID = opts.GatewayID
 	}
 	if opts.MaxPacketSize == 0 {
 		opts.MaxPacketSize = DefaultMaxPacketSize
@@ -114,15 +111,8 @@ func New(opts Options, router *bridge.Router) *Connector {
 	c.server.AddHook(newPacketIDHook(c.server, c.auth.OnACLCheck), nil)
 	c.server.AddHook(&pipesHook{c: c}, nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
-	if opts.Hub.URL != "" {
-		c.uplink = NewUplink(opts.Hub, router.Store, c.base+"status", opts.Log)
-		c.uplink.downTopic, c.uplink.downlink = c.base+"sms/send", c.downlink
-		c.uplink.report = func(st LinkState) { router.LinkStatus("hub", liveLink{st, c.uplink}) }
-		c.uplink.local = c.fromHub
-		c.uplink.statsTopic = c.base + "hub/queue"
+	if opts.Hub.Link != nil {
 		c.server.AddHook(&forwardHook{c: c}, nil)
-		// A state change and its copy for the hub commit together.
-		router.OnStatusTx(c.statusToHub)
 	}
 	router.OnStatus(c.publishStatus)
 	router.OnModemStatus(c.publishModem)
@@ -217,13 +207,7 @@ func (c *Connector) Run(ctx context.Context, router *bridge.Router) error {
 		c.log.Info("local MQTT broker listening", "addr", c.ln.Addr().String(), "topics", c.base+"#")
 	}
 	c.once.Do(func() { close(c.ready) })
-	var wg sync.WaitGroup
-	if c.uplink != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.uplink.Run(ctx) }()
-	}
 	<-ctx.Done()
-	wg.Wait()
 	c.server.Publish(c.base+"status", []byte("offline"), true, 1)
 	return c.server.Close()
 }
@@ -242,38 +226,23 @@ func (c *Connector) ValidateAddress(client string) error {
 }
 
 // Deliver implements bridge.Connector: inbound messages are published on
-// sms/in (QoS 1), forms on xform/<form_id>.
+// sms/in (QoS 1), forms on xform/<form_id>, on the local broker. (Their
+// copies for the hub are the hub connector's deliveries: bridge/hub.)
 func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
 	if m.FormID != "" {
-		return c.publish(ctx, "xform/"+topicLevel(m.FormID), bridge.NewFormPayload(m))
+		return c.publish("xform/"+bridge.TopicLevel(m.FormID), bridge.NewFormPayload(m))
 	}
-	return c.publish(ctx, "sms/in", bridge.NewInboundPayload(m, c.opts.ModemNumbers[m.Modem]))
+	return c.publish("sms/in", bridge.NewInboundPayload(m, c.opts.ModemNumbers[m.Modem]))
 }
 
-// publish delivers v on an API topic: its copy for the hub is committed
-// first (a delivery whose hub copy is not stored is retried), then it is
-// published on the local broker.
-func (c *Connector) publish(ctx context.Context, apiTopic string, v any) (bridge.Outcome, error) {
+// publish delivers v on an API topic of the local broker.
+func (c *Connector) publish(apiTopic string, v any) (bridge.Outcome, error) {
 	b, _ := json.Marshal(v)
 	topic := c.Topic(apiTopic)
-	if err := c.sendToHub(ctx, topic, b, false); err != nil {
-		return bridge.Outcome{}, fmt.Errorf("queue %s for the hub: %w", topic, err)
-	}
 	if err := c.server.Publish(topic, b, false, 1); err != nil {
 		return bridge.Outcome{}, err
 	}
 	return bridge.Outcome{State: store.Delivered, Detail: "published on " + topic}, nil
-}
-
-// topicLevel makes s one topic level: no separators, no wildcards.
-func topicLevel(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch r {
-		case '/', '+', '#', 0:
-			return '_'
-		}
-		return r
-	}, s)
 }
 
 func (c *Connector) publishStatus(s bridge.StatusChange) {
@@ -289,57 +258,9 @@ func (c *Connector) publishStatus(s bridge.StatusChange) {
 func (c *Connector) publishModem(id string, st any) {
 	b, _ := json.Marshal(st)
 	topic := c.Topic("modem/" + id + "/status")
-	if err := c.sendToHub(context.Background(), topic, b, true); err != nil {
-		c.log.Warn("modem status for the hub not queued", "modem", id, "err", err)
-	}
 	if err := c.server.Publish(topic, b, true, 1); err != nil {
 		c.log.Warn("publish modem status", "modem", id, "err", err)
 	}
-}
-
-// statusToHub queues a delivery state change for the hub inside the
-// transaction that makes it.
-func (c *Connector) statusToHub(tx *store.Tx, s bridge.StatusChange) error {
-	if s.Connector != "sms" {
-		return nil
-	}
-	b, _ := json.Marshal(s)
-	return c.queueForHub(tx, c.Topic("sms/status/"+s.MessageID), b, false)
-}
-
-// queueForHub adds one of Outpost's own messages to the hub queue inside
-// tx; a retained one replaces what is queued on its topic. It is never
-// refused for a full queue (store.HubMessage.Own): with when_full =
-// "drop_oldest" the oldest make room as for any message; with "refuse"
-// it is queued past the bound, counted and logged. (Refusing it lost it:
-// nothing sends it again, and a chatty device kept inbound SMS from ever
-// reaching the hub.)
-func (c *Connector) queueForHub(tx *store.Tx, topic string, payload []byte, retain bool) error {
-	// Our retained topics are states (a modem's status): the latest
-	// replaces what the hub has not yet been sent.
-	m := store.HubMessage{Topic: topic, Payload: payload, QoS: 1, Retain: retain, Replace: retain, Own: true}
-	accepted, dropped, err := tx.EnqueueHubLimited(&m, c.opts.Hub.Limits)
-	if errors.Is(err, store.ErrBadTopic) {
-		// Never queued: the hub would refuse it in front of the rest.
-		// (Ids are validated where they come in; an old one may not be.)
-		c.log.Warn("not queued for the hub", "err", err)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	c.noteLimits(topic, "outpost", accepted, dropped, m.OverBound)
-	tx.AfterCommit(c.uplink.Wake)
-	return nil
-}
-
-// sendToHub commits queueForHub on its own; without a hub it does
-// nothing.
-func (c *Connector) sendToHub(ctx context.Context, topic string, payload []byte, retain bool) error {
-	if c.uplink == nil {
-		return nil
-	}
-	return c.router.Store.Update(ctx, func(tx *store.Tx) error { return c.queueForHub(tx, topic, payload, retain) })
 }
 
 // Reply is what sms/send/reply carries.
@@ -458,37 +379,28 @@ func (c *Connector) submit(payload []byte, source, client string, mayReply func(
 	})
 }
 
-// fromHub publishes on the local broker what the hub sent on a
-// [[hub.subscribe]] topic, without the rule's prefix.
-func (c *Connector) fromHub(topic string, payload []byte, retain bool, qos byte) {
-	for _, f := range c.opts.Hub.Subscribe {
-		if rest, ok := strings.CutPrefix(topic, f.Prefix); ok && covers(f.Topic, rest) {
-			if err := c.server.Publish(rest, payload, retain, qos); err != nil {
-				c.log.Warn("publish from the hub", "topic", rest, "err", err)
-			}
-			return
-		}
-	}
+// PublishLocal publishes on the local broker (for the hub link: what the
+// hub sent on a [[hub.subscribe]] topic).
+func (c *Connector) PublishLocal(topic string, payload []byte, retain bool, qos byte) error {
+	return c.server.Publish(topic, payload, retain, qos)
 }
 
-// downlink takes a send request the hub published: committed before the
-// hub gets its PUBACK; the reply goes back to the hub through the queue.
-func (c *Connector) downlink(payload []byte) error {
+// TakeSend takes a send request the hub published, as sms/send: it
+// returns once the request is committed (or refused) with the reply and
+// its topic, or an error when it could not be committed (the hub must
+// not get its PUBACK).
+func (c *Connector) TakeSend(payload []byte) (replyTopic string, reply []byte, err error) {
 	type outcome struct {
 		r       Reply
 		replyTo string
 		err     error
 	}
 	ch := make(chan outcome, 1)
-	c.submit(payload, "hub", c.opts.Hub.ClientID, nil, func(r Reply, replyTo string, err error) { ch <- outcome{r, replyTo, err} })
+	c.submit(payload, "hub", "hub", nil, func(r Reply, replyTo string, err error) { ch <- outcome{r, replyTo, err} })
 	o := <-ch
-	r, replyTo, err := o.r, o.replyTo, o.err
-	if err != nil {
-		return err
+	if o.err != nil {
+		return "", nil, o.err
 	}
-	b, _ := json.Marshal(r)
-	if err := c.sendToHub(context.Background(), replyTo, b, false); err != nil {
-		c.log.Warn("reply to the hub not queued", "err", err)
-	}
-	return nil
+	b, _ := json.Marshal(o.r)
+	return o.replyTo, b, nil
 }

@@ -76,7 +76,7 @@ func TestSendToMQTTAndOrigin(t *testing.T) {
 		t.Errorf("sms/in of a send to mqtt: %v", v)
 	}
 	// A send the hub published is from the hub.
-	if err := b.c.downlink([]byte(`{"id": "h1", "to": "+15555550100", "text": "from afar"}`)); err != nil {
+	if _, _, err := b.c.TakeSend([]byte(`{"id": "h1", "to": "+15555550100", "text": "from afar"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.st.View(ctx, func(tx *store.Tx) (err error) { m, err = tx.Message("h1"); return }); err != nil {
@@ -92,5 +92,16 @@ func TestSendToMQTTAndOrigin(t *testing.T) {
 	}
 	if v := next("outpost/gw1/sms/in"); v["id"] != "i1" || v["from"] != "+15555550101" || v["channel"] != "sms" || v["kind"] != "text" || v["modem"] != "m1" {
 		t.Errorf("sms/in of an SMS: %v", v)
+	}
+	// The local broker's delivery publishes there alone: the copy for the
+	// hub is a delivery of the hub connector (bridge/hub).
+	var queued []store.HubMessage
+	if err := b.st.View(ctx, func(tx *store.Tx) (err error) { queued, err = tx.HubBatch(0, 100); return }); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range queued {
+		if strings.HasSuffix(q.Topic, "/sms/in") {
+			t.Errorf("the mqtt connector queued %s for the hub: %s", q.Topic, q.Payload)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/outpost-sms/outpost/bridge"
+	"github.com/outpost-sms/outpost/bridge/hub"
 	"github.com/outpost-sms/outpost/bridge/sms"
 	"github.com/outpost-sms/outpost/store"
 )
@@ -49,7 +50,7 @@ func newTestBroker(t *testing.T, opts Options) *testBroker {
 	refused := ln.Addr().String()
 	ln.Close()
 	opts.Listen, opts.Prefix, opts.GatewayID, opts.AllowAnonymous = "127.0.0.1:0", "outpost", "gw1", true
-	opts.Hub.URL = "tcp://" + refused
+	opts.Hub.Link = hub.New(hub.Options{URL: "tcp://" + refused, Base: "outpost/gw1/"}, router)
 	opts.Hub.Forward = append(opts.Hub.Forward, Forward{Topic: "field/#", QoS: 1})
 	c := New(opts, router)
 	router.Add(c)

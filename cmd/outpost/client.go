@@ -21,6 +21,7 @@ import (
 
 	"github.com/outpost-sms/outpost/bridge"
 	bhttp "github.com/outpost-sms/outpost/bridge/http"
+	"github.com/outpost-sms/outpost/bridge/hub"
 	bmqtt "github.com/outpost-sms/outpost/bridge/mqtt"
 	"github.com/outpost-sms/outpost/store"
 )
@@ -320,7 +321,7 @@ func cmdStatus(args []string) int {
 		Modems     map[string]json.RawMessage `json:"modems"`
 		Queues     map[string]map[string]int  `json:"queues"`
 		Reassembly store.Reassembly           `json:"reassembly"`
-		Links      map[string]bmqtt.LinkState `json:"links"`
+		Links      map[string]hub.LinkState   `json:"links"`
 		HubQueue   store.HubStats             `json:"hub_queue"`
 		Store      store.Files                `json:"store"`
 	}

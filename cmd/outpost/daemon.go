@@ -21,6 +21,7 @@ import (
 	"github.com/outpost-sms/outpost/bridge"
 	bemail "github.com/outpost-sms/outpost/bridge/email"
 	bhttp "github.com/outpost-sms/outpost/bridge/http"
+	"github.com/outpost-sms/outpost/bridge/hub"
 	bmqtt "github.com/outpost-sms/outpost/bridge/mqtt"
 	"github.com/outpost-sms/outpost/bridge/openrosa"
 	bsms "github.com/outpost-sms/outpost/bridge/sms"
@@ -388,12 +389,18 @@ func cmdConfig(args []string) int {
 // dry run. It sets the router's routes: the defaults (mqtt when the
 // connector runs, openrosa for forms) and the config's [[route]]s.
 func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, modems map[string]hw.Modem) (em *bemail.Connector, mq *bmqtt.Connector, err error) {
-	// The MQTT connector serves the local broker and carries the hub
-	// link; with no local listener it still runs for the hub alone.
+	// The MQTT connector serves the local broker; with no local listener
+	// it still runs with a hub link (pass-through, [[hub.subscribe]], the
+	// hub's sends). Every inbound message goes to the hub too: a
+	// delivery of the hub connector.
 	withMQTT := cfg.MQTT.Listen != "" || cfg.Hub.URL != ""
 	if withMQTT {
 		router.Routes = []string{"mqtt"}
 		router.FormRoutes = []string{"mqtt"}
+	}
+	if cfg.Hub.URL != "" {
+		router.Routes = append(router.Routes, "hub")
+		router.FormRoutes = append(router.FormRoutes, "hub")
 	}
 	for _, r := range cfg.Routes {
 		router.Rules = append(router.Rules, bridge.Route{Channel: r.Channel, From: r.From, Modem: r.Modem, Keyword: r.Keyword, Form: r.Form,
@@ -451,25 +458,39 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 		}
 		router.Add(webhook.New(wo, router))
 	}
-	if withMQTT {
-		ho := bmqtt.HubOptions{URL: cfg.Hub.URL, Username: cfg.Hub.Username, Password: cfg.Hub.Password, ClientID: cfg.Hub.ClientID,
+	limits := store.HubLimits{MaxMessages: cfg.Hub.MaxMessages, MaxBytes: cfg.Hub.MaxBytes, DropOldest: cfg.Hub.WhenFull != "refuse"}
+	numbers := map[string]string{}
+	for _, m := range cfg.Modems {
+		numbers[m.ID] = m.Number
+	}
+	var link *hub.Connector
+	if cfg.Hub.URL != "" {
+		ho := hub.Options{URL: cfg.Hub.URL, Username: cfg.Hub.Username, Password: cfg.Hub.Password, ClientID: cfg.Hub.ClientID,
 			KeepAlive: cfg.Hub.KeepAlive.Duration, Window: cfg.Hub.Window, MaxAge: cfg.Hub.MaxAge.Duration,
-			CAFile: cfg.Hub.CAFile, CertFile: cfg.Hub.CertFile, KeyFile: cfg.Hub.KeyFile,
-			Limits: store.HubLimits{MaxMessages: cfg.Hub.MaxMessages, MaxBytes: cfg.Hub.MaxBytes, DropOldest: cfg.Hub.WhenFull != "refuse"}}
-		for _, f := range cfg.Hub.Forward {
-			ho.Forward = append(ho.Forward, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
+			CAFile: cfg.Hub.CAFile, CertFile: cfg.Hub.CertFile, KeyFile: cfg.Hub.KeyFile, Limits: limits,
+			Base: cfg.MQTT.Prefix + "/" + cfg.GatewayID + "/", ModemNumbers: numbers, Log: log}
+		if ho.ClientID == "" {
+			ho.ClientID = cfg.GatewayID
 		}
 		for _, f := range cfg.Hub.Subscribe {
-			ho.Subscribe = append(ho.Subscribe, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
+			ho.Subscribe = append(ho.Subscribe, hub.Rule{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
+		}
+		link = hub.New(ho, router)
+		router.Add(link)
+	}
+	if withMQTT {
+		ho := bmqtt.HubOptions{Limits: limits}
+		if link != nil {
+			ho.Link = link
+		}
+		for _, f := range cfg.Hub.Forward {
+			ho.Forward = append(ho.Forward, bmqtt.Forward{Topic: f.Topic, QoS: byte(f.QoS), Prefix: f.Prefix})
 		}
 		mo := bmqtt.Options{Listen: cfg.MQTT.Listen, Prefix: cfg.MQTT.Prefix, GatewayID: cfg.GatewayID,
 			AllowAnonymous: cfg.MQTT.AllowAnonymous, Log: log, Hub: ho,
 			TLSListen: cfg.MQTT.TLSListen, TLSCert: cfg.MQTT.TLSCert, TLSKey: cfg.MQTT.TLSKey,
 			WebSocketListen: cfg.MQTT.WebSocketListen, MaxClients: cfg.MQTT.MaxClients, MaxPacketSize: cfg.MQTT.MaxPacketSize}
-		mo.ModemNumbers = map[string]string{}
-		for _, m := range cfg.Modems {
-			mo.ModemNumbers[m.ID] = m.Number
-		}
+		mo.ModemNumbers = numbers
 		for _, u := range cfg.MQTT.Users {
 			mo.Users = append(mo.Users, bmqtt.User{Name: u.Name, Hash: u.PasswordHash})
 		}
@@ -478,6 +499,9 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 		}
 		mq = bmqtt.New(mo, router)
 		router.Add(mq)
+		if link != nil {
+			link.SetLocal(mq)
+		}
 	}
 	return em, mq, nil
 }

@@ -1,4 +1,4 @@
-package mqtt
+package hub
 
 import (
 	"context"
@@ -50,7 +50,7 @@ func TestBlameSetsAsidePoison(t *testing.T) {
 		}
 		ids = append(ids, m.ID)
 	}
-	u := NewUplink(HubOptions{}, s, "", nil)
+	u := NewUplink(Options{}, s, "", nil)
 	eof := fmt.Errorf("%w: EOF", errLost)
 	setAside := func() int64 {
 		var st store.HubStats

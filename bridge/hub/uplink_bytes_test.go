@@ -1,4 +1,4 @@
-package mqtt
+package hub
 
 import (
 	"bytes"
@@ -65,7 +65,7 @@ func TestUplinkWindowBoundedInBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hub.Close()
-	u := NewUplink(HubOptions{URL: "tcp://" + ln.Addr().String(), ClientID: "gw1", Window: 256, WindowBytes: 300 << 10}, st, "", nil)
+	u := NewUplink(Options{URL: "tcp://" + ln.Addr().String(), ClientID: "gw1", Window: 256, WindowBytes: 300 << 10}, st, "", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); u.Run(ctx) }()
