@@ -71,6 +71,8 @@ type Store struct {
 	closing bool
 	// stmts holds prepared statements by query (Tx.stmt).
 	stmts sync.Map
+	// hubAtMost bounds the hub queue from above (see hubBound).
+	hubAtMost hubBound
 
 	closeOnce sync.Once
 	closeErr  error
@@ -474,7 +476,7 @@ func (s *Store) commitGroup(group []*write) {
 			errs[i] = err
 			continue
 		}
-		tx := &Tx{tx: sqlTx, ctx: ctx, now: now, s: s}
+		tx := &Tx{tx: sqlTx, ctx: ctx, now: now, s: s, write: true}
 		errs[i] = runFn(w.fn, tx)
 		if errs[i] != nil {
 			if _, err := s.execPrepared(ctx, sqlTx, `ROLLBACK TO w`); err != nil {
@@ -601,6 +603,7 @@ type Tx struct {
 	now   time.Time
 	after []func()
 	s     *Store
+	write bool // the committer's: it sees every write committed so far
 }
 
 // stmt returns q prepared for this transaction. The statement is
