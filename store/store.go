@@ -73,6 +73,8 @@ type Store struct {
 	stmts sync.Map
 	// hubDelivery is the hub connector's (OnHubDelivery).
 	hubDelivery HubDeliveryFunc
+	// hubAtMost bounds the hub queue from above (see hubBound).
+	hubAtMost hubBound
 
 	closeOnce sync.Once
 	closeErr  error
@@ -476,7 +478,7 @@ func (s *Store) commitGroup(group []*write) {
 			errs[i] = err
 			continue
 		}
-		tx := &Tx{tx: sqlTx, ctx: ctx, now: now, s: s}
+		tx := &Tx{tx: sqlTx, ctx: ctx, now: now, s: s, write: true}
 		errs[i] = runFn(w.fn, tx)
 		if errs[i] != nil {
 			if _, err := s.execPrepared(ctx, sqlTx, `ROLLBACK TO w`); err != nil {
@@ -603,6 +605,7 @@ type Tx struct {
 	now   time.Time
 	after []func()
 	s     *Store
+	write bool // the committer's: it sees every write committed so far
 }
 
 // stmt returns q prepared for this transaction. The statement is

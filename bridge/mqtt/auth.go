@@ -288,25 +288,28 @@ func oneLevel(s string) bool { return s != "" && !strings.ContainsAny(s, "/+#") 
 // be a subscription filter: a filter is covered only if everything it can
 // match is.
 func covers(rule, topic string) bool {
-	r := strings.Split(rule, "/")
-	t := strings.Split(topic, "/")
-	for i, p := range r {
+	// Level by level, without splitting (it runs for every publish).
+	for {
+		p, rmore, rok := strings.Cut(rule, "/")
 		if p == "#" {
 			return true
 		}
-		if i >= len(t) {
-			return false
-		}
+		t, tmore, tok := strings.Cut(topic, "/")
 		switch {
-		case t[i] == "#":
+		case t == "#":
 			return false // the subscription reaches further than the rule
 		case p == "+":
-			continue
-		case t[i] == "+" || p != t[i]:
+		case t == "+" || p != t:
 			return false
 		}
+		if !rok || !tok {
+			if rok && !tok {
+				return rmore == "#" // "a/#" covers "a" too
+			}
+			return !rok && !tok
+		}
+		rule, topic = rmore, tmore
 	}
-	return len(r) == len(t)
 }
 
 var dummyHash = sync.OnceValue(func() []byte {

@@ -33,6 +33,14 @@ func TestCovers(t *testing.T) {
 		{"field/a/#", "field/#", false},
 		{"field/a", "field/a/b", false},
 		{"field/a/b", "field/a", false},
+		{"field/+", "field/", true},
+		{"field/+", "field", false},
+		{"+", "", true},
+		{"+/+", "a", false},
+		{"field/#", "field/#", true},
+		{"field/+/#", "field/a", true},
+		{"field/+/#", "field", false},
+		{"a/b", "a/b/", false},
 	} {
 		if got := covers(c.rule, c.topic); got != c.want {
 			t.Errorf("covers(%q, %q) = %v, want %v", c.rule, c.topic, got, c.want)

@@ -50,6 +50,56 @@ func TestBurstStoredInOneCommit(t *testing.T) {
 	}
 }
 
+// A client refills its window after a write of PUBACKs with its first
+// publish alone and the rest a moment later (Nagle holds them until the
+// first is acknowledged): the refill is still stored in one commit, not
+// the first publish alone and then the rest. And a client with nothing
+// more to send gets its last publish answered after Options.RefillWait.
+func TestRefillStoredInOneCommit(t *testing.T) {
+	const refillWait = time.Second // the gap below is well within it, even under -race
+	b := newTestBroker(t, Options{RefillWait: refillWait})
+	c := b.raw(t, "device")
+	// The first burst shows the client's window: 20.
+	if _, err := c.conn.Write(burst(t, 1, 20)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 20; i++ {
+		if id := c.nextAck(); id != uint16(i) {
+			t.Fatalf("PUBACK %d came where %d was due", id, i)
+		}
+	}
+	if _, err := c.conn.Write(burst(t, 21, 21)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the client's second segment comes later
+	if _, err := c.conn.Write(burst(t, 22, 40)); err != nil {
+		t.Fatal(err)
+	}
+	if id := c.nextAck(); id != 21 {
+		t.Fatalf("PUBACK %d came where 21 was due", id)
+	}
+	if q := b.queued(t); q != 40 {
+		t.Fatalf("%d queued at the refill's first PUBACK, want 40 (stored in one commit)", q)
+	}
+	for i := 22; i <= 40; i++ {
+		if id := c.nextAck(); id != uint16(i) {
+			t.Fatalf("PUBACK %d came where %d was due", id, i)
+		}
+	}
+	// Nothing more after this one: it waits for the refill no longer
+	// than refillWait after the last PUBACKs.
+	start := time.Now()
+	if _, err := c.conn.Write(burst(t, 41, 41)); err != nil {
+		t.Fatal(err)
+	}
+	if id := c.nextAck(); id != 41 {
+		t.Fatalf("PUBACK %d came where 41 was due", id)
+	}
+	if waited := time.Since(start); waited > refillWait+2*time.Second {
+		t.Fatalf("the last publish was answered after %v", waited)
+	}
+}
+
 // A client whose read loop ends on a bad packet right after publishes it
 // sent in the same read does not leave them waiting for a read that never
 // comes: they are stored (it got no PUBACK, so it may send them again).

@@ -52,7 +52,10 @@ type Options struct {
 	// a client (0: DefaultWriteTimeout).
 	MaxUncommitted int
 	WriteTimeout   time.Duration
-	Log            *slog.Logger
+	// RefillWait bounds how long a client's publishes wait for the rest
+	// of its window before their commit (0: DefaultRefillWait).
+	RefillWait time.Duration
+	Log        *slog.Logger
 	// Hub is what the local broker does for the hub link: the
 	// pass-through topics (when Hub.Link is set).
 	Hub HubOptions
@@ -76,6 +79,8 @@ type Connector struct {
 	pipesMu sync.Mutex
 	pipes   map[*mochi.Client]*clientPipe
 	fwd     forwardBatch
+	// submitFn is submitForwards, made once (see whenDrained).
+	submitFn func()
 }
 
 // DefaultMaxPacketSize bounds an MQTT packet when Options do not: one is
@@ -95,11 +100,15 @@ func New(opts Options, router *bridge.Router) *Connector {
 	if opts.MaxUncommitted <= 0 {
 		opts.MaxUncommitted = DefaultMaxUncommitted
 	}
+	if opts.RefillWait <= 0 {
+		opts.RefillWait = DefaultRefillWait
+	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
 	}
 	c := &Connector{opts: opts, log: opts.Log, base: opts.Prefix + "/" + opts.GatewayID + "/", router: router, ready: make(chan struct{}),
 		pipes: map[*mochi.Client]*clientPipe{}}
+	c.submitFn = c.submitForwards
 	caps := mochi.NewDefaultServerCapabilities()
 	if opts.MaxClients > 0 {
 		caps.MaximumClients = opts.MaxClients
@@ -160,7 +169,7 @@ func (c *Connector) Run(ctx context.Context, router *bridge.Router) error {
 		}
 		c.ln = ln
 		c.auth.listenerIsLoopback("tcp", ln.Addr())
-		if err := c.server.AddListener(listeners.NewNet("tcp", deadlineListener{ln, c.opts.WriteTimeout})); err != nil {
+		if err := c.server.AddListener(listeners.NewNet("tcp", deadlineListener{ln, c.opts.WriteTimeout, c.opts.RefillWait})); err != nil {
 			ln.Close()
 			return fail(err)
 		}
@@ -175,7 +184,7 @@ func (c *Connector) Run(ctx context.Context, router *bridge.Router) error {
 			return fail(fmt.Errorf("mqtt TLS listen %s: %w", c.opts.TLSListen, err))
 		}
 		c.auth.listenerIsLoopback("tls", tln.Addr())
-		if err := c.server.AddListener(listeners.NewNet("tls", deadlineListener{tln, c.opts.WriteTimeout})); err != nil {
+		if err := c.server.AddListener(listeners.NewNet("tls", deadlineListener{tln, c.opts.WriteTimeout, c.opts.RefillWait})); err != nil {
 			tln.Close()
 			return fail(err)
 		}
@@ -309,7 +318,7 @@ func (h *sendHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 			c.relay(pk)
 		})
 	})
-	return pk, packets.ErrRejectPacket // the client's pipe answers
+	return answeredByPipe(pk), nil
 }
 
 // MaxSendRequest bounds an sms/send request (bytes of JSON), and

@@ -52,7 +52,7 @@ func (h *forwardHook) Provides(b byte) bool { return b == mochi.OnPublish }
 // publishes it to local subscribers (see pipeline.go).
 func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	c := h.c
-	if cl.Net.Inline {
+	if cl.Net.Inline || pk.Ignore { // Ignore: an sms/send request (answeredByPipe)
 		return pk, nil
 	}
 	f, ok := c.forwardRule(pk.TopicName)
@@ -71,7 +71,7 @@ func (h *forwardHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pa
 	m := store.HubMessage{Topic: f.Prefix + pk.TopicName, Payload: append([]byte(nil), pk.Payload...), QoS: f.QoS, Retain: pk.FixedHeader.Retain}
 	pk.Payload = m.Payload
 	c.forward(&forwarded{m: m, cl: cl, pk: pk, complete: c.inOrder(cl)})
-	return pk, packets.ErrRejectPacket // the client's pipe answers
+	return answeredByPipe(pk), nil
 }
 
 // enqueued answers what storing a device's message for the hub came to:
