@@ -570,27 +570,32 @@ func (tx *Tx) ExpireHub(before time.Time) (int64, error) {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, err
 	}
-	// The deliveries whose copies are too old end with them (read by
-	// rowid range: nothing when nothing is too old).
-	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT delivery_id FROM hub_queue NOT INDEXED WHERE id < ? AND delivery_id IS NOT NULL`, end)
+	// The deliveries whose copies are too old end with them: the
+	// delete returns their ids (one statement, prepared once: the uplink
+	// asks every second, and nothing is too old most of the time).
+	del, err := tx.stmt(`DELETE FROM hub_queue WHERE id < ? RETURNING delivery_id`)
 	if err != nil {
 		return 0, err
 	}
+	rows, err := del.QueryContext(tx.ctx, end)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
 	var dids []int64
 	for rows.Next() {
-		var d int64
+		var d sql.NullInt64
 		if err := rows.Scan(&d); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		dids = append(dids, d)
+		n++
+		if d.Valid {
+			dids = append(dids, d.Int64)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	res, err := tx.exec(`DELETE FROM hub_queue WHERE id < ?`, end)
-	if err != nil {
 		return 0, err
 	}
 	for _, d := range dids {
@@ -598,7 +603,6 @@ func (tx *Tx) ExpireHub(before time.Time) (int64, error) {
 			return 0, err
 		}
 	}
-	n, _ := res.RowsAffected()
 	if n > 0 {
 		_, err = tx.exec(`UPDATE hub_queue_stats SET expired = expired + ? WHERE id = 1`, n)
 	}
