@@ -32,6 +32,18 @@ type SendJSON struct {
 	Expires   string `json:"expires,omitempty"`
 }
 
+// SendReply is the answer to a send request, the same on every API: the
+// MQTT sms/send/reply (also to the hub), HTTP POST /v1/messages' 201 and
+// errors' "error", and what the CLI reads.
+type SendReply struct {
+	ID    string `json:"id,omitempty"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Notes say what the send came to beyond its id (a group that lists a
+	// number more than once).
+	Notes []string `json:"notes,omitempty"`
+}
+
 // MaxPriority is the highest "priority" of a send request.
 const MaxPriority = 9
 

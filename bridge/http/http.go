@@ -147,12 +147,8 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		s.Log.Error("send request not stored", "err", err)
 		writeError(w, http.StatusServiceUnavailable, err)
 	default:
-		answer := map[string]any{"id": id, "ok": true}
 		// A group listing a number twice sends it one SMS: say so.
-		if notes := s.Router.GroupNotes(req.To); len(notes) > 0 {
-			answer["notes"] = notes
-		}
-		writeJSON(w, http.StatusCreated, answer)
+		writeJSON(w, http.StatusCreated, bridge.SendReply{ID: id, OK: true, Notes: s.Router.GroupNotes(req.To)})
 	}
 }
 

@@ -57,11 +57,7 @@ type Connector struct {
 }
 
 // reply is what sms/send/reply carries (as on the local broker).
-type reply struct {
-	ID    string `json:"id,omitempty"`
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
-}
+type reply = bridge.SendReply
 
 // ReachedHub is the history of a delivery the hub acknowledged.
 const ReachedHub = "reached the hub (PUBACK)"

@@ -272,12 +272,9 @@ func (c *Connector) publishModem(id string, st any) {
 	}
 }
 
-// Reply is what sms/send/reply carries.
-type Reply struct {
-	ID    string `json:"id,omitempty"`
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
-}
+// Reply is what sms/send/reply carries: the answer to a send request on
+// every API.
+type Reply = bridge.SendReply
 
 // sendHook commits sms/send requests before the broker acknowledges them.
 type sendHook struct {
@@ -383,7 +380,7 @@ func (c *Connector) submit(payload []byte, source, client string, mayReply func(
 			done(Reply{}, replyTopic, err)
 		default:
 			c.log.Info("queued", "msg_id", id, "to", strings.Join(req.To, ","), "source", source, "client", client)
-			done(Reply{ID: id, OK: true}, replyTopic, nil)
+			done(Reply{ID: id, OK: true, Notes: c.router.GroupNotes(req.To)}, replyTopic, nil)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,12 @@ func TestSendToMQTTAndOrigin(t *testing.T) {
 	}
 	if r := send(`{"id": "o1", "to": ["+15555550100", "mqtt"], "text": "hi"}`); r["ok"] != true {
 		t.Fatalf("send: %v", r)
+	}
+	// The reply is the one every API gives (bridge.SendReply): a group
+	// that lists a number twice is said in its notes, as over HTTP.
+	b.c.router.Groups = map[string][]string{"ward": {"+15555550101", "+15555550101"}}
+	if r := send(`{"id": "o2", "to": "group:ward", "text": "hi"}`); r["ok"] != true || fmt.Sprint(r["notes"]) != "[group ward: 1 number; listed more than once, one delivery each: +15555550101]" {
+		t.Fatalf("send to a group listing a number twice: %v", r)
 	}
 	ctx := context.Background()
 	var m store.Message

@@ -147,27 +147,21 @@ func cmdSend(args []string) int {
 		return fail("send", err)
 	}
 	report := !*noReport
-	var out struct {
-		ID    string
-		Notes []string
-	}
+	var out bridge.SendReply
 	if *id == "" {
 		// Chosen here, not by the daemon: a send whose answer is lost
 		// can be looked up (and run again with --id, stored once).
 		*id = store.NewID()
 	}
-	body := map[string]any{"id": *id, "to": nums, "text": *text, "report": report, "flash": *flash}
+	// The request type the API parses (bridge.ParseSend).
+	toJSON, _ := json.Marshal(nums)
+	body := bridge.SendJSON{ID: *id, To: toJSON, Text: *text, Report: &report, Flash: *flash,
+		NotBefore: *notBefore, Expires: *expires}
 	if *validity != 0 {
-		body["validity"] = validity.String()
-	}
-	if *notBefore != "" {
-		body["not_before"] = *notBefore
-	}
-	if *expires != "" {
-		body["expires"] = *expires
+		body.Validity = validity.String()
 	}
 	if *priority != 0 {
-		body["priority"] = *priority
+		body.Priority = priority
 	}
 	if err := c.do("POST", "/v1/messages", body, &out); err != nil {
 		if errors.Is(err, errNoAnswer) {
