@@ -98,11 +98,24 @@ type Uplink struct {
 	// published and not acknowledged when the hub last dropped the
 	// connection (0: none): they are sent again one at a time, so that
 	// the next drop names its message. struck is the message the last
-	// drop was on (the oldest not acknowledged); when the hub drops the
-	// connection on it again, sent alone, it is set aside (poison must
-	// not block the queue). Owned by Run.
+	// drop was on (the oldest not acknowledged); strikes counts the drops
+	// since on it sent alone, each soon after it was published: at
+	// strikesToSetAside it is set aside (poison must not block the
+	// queue). Owned by Run.
 	suspectFrom, suspectTo, struck int64
+	strikes                        int
 }
+
+// A hub that refuses a message drops the connection as it reads it: a
+// drop counts against the message sent alone only when it comes within
+// refusedWithin of its publish, and strikesToSetAside such drops in a row
+// set it aside. (At two drops, one of them anywhere, a link cut every
+// 20–200 ms set a message the hub took aside about once in a few hundred
+// cuts: it never reached the hub.)
+const (
+	refusedWithin     = 2 * time.Second
+	strikesToSetAside = 2
+)
 
 // suspect says whether queue id id goes alone (see suspectFrom).
 func (u *Uplink) suspect(id int64) bool {
@@ -457,7 +470,7 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 				u.suspectFrom, u.suspectTo = 0, 0 // the hub took them all
 			}
 			if ids[i] == u.struck {
-				u.struck = 0
+				u.struck, u.strikes = 0, 0
 			}
 			inBytes -= flight[i].size
 		}
@@ -492,14 +505,15 @@ func (u *Uplink) lostWith(ctx context.Context, flight []inFlight, lost chan erro
 
 // blame is told the hub dropped the connection with flight published.
 // The oldest not acknowledged is struck, and all those not acknowledged
-// are sent again one at a time. When the hub drops the connection again
-// on the struck one, sent alone, it is set aside (kept, with the reason,
-// out of the queue) so that the rest goes on. (When the first drop named
-// the wrong message, its acknowledgement lost with the connection, the
-// drop on the right one sent alone strikes it, and the next sets it
-// aside: one drop more.) A hub or a link merely away does not drop the
-// connection twice running on the same message, the second time on it
-// alone, right after connecting.
+// are sent again one at a time. When the hub drops the connection on the
+// struck one, sent alone, strikesToSetAside times running, each time
+// within refusedWithin of its publish, it is set aside (kept, with the
+// reason, out of the queue) so that the rest goes on. (When the first
+// drop named the wrong message, its acknowledgement lost with the
+// connection, the drop on the right one sent alone strikes it: one drop
+// more.) A hub or a link merely away does not drop the connection that
+// often running on the same message, alone, each time as it is sent; a
+// write or keep-alive that timed out (the link's doing) never counts.
 func (u *Uplink) blame(ctx context.Context, flight []inFlight, cause error) {
 	i := 0
 	for ; i < len(flight); i++ {
@@ -515,15 +529,22 @@ func (u *Uplink) blame(ctx context.Context, flight []inFlight, cause error) {
 	// large message on a slow uplink), not the hub refusing the message.
 	timedOut := errors.Is(cause, os.ErrDeadlineExceeded) || strings.Contains(cause.Error(), "i/o timeout") ||
 		strings.Contains(cause.Error(), "pingresp not received")
-	if len(flight) != 1 || id != u.struck || timedOut {
-		u.struck = id
+	if len(flight) != 1 || id != u.struck || timedOut || time.Since(flight[i].at) > refusedWithin {
+		if id != u.struck {
+			u.struck, u.strikes = id, 0
+		}
 		u.suspectFrom, u.suspectTo = id, max(u.suspectTo, flight[len(flight)-1].id)
 		u.log.Info("the hub dropped the connection with messages not acknowledged: they go one at a time",
 			"queue_ids", fmt.Sprintf("%d–%d", u.suspectFrom, u.suspectTo), "struck", id, "alone", len(flight) == 1)
 		return
 	}
-	u.struck = 0
-	reason := "the hub dropped the connection twice running when sent this message, the second time sent alone (" + cause.Error() + ")"
+	if u.strikes++; u.strikes < strikesToSetAside {
+		u.log.Info("the hub dropped the connection as it was sent this message alone; it goes alone again",
+			"queue_id", id, "strikes", u.strikes)
+		return
+	}
+	u.struck, u.strikes = 0, 0
+	reason := fmt.Sprintf("the hub dropped the connection %d times running as it was sent this message alone (%s)", strikesToSetAside, cause.Error())
 	var moved bool
 	err := u.store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) (err error) {
 		moved, err = tx.SetAsideHub(id, reason)

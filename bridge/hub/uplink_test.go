@@ -31,10 +31,11 @@ func (t *token) Error() error                   { return t.err }
 
 // TestBlameSetsAsidePoison is the set-aside policy of issue 10, section
 // 2, drop by drop: a drop strikes the oldest message not acknowledged and
-// makes those not acknowledged go one at a time; a second drop running on
-// the struck one, sent alone, sets it aside (kept, counted, the rest of
-// the queue next). A drop on a message that was not struck, or a timeout
-// (the link's doing), sets nothing aside.
+// makes those not acknowledged go one at a time; two more drops running
+// on the struck one, sent alone, each within refusedWithin of its publish,
+// set it aside (kept, counted, the rest of the queue next). A drop on a
+// message that was not struck, a late one, or a timeout (the link's
+// doing), sets nothing aside.
 func TestBlameSetsAsidePoison(t *testing.T) {
 	ctx := context.Background()
 	s, err := store.Open(ctx, filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
@@ -76,7 +77,19 @@ func TestBlameSetsAsidePoison(t *testing.T) {
 	if setAside() != 0 {
 		t.Fatal("a write timeout set a message aside")
 	}
-	// ids[1] alone again, and the hub drops the connection: set aside.
+	// ids[1] alone again, and the hub drops the connection: one strike.
+	u.blame(ctx, flight(0, ids[1]), eof)
+	if setAside() != 0 || u.struck != ids[1] || u.strikes != 1 {
+		t.Fatalf("after one drop alone: set aside %d, struck %d, strikes %d", setAside(), u.struck, u.strikes)
+	}
+	// A drop long after it was sent alone is the link's doing: no strike.
+	late := flight(0, ids[1])
+	late[0].at = time.Now().Add(-refusedWithin - time.Second)
+	u.blame(ctx, late, eof)
+	if setAside() != 0 || u.strikes != 1 {
+		t.Fatalf("a late drop: set aside %d, strikes %d", setAside(), u.strikes)
+	}
+	// Dropped again as it is sent alone: set aside.
 	u.blame(ctx, flight(0, ids[1]), eof)
 	if setAside() != 1 || u.struck != 0 {
 		t.Fatalf("set aside %d, struck %d", setAside(), u.struck)

@@ -516,7 +516,7 @@ const hubUsage = `usage: outpost hub set-aside [--json]
        outpost hub requeue ID… | --all [--by WHO]
 
 set-aside  lists the messages taken out of the hub queue because the hub kept
-           refusing them (it dropped the connection twice on each), newest first
+           refusing them (it dropped the connection on each, sent alone), newest first
 requeue    puts them back at the end of the hub queue (new queue ids), the ones
            named by id (as set-aside lists them) or --all; an id that is not set
            aside fails the command and nothing moves`
