@@ -28,6 +28,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/store"
@@ -54,6 +55,9 @@ type Connector struct {
 	router *bridge.Router
 	uplink *Uplink
 	local  Local
+	// quiet logs what happens once per message (a drop for a full
+	// queue) at most once per 10 s for each kind.
+	quiet *slog.Logger
 }
 
 // reply is what sms/send/reply carries (as on the local broker).
@@ -70,7 +74,8 @@ func New(opts Options, router *bridge.Router) *Connector {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	c := &Connector{opts: opts, log: opts.Log, router: router}
+	c := &Connector{opts: opts, log: opts.Log, router: router,
+		quiet: slog.New(bridge.NewQuietHandler(opts.Log.Handler(), 10*time.Second))}
 	c.uplink = NewUplink(opts, router.Store, opts.Base+"status", opts.Log)
 	c.uplink.statsTopic = opts.Base + "hub/queue"
 	c.uplink.downTopic, c.uplink.downlink = opts.Base+"sms/send", c.downlink
@@ -272,10 +277,10 @@ func (c *Connector) QueueOwn(tx *store.Tx, topic string, payload []byte, retain 
 // own messages: over is queued past the bound.
 func (c *Connector) noteLimits(topic string, dropped int, over bool) {
 	if dropped > 0 {
-		c.log.Warn("hub queue full: oldest messages dropped", "count", dropped, "topic", topic)
+		c.quiet.Warn("hub queue full: oldest messages dropped", "count", dropped, "topic", topic)
 	}
 	if over {
-		c.log.Warn("hub queue full: Outpost's own message queued past the bound (only devices' messages are refused)", "topic", topic)
+		c.quiet.Warn("hub queue full: Outpost's own message queued past the bound (only devices' messages are refused)", "topic", topic)
 	}
 }
 

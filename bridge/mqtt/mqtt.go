@@ -63,8 +63,11 @@ type Options struct {
 
 // Connector is the embedded broker and the topic API on it.
 type Connector struct {
-	opts   Options
-	log    *slog.Logger
+	opts Options
+	log  *slog.Logger
+	// quiet logs what happens once per message (a drop, a refusal for
+	// a full hub queue) at most once per 10 s for each kind.
+	quiet  *slog.Logger
 	server *mochi.Server
 	base   string
 	ln     net.Listener
@@ -109,12 +112,13 @@ func New(opts Options, router *bridge.Router) *Connector {
 	c := &Connector{opts: opts, log: opts.Log, base: opts.Prefix + "/" + opts.GatewayID + "/", router: router, ready: make(chan struct{}),
 		pipes: map[*mochi.Client]*clientPipe{}}
 	c.submitFn = c.submitForwards
+	c.quiet = slog.New(bridge.NewQuietHandler(opts.Log.Handler(), 10*time.Second))
 	caps := mochi.NewDefaultServerCapabilities()
 	if opts.MaxClients > 0 {
 		caps.MaximumClients = opts.MaxClients
 	}
 	caps.MaximumPacketSize = opts.MaxPacketSize
-	c.server = mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(newQuietHandler(opts.Log.Handler(), 10*time.Second)).With("component", "mqtt-broker")})
+	c.server = mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(bridge.NewQuietHandler(opts.Log.Handler(), 10*time.Second)).With("component", "mqtt-broker")})
 	c.auth = newAuthHook(opts.AllowAnonymous, opts.Users, opts.ACL, c.base, c.log)
 	c.server.AddHook(c.auth, nil)
 	c.server.AddHook(newPacketIDHook(c.server, c.auth.OnACLCheck), nil)

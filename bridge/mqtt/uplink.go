@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"encoding/json"
+	"errors"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -97,7 +98,16 @@ func (c *Connector) enqueued(cl *mochi.Client, pk packets.Packet, accepted bool,
 			}
 			cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: pk.PacketID, ReasonCode: packets.ErrQuotaExceeded.Code})
 		}
-		return false // MQTT 3.1.1: no PUBACK, the client keeps it and retries
+		if cl.Properties.ProtocolVersion < 5 && pk.FixedHeader.Qos > 0 {
+			// MQTT 3.1.1 has no refusal, and a client sends a publish
+			// again only when it reconnects: without a PUBACK it would
+			// wait for it for good, its in-flight window full (one
+			// moment of a full queue stopped a mosquitto_pub until it
+			// was restarted). Disconnected, it reconnects and sends it
+			// again, with what followed.
+			cl.Stop(errors.New(errQueueFull))
+		}
+		return false
 	}
 	c.opts.Hub.Link.Wake()
 	return true
@@ -108,14 +118,17 @@ const errQueueFull = "the queue to the hub is full (hub.max_messages / hub.max_b
 // noteLimits logs what the hub queue's limits did to a message: over is
 // one of Outpost's own queued past the bound.
 func (c *Connector) noteLimits(topic, client string, accepted bool, dropped int, over bool) {
+	// Once per message: logged at most once per 10 s each (with how
+	// many were held back), or a device publishing into a full queue
+	// writes a line to the SD card for every message.
 	if dropped > 0 {
-		c.log.Warn("hub queue full: oldest messages dropped", "count", dropped, "topic", topic)
+		c.quiet.Warn("hub queue full: oldest messages dropped", "count", dropped, "topic", topic)
 	}
 	if over {
-		c.log.Warn("hub queue full: Outpost's own message queued past the bound (only devices' messages are refused)", "topic", topic)
+		c.quiet.Warn("hub queue full: Outpost's own message queued past the bound (only devices' messages are refused)", "topic", topic)
 	}
 	if !accepted {
-		c.log.Warn("refused a message for the hub", "topic", topic, "client", client, "reason", errQueueFull)
+		c.quiet.Warn("refused a message for the hub", "topic", topic, "client", client, "reason", errQueueFull)
 	}
 }
 

@@ -200,16 +200,19 @@ func TestHubDownlinkWhileOffline(t *testing.T) {
 // TestHubQueueFullRefuses is part of acceptance 4 of the sync issue: with
 // the hub away and when_full = "refuse", the queue fills to its limit;
 // the next publish is not acknowledged (the client keeps it), its
-// publisher is told why on hub/refused, and status counts it.
+// publisher is told why on hub/refused, and status counts it. An MQTT
+// 3.1.1 publisher is disconnected: it sends a publish again only when it
+// reconnects (a mosquitto_pub left without its PUBACK waited for good).
 func TestHubQueueFullRefuses(t *testing.T) {
 	const max = 50
 	g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\nmax_messages = %d\nwhen_full = \"refuse\"\n[[hub.forward]]\ntopic = \"field/#\"\nqos = 1\n", freePort(t), max))
 	g.start()
-	c, got := g.subscribe("sensor-gateway")
+	_, got := g.subscribe("watcher")
+	c, _ := g.subscribe("sensor-gateway")
 	refused := 0
 	for i := 1; i <= max+10 && refused == 0; i++ {
 		tok := c.Publish("field/sensor1", 1, false, strconv.Itoa(i))
-		if !tok.WaitTimeout(2 * time.Second) {
+		if !tok.WaitTimeout(2*time.Second) || tok.Error() != nil {
 			refused = i
 		}
 	}
@@ -231,9 +234,16 @@ func TestHubQueueFullRefuses(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf("%d message(s)", max)) || !strings.Contains(out, "refused (full)") {
 		t.Errorf("status:\n%s", out)
 	}
+	// An MQTT 3.1.1 client is disconnected, not left waiting for a PUBACK
+	// (mosquitto_pub -m then says so and exits; with -l it reconnects and
+	// sends it again).
+	host, port, _ := net.SplitHostPort(g.mqtt)
+	pub, _ := exec.Command("timeout", "5", "mosquitto_pub", "-V", "mqttv311", "-d", "-q", "1", "-h", host, "-p", port, "-t", "field/sensor1", "-m", "v3").CombinedOutput()
+	if !strings.Contains(string(pub), "connection was lost") || strings.Contains(string(pub), "received PUBACK") {
+		t.Errorf("mosquitto_pub -V mqttv311 was not disconnected:\n%s", pub)
+	}
 	// An MQTT 5 client (Mosquitto's own; paho.mqtt.golang speaks 3.1.1)
 	// gets its PUBACK with reason code 0x97, quota exceeded.
-	host, port, _ := net.SplitHostPort(g.mqtt)
 	pub, err := exec.Command("mosquitto_pub", "-V", "mqttv5", "-d", "-q", "1", "-h", host, "-p", port, "-t", "field/sensor1", "-m", "v5").CombinedOutput()
 	if err != nil || !strings.Contains(string(pub), "received PUBACK (Mid: 1, RC:151)") || !strings.Contains(string(pub), "Quota exceeded") {
 		t.Errorf("mosquitto_pub -V mqttv5: %v\n%s", err, pub)

@@ -1,4 +1,4 @@
-package mqtt
+package bridge
 
 import (
 	"context"
@@ -6,6 +6,13 @@ import (
 	"sync"
 	"time"
 )
+
+// NewQuietHandler returns a handler that passes a log record on to next
+// unless one with the same message passed less than every ago (see
+// quietHandler).
+func NewQuietHandler(next slog.Handler, every time.Duration) slog.Handler {
+	return newQuiet(next, every)
+}
 
 // quietHandler passes a log record on unless a record with the same
 // message passed less than every ago; the next one that passes says how
@@ -26,7 +33,7 @@ type quietState struct {
 	held map[string]int
 }
 
-func newQuietHandler(next slog.Handler, every time.Duration) *quietHandler {
+func newQuiet(next slog.Handler, every time.Duration) *quietHandler {
 	return &quietHandler{next: next, every: every, st: &quietState{last: map[string]time.Time{}, held: map[string]int{}}, now: time.Now}
 }
 

@@ -1,4 +1,4 @@
-package mqtt
+package bridge
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 func TestQuietHandler(t *testing.T) {
 	var b bytes.Buffer
 	now := time.Now()
-	h := newQuietHandler(slog.NewTextHandler(&b, nil), 10*time.Second)
+	h := newQuiet(slog.NewTextHandler(&b, nil), 10*time.Second)
 	h.now = func() time.Time { return now }
 	log := slog.New(h).With("component", "mqtt-broker")
 	for range 1000 {
