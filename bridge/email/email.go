@@ -87,7 +87,7 @@ type Options struct {
 	// answers no mail with a subject: {from} and {number} are the phone's
 	// number, {modem} the modem it came in on (default DefaultSubject).
 	SubjectTemplate string
-	Log     *slog.Logger
+	Log             *slog.Logger
 	// CrashAt names a point at which to SIGKILL the process (tests).
 	CrashAt string
 }
