@@ -140,6 +140,7 @@ func New(opt Options, r *bridge.Router) (*Connector, error) {
 	}
 	if opt.SMTP != "" {
 		r.OnInboundTx(c.answer)
+		r.OnStatusTx(c.notice)
 	} else if opt.Listen != "" {
 		opt.Log.Warn("email.smtp is not set: mail to phones is taken, but the phones' answers are not mailed back")
 	}
@@ -424,6 +425,10 @@ func (s *session) Data(r io.Reader) error {
 				return err
 			}
 		}
+		// The mail itself, for the notice of an SMS of it that fails.
+		if err := tx.SetEmailThread(m.ID, store.EmailThread{MailID: firstID(msgID), Refs: addRef(msg.Header.Get("References"), msgID), Subject: subj}); err != nil {
+			return err
+		}
 		return s.c.remember(tx, s.from, phones, msgID, msg.Header.Get("References"), subj)
 	})
 	switch {
@@ -547,15 +552,19 @@ var msgIDPattern = regexp.MustCompile(`<[^<>\s]+>`)
 // what Outpost writes back into In-Reply-To and References is ids alone.
 func msgIDs(v string) []string { return msgIDPattern.FindAllString(v, -1) }
 
+// firstID is the first message id of a header's value, or "".
+func firstID(v string) string {
+	if ids := msgIDs(v); len(ids) > 0 {
+		return ids[0]
+	}
+	return ""
+}
+
 // remember stores, for each phone a mail went to, who mailed it, the
 // mail's Message-ID and its subject: the phone's answers go back to that
 // address, as answers to that mail.
 func (c *Connector) remember(tx *store.Tx, from string, phones []string, msgID, refs, subject string) error {
-	if ids := msgIDs(msgID); len(ids) > 0 {
-		msgID = ids[0]
-	} else {
-		msgID = ""
-	}
+	msgID = firstID(msgID)
 	for _, p := range phones {
 		conv := store.Conversation{Phone: p, Email: from, LastMsgID: msgID, Refs: addRef(refs, msgID), Subject: subject,
 			ExpiresAt: tx.Now().Add(c.opt.ConversationTTL)}

@@ -95,6 +95,12 @@ func (c *Connector) compose(m store.Message, to string, th store.EmailThread) []
 	if m.Direction == store.In {
 		h("From", fmt.Sprintf("%q <%s>", m.Peer, c.from(m)))
 		h("Subject", mime.QEncoding.Encode("utf-8", answerSubject(th.Subject, c.smsSubject(m))))
+	} else if isNotice(m) {
+		// A notice of a failed SMS, to the mail's sender: marked as
+		// automatic (RFC 3834), so that autoresponders do not answer it.
+		h("From", fmt.Sprintf("%q <%s>", "Outpost", c.from(m)))
+		h("Subject", mime.QEncoding.Encode("utf-8", th.Subject))
+		h("Auto-Submitted", "auto-replied")
 	} else {
 		via := m.Channel
 		if via == "" {

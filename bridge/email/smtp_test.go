@@ -3,11 +3,16 @@ package email
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"mime/quotedprintable"
+	"net/mail"
 	"net/smtp"
 	"net/textproto"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
 	bsms "github.com/outpost-sms/outpost/bridge/sms"
@@ -15,8 +20,8 @@ import (
 )
 
 // mailEnv is the email connector's SMTP server on 127.0.0.1:0 in front of
-// a router on a SQLite file, with the SMS connector (no modem: what is
-// stored is not sent) counting the parts of texts.
+// a running router on a SQLite file, with the SMS connector (no modem:
+// its SMS wait, queued) counting the parts of texts.
 type mailEnv struct {
 	st     *store.Store
 	router *bridge.Router
@@ -43,9 +48,10 @@ func newMailEnv(t *testing.T, opt Options, groups map[string][]string) *mailEnv 
 	if err := c.Listen(); err != nil {
 		t.Fatal(err)
 	}
+	r.RetryMin, r.RetryMax = 10*time.Millisecond, 50*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { c.Run(ctx, r); close(done) }()
+	go func() { r.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return &mailEnv{st: st, router: r, c: c}
 }
@@ -195,5 +201,158 @@ func TestSubjectPrefix(t *testing.T) {
 	}
 	if v := e.stored(t, "<s5@example.org>", "+15555550100"); v.Text == nil || *v.Text != "How many doses are left?" {
 		t.Errorf("subject ignored: %q", *v.Text)
+	}
+}
+
+// settle moves the delivery of message id to number to state, as a
+// status report or the expiry do, in one transaction.
+func (e *mailEnv) settle(t *testing.T, id, number, state, detail string) {
+	t.Helper()
+	if err := e.st.Update(context.Background(), func(tx *store.Tx) error {
+		ds, err := tx.Deliveries(id)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if d.Recipient == number {
+				_, err := e.router.Transition(tx, d.ID, store.Transition{State: state, Detail: detail, LastError: detail})
+				return err
+			}
+		}
+		return fmt.Errorf("%s has no delivery to %s", id, number)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// decoded is a mail as the relay took it: its headers, and its body
+// decoded (quoted-printable).
+func decoded(t *testing.T, data string) (*mail.Message, string) {
+	t.Helper()
+	m, err := mail.ReadMessage(strings.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(quotedprintable.NewReader(m.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, strings.ReplaceAll(string(body), "\r\n", "\n")
+}
+
+// TestFailedSMSNotice: an SMS of a mail that fails (or expires) for a
+// number is noticed to the mail's sender once: one mail, through the
+// relay, from Outpost, threaded on the mail, naming the number, the
+// reason from the history and the message's id; a retry that fails
+// again notices nothing more, a delivered SMS nothing, an SMS that did
+// not come by mail nothing; a notice whose mail fails makes no other.
+func TestFailedSMSNotice(t *testing.T) {
+	relay, _ := startRelay(t, false, false)
+	e := newMailEnv(t, Options{SMTP: "smtp://" + relay.addr}, map[string][]string{"ward": {"+15555550101", "+15555550102"}})
+	changes := make(chan bridge.StatusChange, 1000)
+	e.router.OnStatus(func(ch bridge.StatusChange) { changes <- ch })
+	waitChange := func(id, state string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case ch := <-changes:
+				if ch.MessageID == id && ch.State == state {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("%s did not become %s in 10s", id, state)
+			}
+		}
+	}
+	if err := e.mail(t, []string{"+15555550100@sms.example.org", "group-ward@sms.example.org"},
+		"Message-Id: <n1@example.org>\r\nReferences: <r0@example.org>\r\nSubject: Re: stock\r\n", "How many doses are left?"); err != nil {
+		t.Fatal(err)
+	}
+	v := e.stored(t, "<n1@example.org>", "+15555550100", "group:ward")
+	e.settle(t, v.ID, "+15555550101", store.Failed, "part 1/1: not obtainable (TP-ST 67)")
+	m, body := decoded(t, relay.waitMails(t, 1)[0].data)
+	got := relay.mails()[0]
+	if got.from != "outpost@sms.example.org" || got.to != "nurse@example.org" {
+		t.Errorf("envelope %s → %s", got.from, got.to)
+	}
+	for k, want := range map[string]string{
+		"Subject":        "Re: stock (SMS to +15555550101 failed)",
+		"In-Reply-To":    "<n1@example.org>",
+		"References":     "<r0@example.org> <n1@example.org>",
+		"Auto-Submitted": "auto-replied",
+		"From":           `"Outpost" <outpost@sms.example.org>`,
+	} {
+		if h := m.Header.Get(k); h != want {
+			t.Errorf("%s: %q, want %q", k, h, want)
+		}
+	}
+	for _, want := range []string{"Your SMS to +15555550101 could not be delivered.", "Reason: part 1/1: not obtainable (TP-ST 67)",
+		"Message id: " + v.ID, "Text: How many doses are left?"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the notice lacks %q:\n%s", want, body)
+		}
+	}
+
+	// Retried, it fails again: no second notice. The other number of
+	// the group expires: its own notice. The first is delivered: none.
+	e.settle(t, v.ID, "+15555550101", store.Queued, "retried by test")
+	e.settle(t, v.ID, "+15555550101", store.Failed, "part 1/1: not obtainable (TP-ST 67)")
+	e.settle(t, v.ID, "+15555550102", store.Expired, "not sent: expired at 2026-12-02T10:00:00Z")
+	e.settle(t, v.ID, "+15555550100", store.Delivered, "part 1/1: received by the recipient (TP-ST 0)")
+	waitChange(noticeID(v.ID, "+15555550102"), store.Delivered)
+	if got := relay.mails(); len(got) != 2 || !strings.Contains(got[1].data, "Subject: Re: stock (SMS to +15555550102 expired)") ||
+		!strings.Contains(got[1].data, "expired before it could be sent") {
+		t.Fatalf("the relay took %+v", got)
+	}
+	after, _ := e.router.Message(context.Background(), v.ID)
+	notices := 0
+	for _, ev := range after.Events {
+		if strings.HasPrefix(ev.Detail, "notice notice-") {
+			notices++
+		}
+	}
+	if notices != 2 {
+		t.Errorf("%d notices in the history, want 2: %+v", notices, after.Events)
+	}
+	if _, err := e.router.Message(context.Background(), noticeID(v.ID, "+15555550100")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a notice of a delivered SMS: %v", err)
+	}
+
+	// An SMS that did not come by mail: no notice.
+	id, err := e.router.Submit(context.Background(), bridge.SendRequest{To: []string{"+15555550103"}, Text: "from the CLI", Source: "cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.settle(t, id, "+15555550103", store.Failed, "part 1/1: not obtainable (TP-ST 67)")
+	if _, err := e.router.Message(context.Background(), noticeID(id, "+15555550103")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a notice of an SMS sent by the CLI: %v", err)
+	}
+
+	// A notice the relay refuses fails, and makes no notice of its own.
+	relay.mu.Lock()
+	relay.refuse = "nurse@example.org: mailbox full"
+	relay.mu.Unlock()
+	if err := e.mail(t, []string{"+15555550104@sms.example.org"}, "Message-Id: <n2@example.org>\r\n", "second"); err != nil {
+		t.Fatal(err)
+	}
+	v2 := e.stored(t, "<n2@example.org>", "+15555550104")
+	e.settle(t, v2.ID, "+15555550104", store.Failed, "part 1/1: not obtainable (TP-ST 67)")
+	n := noticeID(v2.ID, "+15555550104")
+	waitChange(n, store.Failed)
+	nv, err := e.router.Message(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nv.Deliveries) != 1 || nv.Deliveries[0].Connector != "email" || !strings.Contains(nv.Deliveries[0].LastError, "mailbox full") {
+		t.Errorf("the notice's delivery: %+v", nv.Deliveries)
+	}
+	for _, ev := range nv.Events {
+		if strings.HasPrefix(ev.Detail, "notice ") {
+			t.Errorf("a notice of a notice: %+v", ev)
+		}
+	}
+	if _, err := e.router.Message(context.Background(), noticeID(n, "nurse@example.org")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a notice of a notice: %v", err)
 	}
 }
