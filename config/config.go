@@ -119,6 +119,47 @@ type Email struct {
 	// ConversationTTL is how long after its last mail or SMS a phone's
 	// answers still go to the address that mailed it (default 7 days).
 	ConversationTTL Duration `toml:"conversation_ttl"`
+	// Subject is what a mail's subject does to its SMS: "ignore" (not
+	// sent, the default) or "prefix" (its own first line).
+	Subject string `toml:"subject"`
+	// SubjectTemplate is the subject of a phone's SMS mailed when it
+	// answers no mail with a subject (default "SMS from {from}"); see
+	// SubjectPlaceholders.
+	SubjectTemplate string `toml:"subject_template"`
+}
+
+// SubjectPlaceholders are what email.subject_template may hold: {from}
+// and {number} are the phone's number, {modem} the id of the modem the
+// SMS came in on.
+var SubjectPlaceholders = []string{"{from}", "{number}", "{modem}"}
+
+// templateProblem says what is wrong with email.subject_template, or "".
+func templateProblem(t string) string {
+	if strings.TrimSpace(t) == "" {
+		return `must not be empty (default "SMS from {from}")`
+	}
+	if strings.ContainsFunc(t, func(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }) {
+		return "control characters are not allowed in a subject"
+	}
+	if n := len([]rune(t)); n > 200 {
+		return fmt.Sprintf("at most 200 characters, not %d", n)
+	}
+	for rest := t; rest != ""; {
+		open, close := strings.IndexByte(rest, '{'), strings.IndexByte(rest, '}')
+		switch {
+		case open < 0 && close < 0:
+			return ""
+		case open < 0 || (close >= 0 && close < open):
+			return `a "}" without its "{"`
+		case close < 0:
+			return `a "{" without its "}"`
+		}
+		if p := rest[open : close+1]; !slices.Contains(SubjectPlaceholders, p) {
+			return fmt.Sprintf("unknown placeholder %s (known: %s)", p, strings.Join(SubjectPlaceholders, ", "))
+		}
+		rest = rest[close+1:]
+	}
+	return ""
 }
 
 // Forward is a pass-through rule: what local devices publish on Topic (a
@@ -413,7 +454,7 @@ func Default() Config {
 		Hub: Hub{KeepAlive: Duration{30 * time.Second}, Window: 256, MaxMessages: 1_000_000, MaxBytes: 200 << 20,
 			MaxAge: Duration{30 * 24 * time.Hour}, WhenFull: "drop_oldest"},
 		Modems: []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
-		Email:  Email{MaxParts: 3, ConversationTTL: Duration{7 * 24 * time.Hour}},
+		Email:  Email{MaxParts: 3, ConversationTTL: Duration{7 * 24 * time.Hour}, Subject: "ignore", SubjectTemplate: "SMS from {from}"},
 
 		RouteReplyLimit: DefaultRouteReplyLimit,
 	}
@@ -1060,6 +1101,12 @@ func (e Email) problems() []string {
 	}
 	if e.ConversationTTL.Duration < time.Minute {
 		bad("conversation_ttl", e.ConversationTTL.String(), "must be at least 1m (default 168h)")
+	}
+	if e.Subject != "ignore" && e.Subject != "prefix" {
+		bad("subject", e.Subject, `must be "ignore" (the subject is not sent, the default) or "prefix" (it goes before the text, on its own line)`)
+	}
+	if why := templateProblem(e.SubjectTemplate); why != "" {
+		bad("subject_template", e.SubjectTemplate, why)
 	}
 	return errs
 }

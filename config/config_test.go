@@ -552,3 +552,39 @@ timeout = 5
 		}
 	}
 }
+
+// email.subject says what a mail's subject does to its SMS (ignore, the
+// default, or prefix), and email.subject_template is the subject of a
+// phone's SMS mailed when it answers no mail with a subject (default
+// "SMS from {from}"): an unknown value, an unknown or unclosed
+// placeholder, a control character or an empty template are refused.
+func TestEmailSubjectKeys(t *testing.T) {
+	base := "gateway_id = \"gw\"\n[email]\nlisten = \"127.0.0.1:2525\"\ndomain = \"sms.example.org\"\nallow = [\"*@example.org\"]\n"
+	c, err := Check("e.toml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Email.Subject != "ignore" || c.Email.SubjectTemplate != "SMS from {from}" {
+		t.Errorf("defaults: subject %q, subject_template %q", c.Email.Subject, c.Email.SubjectTemplate)
+	}
+	c, err = Check("p.toml", []byte(base+"subject = \"prefix\"\nsubject_template = \"{number} texted via {modem}\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Email.Subject != "prefix" || c.Email.SubjectTemplate != "{number} texted via {modem}" {
+		t.Errorf("set: %+v", c.Email)
+	}
+	for _, bad := range []struct{ toml, want string }{
+		{`subject = "append"`, `email.subject = "append": must be "ignore" (the subject is not sent, the default) or "prefix"`},
+		{`subject_template = "SMS from {sender}"`, `email.subject_template = "SMS from {sender}": unknown placeholder {sender} (known: {from}, {number}, {modem})`},
+		{`subject_template = "SMS from {from"`, `email.subject_template = "SMS from {from": a "{" without its "}"`},
+		{`subject_template = "SMS from from}"`, `email.subject_template = "SMS from from}": a "}" without its "{"`},
+		{`subject_template = " "`, `email.subject_template = " ": must not be empty`},
+		{`subject_template = "SMS\tfrom\u0007{from}"`, `email.subject_template = "SMS\tfrom\a{from}": control characters are not allowed`},
+	} {
+		_, err := Check("b.toml", []byte(base+bad.toml+"\n"))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: %v, want %q", bad.toml, err, bad.want)
+		}
+	}
+}

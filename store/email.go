@@ -46,13 +46,15 @@ func (tx *Tx) Conversation(phone string) (Conversation, error) {
 	return c, err
 }
 
-// EmailThread is the threading of the mail one inbound message is
-// delivered as: its own Message-ID and the ones it answers.
+// EmailThread is the threading of the mail one inbound message (or a
+// notice of a failed SMS) is delivered as: its own Message-ID and the
+// ones it answers. For a message that came by mail it is that mail: its
+// Message-ID, References and subject.
 type EmailThread struct {
 	MailID    string
 	InReplyTo string
 	Refs      string
-	Subject   string // the subject of the mail it answers ("": none)
+	Subject   string // the subject of the mail it answers ("": none); a notice's own
 }
 
 // SetEmailThread stores the threading of the mail message id goes out as.

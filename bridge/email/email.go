@@ -42,6 +42,9 @@ const MaxMailBytes = 10 << 20
 // MaxRecipients bounds the phones one mail goes to.
 const MaxRecipients = 100
 
+// DefaultSubject is Options.SubjectTemplate's default.
+const DefaultSubject = "SMS from {from}"
+
 // Options configure the connector.
 type Options struct {
 	// Listen is the SMTP server's host:port ("": no mail comes in).
@@ -76,7 +79,15 @@ type Options struct {
 	ConversationTTL time.Duration
 	// Timeout bounds one mail sent to the relay (default 60s).
 	Timeout time.Duration
-	Log     *slog.Logger
+	// SubjectPrefix sends a mail's subject (its "Re:"s taken off) as the
+	// first line of the SMS, before the text, counted in MaxParts
+	// (email.subject = "prefix"); otherwise the subject is not sent.
+	SubjectPrefix bool
+	// SubjectTemplate is the subject of a phone's SMS mailed when it
+	// answers no mail with a subject: {from} and {number} are the phone's
+	// number, {modem} the modem it came in on (default DefaultSubject).
+	SubjectTemplate string
+	Log             *slog.Logger
 	// CrashAt names a point at which to SIGKILL the process (tests).
 	CrashAt string
 }
@@ -103,6 +114,9 @@ func New(opt Options, r *bridge.Router) (*Connector, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = time.Minute
 	}
+	if strings.TrimSpace(opt.SubjectTemplate) == "" {
+		opt.SubjectTemplate = DefaultSubject
+	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
@@ -126,6 +140,7 @@ func New(opt Options, r *bridge.Router) (*Connector, error) {
 	}
 	if opt.SMTP != "" {
 		r.OnInboundTx(c.answer)
+		r.OnStatusTx(c.notice)
 	} else if opt.Listen != "" {
 		opt.Log.Warn("email.smtp is not set: mail to phones is taken, but the phones' answers are not mailed back")
 	}
@@ -312,6 +327,10 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 // Outpost writes back into the answers' headers as it is.
 var plainAddress = regexp.MustCompile("^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9.-]+$")
 
+// groupPrefix starts the local part of a group's address:
+// group-nurses@<domain> sends to the group nurses.
+const groupPrefix = "group-"
+
 // phone is a number as a mail address's local part: +<digits>.
 var phone = regexp.MustCompile(`^\+?[0-9]{3,20}$`)
 
@@ -320,8 +339,21 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if !ok || !strings.EqualFold(domain, s.c.opt.Domain) {
 		return smtpErr(550, smtp.EnhancedCode{5, 1, 2}, "unknown recipient domain in %q: this gateway takes mail for <number>@%s only", to, s.c.opt.Domain)
 	}
+	if len(local) > len(groupPrefix) && strings.EqualFold(local[:len(groupPrefix)], groupPrefix) {
+		// group-<name>@domain: the router expands group:<name>; an
+		// unknown group is refused now, naming it.
+		a, err := bridge.ParseAddress("group:" + local[len(groupPrefix):])
+		if err != nil {
+			return smtpErr(550, smtp.EnhancedCode{5, 1, 3}, "%q is not a group's address: %v", to, err)
+		}
+		if _, err := s.c.router.Expand([]string{a.String()}); err != nil {
+			return smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "%s: %v", strings.TrimSpace(to), err)
+		}
+		s.to = append(s.to, a.String())
+		return nil
+	}
 	if !phone.MatchString(local) {
-		return smtpErr(550, smtp.EnhancedCode{5, 1, 3}, "%q is not a phone number: write it in international form, +<country code><number>@%s", local, s.c.opt.Domain)
+		return smtpErr(550, smtp.EnhancedCode{5, 1, 3}, "%q is not a phone number: write it in international form, +<country code><number>@%s, or group-<name>@%[2]s for a group", local, s.c.opt.Domain)
 	}
 	if !strings.HasPrefix(local, "+") {
 		local = "+" + local
@@ -343,17 +375,37 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		return smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "cannot read the text of the mail: %v", err)
 	}
+	subj := subject(msg.Header.Get("Subject"))
+	withSubject := ""
+	if s.c.opt.SubjectPrefix {
+		b.Text = prefixed(subj, b.Text)
+		withSubject = ", the subject included (email.subject = \"prefix\")"
+	}
 	if b.Text == "" {
+		if s.c.opt.SubjectPrefix {
+			return smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "the mail has no text to send: no subject and no text (attachments are not sent)")
+		}
 		return smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "the mail has no text to send (the subject is not sent; attachments are not sent)")
 	}
+	// The numbers the mail goes to, its groups expanded.
+	addrs, err := s.c.router.Expand(s.to)
+	if err != nil {
+		return smtpErr(554, smtp.EnhancedCode{5, 1, 1}, "%v", err)
+	}
+	var phones []string
+	for _, a := range addrs {
+		if a.Scheme == bridge.SchemeTel {
+			phones = append(phones, a.Value)
+		}
+	}
 	if s.c.opt.Parts != nil {
-		for _, to := range s.to {
+		for _, to := range phones {
 			n, err := s.c.opt.Parts(to, b.Text)
 			if err != nil {
 				return smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "cannot send the text to %s: %v", to, err)
 			}
 			if n > s.c.opt.MaxParts {
-				return smtpErr(554, smtp.EnhancedCode{5, 3, 4}, "text too long: %d characters take %d SMS parts, at most %d are allowed (email.max_parts); shorten it", len([]rune(b.Text)), n, s.c.opt.MaxParts)
+				return smtpErr(554, smtp.EnhancedCode{5, 3, 4}, "text too long: %d characters%s take %d SMS parts, at most %d are allowed (email.max_parts); shorten it", len([]rune(b.Text)), withSubject, n, s.c.opt.MaxParts)
 			}
 		}
 	}
@@ -373,7 +425,11 @@ func (s *session) Data(r io.Reader) error {
 				return err
 			}
 		}
-		return s.c.remember(tx, s.from, s.to, msgID, msg.Header.Get("References"), subject(msg.Header.Get("Subject")))
+		// The mail itself, for the notice of an SMS of it that fails.
+		if err := tx.SetEmailThread(m.ID, store.EmailThread{MailID: firstID(msgID), Refs: addRef(msg.Header.Get("References"), msgID), Subject: subj}); err != nil {
+			return err
+		}
+		return s.c.remember(tx, s.from, phones, msgID, msg.Header.Get("References"), subj)
 	})
 	switch {
 	case errors.Is(err, bridge.ErrInvalid):
@@ -458,6 +514,21 @@ func subject(h string) string {
 	return h
 }
 
+// prefixed is the text of an SMS with the mail's subject before it, on
+// its own line (a phone shows the first line as the message's preview):
+// the subject without its "Re:"s, or the text alone when the subject is
+// empty, or the subject alone when the text is.
+func prefixed(subj, text string) string {
+	subj = stripRe(subj)
+	switch {
+	case subj == "":
+		return text
+	case text == "":
+		return subj
+	}
+	return subj + "\n" + text
+}
+
 // maxRefs bounds the References chain of a conversation.
 const maxRefs = 10
 
@@ -481,15 +552,19 @@ var msgIDPattern = regexp.MustCompile(`<[^<>\s]+>`)
 // what Outpost writes back into In-Reply-To and References is ids alone.
 func msgIDs(v string) []string { return msgIDPattern.FindAllString(v, -1) }
 
+// firstID is the first message id of a header's value, or "".
+func firstID(v string) string {
+	if ids := msgIDs(v); len(ids) > 0 {
+		return ids[0]
+	}
+	return ""
+}
+
 // remember stores, for each phone a mail went to, who mailed it, the
 // mail's Message-ID and its subject: the phone's answers go back to that
 // address, as answers to that mail.
 func (c *Connector) remember(tx *store.Tx, from string, phones []string, msgID, refs, subject string) error {
-	if ids := msgIDs(msgID); len(ids) > 0 {
-		msgID = ids[0]
-	} else {
-		msgID = ""
-	}
+	msgID = firstID(msgID)
 	for _, p := range phones {
 		conv := store.Conversation{Phone: p, Email: from, LastMsgID: msgID, Refs: addRef(refs, msgID), Subject: subject,
 			ExpiresAt: tx.Now().Add(c.opt.ConversationTTL)}

@@ -2,6 +2,7 @@ package email
 
 import (
 	"context"
+	"mime"
 	"net"
 	"path/filepath"
 	"strings"
@@ -223,7 +224,7 @@ func TestAnswerSubject(t *testing.T) {
 		{"", "SMS from +15555550100"},
 		{"Re:", "SMS from +15555550100"},
 	} {
-		if got := answerSubject(subject(c.header), "+15555550100"); got != c.want {
+		if got := answerSubject(subject(c.header), "SMS from +15555550100"); got != c.want {
 			t.Errorf("subject %q: answered as %q, want %q", c.header, got, c.want)
 		}
 	}
@@ -257,5 +258,39 @@ func TestAnswerSubject(t *testing.T) {
 	mail := string(c.compose(*m, "nurse@example.org", th))
 	if !strings.Contains(mail, "\r\nSubject: Re: Vaccine stock\r\n") || !strings.Contains(mail, "In-Reply-To: <a@example.org>") {
 		t.Errorf("the answer's mail:\n%s", mail)
+	}
+}
+
+// The subject of a phone's SMS mailed when it answers no mail with a
+// subject is Options.SubjectTemplate with {from}/{number} (the phone's
+// number) and {modem} filled in, encoded when it is not ASCII; an answer
+// to a mail with a subject stays "Re: <subject>".
+func TestSubjectTemplate(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	text := "20 left"
+	m := store.Message{ID: "m1", Direction: store.In, Peer: "+15555550100", Modem: "sim0", Text: &text, CreatedAt: time.Now()}
+	for _, c := range []struct{ template, answers, want string }{
+		{"", "", "SMS from +15555550100"},
+		{"Texto de {from} ({modem})", "", "Texto de +15555550100 (sim0)"},
+		{"{number} a écrit", "", "+15555550100 a écrit"},
+		{"Texto de {from}", "stock", "Re: stock"},
+	} {
+		conn, err := New(Options{Domain: "sms.example.org", SMTP: "smtp://127.0.0.1:1", SubjectTemplate: c.template}, bridge.New(st, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := parseMail(conn.compose(m, "nurse@example.org", store.EmailThread{MailID: "<m1@sms.example.org>", Subject: c.answers}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dec mime.WordDecoder
+		got, err := dec.DecodeHeader(msg.Header.Get("Subject"))
+		if err != nil || got != c.want {
+			t.Errorf("template %q, answering %q: subject %q (%v), want %q", c.template, c.answers, got, err, c.want)
+		}
 	}
 }

@@ -94,7 +94,13 @@ func (c *Connector) compose(m store.Message, to string, th store.EmailThread) []
 	h := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
 	if m.Direction == store.In {
 		h("From", fmt.Sprintf("%q <%s>", m.Peer, c.from(m)))
-		h("Subject", mime.QEncoding.Encode("utf-8", answerSubject(th.Subject, m.Peer)))
+		h("Subject", mime.QEncoding.Encode("utf-8", answerSubject(th.Subject, c.smsSubject(m))))
+	} else if isNotice(m) {
+		// A notice of a failed SMS, to the mail's sender: marked as
+		// automatic (RFC 3834), so that autoresponders do not answer it.
+		h("From", fmt.Sprintf("%q <%s>", "Outpost", c.from(m)))
+		h("Subject", mime.QEncoding.Encode("utf-8", th.Subject))
+		h("Auto-Submitted", "auto-replied")
 	} else {
 		via := m.Channel
 		if via == "" {
@@ -128,23 +134,36 @@ func (c *Connector) compose(m store.Message, to string, th store.EmailThread) []
 	return b.Bytes()
 }
 
+// smsSubject is the subject of m's mail when it answers no mail with a
+// subject: Options.SubjectTemplate with its placeholders filled in.
+func (c *Connector) smsSubject(m store.Message) string {
+	return strings.NewReplacer("{from}", m.Peer, "{number}", m.Peer, "{modem}", m.Modem).Replace(c.opt.SubjectTemplate)
+}
+
 // answerSubject is the subject of a phone's answer: "Re: " and the
 // subject of the mail it answers, with the "Re:"s that subject already
 // has taken off (one "Re:", as mail clients write it, so that they
-// thread it), or "SMS from <phone>" when that mail had none.
-func answerSubject(subject, phone string) string {
+// thread it), or none (fallback: "SMS from <phone>" by default) when that
+// mail had none.
+func answerSubject(subject, none string) string {
+	s := stripRe(subject)
+	if s == "" {
+		return none
+	}
+	return "Re: " + s
+}
+
+// stripRe is a subject without the "Re:"s (and German "AW:", Nordic
+// "SV:") mail clients put before it.
+func stripRe(subject string) string {
 	s := strings.TrimSpace(subject)
 	for {
 		l := strings.ToLower(s)
 		if !strings.HasPrefix(l, "re:") && !strings.HasPrefix(l, "aw:") && !strings.HasPrefix(l, "sv:") {
-			break
+			return s
 		}
 		s = strings.TrimSpace(s[3:])
 	}
-	if s == "" {
-		return "SMS from " + phone
-	}
-	return "Re: " + s
 }
 
 // send hands one mail to the relay and returns what it answered. A

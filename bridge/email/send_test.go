@@ -37,9 +37,11 @@ type relayed struct {
 // PLAIN only over TLS, with a certificate for 127.0.0.1 whose CA is in
 // the returned PEM file.
 type testRelay struct {
-	mu   sync.Mutex
-	got  []relayed
-	addr string
+	mu     sync.Mutex
+	got    []relayed
+	addr   string
+	refuse string        // answered to every mail when set ("550 …")
+	news   chan struct{} // a mail was taken
 }
 
 type relaySession struct {
@@ -65,8 +67,15 @@ func (s *relaySession) Data(r io.Reader) error {
 	s.cur.data = string(b)
 	_, s.cur.tls = s.conn.TLSConnectionState()
 	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	if s.r.refuse != "" {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: s.r.refuse}
+	}
 	s.r.got = append(s.r.got, s.cur)
-	s.r.mu.Unlock()
+	select {
+	case s.r.news <- struct{}{}:
+	default:
+	}
 	return nil
 }
 func (s *relaySession) Reset()        {}
@@ -88,7 +97,7 @@ func startRelay(t *testing.T, starttls, implicit bool) (*testRelay, string) {
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	r := &testRelay{}
+	r := &testRelay{news: make(chan struct{}, 1)}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &relaySession{r: r, conn: c}, nil }))
 	s.Domain = "relay.test"
 	var ln net.Listener
@@ -108,6 +117,22 @@ func startRelay(t *testing.T, starttls, implicit bool) (*testRelay, string) {
 	go s.Serve(ln)
 	t.Cleanup(func() { s.Close() })
 	return r, caFile
+}
+
+// waitMails waits until the relay took n mails, and returns them.
+func (r *testRelay) waitMails(t *testing.T, n int) []relayed {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if got := r.mails(); len(got) >= n {
+			return got
+		}
+		select {
+		case <-r.news:
+		case <-deadline:
+			t.Fatalf("the relay took %d mails in 10s, want %d: %+v", len(r.mails()), n, r.mails())
+		}
+	}
 }
 
 func (r *testRelay) mails() []relayed {

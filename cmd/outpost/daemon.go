@@ -440,7 +440,8 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 		em, err = bemail.New(bemail.Options{Listen: e.Listen, Domain: e.Domain, Allow: e.Allow, MaxParts: e.MaxParts, Parts: smsConn.Parts,
 			TLSCert: e.TLSCert, TLSKey: e.TLSKey, Users: users,
 			SMTP: e.SMTP, User: e.User, Password: e.Password, RequireTLS: e.RequireTLS, CAFile: e.CAFile, ConversationTTL: e.ConversationTTL.Duration,
-			Log: log, CrashAt: os.Getenv("OUTPOST_CRASH_AT")}, router)
+			Log: log, CrashAt: os.Getenv("OUTPOST_CRASH_AT"),
+			SubjectTemplate: e.SubjectTemplate, SubjectPrefix: e.Subject == "prefix"}, router)
 		if err != nil {
 			return nil, nil, err
 		}

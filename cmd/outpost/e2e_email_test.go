@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,10 +64,15 @@ func swaks(t *testing.T, server string, args ...string) (string, int) {
 	return out.String(), code
 }
 
-// mailID is the id a mail with this Message-ID to +15555550100 alone is
+// mailID is the id a mail with this Message-ID to these recipients
+// (numbers with their "+", group:<name>; none: +15555550100 alone) is
 // stored under.
-func mailID(msgID string) string {
-	sum := sha256.Sum256([]byte("message-id\x00" + msgID + "\x00+15555550100"))
+func mailID(msgID string, to ...string) string {
+	if len(to) == 0 {
+		to = []string{"+15555550100"}
+	}
+	to = slices.Sorted(slices.Values(to))
+	sum := sha256.Sum256([]byte("message-id\x00" + msgID + "\x00" + strings.Join(to, ",")))
 	return "email-" + hex.EncodeToString(sum[:16])
 }
 
