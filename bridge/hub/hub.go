@@ -190,10 +190,18 @@ func (c *Connector) acked(tx *store.Tx, ids []int64) error {
 		if err != nil {
 			return err
 		}
-		if d.State != store.Queued {
-			continue
+		detail := ReachedHub
+		switch d.State {
+		case store.Queued:
+		case store.Failed, store.Expired:
+			// Dropped for a full queue, or too old, while it was on its
+			// way: the hub has it all the same (a retry would send it
+			// twice).
+			detail = ReachedHub + ", after it was counted " + d.State + " on its way (" + d.LastError + ")"
+		default:
+			continue // sent already, or cancelled
 		}
-		if _, err := c.router.Transition(tx, id, store.Transition{State: store.Sent, Detail: ReachedHub}); err != nil {
+		if _, err := c.router.Transition(tx, id, store.Transition{State: store.Sent, Detail: detail}); err != nil {
 			return err
 		}
 	}

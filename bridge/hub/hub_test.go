@@ -259,6 +259,21 @@ func TestHubCopyEndsItsDelivery(t *testing.T) {
 	if d, evs, n := g.delivery(t, b); d.State != store.Expired || n != 0 || !historyHas(evs, store.Expired, "hub.max_age") {
 		t.Errorf("b, too old: %+v, %d copies, %+v", d, n, evs)
 	}
+	// b's copy was on its way when it was counted too old, and the hub's
+	// PUBACK comes after all: b is sent (a retry would send it twice). A
+	// PUBACK for cancelled c's copy, on its way when cancelled, leaves c
+	// cancelled.
+	db, _, _ := g.delivery(t, b)
+	dc, _, _ := g.delivery(t, c)
+	if err := g.st.Update(ctx, func(tx *store.Tx) error { return g.hub.acked(tx, []int64{db.ID, dc.ID}) }); err != nil {
+		t.Fatal(err)
+	}
+	if d, evs, _ := g.delivery(t, b); d.State != store.Sent || !historyHas(evs, store.Sent, "after it was counted expired on its way") {
+		t.Errorf("b, acknowledged after it expired: %+v, %+v", d, evs)
+	}
+	if d, _, _ := g.delivery(t, c); d.State != store.Cancelled {
+		t.Errorf("c, acknowledged after it was cancelled: %+v", d)
+	}
 	// A retry of a (failed) queues a new copy.
 	if _, err := g.router.Retry(ctx, a, "test"); err != nil {
 		t.Fatal(err)
