@@ -163,4 +163,3 @@ func textOf(g *gateway, id string) *string {
 	}
 	return s.Text
 }
-
