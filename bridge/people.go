@@ -104,12 +104,20 @@ func (h *Router) keyword(text string) (action string, set KeywordSet, word, topi
 	return "", set, "", ""
 }
 
+// IsKeyword reports whether text is one of Keywords' (STOP, START, JOIN
+// <topic>, LEAVE <topic>, in any configured language).
+func (h *Router) IsKeyword(text string) bool {
+	action, _, _, _ := h.keyword(text)
+	return action != ""
+}
+
 // people acts, inside tx, on an inbound message that is a keyword of
-// Keywords (STOP, START, JOIN <topic>, LEAVE <topic>) from a phone: it
+// Keywords (STOP, START, JOIN <topic>, LEAVE <topic>) from a phone (or
+// a mail to keywords@<email domain>, from its sender): it
 // records the change and confirms it to the sender once. Called by
 // StoreInbound once m is stored.
 func (h *Router) people(tx *store.Tx, m *store.Message) error {
-	if m.Text == nil || m.FormID != "" || !strings.HasPrefix(m.FromAddr, SchemeTel+":") {
+	if m.Text == nil || m.FormID != "" || !strings.HasPrefix(m.FromAddr, SchemeTel+":") && !strings.HasPrefix(m.FromAddr, SchemeMailto+":") {
 		return nil
 	}
 	action, set, word, topic := h.keyword(*m.Text)
@@ -185,9 +193,10 @@ func notAnswerable(m *store.Message) string {
 	return ""
 }
 
-// optOutOf returns the opt-out of a tel: address, if it has one.
+// optOutOf returns the opt-out of a tel: or mailto: address, if it has
+// one.
 func optOutOf(tx *store.Tx, a Address) (store.OptOut, bool, error) {
-	if a.Scheme != SchemeTel {
+	if a.Scheme != SchemeTel && a.Scheme != SchemeMailto {
 		return store.OptOut{}, false, nil
 	}
 	return tx.GetOptOut(a.String())
@@ -243,12 +252,12 @@ func (h *Router) applyOptOuts(tx *store.Tx, req SendRequest, direct map[Address]
 	return kept, skipped, nil
 }
 
-// directRecipients are the tel: addresses a request names itself (not
-// through a group or a topic).
+// directRecipients are the tel: and mailto: addresses a request names
+// itself (not through a group or a topic).
 func directRecipients(to []string) map[Address]bool {
 	out := map[Address]bool{}
 	for _, s := range to {
-		if a, err := ParseAddress(s); err == nil && a.Scheme == SchemeTel {
+		if a, err := ParseAddress(s); err == nil && (a.Scheme == SchemeTel || a.Scheme == SchemeMailto) {
 			out[a] = true
 		}
 	}

@@ -73,8 +73,6 @@ func (h *Router) People(ctx context.Context, op string, body []byte, channel str
 			return PeopleAnswer{}, fmt.Errorf(`%w: "addr": %v`, ErrInvalid, err)
 		}
 		switch {
-		case strings.HasPrefix(op, "optout") && a.Scheme != SchemeTel:
-			return PeopleAnswer{}, fmt.Errorf(`%w: "addr" %s: only a phone number opts out (STOP is about SMS)`, ErrInvalid, a)
 		case a.Scheme != SchemeTel && a.Scheme != SchemeMailto:
 			return PeopleAnswer{}, fmt.Errorf(`%w: "addr" %s: a subscriber is a phone number or a mailto: address`, ErrInvalid, a)
 		}

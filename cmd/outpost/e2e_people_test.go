@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -162,4 +163,57 @@ func textOf(g *gateway, id string) *string {
 		g.t.Fatalf("show %s: %v\n%s", id, err, out)
 	}
 	return s.Text
+}
+
+// TestPeopleByEmail: a mail to keywords@<domain> with JOIN <topic> (as
+// its subject) subscribes its sender, confirmed by mail; a send to the
+// topic reaches the mail subscriber and a phone subscribed with outpost
+// topic subscribe (confirmed by SMS); STOP by mail (as the first line) is
+// confirmed by mail, and the next send to the topic skips the address.
+// A mail to keywords@ without a keyword is refused with the reason.
+func TestPeopleByEmail(t *testing.T) {
+	r := newRelay(t)
+	r.start()
+	g, addr := emailGateway(t, fmt.Sprintf("smtp = \"smtp://%s\"\n", r.addr))
+	g.start()
+	mailKeyword := func(id string, args ...string) string {
+		t.Helper()
+		out, code := swaks(t, addr, append([]string{"--from", "nurse@example.org", "--to", "keywords@sms.example.org", "--header", "Message-Id: <" + id + "@example.org>"}, args...)...)
+		if code != 0 {
+			t.Fatalf("mail refused: exit %d\n%s", code, out)
+		}
+		return out
+	}
+	mailKeyword("join", "--header", "Subject: JOIN flood", "--body", "please")
+	if m, body := r.waitMail(1); !strings.Contains(body, "You joined flood.") || m.Header.Get("X-Envelope-To") != "nurse@example.org" {
+		t.Errorf("the confirmation: to %s: %q", m.Header.Get("X-Envelope-To"), body)
+	}
+	out, errs, code := g.cli("topic", "subscribe", "flood", "+15555550100")
+	if code != 0 || !strings.Contains(out, "confirmation sent") {
+		t.Fatalf("topic subscribe: exit %d: %s%s", code, out, errs)
+	}
+	g.waitEcho("You joined flood. Send LEAVE flood to leave.")
+	g.send("river rising", "--to", "topic:flood")
+	if _, body := r.waitMail(2); body != "river rising" {
+		t.Errorf("the broadcast by mail: %q", body)
+	}
+	g.waitEcho("river rising")
+
+	mailKeyword("stop", "--header", "Subject: hello", "--body", "STOP\n\nthanks")
+	if _, body := r.waitMail(3); !strings.Contains(body, "You will get no more messages from us") {
+		t.Errorf("the STOP confirmation: %q", body)
+	}
+	out, _, _ = g.cli("send", "--to", "topic:flood", "--text", "water falling")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	s := g.routedShow(lines[len(lines)-1])
+	if got := recipientsOf(s); !slices.Equal(got, []string{"+15555550100"}) || !strings.Contains(event(s, "skipped"), "nurse@example.org skipped: opted out (STOP") {
+		t.Errorf("after STOP by mail the topic went to %v: %+v", got, s.Events)
+	}
+	g.waitEcho("water falling")
+	if out, code := swaks(t, addr, "--from", "nurse@example.org", "--to", "keywords@sms.example.org", "--body", "what is this"); code == 0 || !strings.Contains(out, "no keyword") {
+		t.Errorf("a mail without a keyword: exit %d\n%s", code, out)
+	}
+	if n := len(r.mails()); n != 3 {
+		t.Errorf("%d mails at the relay, want 3", n)
+	}
 }
