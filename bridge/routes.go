@@ -64,6 +64,30 @@ func (r Route) Matches(m *store.Message) bool {
 	return true
 }
 
+// KeywordArg is what follows a keyword route's keyword in m's text
+// ("JOIN FLOOD": "FLOOD"), white space around it trimmed; "" when the
+// route has no keyword or does not match.
+func (r Route) KeywordArg(m *store.Message) string {
+	if r.Keyword == "" || m.Text == nil || !r.Matches(m) {
+		return ""
+	}
+	text := strings.TrimSpace(*m.Text)
+	i := strings.IndexFunc(text, unicode.IsSpace)
+	if i < 0 {
+		return ""
+	}
+	return strings.TrimSpace(text[i:])
+}
+
+// replyText is the route's Reply for m, "{arg}" replaced by the keyword's
+// argument (KeywordArg).
+func (r Route) replyText(m *store.Message) string {
+	if !strings.Contains(r.Reply, "{arg}") {
+		return r.Reply
+	}
+	return strings.ReplaceAll(r.Reply, "{arg}", r.KeywordArg(m))
+}
+
 // matched is what the routes make of an inbound message: the routes that
 // matched (numbered from 1) and the tags they put on it.
 type matched struct {
@@ -130,7 +154,7 @@ func (h *Router) applyRoutes(tx *store.Tx, m *store.Message, mt matched) error {
 		}
 		if r.Reply != "" && !replied {
 			replied = true
-			if err := h.reply(tx, m, n, r.Reply); err != nil {
+			if err := h.reply(tx, m, n, r.replyText(m)); err != nil {
 				return err
 			}
 		}
