@@ -283,3 +283,26 @@ func (h *Router) topicMembers(topic string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// optedOutSince is the opt-out check of a delivery about to go out: a
+// Permanent error when its recipient opted out after the delivery was
+// created (a broadcast still in the queue, a scheduled send, a retry),
+// nil otherwise. One created after the opt-out was checked then (a reply
+// to the person's own message, the STOP's confirmation). "After" is by
+// the deliveries' ids, not by the clock, which may jump.
+func (h *Router) optedOutSince(tx *store.Tx, m store.Message, d store.Delivery) error {
+	scheme := SchemeTel
+	if c := h.connector(d.Connector); c != nil {
+		if a, ok := c.(Addressed); ok {
+			scheme = a.Scheme()
+		}
+	}
+	if scheme != SchemeTel && scheme != SchemeMailto || d.Recipient == "" || m.Direction != store.Out {
+		return nil
+	}
+	o, out, err := tx.GetOptOut(scheme + ":" + d.Recipient)
+	if err != nil || !out || d.ID > o.Seq {
+		return err
+	}
+	return Permanent(fmt.Errorf("%s %s after this message was stored: not sent", d.Recipient, optOutNote(o)))
+}

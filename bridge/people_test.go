@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/store"
@@ -181,4 +182,53 @@ func TestAutoReplyNeverAnswersAutomatic(t *testing.T) {
 	if v := inbound(t, h, "12345", "hi"); replied(v) || !strings.Contains(details(v), "12345 is not a full international number") {
 		t.Errorf("a short code was answered:\n%s", details(v))
 	}
+}
+
+// TestOptOutStopsWhatIsQueued: a broadcast still in the queue when a
+// number opts out does not go to it (failed, with the reason); the
+// confirmation of its STOP and the other recipients still go.
+func TestOptOutStopsWhatIsQueued(t *testing.T) {
+	f := &fake{ready: make(chan struct{})}
+	h, start := newHub(t, waiting{f})
+	h.Keywords = testKeywords
+	h.Groups = map[string][]string{"nurses": {"+15550001111", "+15550002222"}}
+	changes := make(chan bridge.StatusChange, 100)
+	h.OnStatus(func(c bridge.StatusChange) { changes <- c })
+	start()
+	ctx := context.Background()
+	id, err := h.Submit(ctx, bridge.SendRequest{To: []string{"group:nurses"}, Text: "meeting at 3", Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := inbound(t, h, "+15550001111", "STOP")
+	close(f.ready) // the modem is back
+	done := map[string]bool{}
+	for len(done) < 2 {
+		select {
+		case c := <-changes:
+			if c.MessageID == id && (c.State == store.Sent || c.State == store.Failed) {
+				done[c.To] = true
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the broadcast's deliveries did not end: %v", done)
+		}
+	}
+	v, err := h.Message(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range v.Deliveries {
+		want := store.Sent
+		if d.Recipient == "+15550001111" {
+			want = store.Failed
+			if !strings.Contains(d.LastError, "opted out (STOP on ") {
+				t.Errorf("the reason: %q", d.LastError)
+			}
+		}
+		if d.State != want {
+			t.Errorf("%s: %s, want %s", d.Recipient, d.State, want)
+		}
+	}
+	c := strings.TrimSuffix(strings.SplitN(strings.Split(details(stop), "confirmation: ")[1], " to ", 2)[0], "\n")
+	waitState(t, h, c, store.Sent)
 }

@@ -15,6 +15,9 @@ type OptOut struct {
 	Word      string    `json:"word,omitempty"`
 	MessageID string    `json:"message_id,omitempty"`
 	Channel   string    `json:"channel,omitempty"`
+	// Seq is the last delivery id when it opted out: the deliveries up
+	// to it were created before the opt-out.
+	Seq int64 `json:"-"`
 }
 
 // Subscription is an address subscribed to a topic.
@@ -57,8 +60,8 @@ func (tx *Tx) logPeople(c PeopleChange) error {
 func (tx *Tx) GetOptOut(addr string) (OptOut, bool, error) {
 	o := OptOut{Addr: addr}
 	var at int64
-	err := tx.tx.QueryRowContext(tx.ctx, `SELECT at, word, message_id, channel FROM optouts WHERE addr = ?`, addr).
-		Scan(&at, &o.Word, &o.MessageID, &o.Channel)
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT at, word, message_id, channel, seq FROM optouts WHERE addr = ?`, addr).
+		Scan(&at, &o.Word, &o.MessageID, &o.Channel, &o.Seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return OptOut{}, false, nil
 	}
@@ -72,7 +75,8 @@ func (tx *Tx) GetOptOut(addr string) (OptOut, bool, error) {
 // SetOptOut records that o.Addr opted out; changed is false when it
 // already had (nothing is written then).
 func (tx *Tx) SetOptOut(o OptOut) (changed bool, err error) {
-	res, err := tx.exec(`INSERT INTO optouts (addr, at, word, message_id, channel) VALUES (?, ?, ?, ?, ?) ON CONFLICT (addr) DO NOTHING`,
+	res, err := tx.exec(`INSERT INTO optouts (addr, at, word, message_id, channel, seq)
+		VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM deliveries)) ON CONFLICT (addr) DO NOTHING`,
 		o.Addr, ms(tx.now), o.Word, o.MessageID, o.Channel)
 	if err != nil {
 		return false, fmt.Errorf("opt-out: %w", err)

@@ -7,7 +7,11 @@ CREATE TABLE optouts (
 	at         INTEGER NOT NULL,          -- when (ms, the clock's)
 	word       TEXT NOT NULL DEFAULT '',  -- the keyword (STOP, …) or '' by the API
 	message_id TEXT NOT NULL DEFAULT '',  -- the inbound message that asked
-	channel    TEXT NOT NULL DEFAULT ''   -- sms, email, http, cli, mqtt
+	channel    TEXT NOT NULL DEFAULT '',  -- sms, email, http, cli, mqtt
+	-- the last delivery id when it opted out: the deliveries up to it
+	-- were created before (checked again when they go out), those after
+	-- it were checked when they were created (whatever the clock did)
+	seq        INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE subscriptions (
 	topic      TEXT NOT NULL,
