@@ -264,10 +264,11 @@ func directRecipients(to []string) map[Address]bool {
 	return out
 }
 
-// topicMembers reads the subscribers of a topic.
-func (h *Router) topicMembers(topic string) ([]string, error) {
+// topicMembers reads the subscribers of a topic, and what the send's
+// history says of it. A topic with none is an error.
+func (h *Router) topicMembers(topic string) ([]Address, string, error) {
 	if h.Store == nil {
-		return nil, fmt.Errorf("topic %q: no store", topic)
+		return nil, "", fmt.Errorf("topic %q: no store", topic)
 	}
 	var subs []store.Subscription
 	err := h.Store.View(context.Background(), func(tx *store.Tx) (err error) {
@@ -275,13 +276,18 @@ func (h *Router) topicMembers(topic string) ([]string, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	out := make([]string, len(subs))
+	if len(subs) == 0 {
+		return nil, "", fmt.Errorf("topic %q has no subscribers (JOIN %s by SMS, or outpost topic subscribe)", topic, topic)
+	}
+	out := make([]Address, len(subs))
 	for i, s := range subs {
-		out[i] = s.Addr
+		if out[i], err = ParseAddress(s.Addr); err != nil {
+			return nil, "", fmt.Errorf("topic %q: %v", topic, err)
+		}
 	}
-	return out, nil
+	return out, fmt.Sprintf("topic %s: %d subscribers", topic, len(subs)), nil
 }
 
 // optedOutSince is the opt-out check of a delivery about to go out: a

@@ -230,7 +230,7 @@ type Router struct {
 	// "group:<name>".
 	Groups map[string][]string
 	// ReplyLimit bounds the routes' automatic replies to one sender:
-	// at most ReplyLimit in any hour of elapsed time (0: no bound), so
+	// at most ReplyLimit in any ReplyWindow of elapsed time (0: no bound), so
 	// that two gateways answering each other stop (routes.go).
 	ReplyLimit int
 	// ReplyWindow is the elapsed time over which ReplyLimit counts
@@ -652,21 +652,14 @@ func (h *Router) recipients(list []string) (to []Address, groups []string, err e
 			return nil, nil, fmt.Errorf("\"to\": %v", err)
 		}
 		if a.Scheme == SchemeTopic {
-			members, err := h.topicMembers(a.Value)
-			switch {
-			case err != nil:
+			members, note, err := h.topicMembers(a.Value)
+			if err != nil {
 				return nil, nil, err
-			case len(members) == 0:
-				return nil, nil, fmt.Errorf("topic %q has no subscribers", a.Value)
 			}
-			for _, n := range members {
-				m, err := ParseAddress(n)
-				if err != nil {
-					return nil, nil, fmt.Errorf("topic %q: %v", a.Value, err)
-				}
+			for _, m := range members {
 				add(m)
 			}
-			groups = append(groups, fmt.Sprintf("topic %s: %d subscribers", a.Value, len(members)))
+			groups = append(groups, note)
 			continue
 		}
 		if a.Scheme != SchemeGroup {
