@@ -232,3 +232,17 @@ func TestOptOutStopsWhatIsQueued(t *testing.T) {
 	c := strings.TrimSuffix(strings.SplitN(strings.Split(details(stop), "confirmation: ")[1], " to ", 2)[0], "\n")
 	waitState(t, h, c, store.Sent)
 }
+
+// An echo is the reply as a whole: "OK" is repeated by "echo: ok!" and
+// not by "book".
+func TestAutoReplyEchoIsWholeWords(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	h.Rules = []bridge.Route{{Reply: "OK"}}
+	h.ReplyLimit = 0
+	for text, echo := range map[string]bool{"echo: ok!": true, "OK": true, "I booked it": false, "ok then": true, "tokens": false} {
+		v := inbound(t, h, "+15550001111", text)
+		if got := strings.Contains(details(v), "an echo of an auto-reply"); got != echo {
+			t.Errorf("%q taken as an echo: %v, want %v\n%s", text, got, echo, details(v))
+		}
+	}
+}

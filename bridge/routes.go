@@ -274,10 +274,44 @@ func (h *Router) automatic(tx *store.Tx, m *store.Message, reply string) string 
 			return fmt.Sprintf("%s %s", a.Value, optOutNote(o))
 		}
 	}
-	if m.Text != nil && reply != "" && strings.Contains(strings.ToLower(*m.Text), strings.ToLower(strings.TrimSpace(reply))) {
+	if m.Text != nil && repeats(*m.Text, reply) {
 		return "the message repeats an automatic answer (an echo of an auto-reply): answering it would start a loop"
 	}
 	return ""
+}
+
+// repeats reports whether text holds reply as a whole (case and runs of
+// white space aside; not inside a word: a reply "OK" is not repeated by
+// "book").
+func repeats(text, reply string) bool {
+	norm := func(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }
+	text, reply = norm(text), norm(reply)
+	if reply == "" {
+		return false
+	}
+	word := func(s string, last bool) bool {
+		if s == "" {
+			return false
+		}
+		r := []rune(s)
+		c := r[0]
+		if last {
+			c = r[len(r)-1]
+		}
+		return unicode.IsLetter(c) || unicode.IsDigit(c)
+	}
+	for i := 0; i+len(reply) <= len(text); {
+		j := strings.Index(text[i:], reply)
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		if !word(text[:at], true) && !word(text[at+len(reply):], false) {
+			return true
+		}
+		i = at + 1
+	}
+	return false
 }
 
 // maxReplySenders bounds the senders replyLimiter remembers; past it,
