@@ -14,6 +14,7 @@ import (
 const (
 	SchemeTel      = "tel"
 	SchemeGroup    = "group"
+	SchemeTopic    = "topic"
 	SchemeMailto   = "mailto"
 	SchemeXMPP     = "xmpp"
 	SchemeWebhook  = "webhook"
@@ -93,6 +94,11 @@ func ParseAddress(s string) (Address, error) {
 		if err := checkName(value); err != nil {
 			return Address{}, fmt.Errorf("%s: %v", s, err)
 		}
+	case SchemeTopic:
+		if err := checkName(value); err != nil {
+			return Address{}, fmt.Errorf("%s: %v", s, err)
+		}
+		value = strings.ToLower(value)
 	case SchemeMailto:
 		a, err := mail.ParseAddress(value)
 		if err != nil || a.Name != "" || strings.ContainsAny(value, "<>") {
@@ -112,7 +118,7 @@ func ParseAddress(s string) (Address, error) {
 			return Address{}, fmt.Errorf("%s: give a client id after %q (1–256 characters, no control characters), or %q alone", s, scheme+":", scheme)
 		}
 	default:
-		return Address{}, fmt.Errorf("%s: unknown scheme %q (known: tel, group, mailto, xmpp, webhook, mqtt, hub, openrosa)", s, scheme)
+		return Address{}, fmt.Errorf("%s: unknown scheme %q (known: tel, group, topic, mailto, xmpp, webhook, mqtt, hub, openrosa)", s, scheme)
 	}
 	return Address{Scheme: scheme, Value: value}, nil
 }

@@ -266,8 +266,10 @@ func (h *Router) takeOff(ctx context.Context, d store.Delivery) (m store.Message
 		if cur, err = tx.Delivery(d.ID); err != nil {
 			return err
 		}
-		m, err = tx.Message(d.MessageID)
-		return err
+		if m, err = tx.Message(d.MessageID); err != nil {
+			return err
+		}
+		return h.optedOutSince(tx, m, d)
 	})
 	if err == nil && cur.State != store.Sending {
 		h.land(d.ID)

@@ -189,6 +189,13 @@ type SendRequest struct {
 	// note is added to the history of a request the router makes itself
 	// (a route's auto-reply says which route, for which message).
 	note string
+	// InReplyTo is the id of an inbound message this answers: a send
+	// naming a number that opted out goes only when it answers that
+	// number's own message (people.go).
+	InReplyTo string `json:"in_reply_to,omitempty"`
+	// confirmStop marks the confirmation of a STOP, which goes to the
+	// number that just opted out.
+	confirmStop bool
 }
 
 // StatusChange is a delivery state change, published after commit.
@@ -223,10 +230,16 @@ type Router struct {
 	// "group:<name>".
 	Groups map[string][]string
 	// ReplyLimit bounds the routes' automatic replies to one sender:
-	// at most ReplyLimit in any hour of elapsed time (0: no bound), so
+	// at most ReplyLimit in any ReplyWindow of elapsed time (0: no bound), so
 	// that two gateways answering each other stop (routes.go).
 	ReplyLimit int
-	replies    replyLimiter
+	// ReplyWindow is the elapsed time over which ReplyLimit counts
+	// (0: ReplyWindow).
+	ReplyWindow time.Duration
+	replies     replyLimiter
+	// Keywords are the people's keywords (STOP, START, JOIN, LEAVE) by
+	// language, the first one the default (people.go).
+	Keywords []KeywordSet
 
 	mu          sync.Mutex
 	connectors  map[string]Connector
@@ -438,7 +451,7 @@ func (h *Router) stored(m *store.Message, err error) (string, error) {
 	switch {
 	case errors.Is(err, store.ErrDuplicate):
 		return m.ID, nil
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, ErrConflict), errors.Is(err, ErrOptedOut):
 		return "", err
 	case err != nil:
 		return "", fmt.Errorf("store message: %w", err)
@@ -469,6 +482,7 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 			return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
+	direct := directRecipients(req.To)
 	addrs, groups, err := h.recipients(req.To)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -517,6 +531,9 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 	if req.note != "" {
 		accepted += " (" + req.note + ")"
 	}
+	if req.InReplyTo != "" {
+		accepted += " (in reply to " + req.InReplyTo + ")"
+	}
 	if len(groups) > 0 {
 		accepted += " (" + strings.Join(groups, ", ") + ")"
 	}
@@ -545,8 +562,17 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 				return err
 			}
 		}
+		targets, skipped, err := h.applyOptOuts(tx, req, direct, targets)
+		if err != nil {
+			return err
+		}
 		if err := tx.InsertMessage(m); err != nil {
 			return err
+		}
+		for _, s := range skipped {
+			if err := tx.AppendEvent(m.ID, 0, "skipped", s); err != nil {
+				return err
+			}
 		}
 		for _, t := range targets {
 			d := &store.Delivery{MessageID: m.ID, Connector: t.conn.Name(), Recipient: t.addr.Value, State: state, NextAt: next,
@@ -624,6 +650,17 @@ func (h *Router) recipients(list []string) (to []Address, groups []string, err e
 		a, err := ParseAddress(n)
 		if err != nil {
 			return nil, nil, fmt.Errorf("\"to\": %v", err)
+		}
+		if a.Scheme == SchemeTopic {
+			members, note, err := h.topicMembers(a.Value)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, m := range members {
+				add(m)
+			}
+			groups = append(groups, note)
+			continue
 		}
 		if a.Scheme != SchemeGroup {
 			add(a)
@@ -742,6 +779,9 @@ func (h *Router) StoreInbound(tx *store.Tx, m *store.Message, detail string) err
 		if err := f(tx, m); err != nil {
 			return err
 		}
+	}
+	if err := h.people(tx, m); err != nil {
+		return err
 	}
 	// The routes last: they add no copy of m to a destination it already
 	// has (the defaults, a webhook's subscription, a conversation's mail).

@@ -64,6 +64,30 @@ func (r Route) Matches(m *store.Message) bool {
 	return true
 }
 
+// KeywordArg is what follows a keyword route's keyword in m's text
+// ("JOIN FLOOD": "FLOOD"), white space around it trimmed; "" when the
+// route has no keyword or does not match.
+func (r Route) KeywordArg(m *store.Message) string {
+	if r.Keyword == "" || m.Text == nil || !r.Matches(m) {
+		return ""
+	}
+	text := strings.TrimSpace(*m.Text)
+	i := strings.IndexFunc(text, unicode.IsSpace)
+	if i < 0 {
+		return ""
+	}
+	return strings.TrimSpace(text[i:])
+}
+
+// replyText is the route's Reply for m, "{arg}" replaced by the keyword's
+// argument (KeywordArg).
+func (r Route) replyText(m *store.Message) string {
+	if !strings.Contains(r.Reply, "{arg}") {
+		return r.Reply
+	}
+	return strings.ReplaceAll(r.Reply, "{arg}", r.KeywordArg(m))
+}
+
 // matched is what the routes make of an inbound message: the routes that
 // matched (numbered from 1) and the tags they put on it.
 type matched struct {
@@ -130,7 +154,7 @@ func (h *Router) applyRoutes(tx *store.Tx, m *store.Message, mt matched) error {
 		}
 		if r.Reply != "" && !replied {
 			replied = true
-			if err := h.reply(tx, m, n, r.Reply); err != nil {
+			if err := h.reply(tx, m, n, r.replyText(m)); err != nil {
 				return err
 			}
 		}
@@ -149,6 +173,9 @@ func (h *Router) reply(tx *store.Tx, m *store.Message, n int, text string) error
 	if m.FromAddr == "" {
 		return fail(errors.New("the sender's address is not known"))
 	}
+	if why := h.automatic(tx, m, text); why != "" {
+		return fail(errors.New(why))
+	}
 	req := SendRequest{To: []string{m.FromAddr}, Text: text, Source: ReplyChannel, From: fmt.Sprintf("route:%d", n),
 		note: fmt.Sprintf("auto-reply of route %d to %s", n, m.ID)}
 	out, write, err := h.prepare(req)
@@ -157,15 +184,16 @@ func (h *Router) reply(tx *store.Tx, m *store.Message, n int, text string) error
 	}
 	// Counted only when it can go out: a reply that cannot be made
 	// takes no place in the sender's hour.
-	if err := h.replies.seed(tx, h.ReplyLimit, h.Store.Elapsed()); err != nil {
+	window := h.replyWindow()
+	if err := h.replies.seed(tx, h.ReplyLimit, window, h.Store.Elapsed()); err != nil {
 		return err
 	}
-	if ok, first := h.replies.take(out.Peer, h.ReplyLimit, h.Store.Elapsed()); !ok {
+	if ok, first := h.replies.take(out.Peer, h.ReplyLimit, window, h.Store.Elapsed()); !ok {
 		if first {
 			h.Log.Warn("auto-replies to a sender held back: the routes still deliver its messages, but answer none of them for now",
-				"from", m.FromAddr, "limit", h.ReplyLimit, "window", ReplyWindow.String(), "route", n, "msg_id", m.ID)
+				"from", m.FromAddr, "limit", h.ReplyLimit, "window", window.String(), "route", n, "msg_id", m.ID)
 		}
-		return fail(fmt.Errorf("%s already got %d auto-replies in the last hour (route_reply_limit)", m.FromAddr, h.ReplyLimit))
+		return fail(fmt.Errorf("%s already got %d auto-replies in the last %s (route_reply_limit)", m.FromAddr, h.ReplyLimit, windowText(window)))
 	}
 	if err := write(tx); err != nil {
 		return err
@@ -185,8 +213,8 @@ func (h *Router) ruleTarget(to string) (name, recipient string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	if a.Scheme == SchemeGroup {
-		return "", "", errors.New("a route names addresses, not a group (list its numbers)")
+	if a.Scheme == SchemeGroup || a.Scheme == SchemeTopic {
+		return "", "", errors.New("a route names addresses, not a group or a topic (list its numbers)")
 	}
 	ts, err := h.resolve([]Address{a})
 	if err != nil {
@@ -210,9 +238,81 @@ func (h *Router) checkRules() []error {
 	return errs
 }
 
-// ReplyWindow is the time over which Router.ReplyLimit counts a sender's
-// automatic replies.
+// ReplyWindow is the default time over which Router.ReplyLimit counts a
+// sender's automatic replies.
 const ReplyWindow = time.Hour
+
+func (h *Router) replyWindow() time.Duration {
+	if h.ReplyWindow > 0 {
+		return h.ReplyWindow
+	}
+	return ReplyWindow
+}
+
+// windowText says a window as people do: "hour", "10m0s".
+func windowText(w time.Duration) string {
+	switch w {
+	case time.Hour:
+		return "hour"
+	case 24 * time.Hour:
+		return "day"
+	}
+	return w.String()
+}
+
+// automatic says why m must get no automatic reply ("" when it may): its
+// sender is a short code or a service (notAnswerable), it opted out, or m
+// is itself automatic: it repeats the reply it would get (an answering
+// machine echoing our last answer back).
+func (h *Router) automatic(tx *store.Tx, m *store.Message, reply string) string {
+	if why := notAnswerable(m); why != "" {
+		return why
+	}
+	if a, err := ParseAddress(m.FromAddr); err == nil {
+		o, out, err := optOutOf(tx, a)
+		if err == nil && out {
+			return fmt.Sprintf("%s %s", a.Value, optOutNote(o))
+		}
+	}
+	if m.Text != nil && repeats(*m.Text, reply) {
+		return "the message repeats an automatic answer (an echo of an auto-reply): answering it would start a loop"
+	}
+	return ""
+}
+
+// repeats reports whether text holds reply as a whole (case and runs of
+// white space aside; not inside a word: a reply "OK" is not repeated by
+// "book").
+func repeats(text, reply string) bool {
+	norm := func(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }
+	text, reply = norm(text), norm(reply)
+	if reply == "" {
+		return false
+	}
+	word := func(s string, last bool) bool {
+		if s == "" {
+			return false
+		}
+		r := []rune(s)
+		c := r[0]
+		if last {
+			c = r[len(r)-1]
+		}
+		return unicode.IsLetter(c) || unicode.IsDigit(c)
+	}
+	for i := 0; i+len(reply) <= len(text); {
+		j := strings.Index(text[i:], reply)
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		if !word(text[:at], true) && !word(text[at+len(reply):], false) {
+			return true
+		}
+		i = at + 1
+	}
+	return false
+}
 
 // maxReplySenders bounds the senders replyLimiter remembers; past it,
 // those with no reply in the window are forgotten.
@@ -233,14 +333,14 @@ type replyLimiter struct {
 
 // seed counts, once, the replies stored in the last ReplyWindow (by the
 // transaction's time) as sent that long before now.
-func (l *replyLimiter) seed(tx *store.Tx, limit int, now time.Duration) error {
+func (l *replyLimiter) seed(tx *store.Tx, limit int, window, now time.Duration) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.seeded || limit <= 0 {
 		return nil
 	}
 	wall := tx.Now()
-	recent, err := tx.RecentSends(ReplyChannel, wall.Add(-ReplyWindow))
+	recent, err := tx.RecentSends(ReplyChannel, wall.Add(-window))
 	if err != nil {
 		return err
 	}
@@ -259,7 +359,7 @@ func (l *replyLimiter) seed(tx *store.Tx, limit int, now time.Duration) error {
 // take reports whether a reply to sender may go out now (and counts it),
 // and, when it may not, whether this is the first one held back since
 // the sender's window filled.
-func (l *replyLimiter) take(sender string, limit int, now time.Duration) (ok, first bool) {
+func (l *replyLimiter) take(sender string, limit int, window, now time.Duration) (ok, first bool) {
 	if limit <= 0 {
 		return true, false
 	}
@@ -270,14 +370,14 @@ func (l *replyLimiter) take(sender string, limit int, now time.Duration) (ok, fi
 	}
 	if len(l.sent) > maxReplySenders {
 		for s, ts := range l.sent {
-			if len(ts) == 0 || now-ts[len(ts)-1] >= ReplyWindow {
+			if len(ts) == 0 || now-ts[len(ts)-1] >= window {
 				delete(l.sent, s)
 				delete(l.warned, s)
 			}
 		}
 	}
 	ts := l.sent[sender]
-	for len(ts) > 0 && now-ts[0] >= ReplyWindow {
+	for len(ts) > 0 && now-ts[0] >= window {
 		ts = ts[1:]
 	}
 	if len(ts) >= limit {

@@ -241,3 +241,21 @@ func TestRoutesSkipWhatTheMessageHas(t *testing.T) {
 		t.Errorf("deliveries %q, want subscribed,other", got)
 	}
 }
+
+// A keyword route gets the keyword's argument: "{arg}" in its reply is
+// what follows the keyword ("INFO flood" → "flood").
+func TestKeywordArgument(t *testing.T) {
+	r := bridge.Route{Keyword: "INFO", Reply: "About {arg}: call 112."}
+	for text, want := range map[string]string{"INFO flood": "flood", "info:  Flood warning \n": "Flood warning", "INFO": "", "HELP flood": ""} {
+		m := store.Message{Peer: "+254712345678", Channel: "sms", Text: &text}
+		if got := r.KeywordArg(&m); got != want {
+			t.Errorf("KeywordArg(%q) = %q, want %q", text, got, want)
+		}
+	}
+	h, _ := newHub(t, &fake{})
+	h.Rules = []bridge.Route{r}
+	v := inbound(t, h, "+15550001111", "INFO flood")
+	if got := outTo(t, h, "+15550001111"); len(got) != 1 || got[0] != "About flood: call 112." {
+		t.Errorf("the reply was %q:\n%s", got, details(v))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -19,6 +20,9 @@ type SendJSON struct {
 	Report  *bool           `json:"report,omitempty"`
 	Flash   bool            `json:"flash,omitempty"`
 	ReplyTo string          `json:"reply_to,omitempty"`
+	// InReplyTo is the id of the inbound message this answers: the one
+	// way to reach a number that opted out (its own message's id).
+	InReplyTo string `json:"in_reply_to,omitempty"`
 	// Port addresses "data_hex" to an application port (16-bit).
 	Port *int `json:"port,omitempty"`
 	// Validity is how long the SMSC keeps trying ("12h"; 5m to 441 days).
@@ -90,6 +94,12 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 		return SendRequest{}, p, fmt.Errorf("bad JSON: something after the request at byte %d: %q: send one JSON object", at, rest)
 	}
 	req := SendRequest{ID: p.ID, Text: p.Text, Report: p.Report == nil || *p.Report, Flash: p.Flash, Source: source}
+	if p.InReplyTo != "" {
+		if err := CheckID(p.InReplyTo); err != nil {
+			return req, p, fmt.Errorf(`"in_reply_to": %v`, strings.TrimPrefix(err.Error(), `"id" `))
+		}
+		req.InReplyTo = p.InReplyTo
+	}
 	// A port out of range is said first, whatever else is wrong.
 	if p.Port != nil && (*p.Port < 1 || *p.Port > 65535) {
 		return req, p, fmt.Errorf(`"port" %d: must be 1–65535`, *p.Port)

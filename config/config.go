@@ -45,6 +45,11 @@ type Config struct {
 	// in an hour (0: no bound): two gateways that answer every SMS would
 	// otherwise text each other forever.
 	RouteReplyLimit int `toml:"route_reply_limit"`
+	// RouteReplyWindow is the time over which RouteReplyLimit counts.
+	RouteReplyWindow Duration `toml:"route_reply_window"`
+	// Keywords are the words people text to opt out, opt in, join and
+	// leave topics, and the confirmations they get.
+	Keywords Keywords `toml:"keywords"`
 	// Groups are named lists of phone numbers; a send request to
 	// "group:<name>" goes to each of them.
 	Groups map[string][]string `toml:"groups"`
@@ -289,8 +294,75 @@ type Route struct {
 }
 
 // DefaultRouteReplyLimit is route_reply_limit's default: automatic
-// replies to one sender in an hour.
-const DefaultRouteReplyLimit = 5
+// replies to one sender in route_reply_window.
+const DefaultRouteReplyLimit = 1
+
+// Keywords are what people text the gateway: STOP (and the usual opt-out
+// words, always), START, JOIN <topic>, LEAVE <topic>. The lists add words
+// to the built-in English ones; each [[keywords.language]] is another
+// language with its own words and confirmations (empty ones: the
+// English ones). In the confirmations, {topic} is the topic.
+type Keywords struct {
+	Stop       []string          `toml:"stop"`
+	Start      []string          `toml:"start"`
+	Join       []string          `toml:"join"`
+	Leave      []string          `toml:"leave"`
+	StopReply  string            `toml:"stop_reply"`
+	StartReply string            `toml:"start_reply"`
+	JoinReply  string            `toml:"join_reply"`
+	LeaveReply string            `toml:"leave_reply"`
+	Languages  []KeywordLanguage `toml:"language"`
+}
+
+// KeywordLanguage is one [[keywords.language]].
+type KeywordLanguage struct {
+	Name       string   `toml:"name"`
+	Stop       []string `toml:"stop"`
+	Start      []string `toml:"start"`
+	Join       []string `toml:"join"`
+	Leave      []string `toml:"leave"`
+	StopReply  string   `toml:"stop_reply"`
+	StartReply string   `toml:"start_reply"`
+	JoinReply  string   `toml:"join_reply"`
+	LeaveReply string   `toml:"leave_reply"`
+}
+
+func (c Config) validateKeywords(bad func(field string, value any, why string)) {
+	word := regexp.MustCompile(`^[\p{L}\p{N}_-]{1,32}$`)
+	seen := map[string]string{}
+	check := func(p string, lists map[string][]string) {
+		for _, k := range []string{"stop", "start", "join", "leave"} {
+			for _, w := range lists[k] {
+				if !word.MatchString(w) {
+					bad(p+k, w, "is not one word (letters, digits, _ or -, at most 32)")
+					continue
+				}
+				up := strings.ToUpper(w)
+				if prev, ok := seen[up]; ok && prev != k {
+					bad(p+k, w, "is already a "+prev+" word")
+				}
+				seen[up] = k
+			}
+		}
+	}
+	for _, k := range []struct {
+		k  string
+		ws []string
+	}{{"stop", []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}}, {"start", []string{"START", "UNSTOP"}}, {"join", []string{"JOIN"}}, {"leave", []string{"LEAVE"}}} {
+		for _, w := range k.ws {
+			seen[w] = k.k
+		}
+	}
+	kw := c.Keywords
+	check("keywords.", map[string][]string{"stop": kw.Stop, "start": kw.Start, "join": kw.Join, "leave": kw.Leave})
+	for i, l := range kw.Languages {
+		p := fmt.Sprintf("keywords.language %d: ", i+1)
+		if l.Name == "" {
+			bad(p+"name", l.Name, "is missing (say which language: \"sw\")")
+		}
+		check(p, map[string][]string{"stop": l.Stop, "start": l.Start, "join": l.Join, "leave": l.Leave})
+	}
+}
 
 // RouteChannels are the channels a [[route]] may match.
 var RouteChannels = []string{"sms", "email", "xmpp", "mqtt", "http", "hub"}
@@ -301,8 +373,12 @@ var RouteChannels = []string{"sms", "email", "xmpp", "mqtt", "http", "hub"}
 func (c Config) validateRoutes(bad func(field string, value any, why string)) {
 	tag := regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 	if c.RouteReplyLimit < 0 {
-		bad("route_reply_limit", c.RouteReplyLimit, fmt.Sprintf("must be 0 (no bound) or more (default %d auto-replies to one sender an hour)", DefaultRouteReplyLimit))
+		bad("route_reply_limit", c.RouteReplyLimit, fmt.Sprintf("must be 0 (no bound) or more (default %d auto-reply to one sender in route_reply_window)", DefaultRouteReplyLimit))
 	}
+	if c.RouteReplyWindow.Duration <= 0 {
+		bad("route_reply_window", c.RouteReplyWindow.Duration.String(), "must be more than 0 (default 1h)")
+	}
+	c.validateKeywords(bad)
 	for i, r := range c.Routes {
 		// Numbered from 1, as users count and as the daemon names them.
 		p := fmt.Sprintf("route %d: ", i+1)
@@ -456,7 +532,14 @@ func Default() Config {
 		Modems: []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
 		Email:  Email{MaxParts: 3, ConversationTTL: Duration{7 * 24 * time.Hour}, Subject: "ignore", SubjectTemplate: "SMS from {from}"},
 
-		RouteReplyLimit: DefaultRouteReplyLimit,
+		RouteReplyLimit:  DefaultRouteReplyLimit,
+		RouteReplyWindow: Duration{time.Hour},
+		Keywords: Keywords{
+			StopReply:  "You will get no more messages from us. Send START to get them again.",
+			StartReply: "Welcome back: you will get our messages again. Send STOP to stop them.",
+			JoinReply:  "You joined {topic}. Send LEAVE {topic} to leave.",
+			LeaveReply: "You left {topic}. Send JOIN {topic} to join again.",
+		},
 	}
 }
 

@@ -503,11 +503,19 @@ password_hash = "x"
 	}
 }
 
-// route_reply_limit: 5 by default, 0 for no bound, negative refused.
+// route_reply_limit: 1 by default in route_reply_window (1h), 0 for no
+// bound, negative refused.
 func TestRouteReplyLimit(t *testing.T) {
 	c, err := Check("f.toml", []byte(""))
-	if err != nil || c.RouteReplyLimit != 5 {
-		t.Errorf("default %d, %v", c.RouteReplyLimit, err)
+	if err != nil || c.RouteReplyLimit != 1 || c.RouteReplyWindow.Duration != time.Hour {
+		t.Errorf("default %d in %v, %v", c.RouteReplyLimit, c.RouteReplyWindow, err)
+	}
+	c, err = Check("f.toml", []byte("route_reply_limit = 3\nroute_reply_window = \"10m\"\n"))
+	if err != nil || c.RouteReplyLimit != 3 || c.RouteReplyWindow.Duration != 10*time.Minute {
+		t.Errorf("3 in 10m: %d in %v, %v", c.RouteReplyLimit, c.RouteReplyWindow, err)
+	}
+	if _, err := Check("f.toml", []byte("route_reply_window = \"0s\"\n")); err == nil || !strings.Contains(err.Error(), "route_reply_window") {
+		t.Errorf("0s: %v", err)
 	}
 	c, err = Check("f.toml", []byte("route_reply_limit = 0\n"))
 	if err != nil || c.RouteReplyLimit != 0 {
@@ -585,6 +593,26 @@ func TestEmailSubjectKeys(t *testing.T) {
 		_, err := Check("b.toml", []byte(base+bad.toml+"\n"))
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%s: %v, want %q", bad.toml, err, bad.want)
+		}
+	}
+}
+
+// [keywords]: English confirmations by default; words added per language
+// are single words, none both a stop and a join word; a language has a
+// name.
+func TestKeywords(t *testing.T) {
+	c, err := Check("f.toml", []byte(""))
+	if err != nil || !strings.Contains(c.Keywords.StopReply, "START") || !strings.Contains(c.Keywords.JoinReply, "{topic}") {
+		t.Errorf("defaults: %+v, %v", c.Keywords, err)
+	}
+	c, err = Check("f.toml", []byte("[keywords]\nstop = [\"ACHA\"]\n[[keywords.language]]\nname = \"sw\"\njoin = [\"INGIA\"]\nleave = [\"TOKA\"]\njoin_reply = \"Umejiunga na {topic}.\"\n"))
+	if err != nil || len(c.Keywords.Languages) != 1 || c.Keywords.Languages[0].Join[0] != "INGIA" || c.Keywords.Stop[0] != "ACHA" {
+		t.Errorf("sw: %+v, %v", c.Keywords, err)
+	}
+	_, err = Check("f.toml", []byte("[keywords]\njoin = [\"STOP\", \"two words\"]\n[[keywords.language]]\nleave = [\"X\"]\n"))
+	for _, want := range []string{`keywords.join = "STOP": is already a stop word`, `keywords.join = "two words": is not one word`, `keywords.language 1: name`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
 		}
 	}
 }

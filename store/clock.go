@@ -44,6 +44,7 @@ var timeCols = []struct{ table, col string }{
 	{"hub_queue", "created_at"},
 	{"orphan_reports", "received_at"},
 	{"email_conversations", "updated_at"}, {"email_conversations", "expires_at"},
+	{"optouts", "at"}, {"subscriptions", "at"}, {"people_log", "at"},
 }
 
 // recordedCols are the times that say when something happened (not when
@@ -53,6 +54,7 @@ var recordedCols = []struct{ table, col string }{
 	{"inbound_parts", "received_at"}, {"sent_parts", "sent_at"}, {"hub_queue", "created_at"},
 	{"orphan_reports", "received_at"},
 	{"email_conversations", "updated_at"},
+	{"optouts", "at"}, {"subscriptions", "at"}, {"people_log", "at"},
 }
 
 // floorMS is clock.Floor in unix ms.

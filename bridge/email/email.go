@@ -259,6 +259,8 @@ type session struct {
 	user string // authenticated as, or ""
 	from string
 	to   []string // phone numbers
+	// keywords: the mail is to keywords@<domain> (keywords.go).
+	keywords bool
 }
 
 // authSession is a session where senders must AUTH first.
@@ -302,7 +304,7 @@ func smtpErr(code int, enh smtp.EnhancedCode, format string, args ...any) *smtp.
 	return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: fmt.Sprintf(format, args...)}
 }
 
-func (s *session) Reset()        { s.from, s.to = "", nil }
+func (s *session) Reset()        { s.from, s.to, s.keywords = "", nil, false }
 func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
@@ -339,6 +341,13 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if !ok || !strings.EqualFold(domain, s.c.opt.Domain) {
 		return smtpErr(550, smtp.EnhancedCode{5, 1, 2}, "unknown recipient domain in %q: this gateway takes mail for <number>@%s only", to, s.c.opt.Domain)
 	}
+	if strings.EqualFold(local, KeywordsLocal) || s.keywords {
+		if len(s.to) > 0 || s.keywords {
+			return smtpErr(550, smtp.EnhancedCode{5, 5, 3}, "a mail to %s@%s goes alone: send it to no other address", KeywordsLocal, s.c.opt.Domain)
+		}
+		s.keywords = true
+		return nil
+	}
 	if len(local) > len(groupPrefix) && strings.EqualFold(local[:len(groupPrefix)], groupPrefix) {
 		// group-<name>@domain: the router expands group:<name>; an
 		// unknown group is refused now, naming it.
@@ -374,6 +383,9 @@ func (s *session) Data(r io.Reader) error {
 	b, err := readBody(msg)
 	if err != nil {
 		return smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "cannot read the text of the mail: %v", err)
+	}
+	if s.keywords {
+		return s.keywordMail(msg, b.Text)
 	}
 	subj := subject(msg.Header.Get("Subject"))
 	withSubject := ""

@@ -93,6 +93,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /v1/hub/set-aside", s.setAside)
 	mux.HandleFunc("POST /v1/hub/set-aside/requeue", s.requeue)
+	mux.HandleFunc("POST /v1/people/{op}", s.people)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

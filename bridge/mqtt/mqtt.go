@@ -124,6 +124,7 @@ func New(opts Options, router *bridge.Router) *Connector {
 	c.server.AddHook(newPacketIDHook(c.server, c.auth.OnACLCheck), nil)
 	c.server.AddHook(&pipesHook{c: c}, nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
+	c.server.AddHook(&peopleHook{c: c}, nil)
 	if opts.Hub.Link != nil {
 		c.server.AddHook(&forwardHook{c: c}, nil)
 	}

@@ -110,6 +110,7 @@ func cmdSend(args []string) int {
 	expires := fs.String("expires", "", "do not send after this (a time or a duration from now); the SMSC's validity follows unless --validity is given")
 	priority := fs.Int("priority", 0, "0 (default) to 9: higher goes out first")
 	id := fs.String("id", "", "the message's id (1-64 of A-Z a-z 0-9 . _ : -; default: a new one): the same send with the same id is stored once, so a send whose answer was lost can be run again")
+	inReplyTo := fs.String("in-reply-to", "", "the id of the inbound message this answers (the only way to reach a number that opted out: its own message's id)")
 	mk := clientFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost send --to NUMBER --text TEXT\n\nQueues one SMS and prints its id on the last line.")
@@ -163,6 +164,7 @@ func cmdSend(args []string) int {
 	if *priority != 0 {
 		body.Priority = priority
 	}
+	body.InReplyTo = *inReplyTo
 	if err := c.do("POST", "/v1/messages", body, &out); err != nil {
 		if errors.Is(err, errNoAnswer) {
 			err = fmt.Errorf("%v; the message may have been stored as %s: check with \"outpost show %s\", or send again with --id %s (stored once)", err, *id, *id, *id)

@@ -407,6 +407,8 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 			To: r.To, Reply: r.Reply, Tag: r.Tag, Stop: r.Stop})
 	}
 	router.ReplyLimit = cfg.RouteReplyLimit
+	router.ReplyWindow = cfg.RouteReplyWindow.Duration
+	router.Keywords = keywordSets(cfg.Keywords)
 	smsConn := bsms.New(router, modems)
 	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
 	smsConn.ReassemblyTimeout = cfg.SMS.ReassemblyTimeout.Duration

@@ -31,6 +31,8 @@ commands:
   status         modems, queues; exits 1 when no daemon is running
   hub            the hub queue: hub set-aside (messages the hub kept refusing),
                  hub requeue ID…|--all (put them back in the queue)
+  optout         opt-outs (STOP): optout list, optout add|remove NUMBER
+  topic          topics' subscribers: topic list [TOPIC], topic subscribe|unsubscribe TOPIC ADDR, topic log [ADDR]
   sim            serve one simulated modem on a pty: --pty PATH
   decode         decode PDUs and forms: decode pdu HEX [--json], decode pdu --batch --json,
                  decode join, decode xform FILE
@@ -64,6 +66,8 @@ func run(args []string) int {
 		return cmdStatus(rest)
 	case "hub":
 		return cmdHub(rest)
+	case "optout", "topic":
+		return cmdPeople(cmd, rest)
 	case "sim":
 		return cmdSim(rest)
 	case "decode":
