@@ -43,8 +43,12 @@ type Options struct {
 	Subscribe []Rule
 	// RetryMin and RetryMax bound the reconnect backoff (defaults 100ms
 	// and 800ms: with the connection and the first publish, the first
-	// message goes out within a second of the hub coming back).
-	RetryMin, RetryMax time.Duration
+	// message goes out within a second of the hub coming back). After
+	// LongOutage down (default 2m), or when the hub refuses the login, the
+	// bound is RetryLong (default 30s): a box whose hub is away for hours
+	// does not connect twice a second, on a paid mobile link, all along.
+	RetryMin, RetryMax    time.Duration
+	LongOutage, RetryLong time.Duration
 	// CAFile verifies the hub's certificate (ssl:// URLs; default: the
 	// system's roots); CertFile and KeyFile are this gateway's client
 	// certificate, when the hub asks for one.
@@ -73,6 +77,14 @@ type Uplink struct {
 	store *store.Store
 	log   *slog.Logger
 	wake  chan struct{}
+	// wasUp is set when a session connects (Run's backoff starts over);
+	// state and since are the link's state as last reported and since
+	// when it is so (Run's).
+	wasUp atomic.Bool
+	state struct {
+		reported, connected bool
+		since               time.Time
+	}
 	// statusTopic carries "online"/"offline" (retained; the will).
 	statusTopic string
 	// statsTopic carries the queue's counters (retained), so the hub sees
@@ -132,10 +144,18 @@ type LinkState struct {
 }
 
 func (u *Uplink) setState(connected bool, err error) {
+	// Since is when the link came up or went down, not the last attempt:
+	// how long the hub has been away.
+	if !u.state.reported || u.state.connected != connected {
+		u.state.reported, u.state.connected, u.state.since = true, connected, time.Now()
+	}
+	if connected {
+		u.wasUp.Store(true)
+	}
 	if u.report == nil {
 		return
 	}
-	st := LinkState{URL: bridge.RedactURLs(u.opt.URL), Connected: connected, Since: time.Now(), Forwarded: u.forwarded.Load()}
+	st := LinkState{URL: bridge.RedactURLs(u.opt.URL), Connected: connected, Since: u.state.since, Forwarded: u.forwarded.Load()}
 	if err != nil {
 		st.LastError = err.Error()
 	}
@@ -173,6 +193,12 @@ func NewUplink(opt Options, s *store.Store, statusTopic string, log *slog.Logger
 	if opt.RetryMax <= 0 {
 		opt.RetryMax = 800 * time.Millisecond
 	}
+	if opt.LongOutage <= 0 {
+		opt.LongOutage = 2 * time.Minute
+	}
+	if opt.RetryLong <= 0 {
+		opt.RetryLong = 30 * time.Second
+	}
 	if opt.KeepAlive <= 0 {
 		opt.KeepAlive = 30 * time.Second
 	}
@@ -194,16 +220,26 @@ func (u *Uplink) Wake() {
 func (u *Uplink) Run(ctx context.Context) error {
 	backoff := u.opt.RetryMin
 	u.setState(false, nil)
+	// The reconnect attempts are logged once a minute at most (with how
+	// many were held back): one line per attempt wrote a hundred a
+	// minute to the SD card while the hub was away.
+	quiet := slog.New(bridge.NewQuietHandler(u.log.Handler(), time.Minute))
+	downSince := time.Now() // monotonic
 	for ctx.Err() == nil {
 		sent, err := u.session(ctx)
 		u.setState(false, err)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if sent > 0 {
-			backoff = u.opt.RetryMin
+		if sent > 0 || u.wasUp.Swap(false) {
+			backoff, downSince = u.opt.RetryMin, time.Now()
 		}
-		u.log.Warn("hub link down; retrying", "url", bridge.RedactURLs(u.opt.URL), "err", err, "in", backoff)
+		bound := u.opt.RetryMax
+		if time.Since(downSince) > u.opt.LongOutage || refusedLogin(err) {
+			bound = max(bound, u.opt.RetryLong)
+		}
+		quiet.Warn("hub link down; retrying", "url", bridge.RedactURLs(u.opt.URL), "err", err, "in", backoff,
+			"down_for", time.Since(downSince).Round(time.Second))
 		u.expire(ctx)
 		// Full jitter on the upper half: many boxes do not reconnect in
 		// step after the hub restarts.
@@ -213,9 +249,20 @@ func (u *Uplink) Run(ctx context.Context) error {
 			return nil
 		case <-time.After(d):
 		}
-		backoff = min(2*backoff, u.opt.RetryMax)
+		backoff = min(2*backoff, bound)
 	}
 	return nil
+}
+
+// refusedLogin says whether err is the hub refusing the login (a wrong
+// password, a client id it does not allow): trying again at once will
+// not change its mind.
+func refusedLogin(err error) bool {
+	if err == nil {
+		return false
+	}
+	e := err.Error()
+	return strings.Contains(e, "not Authorized") || strings.Contains(e, "bad user name or password") || strings.Contains(e, "identifier rejected")
 }
 
 var errLost = errors.New("connection lost")

@@ -1,9 +1,14 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,4 +115,87 @@ func TestBlameSetsAsidePoison(t *testing.T) {
 	if u.struck != 0 {
 		t.Errorf("struck %d with everything acknowledged", u.struck)
 	}
+}
+
+// A hub away for long is tried less often: RetryMax bounds the backoff
+// for LongOutage, RetryLong after it. The attempts are logged once a
+// minute at most, and the link's state says since when it is down, not
+// when it last tried.
+func TestLongOutageBacksOff(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := store.Open(ctx, filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// A "hub" that takes each connection and closes it at once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var attempts []time.Time
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			attempts = append(attempts, time.Now())
+			mu.Unlock()
+			c.Close()
+		}
+	}()
+	var logged bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &logMu}, nil))
+	u := NewUplink(Options{URL: "tcp://" + ln.Addr().String(), RetryMin: time.Millisecond, RetryMax: 4 * time.Millisecond,
+		LongOutage: 300 * time.Millisecond, RetryLong: 400 * time.Millisecond}, s, "", log)
+	var states []LinkState
+	u.report = func(st LinkState) { mu.Lock(); states = append(states, st); mu.Unlock() }
+	start := time.Now()
+	done := make(chan struct{})
+	go func() { u.Run(ctx); close(done) }()
+	time.Sleep(1500 * time.Millisecond) // the outage under test
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	early, late := 0, 0
+	for _, a := range attempts {
+		switch {
+		case a.Sub(start) < 250*time.Millisecond:
+			early++
+		case a.Sub(start) > 1000*time.Millisecond:
+			late++
+		}
+	}
+	if early < 10 || late > 4 {
+		t.Errorf("%d attempts in the first 250 ms (want many), %d in the last 500 ms (want at most 4: one per 200–400 ms)", early, late)
+	}
+	logMu.Lock()
+	n := strings.Count(logged.String(), "hub link down; retrying")
+	logMu.Unlock()
+	if n != 1 {
+		t.Errorf("%d log lines for %d attempts, want 1 (once a minute)", n, len(attempts))
+	}
+	for _, st := range states[1:] {
+		if st.Connected || !st.Since.Equal(states[0].Since) {
+			t.Fatalf("link states %+v: since moved while it stayed down", states)
+		}
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

@@ -356,8 +356,16 @@ func cmdStatus(args []string) int {
 		if l.Connected {
 			state = "up"
 		}
+
 		q := s.HubQueue
 		fmt.Printf("\nhub %s: %s; %d message(s) (%d bytes) queued, %d forwarded since start\n", l.URL, state, q.Messages, q.Bytes, l.Forwarded)
+		if !l.Connected && !l.Since.IsZero() {
+			why := ""
+			if l.LastError != "" {
+				why = ": " + printable(l.LastError, false)
+			}
+			fmt.Printf("hub link down since %s (%s)%s\n", l.Since.Local().Format(time.DateTime), time.Since(l.Since).Round(time.Second), why)
+		}
 		if q.Dropped+q.Expired+q.Refused > 0 {
 			fmt.Printf("hub queue limits so far: %d dropped (full), %d expired (too old), %d refused (full)\n", q.Dropped, q.Expired, q.Refused)
 		}

@@ -196,6 +196,14 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		return err
 	}
 
+	if cfg.Hub.URL == "" {
+		// Deliveries to the hub from a run that had one wait for the
+		// next: say so, or they wait unseen.
+		if q, err := router.QueueDepths(ctx); err == nil && q["hub"][store.Queued] > 0 {
+			log.Warn("messages wait for the hub, but hub.url is not set: they go when a hub is configured again (outpost cancel ID drops one)",
+				"count", q["hub"][store.Queued])
+		}
+	}
 	errc := make(chan error, 2)
 	wg.Add(2)
 	go func() { defer wg.Done(); errc <- router.Run(ctx) }()

@@ -108,8 +108,8 @@ func TestHubStoreAndForwardSurvivesKill(t *testing.T) {
 	if _, rest, ok := strings.Cut(out, ": down; "); ok {
 		fmt.Sscanf(rest, "%d", &queued)
 	}
-	if queued < n {
-		t.Errorf("status does not show the hub link down with %d queued: exit %d\n%s%s", n, code, out, errs)
+	if queued < n || !strings.Contains(out, "hub link down since ") {
+		t.Errorf("status does not show the hub link down (and since when) with %d queued: exit %d\n%s%s", n, code, out, errs)
 	}
 
 	hubb.start()

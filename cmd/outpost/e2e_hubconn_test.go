@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +200,28 @@ func TestHubIsAConnector(t *testing.T) {
 		if !strings.Contains(out, `"connector": "mqtt"`) && !strings.Contains(out, `"connector":"mqtt"`) {
 			t.Errorf("%s has no delivery to mqtt:\n%s", id, out)
 		}
+	}
+}
+
+// A delivery to the hub from a run that had one, and a run without
+// hub.url: the start says it waits (it used to wait unseen).
+func TestHubDeliveriesWaitWithoutHub(t *testing.T) {
+	g := newGatewayWith(t, "", fmt.Sprintf("[hub]\nurl = \"tcp://%s\"\n", freePort(t)))
+	g.start()
+	if _, errs, code := g.cli("send", "--to", "hub", "--text", "for the hub"); code != 0 {
+		t.Fatalf("send --to hub: exit %d: %s", code, errs)
+	}
+	g.d.kill()
+	cfg, err := os.ReadFile(g.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, _ := strings.Cut(string(cfg), "[hub]")
+	if err := os.WriteFile(g.config, []byte(before), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.start()
+	if out := g.d.out.String(); !strings.Contains(out, "messages wait for the hub, but hub.url is not set") || !strings.Contains(out, "count=1") {
+		t.Errorf("no word of the delivery waiting for the hub:\n%s", out)
 	}
 }
