@@ -35,19 +35,37 @@ func (tx *Tx) LinkHubDelivery(queueID, deliveryID int64) error {
 	return err
 }
 
-// RemoveHubCopies deletes from the hub queue the copies of these
-// deliveries (cancelled or expired: they must not go to the hub now). A
-// copy already handed to the hub may still arrive there.
+// RemoveHubCopies deletes from the hub queue, and from the set-aside
+// ones, the copies of these deliveries (cancelled or expired: they must
+// not go to the hub now, not even by a requeue). A copy already handed to
+// the hub may still arrive there.
 func (tx *Tx) RemoveHubCopies(deliveryIDs []int64) error {
 	if len(deliveryIDs) == 0 {
 		return nil
 	}
-	args := make([]any, len(deliveryIDs))
-	for i, id := range deliveryIDs {
+	if _, err := tx.exec(`DELETE FROM hub_queue WHERE delivery_id IN (?`+strings.Repeat(",?", len(deliveryIDs)-1)+`)`, anyIDs(deliveryIDs)...); err != nil {
+		return err
+	}
+	return tx.RemoveSetAsideCopies(deliveryIDs)
+}
+
+// RemoveSetAsideCopies deletes the set-aside copies of these deliveries:
+// a delivery queued again (a retry) has a new copy, and a requeue of an
+// old one would send it twice.
+func (tx *Tx) RemoveSetAsideCopies(deliveryIDs []int64) error {
+	if len(deliveryIDs) == 0 {
+		return nil
+	}
+	_, err := tx.exec(`DELETE FROM hub_set_aside WHERE delivery_id IN (?`+strings.Repeat(",?", len(deliveryIDs)-1)+`)`, anyIDs(deliveryIDs)...)
+	return err
+}
+
+func anyIDs(v []int64) []any {
+	args := make([]any, len(v))
+	for i, id := range v {
 		args[i] = id
 	}
-	_, err := tx.exec(`DELETE FROM hub_queue WHERE delivery_id IN (?`+strings.Repeat(",?", len(deliveryIDs)-1)+`)`, args...)
-	return err
+	return args
 }
 
 // HubCopies counts the copies of a delivery queued for the hub.

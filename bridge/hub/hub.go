@@ -151,6 +151,10 @@ func (c *Connector) Enqueue(tx *store.Tx, m *store.Message, d store.Delivery) er
 	if err != nil {
 		return err
 	}
+	// A retry: its set-aside copies, if any, would go twice if requeued.
+	if err := tx.RemoveSetAsideCopies([]int64{d.ID}); err != nil {
+		return err
+	}
 	var topic string
 	var v any
 	if msg.FormID != "" {

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -337,5 +338,62 @@ func TestFormToHub(t *testing.T) {
 	var v map[string]any
 	if err := json.Unmarshal(ms[0].Payload, &v); err != nil || v["form_id"] != "visit/2" || v["instance_id"] != "uuid:1" || v["xml"] != xml || v["id"] != m.ID {
 		t.Errorf("the form's payload: %s", ms[0].Payload)
+	}
+}
+
+// A retry of a delivery whose copy was set aside takes that copy out (it
+// queues a new one): a requeue of the old one would send it twice, and
+// after a cancel of the new one it would send a cancelled message.
+func TestSetAsideCopiesFollowTheirDelivery(t *testing.T) {
+	ctx := context.Background()
+	g := newGateway(t, Options{URL: "tcp://127.0.0.1:1"})
+	setAside := func(id string) int64 {
+		t.Helper()
+		d, _, _ := g.delivery(t, id)
+		var q int64
+		err := g.st.Update(ctx, func(tx *store.Tx) error {
+			ms, err := tx.HubBatch(0, 100)
+			for _, m := range ms {
+				if m.DeliveryID == d.ID {
+					q = m.ID
+				}
+			}
+			if err != nil || q == 0 {
+				return fmt.Errorf("no copy of %s queued: %v", id, err)
+			}
+			_, err = tx.SetAsideHub(q, "the hub dropped the connection")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	listed := func() (n int) {
+		g.st.View(ctx, func(tx *store.Tx) error { l, err := tx.HubSetAsideLatest(100); n = len(l); return err })
+		return n
+	}
+	a, b := g.inbound(t, "a"), g.inbound(t, "b")
+	setAside(a)
+	setAside(b)
+	if n := listed(); n != 2 {
+		t.Fatalf("%d set aside, want 2", n)
+	}
+	for _, id := range []string{a, b} {
+		if _, err := g.router.Retry(ctx, id, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := listed(); n != 0 {
+		t.Errorf("%d set-aside copies left after a retry of each, want 0", n)
+	}
+	if _, err := g.router.Cancel(ctx, a, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if d, _, n := g.delivery(t, a); d.State != store.Cancelled || n != 0 {
+		t.Errorf("a, cancelled: %+v, %d copies", d, n)
+	}
+	if d, _, n := g.delivery(t, b); d.State != store.Queued || n != 1 {
+		t.Errorf("b, retried: %+v, %d copies", d, n)
 	}
 }
