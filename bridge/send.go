@@ -30,6 +30,9 @@ type SendJSON struct {
 	// yet sent, at Expires.
 	NotBefore string `json:"not_before,omitempty"`
 	Expires   string `json:"expires,omitempty"`
+	// Channels are the channels a group of contacts is reached on
+	// ("sms", "email", "xmpp"; default sms).
+	Channels []string `json:"channels,omitempty"`
 }
 
 // MaxPriority is the highest "priority" of a send request.
@@ -77,7 +80,7 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 		}
 		return SendRequest{}, p, fmt.Errorf("bad JSON: something after the request at byte %d: %q: send one JSON object", at, rest)
 	}
-	req := SendRequest{ID: p.ID, Text: p.Text, Report: p.Report == nil || *p.Report, Flash: p.Flash, Source: source}
+	req := SendRequest{ID: p.ID, Text: p.Text, Report: p.Report == nil || *p.Report, Flash: p.Flash, Source: source, Channels: p.Channels}
 	// A port out of range is said first, whatever else is wrong.
 	if p.Port != nil && (*p.Port < 1 || *p.Port > 65535) {
 		return req, p, fmt.Errorf(`"port" %d: must be 1–65535`, *p.Port)
