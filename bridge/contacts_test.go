@@ -11,7 +11,7 @@ import (
 	"github.com/outpost-sms/outpost/store"
 )
 
-func str(s string) *string        { return &s }
+func str(s string) *string       { return &s }
 func strs(s ...string) *[]string { return &s }
 
 // TestContacts: a contact is added with its numbers normalised (E.164),
