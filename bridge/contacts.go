@@ -3,9 +3,11 @@ package bridge
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -691,4 +693,40 @@ func channelList(chs []string) string {
 		return "sms"
 	}
 	return strings.Join(chs, ", ")
+}
+
+// DecodeAdmin reads one JSON object of an admin request into v (unknown
+// fields refused), with an error that names the field; an empty body is
+// an empty object.
+func DecodeAdmin(b []byte, v any) error {
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return invalid(`%q: must be %s, not %s`, te.Field, jsonKind(te.Type.Kind()), te.Value)
+		}
+		return invalid("bad JSON: %v", err)
+	}
+	if dec.More() {
+		return invalid("bad JSON: something after the object: send one JSON object")
+	}
+	return nil
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Slice:
+		return "a list"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "a number"
 }

@@ -93,6 +93,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /v1/hub/set-aside", s.setAside)
 	mux.HandleFunc("POST /v1/hub/set-aside/requeue", s.requeue)
+	s.contactRoutes(mux) // contacts.go: /v1/contacts…, /v1/groups…
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -149,7 +150,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	default:
 		answer := map[string]any{"id": id, "ok": true}
 		// A group listing a number twice sends it one SMS: say so.
-		if notes := s.Router.GroupNotes(req.To); len(notes) > 0 {
+		if notes := s.Router.GroupNotes(req.To, req.Channels...); len(notes) > 0 {
 			answer["notes"] = notes
 		}
 		writeJSON(w, http.StatusCreated, answer)
