@@ -31,6 +31,9 @@ commands:
   status         modems, queues; exits 1 when no daemon is running
   hub            the hub queue: hub set-aside (messages the hub kept refusing),
                  hub requeue ID…|--all (put them back in the queue)
+  contact        contacts: contact add NAME --phone N [--email E], edit, rm, list, show,
+                 import FILE.csv, export
+  group          groups of contacts: group add|rm|list NAME, group members NAME [--add C] [--rm C]
   sim            serve one simulated modem on a pty: --pty PATH
   decode         decode PDUs and forms: decode pdu HEX [--json], decode pdu --batch --json,
                  decode join, decode xform FILE
@@ -64,6 +67,10 @@ func run(args []string) int {
 		return cmdStatus(rest)
 	case "hub":
 		return cmdHub(rest)
+	case "contact":
+		return cmdContact(rest)
+	case "group":
+		return cmdGroup(rest)
 	case "sim":
 		return cmdSim(rest)
 	case "decode":
