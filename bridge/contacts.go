@@ -365,6 +365,9 @@ func (h *Router) AddGroup(ctx context.Context, name string) (Group, error) {
 
 // RemoveGroup deletes a group of contacts (not its contacts).
 func (h *Router) RemoveGroup(ctx context.Context, name string) error {
+	if name = strings.TrimSpace(name); name == "" {
+		return invalid(`"name" is missing: give the group's name`)
+	}
 	if n, ok := h.configGroup(name); ok {
 		return invalid(`group %q is defined in the config's [groups]: remove it there`, n)
 	}
@@ -394,6 +397,9 @@ func (h *Router) ListGroups(ctx context.Context) ([]Group, error) {
 // changes nothing), and returns its members. A member added without a
 // number or an email is added, with a warning.
 func (h *Router) GroupMembers(ctx context.Context, name string, add, rm []string) (GroupResult, error) {
+	if name = strings.TrimSpace(name); name == "" {
+		return GroupResult{}, invalid(`"name" is missing: give the group's name`)
+	}
 	if n, ok := h.configGroup(name); ok {
 		if len(add) > 0 || len(rm) > 0 {
 			return GroupResult{}, invalid(`group %q is defined in the config's [groups]: change its numbers there`, n)
@@ -729,4 +735,98 @@ func jsonKind(k reflect.Kind) string {
 		return "an object"
 	}
 	return "a number"
+}
+
+// ContactOps are the names of the contact and group operations as the
+// MQTT API calls them (admin/<op>, answered on admin/<op>/reply).
+var ContactOps = []string{"contact/add", "contact/edit", "contact/rm", "contact/show", "contact/list", "contact/import", "contact/export",
+	"group/add", "group/rm", "group/list", "group/members"}
+
+// ContactOp runs one of ContactOps with its JSON request (see README:
+// the same fields as the HTTP API; a contact is named by "contact", its
+// id or name) and returns its result and warnings. An op not in
+// ContactOps is ErrInvalid.
+func (h *Router) ContactOp(ctx context.Context, op string, body []byte) (result any, warnings []string, err error) {
+	var ref struct {
+		Contact string `json:"contact"`
+	}
+	var group struct {
+		Name string   `json:"name"`
+		Add  []string `json:"add,omitempty"`
+		Rm   []string `json:"rm,omitempty"`
+	}
+	var none struct{}
+	switch op {
+	case "contact/add":
+		var in ContactInput
+		if err := DecodeAdmin(body, &in); err != nil {
+			return nil, nil, err
+		}
+		res, err := h.AddContact(ctx, in)
+		return res.Contact, res.Warnings, err
+	case "contact/edit":
+		var in struct {
+			Contact string `json:"contact"`
+			ContactInput
+		}
+		if err := DecodeAdmin(body, &in); err != nil {
+			return nil, nil, err
+		}
+		res, err := h.EditContact(ctx, in.Contact, in.ContactInput)
+		return res.Contact, res.Warnings, err
+	case "contact/rm", "contact/show":
+		if err := DecodeAdmin(body, &ref); err != nil {
+			return nil, nil, err
+		}
+		if op == "contact/rm" {
+			c, err := h.RemoveContact(ctx, ref.Contact)
+			return c, nil, err
+		}
+		c, err := h.ShowContact(ctx, ref.Contact)
+		return c, nil, err
+	case "contact/list":
+		if err := DecodeAdmin(body, &none); err != nil {
+			return nil, nil, err
+		}
+		cs, err := h.Contacts(ctx)
+		return cs, nil, err
+	case "contact/import":
+		var in struct {
+			CSV string `json:"csv"`
+		}
+		if err := DecodeAdmin(body, &in); err != nil {
+			return nil, nil, err
+		}
+		n, err := h.ImportContacts(ctx, strings.NewReader(in.CSV))
+		return map[string]int{"imported": n}, nil, err
+	case "contact/export":
+		if err := DecodeAdmin(body, &none); err != nil {
+			return nil, nil, err
+		}
+		var b strings.Builder
+		err := h.ExportContacts(ctx, &b)
+		return map[string]string{"csv": b.String()}, nil, err
+	case "group/add", "group/rm":
+		if err := DecodeAdmin(body, &group); err != nil {
+			return nil, nil, err
+		}
+		if op == "group/add" {
+			g, err := h.AddGroup(ctx, group.Name)
+			return g, nil, err
+		}
+		return map[string]string{"removed": group.Name}, nil, h.RemoveGroup(ctx, group.Name)
+	case "group/list":
+		if err := DecodeAdmin(body, &none); err != nil {
+			return nil, nil, err
+		}
+		gs, err := h.ListGroups(ctx)
+		return gs, nil, err
+	case "group/members":
+		if err := DecodeAdmin(body, &group); err != nil {
+			return nil, nil, err
+		}
+		res, err := h.GroupMembers(ctx, group.Name, group.Add, group.Rm)
+		return res.Group, res.Warnings, err
+	}
+	return nil, nil, invalid("unknown operation %q (known: %s)", op, strings.Join(ContactOps, ", "))
 }

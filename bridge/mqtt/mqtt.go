@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -120,6 +121,7 @@ func New(opts Options, router *bridge.Router) *Connector {
 	c.server.AddHook(newPacketIDHook(c.server, c.auth.OnACLCheck), nil)
 	c.server.AddHook(&pipesHook{c: c}, nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
+	c.server.AddHook(&contactsHook{c: c}, nil) // contacts.go: admin/contact/…, admin/group/…
 	if opts.Hub.Link != nil {
 		c.server.AddHook(&forwardHook{c: c}, nil)
 	}
@@ -277,6 +279,9 @@ type Reply struct {
 	ID    string `json:"id,omitempty"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// Notes say what a group came to: a number it lists twice, members
+	// of a group of contacts a channel asked does not reach.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // sendHook commits sms/send requests before the broker acknowledges them.
@@ -373,6 +378,10 @@ func (c *Connector) submit(payload []byte, source, client string, mayReply func(
 		done(Reply{ID: p.ID, Error: err.Error()}, replyTopic, nil)
 		return
 	}
+	var notes []string
+	if slices.ContainsFunc(req.To, func(a string) bool { return strings.HasPrefix(strings.ToLower(a), "group:") }) {
+		notes = c.router.GroupNotes(req.To, req.Channels...) // read here: done runs on the committer
+	}
 	c.router.SubmitAsync(context.Background(), req, func(id string, err error) {
 		switch {
 		case errors.Is(err, bridge.ErrInvalid):
@@ -383,7 +392,7 @@ func (c *Connector) submit(payload []byte, source, client string, mayReply func(
 			done(Reply{}, replyTopic, err)
 		default:
 			c.log.Info("queued", "msg_id", id, "to", strings.Join(req.To, ","), "source", source, "client", client)
-			done(Reply{ID: id, OK: true}, replyTopic, nil)
+			done(Reply{ID: id, OK: true, Notes: notes}, replyTopic, nil)
 		}
 	})
 }
