@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -143,6 +144,9 @@ func contactChange(op string, args []string) int {
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if op == "edit" && !slices.ContainsFunc([]string{"name", "phone", "email", "xmpp", "tag", "language", "notes"}, func(f string) bool { return given[f] }) {
+		return usageError(fs, "nothing to change: give --name, --phone, --email, --xmpp, --tag, --language or --notes")
+	}
 	var in bridge.ContactInput
 	if op == "add" {
 		if given["name"] {

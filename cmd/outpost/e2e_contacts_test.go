@@ -57,6 +57,7 @@ func TestContactsGroupSend(t *testing.T) {
 	run(2, "contact", "add")
 	run(2, "contact", "frobnicate")
 	run(2, "group", "members")
+	run(2, "contact", "edit", "Nurse")
 	if _, errs = run(1, "contact", "show", "Nobody"); !strings.Contains(errs, `no contact "Nobody"`) {
 		t.Errorf("show Nobody: %q", errs)
 	}
@@ -130,6 +131,20 @@ func TestContactsGroupSend(t *testing.T) {
 	if out, _ = run(0, "contact", "import", good); !strings.Contains(out, "imported 2 contacts") {
 		t.Errorf("import: %q", out)
 	}
+	// MQTT: the same operations on admin/<op>, through the daemon.
+	c, got := g.subscribe("admin-app")
+	in := &topics{t: t, got: got}
+	publishJSON(t, c, "outpost/gw1/admin/group/members", `{"name": "field", "add": ["Echo"]}`)
+	ar := in.next("admin/group/members/reply", func(topic string) bool { return topic == "outpost/gw1/admin/group/members/reply" })
+	if ar["ok"] != true || !strings.Contains(fmt.Sprint(ar["result"]), "Echo") {
+		t.Errorf("admin/group/members: %v", ar)
+	}
+	publishJSON(t, c, "outpost/gw1/admin/contact/add", `{"name": "Fatuma", "phones": ["+15555550100"]}`)
+	ar = in.next("admin/contact/add/reply", func(topic string) bool { return topic == "outpost/gw1/admin/contact/add/reply" })
+	if ar["ok"] != false || !strings.Contains(fmt.Sprint(ar["error"]), `"phones": +15555550100 is already Echo's number`) {
+		t.Errorf("admin/contact/add of a taken number: %v", ar)
+	}
+	run(0, "group", "members", "field", "--rm", "Echo")
 	out, _ = run(0, "contact", "export")
 	want := "name,phones,email,xmpp,language,tags,notes,groups\n" +
 		"Asha,+15555550110,,,,,,field\n" +
