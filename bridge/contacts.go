@@ -470,7 +470,9 @@ func (h *Router) expandContactGroup(name string, channels []string) (addrs []Add
 		channels = []string{"sms"}
 	}
 	missing := map[string][]string{}
+	var nowhere []string // reached on no channel asked
 	for _, m := range ms {
+		reached := false
 		for _, ch := range channels {
 			a := Address{Scheme: GroupChannels[ch]}
 			switch ch {
@@ -488,23 +490,27 @@ func (h *Router) expandContactGroup(name string, channels []string) (addrs []Add
 				continue
 			}
 			addrs = append(addrs, a)
+			reached = true
+		}
+		if !reached {
+			nowhere = append(nowhere, m.Name)
 		}
 	}
 	what := map[string]string{"sms": "number", "email": "email", "xmpp": "XMPP address"}
+	names := func(names []string) string {
+		if len(names) > 10 {
+			names = append(slices.Clone(names[:10]), fmt.Sprintf("and %d more", len(names)-10))
+		}
+		return strings.Join(names, ", ")
+	}
 	for _, ch := range channels {
-		names := missing[ch]
-		if len(names) == 0 {
-			continue
+		if n := len(missing[ch]); n > 0 {
+			notes = append(notes, fmt.Sprintf("group %s: %d %s no %s: %s", name, n, plural(n, "member has", "members have"), what[ch], names(missing[ch])))
 		}
-		list := names
-		if len(list) > 10 {
-			list = append(slices.Clone(list[:10]), fmt.Sprintf("and %d more", len(names)-10))
-		}
-		members := "members have"
-		if len(names) == 1 {
-			members = "member has"
-		}
-		notes = append(notes, fmt.Sprintf("group %s: %d %s no %s: %s", name, len(names), members, what[ch], strings.Join(list, ", ")))
+	}
+	if n := len(nowhere); n > 0 && len(channels) > 1 {
+		notes = append(notes, fmt.Sprintf("group %s: %d %s no address on any channel asked (%s), not sent to: %s", name, n, plural(n, "member has", "members have"),
+			strings.Join(channels, ", "), names(nowhere)))
 	}
 	if len(addrs) == 0 {
 		return nil, notes, true, fmt.Errorf("group %q: no member can be reached on %s", name, strings.Join(channels, ", "))
@@ -829,4 +835,11 @@ func (h *Router) ContactOp(ctx context.Context, op string, body []byte) (result 
 		return res.Group, res.Warnings, err
 	}
 	return nil, nil, invalid("unknown operation %q (known: %s)", op, strings.Join(ContactOps, ", "))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

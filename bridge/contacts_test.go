@@ -179,7 +179,7 @@ func TestGroups(t *testing.T) {
 // reach; a group no one in can be reached is refused.
 func TestGroupSendChannels(t *testing.T) {
 	h, start := newHub(t, &fake{})
-	h.Add(&mailbox{})
+	h.Add(&mailbox{hook{got: make(chan store.Delivery, 100)}})
 	ctx := context.Background()
 	for _, in := range []bridge.ContactInput{
 		{Name: str("Amina"), Phones: strs("+15555550101", "+15555550111"), Email: str("amina@example.org")},
@@ -230,6 +230,20 @@ func TestGroupSendChannels(t *testing.T) {
 	v, _ := h.Message(ctx, id)
 	if !strings.Contains(details(v), "group staff: 1 member has no email: Baraka") {
 		t.Errorf("history lacks the note:\n%s", details(v))
+	}
+	// Dalia has no number and no email: named once more as reached on
+	// no channel asked; the send goes ahead for the others.
+	if _, err := h.GroupMembers(ctx, "staff", []string{"Dalia"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	notes = h.GroupNotes(req.To, req.Channels...)
+	wantNotes = []string{"group staff: 2 members have no number: Chausiku, Dalia", "group staff: 2 members have no email: Baraka, Dalia",
+		"group staff: 1 member has no address on any channel asked (sms, email), not sent to: Dalia"}
+	if !slices.Equal(notes, wantNotes) {
+		t.Errorf("notes = %q, want %q", notes, wantNotes)
+	}
+	if got := recipients(submitReq(t, h, req)); !slices.Equal(got, want) {
+		t.Errorf("with Dalia: deliveries %v, want %v", got, want)
 	}
 	for _, c := range []struct {
 		req  bridge.SendRequest
