@@ -180,6 +180,7 @@ func TestGroups(t *testing.T) {
 func TestGroupSendChannels(t *testing.T) {
 	h, start := newHub(t, &fake{})
 	h.Add(&mailbox{hook{got: make(chan store.Delivery, 100)}})
+	h.Groups = map[string][]string{"legacy": {"+15555550190"}}
 	ctx := context.Background()
 	for _, in := range []bridge.ContactInput{
 		{Name: str("Amina"), Phones: strs("+15555550101", "+15555550111"), Email: str("amina@example.org")},
@@ -245,6 +246,11 @@ func TestGroupSendChannels(t *testing.T) {
 	if got := recipients(submitReq(t, h, req)); !slices.Equal(got, want) {
 		t.Errorf("with Dalia: deliveries %v, want %v", got, want)
 	}
+	// The config's groups are read as they are: their numbers, by SMS.
+	legacy := bridge.SendRequest{To: []string{"group:legacy", "group:staff"}, Text: "x", Channels: []string{"sms", "email"}}
+	if got := recipients(submitReq(t, h, legacy)); !slices.Equal(got, append(slices.Clone(want), "sms +15555550190")) {
+		t.Errorf("config group and staff: deliveries %v", got)
+	}
 	for _, c := range []struct {
 		req  bridge.SendRequest
 		want string
@@ -252,6 +258,7 @@ func TestGroupSendChannels(t *testing.T) {
 		{bridge.SendRequest{To: []string{"group:far"}, Text: "x"}, `group "far": no member can be reached on sms`},
 		{bridge.SendRequest{To: []string{"group:staff"}, Text: "x", Channels: []string{"fax"}}, `"channels": "fax" is not a channel`},
 		{bridge.SendRequest{To: []string{"group:nobody"}, Text: "x"}, `unknown group "nobody"`},
+		{bridge.SendRequest{To: []string{"group:legacy"}, Text: "x", Channels: []string{"email"}}, `group "legacy" is the config's ([groups]): numbers, sent by SMS, and "channels" does not ask for sms`},
 	} {
 		c.req.Source = "test"
 		if _, err := h.Submit(ctx, c.req); err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, bridge.ErrInvalid) {

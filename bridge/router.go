@@ -655,6 +655,8 @@ func (h *Router) recipients(list []string, channels []string) (to []Address, gro
 		switch {
 		case !ok:
 			return nil, nil, fmt.Errorf("unknown group %q (groups are made with outpost group add, or defined in the config's [groups] table)", name)
+		case len(channels) > 0 && !slices.Contains(channels, "sms"):
+			return nil, nil, fmt.Errorf(`group %q is the config's ([groups]): numbers, sent by SMS, and "channels" does not ask for sms`, name)
 		case len(members) == 0:
 			return nil, nil, fmt.Errorf("group %q has no members", name)
 		}
