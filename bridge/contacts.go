@@ -654,6 +654,7 @@ func (h *Router) ImportContacts(ctx context.Context, r io.Reader) (int, error) {
 		return 0, invalid("%s; nothing was imported", strings.Join(errs, "; "))
 	}
 	err = h.Store.Update(ctx, func(tx *store.Tx) error {
+		made := map[string]bool{} // the groups known to exist, lower case
 		for i := range rows {
 			r := &rows[i]
 			if err := tx.SaveContact(&r.c); err != nil {
@@ -664,8 +665,11 @@ func (h *Router) ImportContacts(ctx context.Context, r io.Reader) (int, error) {
 				return err
 			}
 			for _, g := range r.groups {
-				if err := tx.AddGroup(g); err != nil && !errors.Is(err, store.ErrExists) {
-					return err
+				if !made[strings.ToLower(g)] {
+					if err := tx.AddGroup(g); err != nil && !errors.Is(err, store.ErrExists) {
+						return err
+					}
+					made[strings.ToLower(g)] = true
 				}
 				if err := tx.AddMember(g, r.c.ID); err != nil {
 					return err
