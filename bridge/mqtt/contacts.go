@@ -14,6 +14,14 @@ import (
 	"github.com/outpost-sms/outpost/store"
 )
 
+// The replies of the contact and group operations are Outpost's alone:
+// a client may not publish there (auth.go's ownTopics).
+func init() {
+	for _, op := range bridge.ContactOps {
+		ownTopics = append(ownTopics, "admin/"+op+"/reply")
+	}
+}
+
 // contactsHook serves the contact and group operations (bridge.ContactOps)
 // on admin/<op>: JSON in, the reply on admin/<op>/reply. A change is
 // committed before the PUBACK; a request that could not be committed gets

@@ -198,3 +198,33 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestContactRepliesReserved: no client may publish on the replies of
+// the contact and group operations (others would take them for
+// Outpost's).
+func TestContactRepliesReserved(t *testing.T) {
+	b := newTestBroker(t, Options{})
+	got := make(chan paho.Message, 10)
+	sub := b.paho(t, "watcher")
+	if tok := sub.Subscribe("outpost/gw1/admin/#", 1, func(_ paho.Client, m paho.Message) { got <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	pub := b.paho(t, "impostor")
+	for _, topic := range []string{"admin/contact/list/reply", "admin/group/members/reply", "admin/other/op"} {
+		payload := "forged"
+		if topic == "admin/other/op" {
+			payload = "marker" // not one of these ops: it passes
+		}
+		if tok := pub.Publish("outpost/gw1/"+topic, 0, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	select {
+	case m := <-got:
+		if string(m.Payload()) != "marker" {
+			t.Fatalf("a client published on %s", m.Topic())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("marker not received")
+	}
+}
