@@ -12,7 +12,7 @@ import (
 // A connector that takes addresses of its own (the email connector's
 // group-<name>@domain) checks them with it before it takes a request.
 func (h *Router) Expand(to []string) ([]Address, error) {
-	addrs, _, err := h.recipients(to)
+	addrs, _, err := h.recipients(to, nil)
 	return addrs, err
 }
 

@@ -186,6 +186,9 @@ type SendRequest struct {
 	// from now: a retry of the same request gives later times, so they
 	// are not compared with a stored message's (sameRequest).
 	notBeforeRel, expiresRel bool
+	// Channels are the channels a group of contacts is reached on
+	// ("sms", "email", "xmpp"; default sms): see expandContactGroup.
+	Channels []string `json:"channels,omitempty"`
 	// note is added to the history of a request the router makes itself
 	// (a route's auto-reply says which route, for which message).
 	note string
@@ -483,7 +486,7 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 		}
 	}
 	direct := directRecipients(req.To)
-	addrs, groups, err := h.recipients(req.To)
+	addrs, groups, err := h.recipients(req.To, req.Channels)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
@@ -638,7 +641,10 @@ func sameRequest(old store.Message, m *store.Message, req SendRequest) string {
 // recipients parses every address of a request, expands "group:<name>"
 // entries and drops repeated addresses, keeping the first. It returns the
 // addresses and, for the event, which groups were expanded.
-func (h *Router) recipients(list []string) (to []Address, groups []string, err error) {
+func (h *Router) recipients(list []string, channels []string) (to []Address, groups []string, err error) {
+	if err := checkChannels(channels); err != nil {
+		return nil, nil, err
+	}
 	seen := map[Address]bool{}
 	add := func(a Address) {
 		if !seen[a] {
@@ -668,9 +674,26 @@ func (h *Router) recipients(list []string) (to []Address, groups []string, err e
 		}
 		name := a.Value
 		members, ok := h.Groups[name]
+		if !ok {
+			// A group of contacts (outpost group): on the channels asked.
+			cas, notes, found, err := h.expandContactGroup(name, channels)
+			if err != nil {
+				return nil, nil, err
+			}
+			if found {
+				for _, m := range cas {
+					add(m)
+				}
+				groups = append(groups, fmt.Sprintf("group %s: %d addresses on %s", name, len(cas), channelList(channels)))
+				groups = append(groups, notes...)
+				continue
+			}
+		}
 		switch {
 		case !ok:
-			return nil, nil, fmt.Errorf("unknown group %q (groups are defined in the config's [groups] table)", name)
+			return nil, nil, fmt.Errorf("unknown group %q (groups are made with outpost group add, or defined in the config's [groups] table)", name)
+		case len(channels) > 0 && !slices.Contains(channels, "sms"):
+			return nil, nil, fmt.Errorf(`group %q is the config's ([groups]): numbers, sent by SMS, and "channels" does not ask for sms`, name)
 		case len(members) == 0:
 			return nil, nil, fmt.Errorf("group %q has no members", name)
 		}
@@ -716,16 +739,18 @@ func groupNote(name string, numbers int, repeated []string) string {
 }
 
 // GroupNotes says, for a send request's "to", what its groups came to
-// when one lists a number more than once (the history says the same):
-// nothing for groups without repeats, or a "to" that does not expand.
-func (h *Router) GroupNotes(to []string) []string {
-	_, groups, err := h.recipients(to)
+// when one lists a number more than once, and, for a group of contacts,
+// the members it cannot reach on a channel asked (the history says the
+// same): nothing for groups without either, or a "to" that does not
+// expand.
+func (h *Router) GroupNotes(to []string, channels ...string) []string {
+	_, groups, err := h.recipients(to, channels)
 	if err != nil {
 		return nil
 	}
 	var out []string
 	for _, g := range groups {
-		if strings.Contains(g, "; listed more than once") {
+		if strings.Contains(g, "; listed more than once") || strings.Contains(g, " have no ") || strings.Contains(g, " has no ") {
 			out = append(out, g)
 		}
 	}

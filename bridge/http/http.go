@@ -94,6 +94,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("GET /v1/hub/set-aside", s.setAside)
 	mux.HandleFunc("POST /v1/hub/set-aside/requeue", s.requeue)
 	mux.HandleFunc("POST /v1/people/{op}", s.people)
+	s.contactRoutes(mux) // contacts.go: /v1/contacts…, /v1/groups…
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -149,7 +150,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err)
 	default:
 		// A group listing a number twice sends it one SMS: say so.
-		writeJSON(w, http.StatusCreated, bridge.SendReply{ID: id, OK: true, Notes: s.Router.GroupNotes(req.To)})
+		writeJSON(w, http.StatusCreated, bridge.SendReply{ID: id, OK: true, Notes: s.Router.GroupNotes(req.To, req.Channels...)})
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -125,6 +126,7 @@ func New(opts Options, router *bridge.Router) *Connector {
 	c.server.AddHook(&pipesHook{c: c}, nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
 	c.server.AddHook(&peopleHook{c: c}, nil)
+	c.server.AddHook(&contactsHook{c: c}, nil) // contacts.go: admin/contact/…, admin/group/…
 	if opts.Hub.Link != nil {
 		c.server.AddHook(&forwardHook{c: c}, nil)
 	}
@@ -375,6 +377,10 @@ func (c *Connector) submit(payload []byte, source, client string, mayReply func(
 		done(Reply{ID: p.ID, Error: err.Error()}, replyTopic, nil)
 		return
 	}
+	var notes []string
+	if slices.ContainsFunc(req.To, func(a string) bool { return strings.HasPrefix(strings.ToLower(a), "group:") }) {
+		notes = c.router.GroupNotes(req.To, req.Channels...) // read here: done runs on the committer
+	}
 	c.router.SubmitAsync(context.Background(), req, func(id string, err error) {
 		switch {
 		case errors.Is(err, bridge.ErrInvalid):
@@ -385,7 +391,7 @@ func (c *Connector) submit(payload []byte, source, client string, mayReply func(
 			done(Reply{}, replyTopic, err)
 		default:
 			c.log.Info("queued", "msg_id", id, "to", strings.Join(req.To, ","), "source", source, "client", client)
-			done(Reply{ID: id, OK: true, Notes: c.router.GroupNotes(req.To)}, replyTopic, nil)
+			done(Reply{ID: id, OK: true, Notes: notes}, replyTopic, nil)
 		}
 	})
 }

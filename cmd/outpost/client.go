@@ -64,7 +64,10 @@ var errNoAnswer = errors.New("the daemon does not answer")
 func (c *client) do(method, path string, body any, out any) error {
 	var r io.Reader
 	if body != nil {
-		b, _ := json.Marshal(body)
+		b, ok := body.([]byte) // as it is (a CSV file)
+		if !ok {
+			b, _ = json.Marshal(body)
+		}
 		r = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, "http://outpost"+path, r)
@@ -111,6 +114,7 @@ func cmdSend(args []string) int {
 	priority := fs.Int("priority", 0, "0 (default) to 9: higher goes out first")
 	id := fs.String("id", "", "the message's id (1-64 of A-Z a-z 0-9 . _ : -; default: a new one): the same send with the same id is stored once, so a send whose answer was lost can be run again")
 	inReplyTo := fs.String("in-reply-to", "", "the id of the inbound message this answers (the only way to reach a number that opted out: its own message's id)")
+	channels := fs.String("channels", "", "the channels a group of contacts is reached on: sms, email, xmpp, comma-separated (default sms)")
 	mk := clientFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost send --to NUMBER --text TEXT\n\nQueues one SMS and prints its id on the last line.")
@@ -165,6 +169,9 @@ func cmdSend(args []string) int {
 		body.Priority = priority
 	}
 	body.InReplyTo = *inReplyTo
+	if *channels != "" {
+		body.Channels = strings.Split(strings.ReplaceAll(*channels, " ", ""), ",")
+	}
 	if err := c.do("POST", "/v1/messages", body, &out); err != nil {
 		if errors.Is(err, errNoAnswer) {
 			err = fmt.Errorf("%v; the message may have been stored as %s: check with \"outpost show %s\", or send again with --id %s (stored once)", err, *id, *id, *id)

@@ -33,6 +33,9 @@ commands:
                  hub requeue ID…|--all (put them back in the queue)
   optout         opt-outs (STOP): optout list, optout add|remove NUMBER
   topic          topics' subscribers: topic list [TOPIC], topic subscribe|unsubscribe TOPIC ADDR, topic log [ADDR]
+  contact        contacts: contact add NAME --phone N [--email E], edit, rm, list, show,
+                 import FILE.csv, export
+  group          groups of contacts: group add|rm|list NAME, group members NAME [--add C] [--rm C]
   sim            serve one simulated modem on a pty: --pty PATH
   decode         decode PDUs and forms: decode pdu HEX [--json], decode pdu --batch --json,
                  decode join, decode xform FILE
@@ -68,6 +71,10 @@ func run(args []string) int {
 		return cmdHub(rest)
 	case "optout", "topic":
 		return cmdPeople(cmd, rest)
+	case "contact":
+		return cmdContact(rest)
+	case "group":
+		return cmdGroup(rest)
 	case "sim":
 		return cmdSim(rest)
 	case "decode":
