@@ -996,8 +996,19 @@ func (c Config) Validate() error {
 	if c.Hub.WhenFull != "drop_oldest" && c.Hub.WhenFull != "refuse" {
 		bad("hub.when_full", c.Hub.WhenFull, `must be "drop_oldest" or "refuse"`)
 	}
-	if c.Hub.MaxMessages < 0 || c.Hub.MaxBytes < 0 || c.Hub.MaxAge.Duration < 0 {
-		bad("hub.max_messages/max_bytes/max_age", fmt.Sprint(c.Hub.MaxMessages, c.Hub.MaxBytes, c.Hub.MaxAge), "must not be negative (0: no bound)")
+	// Each bound on its own: one message naming three fields mixed the
+	// good values with the bad one.
+	if c.Hub.MaxMessages < 0 {
+		bad("hub.max_messages", c.Hub.MaxMessages, "must not be negative (0: no bound)")
+	}
+	if c.Hub.MaxBytes < 0 {
+		bad("hub.max_bytes", c.Hub.MaxBytes, "must not be negative (0: no bound)")
+	}
+	switch {
+	case c.Hub.MaxAge.Duration < 0:
+		bad("hub.max_age", c.Hub.MaxAge, "must not be negative (0: no bound)")
+	case c.Hub.MaxAge.Duration > 0 && c.Hub.MaxAge.Duration < time.Minute:
+		bad("hub.max_age", c.Hub.MaxAge, "must be at least 1m (or 0: no bound): a message must have time to reach the hub")
 	}
 	if c.Hub.Window < 1 || c.Hub.Window > 65535 {
 		bad("hub.window", c.Hub.Window, "must be 1 (strict order) to 65535")

@@ -616,3 +616,21 @@ func TestKeywords(t *testing.T) {
 		}
 	}
 }
+
+// Each hub bound is checked on its own (one message for three fields
+// mixed good values with the bad one), and an age bound too short for a
+// message to reach the hub is refused.
+func TestHubBoundsEachOnItsOwn(t *testing.T) {
+	_, err := Check("f.toml", []byte("[hub]\nurl = \"tcp://127.0.0.1:1883\"\nmax_messages = -3\nmax_age = \"-5m\"\n"))
+	for _, want := range []string{`hub.max_messages = -3: must not be negative`, `-5m0s: must not be negative`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "max_bytes") {
+		t.Errorf("a good max_bytes is named: %v", err)
+	}
+	if _, err := Check("f.toml", []byte("[hub]\nurl = \"tcp://127.0.0.1:1883\"\nmax_age = \"1ns\"\n")); err == nil || !strings.Contains(err.Error(), "must be at least 1m") {
+		t.Errorf("max_age = 1ns: %v", err)
+	}
+}
