@@ -401,6 +401,9 @@ func (c Config) validateRoutes(bad func(field string, value any, why string)) {
 		if strings.ContainsFunc(r.Keyword, unicode.IsSpace) {
 			bad(p+"keyword", r.Keyword, "must be one word (it is compared with the first word of the text)")
 		}
+		if r.Keyword != "" && r.Form != "" {
+			bad(p+"keyword", r.Keyword, "and form = "+strconv.Quote(r.Form)+" can never both match (a keyword never matches a form): give one")
+		}
 		for _, to := range r.To {
 			if strings.TrimSpace(to) == "" {
 				bad(p+"to", to, "must be an address (mailto:…, webhook:NAME, mqtt, a phone number…)")

@@ -634,3 +634,11 @@ func TestHubBoundsEachOnItsOwn(t *testing.T) {
 		t.Errorf("max_age = 1ns: %v", err)
 	}
 }
+
+// A route with a keyword and a form can never match: refused.
+func TestRouteKeywordAndForm(t *testing.T) {
+	_, err := Check("f.toml", []byte("[[route]]\nkeyword = \"HELP\"\nform = \"f1\"\ntag = \"x\"\n"))
+	if err == nil || !strings.Contains(err.Error(), `route 1: keyword = "HELP": and form = "f1" can never both match`) {
+		t.Errorf("keyword and form: %v", err)
+	}
+}
