@@ -114,7 +114,10 @@ func ParseAddress(s string) (Address, error) {
 			return Address{}, fmt.Errorf("%s: not a Jabber ID (%v)", s, err)
 		}
 	case SchemeMQTT, SchemeHub, SchemeOpenRosa:
-		if value == "" || strings.ContainsFunc(value, func(r rune) bool { return r < 0x20 || r == 0x7f }) || len(value) > 256 {
+		if value == "" {
+			return Address{}, fmt.Errorf("%s: give %q alone (nothing after the colon)", s, scheme)
+		}
+		if strings.ContainsFunc(value, func(r rune) bool { return r < 0x20 || r == 0x7f }) || len(value) > 256 {
 			return Address{}, fmt.Errorf("%s: give a client id after %q (1–256 characters, no control characters), or %q alone", s, scheme+":", scheme)
 		}
 	default:

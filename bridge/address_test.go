@@ -47,7 +47,8 @@ func TestParseAddress(t *testing.T) {
 		{"xmpp:user@", "xmpp:user@: not a Jabber ID (the domain is missing"},
 		{"xmpp:a b@example.org", "xmpp:a b@example.org: not a Jabber ID (white space"},
 		{"fax:+15555550100", `fax:+15555550100: unknown scheme "fax"`},
-		{"mqtt:", `mqtt:: give a client id after "mqtt:"`},
+		{"mqtt:", `mqtt:: give "mqtt" alone`},
+		{"hub:", `hub:: give "hub" alone`},
 	} {
 		_, err := bridge.ParseAddress(c.in)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -218,6 +218,7 @@ func TestAnswerSubject(t *testing.T) {
 		{"Re: Vaccine stock", "Re: Vaccine stock"},
 		{"RE: re: Re:Vaccine stock", "Re: Vaccine stock"},
 		{"AW: Impfstoff", "Re: Impfstoff"},
+		{"Antw: Re: voorraad", "Re: voorraad"},
 		{"=?utf-8?q?Re=3A_Stock_de_vaccins_=C3=A9puis=C3=A9?=", "Re: Stock de vaccins épuisé"},
 		{"=?iso-8859-1?q?caf=E9?=", "Re: café"},
 		{"a\tb\r\n c", "Re: a b c"},

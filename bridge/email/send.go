@@ -154,15 +154,19 @@ func answerSubject(subject, none string) string {
 }
 
 // stripRe is a subject without the "Re:"s (and German "AW:", Nordic
-// "SV:") mail clients put before it.
+// "SV:", Dutch "Antw:") mail clients put before it.
 func stripRe(subject string) string {
 	s := strings.TrimSpace(subject)
 	for {
 		l := strings.ToLower(s)
-		if !strings.HasPrefix(l, "re:") && !strings.HasPrefix(l, "aw:") && !strings.HasPrefix(l, "sv:") {
+		switch {
+		case strings.HasPrefix(l, "re:"), strings.HasPrefix(l, "aw:"), strings.HasPrefix(l, "sv:"):
+			s = strings.TrimSpace(s[3:])
+		case strings.HasPrefix(l, "antw:"):
+			s = strings.TrimSpace(s[5:])
+		default:
 			return s
 		}
-		s = strings.TrimSpace(s[3:])
 	}
 }
 

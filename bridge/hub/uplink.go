@@ -254,6 +254,15 @@ func (u *Uplink) Run(ctx context.Context) error {
 	return nil
 }
 
+// subscribed waits for a SUBSCRIBE's answer: nil once the hub granted
+// it, else why not (no answer in 15 s: the error said "<nil>").
+func subscribed(t paho.Token) error {
+	if !t.WaitTimeout(15 * time.Second) {
+		return errors.New("no SUBACK from the hub within 15s")
+	}
+	return t.Error()
+}
+
 // refusedLogin says whether err is the hub refusing the login (a wrong
 // password, a client id it does not allow): trying again at once will
 // not change its mind.
@@ -345,13 +354,13 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 	u.setState(true, nil)
 	if u.downlink != nil {
 		st := client.Subscribe(u.downTopic, 1, nil) // the default handler takes it
-		if !st.WaitTimeout(15*time.Second) || st.Error() != nil {
-			return 0, fmt.Errorf("subscribe %s: %v", u.downTopic, st.Error())
+		if err := subscribed(st); err != nil {
+			return 0, fmt.Errorf("subscribe %s: %v", u.downTopic, err)
 		}
 		for _, f := range u.opt.Subscribe {
 			st := client.Subscribe(f.Prefix+f.Topic, f.QoS, nil)
-			if !st.WaitTimeout(15*time.Second) || st.Error() != nil {
-				return 0, fmt.Errorf("subscribe %s: %v", f.Prefix+f.Topic, st.Error())
+			if err := subscribed(st); err != nil {
+				return 0, fmt.Errorf("subscribe %s: %v", f.Prefix+f.Topic, err)
 			}
 		}
 	}

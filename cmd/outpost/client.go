@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -501,11 +502,7 @@ func cmdManage(op string, args []string) int {
 	who := *by
 	if who == "" {
 		who = "outpost " + op
-		if u := os.Getenv("USER"); u != "" {
-			who += " (user " + u + ")"
-		} else {
-			who += fmt.Sprintf(" (uid %d)", os.Getuid())
-		}
+		who += " (user " + userName() + ")"
 	}
 	c, err := mk()
 	if err != nil {
@@ -523,7 +520,11 @@ func cmdManage(op string, args []string) int {
 			fmt.Printf("… and %d more (outpost show %s)\n", len(out.Deliveries)-shown, printable(id, false))
 			break
 		}
-		fmt.Printf("%s %s: %s\n", d.Connector, printable(d.Recipient, false), d.State)
+		if d.Recipient == "" {
+			fmt.Printf("%s: %s\n", d.Connector, d.State)
+		} else {
+			fmt.Printf("%s %s: %s\n", d.Connector, printable(d.Recipient, false), d.State)
+		}
 	}
 	fmt.Println(out.Summary)
 	return 0
@@ -615,12 +616,7 @@ func cmdHubRequeue(args []string) int {
 	}
 	who := *by
 	if who == "" {
-		who = "outpost hub requeue"
-		if u := os.Getenv("USER"); u != "" {
-			who += " (user " + u + ")"
-		} else {
-			who += fmt.Sprintf(" (uid %d)", os.Getuid())
-		}
+		who = "outpost hub requeue (user " + userName() + ")"
 	}
 	c, err := mk()
 	if err != nil {
@@ -643,4 +639,17 @@ func cmdHubRequeue(args []string) int {
 	}
 	fmt.Printf("%d message(s) put back in the hub queue\n", len(out.Requeued))
 	return 0
+}
+
+// userName is who runs the command, for the history: $USER, else the
+// account of the process's uid (a service or sudo often has no $USER),
+// else the uid.
+func userName() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
 }
