@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,5 +178,23 @@ func TestCorkedWrites(t *testing.T) {
 	none.cork()
 	if err := none.uncork(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// mochi's warning without a message (a client's connection ended) is a
+// debug record that says so; other records pass as they are.
+func TestUnnamedWarnings(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
+		var b bytes.Buffer
+		log := slog.New(unnamedWarnings{slog.NewTextHandler(&b, &slog.HandlerOptions{Level: level})})
+		log.Warn("", "error", "read tcp: use of closed network connection")
+		log.Warn("client store quota reached")
+		out := b.String()
+		if !strings.Contains(out, "client store quota reached") || strings.Contains(out, `msg=""`) {
+			t.Errorf("level %v: %s", level, out)
+		}
+		if got := strings.Contains(out, `level=DEBUG msg="client connection ended" error="read tcp`); got != (level == slog.LevelDebug) {
+			t.Errorf("level %v: %s", level, out)
+		}
 	}
 }

@@ -119,7 +119,7 @@ func New(opts Options, router *bridge.Router) *Connector {
 		caps.MaximumClients = opts.MaxClients
 	}
 	caps.MaximumPacketSize = opts.MaxPacketSize
-	c.server = mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(bridge.NewQuietHandler(opts.Log.Handler(), 10*time.Second)).With("component", "mqtt-broker")})
+	c.server = mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(unnamedWarnings{bridge.NewQuietHandler(opts.Log.Handler(), 10*time.Second)}).With("component", "mqtt-broker")})
 	c.auth = newAuthHook(opts.AllowAnonymous, opts.Users, opts.ACL, c.base, c.log)
 	c.server.AddHook(c.auth, nil)
 	c.server.AddHook(newPacketIDHook(c.server, c.auth.OnACLCheck), nil)

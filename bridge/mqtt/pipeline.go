@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -147,6 +148,32 @@ func (c *Connector) inOrder(cl *mochi.Client) func(then func()) {
 		pe.then = then
 		close(pe.done)
 	}
+}
+
+// unnamedWarnings passes mochi's log records on, but its warning without
+// a message (logged for every client whose connection ends, with the
+// read error) as a debug record that says what it is: a client hanging
+// up is no warning.
+type unnamedWarnings struct{ slog.Handler }
+
+func (h unnamedWarnings) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "" && r.Level == slog.LevelWarn {
+		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		d := slog.NewRecord(r.Time, slog.LevelDebug, "client connection ended", r.PC)
+		r.Attrs(func(a slog.Attr) bool { d.AddAttrs(a); return true })
+		return h.Handler.Handle(ctx, d)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h unnamedWarnings) WithAttrs(as []slog.Attr) slog.Handler {
+	return unnamedWarnings{h.Handler.WithAttrs(as)}
+}
+
+func (h unnamedWarnings) WithGroup(name string) slog.Handler {
+	return unnamedWarnings{h.Handler.WithGroup(name)}
 }
 
 // answeredByPipe is what a hook returns for a publish its client's pipe
