@@ -1009,9 +1009,9 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case c.Hub.MaxAge.Duration < 0:
-		bad("hub.max_age", c.Hub.MaxAge, "must not be negative (0: no bound)")
-	case c.Hub.MaxAge.Duration > 0 && c.Hub.MaxAge.Duration < time.Minute:
-		bad("hub.max_age", c.Hub.MaxAge, "must be at least 1m (or 0: no bound): a message must have time to reach the hub")
+		bad("hub.max_age", c.Hub.MaxAge.String(), "must not be negative (0: no bound)")
+	case c.Hub.MaxAge.Duration > 0 && c.Hub.MaxAge.Duration < time.Second:
+		bad("hub.max_age", c.Hub.MaxAge.String(), "must be at least 1s (or 0: no bound): a message must have time to reach the hub")
 	}
 	if c.Hub.Window < 1 || c.Hub.Window > 65535 {
 		bad("hub.window", c.Hub.Window, "must be 1 (strict order) to 65535")
