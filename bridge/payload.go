@@ -11,18 +11,22 @@ import (
 // InboundPayload is what an inbound SMS looks like to the outside: MQTT
 // sms/in carries it, a webhook's sms.in event wraps it.
 type InboundPayload struct {
-	ID         string `json:"id"`
-	From       string `json:"from"`
-	To         string `json:"to,omitempty"` // the receiving modem's own number, when known
-	Text       string `json:"text,omitempty"`
-	DataHex    string `json:"data_hex,omitempty"`
+	ID      string `json:"id"`
+	From    string `json:"from"`
+	To      string `json:"to,omitempty"` // the receiving modem's own number, when known
+	Text    string `json:"text,omitempty"`
+	DataHex string `json:"data_hex,omitempty"`
+	// Port is the application port "data_hex" is addressed to (0: none).
+	Port       int    `json:"port,omitempty"`
 	ReceivedAt string `json:"received_at"`
 	SCTS       string `json:"scts,omitempty"`
 	SMSC       string `json:"smsc,omitempty"`
 	Parts      int    `json:"parts"`
-	Modem      string `json:"modem"`
-	State      string `json:"state"`
-	Detail     string `json:"detail,omitempty"`
+	// Modem and State are left out for a message that no modem received
+	// (a send addressed to mqtt or hub).
+	Modem  string `json:"modem,omitempty"`
+	State  string `json:"state,omitempty"`
+	Detail string `json:"detail,omitempty"`
 	// Channel is where the message came from (sms, mqtt, http, cli,
 	// hub…), Kind what it carries (text, data, form, report).
 	Channel string `json:"channel"`
@@ -35,7 +39,7 @@ type InboundPayload struct {
 // own number ("" when unknown).
 func NewInboundPayload(m store.Message, to string) InboundPayload {
 	p := InboundPayload{ID: m.ID, From: m.Peer, To: to, ReceivedAt: m.CreatedAt.Format(time.RFC3339Nano), SCTS: m.SCTS,
-		SMSC: m.SMSC, Parts: m.Parts, Modem: m.Modem, State: m.State, Detail: m.Detail, Channel: m.Channel, Kind: m.Kind, Tags: m.Tags}
+		SMSC: m.SMSC, Parts: m.Parts, Port: m.Port, Modem: m.Modem, State: m.State, Detail: m.Detail, Channel: m.Channel, Kind: m.Kind, Tags: m.Tags}
 	if m.Direction == store.Out {
 		p.From = m.FromAddr // a send request addressed to mqtt: its sender
 	}
