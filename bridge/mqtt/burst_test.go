@@ -102,6 +102,35 @@ func TestRefillStoredInOneCommit(t *testing.T) {
 	}
 }
 
+// A client whose window shrinks (30 publishes in flight once, 10 at a time
+// since) waits for a refill that does not come once: then its window is
+// taken to be what it sent, and its next refills are not held.
+func TestRefillWindowShrinks(t *testing.T) {
+	const refillWait = time.Second
+	b := newTestBroker(t, Options{RefillWait: refillWait})
+	c := b.raw(t, "device")
+	round := func(from, to int) time.Duration {
+		t.Helper()
+		start := time.Now()
+		if _, err := c.conn.Write(burst(t, from, to)); err != nil {
+			t.Fatal(err)
+		}
+		for i := from; i <= to; i++ {
+			if id := c.nextAck(); id != uint16(i) {
+				t.Fatalf("PUBACK %d came where %d was due", id, i)
+			}
+		}
+		return time.Since(start)
+	}
+	round(1, 30)
+	if d := round(31, 40); d < refillWait/2 {
+		t.Logf("the first smaller refill was not held (%v): the client's 30 may have come in parts", d)
+	}
+	if d := round(41, 50); d >= refillWait/2 {
+		t.Errorf("a refill of the client's new window was held %v", d)
+	}
+}
+
 // A client whose read loop ends on a bad packet right after publishes it
 // sent in the same read does not leave them waiting for a read that never
 // comes: they are stored (it got no PUBACK, so it may send them again).

@@ -417,7 +417,7 @@ func (c *deadlineConn) drained() {
 	}
 	if wait := c.refillLeft(); wait > 0 {
 		if c.refill.Load() == nil {
-			t := time.AfterFunc(wait, c.flushDrained)
+			t := time.AfterFunc(wait, c.refillTimedOut)
 			if !c.refill.CompareAndSwap(nil, t) {
 				t.Stop()
 			}
@@ -433,6 +433,17 @@ func (c *deadlineConn) refillLeft() time.Duration {
 		return 0
 	}
 	return c.refillWait - (time.Since(epoch) - time.Duration(c.ackedAt.Load()))
+}
+
+// refillTimedOut ends a wait for a refill that did not fill the window:
+// the client's window is taken to be what it sent (a client whose window
+// was larger once, or that sends less than its window, would otherwise
+// wait RefillWait on every refill), and the deferred work runs.
+func (c *deadlineConn) refillTimedOut() {
+	if waiting := c.recv.Load() - c.acked.Load(); waiting > 0 {
+		c.window.Store(waiting)
+	}
+	c.flushDrained()
 }
 
 // flushDrained runs the deferred work, if any, now.
