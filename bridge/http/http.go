@@ -95,6 +95,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/hub/set-aside/requeue", s.requeue)
 	mux.HandleFunc("POST /v1/people/{op}", s.people)
 	s.contactRoutes(mux) // contacts.go: /v1/contacts…, /v1/groups…
+	s.banRoutes(mux)     // bans.go: /v1/bans…, /v1/audit
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -139,6 +140,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	_, req.By = caller(r)
 	id, err := s.Router.Submit(r.Context(), req)
 	switch {
 	case errors.Is(err, bridge.ErrConflict):
@@ -191,7 +193,8 @@ func (s *Server) manage(op func(ctx context.Context, id, by string) (bridge.Mana
 			}
 		}
 		by := who(b.By)
-		res, err := op(r.Context(), id, by)
+		channel, _ := caller(r)
+		res, err := op(bridge.WithOrigin(r.Context(), channel), id, by)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			writeError(w, http.StatusNotFound, fmt.Errorf("no message with id %q", id))

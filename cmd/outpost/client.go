@@ -74,6 +74,7 @@ func (c *client) do(method, path string, body any, out any) error {
 	req, _ := http.NewRequest(method, "http://outpost"+path, r)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(bhttp.ChannelHeader, "cli")
+	req.Header.Set(bhttp.ByHeader, cliBy())
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var ne net.Error
