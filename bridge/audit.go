@@ -162,6 +162,32 @@ func (h *Router) bannedInbound(tx *store.Tx, m *store.Message) (b store.Ban, ok 
 
 type originKey struct{}
 
+type callerKey struct{}
+
+// WithCaller is WithOrigin with who asks too (the CLI's user, an MQTT
+// client), for the operations that take no "by" of their own (people,
+// contacts and groups).
+func WithCaller(ctx context.Context, channel, who string) context.Context {
+	return context.WithValue(WithOrigin(ctx, channel), callerKey{}, who)
+}
+
+// callerOf is who WithCaller gave ctx, else its channel, else def.
+func callerOf(ctx context.Context, def string) string {
+	if w, ok := ctx.Value(callerKey{}).(string); ok && w != "" {
+		return w
+	}
+	return origin(ctx, def)
+}
+
+// auditCtx records op on target by the caller of ctx.
+func (h *Router) auditCtx(ctx context.Context, tx *store.Tx, op, target, detail string) error {
+	return h.audit(tx, store.AuditEntry{Who: callerOf(ctx, "api"), Channel: origin(ctx, "api"), Op: op, Target: target, Detail: detail})
+}
+
+// Audit appends e to the audit log inside tx, the transaction of the
+// change it records, for an operation outside bridge (the hub's requeue).
+func (h *Router) Audit(tx *store.Tx, e store.AuditEntry) error { return h.audit(tx, e) }
+
 // WithOrigin tells the operations run with ctx the channel (cli, http,
 // mqtt…) their request came in on, for the audit log.
 func WithOrigin(ctx context.Context, channel string) context.Context {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,3 +132,50 @@ func TestAuditRecordsActions(t *testing.T) {
 		t.Errorf("audit of bob: %+v", bob.Audit)
 	}
 }
+
+// TestAuditPeopleAndContacts: an opt-out by the API (with the caller of
+// its context), a STOP by SMS (by the number), a contact added, a
+// group's members changed and a group removed are audited; reading a
+// group's members is not.
+func TestAuditPeopleAndContacts(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	h.Keywords = testKeywords
+	ctx := bridge.WithCaller(context.Background(), "mqtt", "mqtt:ops/console")
+	if _, err := h.People(ctx, "optout-add", []byte(`{"addr": "+15550002222"}`), "mqtt"); err != nil {
+		t.Fatal(err)
+	}
+	inbound(t, h, "+15550001111", "STOP")
+	if _, err := h.AddContact(ctx, bridge.ContactInput{Name: ptr("Ann"), Phones: &[]string{"+15550001111"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.AddGroup(ctx, "ward"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.GroupMembers(ctx, "ward", []string{"Ann"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.GroupMembers(ctx, "ward", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.RemoveGroup(ctx, "ward"); err != nil {
+		t.Fatal(err)
+	}
+	log, err := h.AuditLog(context.Background(), bridge.AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range log {
+		got = append(got, fmt.Sprintf("%s|%s|%s|%s", e.Who, e.Channel, e.Op, e.Target))
+	}
+	want := []string{"mqtt:ops/console|mqtt|optout-add|tel:+15550002222", "tel:+15550001111|sms|optout-add|tel:+15550001111",
+		"mqtt:ops/console|mqtt|contact/add|1", "mqtt:ops/console|mqtt|group/add|ward", "mqtt:ops/console|mqtt|group/members|ward",
+		"mqtt:ops/console|mqtt|group/rm|ward"}
+	// The STOP's confirmation is a send of its own (by the keyword).
+	got = slices.DeleteFunc(got, func(s string) bool { return strings.Contains(s, "|send|") })
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

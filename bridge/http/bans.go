@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/outpost-sms/outpost/bridge"
+	"github.com/outpost-sms/outpost/store"
 )
 
 // ByHeader names who asks, for the audit log: the outpost command sends
@@ -71,4 +72,28 @@ func (s *Server) banOp(op string) http.HandlerFunc {
 			writeJSON(w, http.StatusOK, ans)
 		}
 	}
+}
+
+// withCaller gives every request's context its channel and who asks
+// (bridge.WithCaller), for the audit log of the operations that take no
+// "by" of their own.
+func withCaller(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		channel, by := caller(r)
+		next.ServeHTTP(w, r.WithContext(bridge.WithCaller(r.Context(), channel, by)))
+	})
+}
+
+// hubRequeueAudit is the audit entry of a requeue of set-aside messages.
+func hubRequeueAudit(r *http.Request, by string, moved []store.HubRequeued) store.AuditEntry {
+	channel, _ := caller(r)
+	ids := make([]string, 0, len(moved))
+	for _, m := range moved {
+		ids = append(ids, fmt.Sprint(m.ID))
+	}
+	target := strings.Join(ids, ",")
+	if len(target) > 500 {
+		target = target[:500] + "…"
+	}
+	return store.AuditEntry{Who: by, Channel: channel, Op: "hub-requeue", Target: target, Detail: fmt.Sprintf("%d messages", len(moved))}
 }

@@ -96,7 +96,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/people/{op}", s.people)
 	s.contactRoutes(mux) // contacts.go: /v1/contacts…, /v1/groups…
 	s.banRoutes(mux)     // bans.go: /v1/bans…, /v1/audit
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withCaller(mux), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -193,8 +193,7 @@ func (s *Server) manage(op func(ctx context.Context, id, by string) (bridge.Mana
 			}
 		}
 		by := who(b.By)
-		channel, _ := caller(r)
-		res, err := op(bridge.WithOrigin(r.Context(), channel), id, by)
+		res, err := op(r.Context(), id, by)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			writeError(w, http.StatusNotFound, fmt.Errorf("no message with id %q", id))
@@ -314,8 +313,10 @@ func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
 	by := who(b.By)
 	var moved []store.HubRequeued
 	err = s.Router.Store.Update(r.Context(), func(tx *store.Tx) (err error) {
-		moved, err = tx.RequeueHubSetAside(b.IDs, b.All)
-		return err
+		if moved, err = tx.RequeueHubSetAside(b.IDs, b.All); err != nil {
+			return err
+		}
+		return s.Router.Audit(tx, hubRequeueAudit(r, by, moved)) // bans.go
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
