@@ -124,8 +124,20 @@ func banNote(b store.Ban) string {
 
 // applyBans is the ban check of every send, inside the transaction that
 // stores it: a banned address named directly refuses the request; one a
-// group or a topic brought is skipped (the history says so).
-func (h *Router) applyBans(tx *store.Tx, direct map[Address]bool, targets []target) (kept []target, skipped []string, err error) {
+// group or a topic brought is skipped (the history says so); a request
+// from a banned sender is refused.
+func (h *Router) applyBans(tx *store.Tx, req SendRequest, direct map[Address]bool, targets []target) (kept []target, skipped []string, err error) {
+	// A banned sender (a mail from a banned address to <number>@…) is
+	// not relayed either.
+	if strings.HasPrefix(req.From, SchemeTel+":") || strings.HasPrefix(req.From, SchemeMailto+":") {
+		b, banned, err := tx.GetBan(req.From)
+		if err != nil {
+			return nil, nil, err
+		}
+		if banned {
+			return nil, nil, bannedError{fmt.Sprintf("the sender %s is %s: nothing it asks is sent", req.From, banNote(b))}
+		}
+	}
 	for _, t := range targets {
 		if t.addr.Scheme != SchemeTel && t.addr.Scheme != SchemeMailto {
 			kept = append(kept, t)

@@ -61,6 +61,13 @@ func TestBanInboundAndOutbound(t *testing.T) {
 		t.Errorf("the group send: %+v\n%s", v.Deliveries, details(v))
 	}
 
+	if _, err := h.Bans(ctx, "ban", []byte(`{"addr": "mailto:spam@example.com"}`), "cli", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.Submit(ctx, bridge.SendRequest{To: []string{bob}, Text: "relay me", Source: "email", From: "mailto:spam@example.com"})
+	if !errors.Is(err, bridge.ErrBanned) || !strings.Contains(err.Error(), "the sender mailto:spam@example.com") {
+		t.Errorf("a send from a banned sender: %v", err)
+	}
 	if ans, err := h.Bans(ctx, "unban", []byte(`{"addr": "tel:`+ann+`"}`), "mqtt", "mqtt:ops"); err != nil || !ans.Changed {
 		t.Fatal(ans, err)
 	}

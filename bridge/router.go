@@ -569,7 +569,7 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 				return err
 			}
 		}
-		targets, banned, err := h.applyBans(tx, direct, targets)
+		targets, banned, err := h.applyBans(tx, req, direct, targets)
 		if err != nil {
 			return err
 		}
