@@ -20,8 +20,17 @@ const bansUsage = `usage:
   outpost audit [--since 1h|RFC3339] [--who W] every state-changing action: when, who, channel, what
 flags: --json (print the daemon's JSON answer), --config FILE, --data-dir DIR, --timeout D`
 
-// cliBy is who the outpost command says asks, for the audit log.
-func cliBy() string { return "user " + userName() }
+// cliByFlag is the --by of a command that has none of its own.
+var cliByFlag string
+
+// cliBy is who the outpost command says asks, for the audit log: its
+// --by, else the user.
+func cliBy() string {
+	if cliByFlag != "" {
+		return cliByFlag
+	}
+	return "user " + userName()
+}
 
 // cmdBans is outpost ban …, unban … and audit: bridge.BanOps through the
 // daemon's HTTP API (/v1/bans, /v1/audit).

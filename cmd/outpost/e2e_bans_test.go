@@ -66,6 +66,10 @@ url = "tcp://%s"
 		t.Errorf("admin/unban: %v", r)
 	}
 	after := g.send("welcome back", "--to", ann)
+	night := g.send("night shift", "--by", "night-shift")
+	if _, errs, code := g.cli("contact", "add", "Ann", "--phone", ann, "--by", "desk-anna"); code != 0 {
+		t.Fatalf("contact add: exit %d: %s", code, errs)
+	}
 
 	type entry struct{ Who, Channel, Op, Target, Detail string }
 	var audit struct{ Audit []entry }
@@ -79,7 +83,8 @@ url = "tcp://%s"
 	}
 	user := "user " + userName()
 	want := []string{"ban tel:" + ann + " by desk-anna via cli", "send " + ward + " by " + user + " via cli",
-		"unban tel:" + ann + " by mqtt:ops-console via mqtt", "send " + after + " by " + user + " via cli"}
+		"unban tel:" + ann + " by mqtt:ops-console via mqtt", "send " + after + " by " + user + " via cli",
+		"send " + night + " by night-shift via cli", "contact/add 1 by desk-anna via cli"}
 	for _, w := range want {
 		if !slices.Contains(got2, w) {
 			t.Errorf("audit lacks %q:\n%s", w, strings.Join(got2, "\n"))
