@@ -272,7 +272,12 @@ func (h *Router) AddContact(ctx context.Context, in ContactInput) (ContactResult
 	if len(c.Phones) == 0 && c.Email == "" && c.XMPP == "" {
 		return ContactResult{}, invalid(`contact %q has no address: give "phones", "email" or "xmpp"`, c.Name)
 	}
-	err := h.Store.Update(ctx, func(tx *store.Tx) error { return tx.SaveContact(&c) })
+	err := h.Store.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.SaveContact(&c); err != nil {
+			return err
+		}
+		return h.auditCtx(ctx, tx, "contact/add", fmt.Sprint(c.ID), c.Name)
+	})
 	if err != nil {
 		return ContactResult{}, err
 	}
@@ -293,7 +298,10 @@ func (h *Router) EditContact(ctx context.Context, ref string, in ContactInput) (
 		if len(c.Phones) == 0 && c.Email == "" && c.XMPP == "" {
 			return invalid(`contact %q would have no address left: keep one of "phones", "email" or "xmpp"`, c.Name)
 		}
-		return tx.SaveContact(&c)
+		if err := tx.SaveContact(&c); err != nil {
+			return err
+		}
+		return h.auditCtx(ctx, tx, "contact/edit", fmt.Sprint(c.ID), c.Name)
 	})
 	if err != nil {
 		return ContactResult{}, err
@@ -308,7 +316,10 @@ func (h *Router) RemoveContact(ctx context.Context, ref string) (Contact, error)
 		if c, err = findContact(tx, ref); err != nil {
 			return err
 		}
-		return tx.DeleteContact(c.ID)
+		if err := tx.DeleteContact(c.ID); err != nil {
+			return err
+		}
+		return h.auditCtx(ctx, tx, "contact/rm", fmt.Sprint(c.ID), c.Name)
 	})
 	return contactView(c), err
 }
@@ -359,7 +370,12 @@ func (h *Router) AddGroup(ctx context.Context, name string) (Group, error) {
 	if err := h.checkGroupName(name); err != nil {
 		return Group{}, err
 	}
-	err := h.Store.Update(ctx, func(tx *store.Tx) error { return tx.AddGroup(name) })
+	err := h.Store.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.AddGroup(name); err != nil {
+			return err
+		}
+		return h.auditCtx(ctx, tx, "group/add", name, "")
+	})
 	return Group{Name: name, Source: "contacts"}, err
 }
 
@@ -371,7 +387,12 @@ func (h *Router) RemoveGroup(ctx context.Context, name string) error {
 	if n, ok := h.configGroup(name); ok {
 		return invalid(`group %q is defined in the config's [groups]: remove it there`, n)
 	}
-	return h.Store.Update(ctx, func(tx *store.Tx) error { return tx.DeleteGroup(strings.TrimSpace(name)) })
+	return h.Store.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.DeleteGroup(strings.TrimSpace(name)); err != nil {
+			return err
+		}
+		return h.auditCtx(ctx, tx, "group/rm", name, "")
+	})
 }
 
 // ListGroups lists the groups of contacts and the config's [groups], by
@@ -424,6 +445,11 @@ func (h *Router) GroupMembers(ctx context.Context, name string, add, rm []string
 				return err
 			}
 			if err := tx.RemoveMember(name, c.ID); err != nil {
+				return err
+			}
+		}
+		if len(add) > 0 || len(rm) > 0 {
+			if err := h.auditCtx(ctx, tx, "group/members", name, fmt.Sprintf("add %v, rm %v", add, rm)); err != nil {
 				return err
 			}
 		}
@@ -679,7 +705,7 @@ func (h *Router) ImportContacts(ctx context.Context, r io.Reader) (int, error) {
 		if len(errs) > 0 {
 			return invalid("%s; nothing was imported", strings.Join(errs, "; "))
 		}
-		return nil
+		return h.auditCtx(ctx, tx, "contact/import", "", fmt.Sprintf("%d contacts", len(rows)))
 	})
 	if err != nil {
 		return 0, err

@@ -385,6 +385,9 @@ func (h *Router) Retry(ctx context.Context, id, by string) (Managed, error) {
 		if r, err = tx.RetryDeliveries(id, by); err != nil {
 			return err
 		}
+		if err := h.auditManaged(ctx, tx, "retry", id, by, r); err != nil {
+			return err
+		}
 		for _, d := range r.Changed {
 			if err := h.notify(tx, d, "retried by "+by); err != nil {
 				return err
@@ -429,6 +432,9 @@ func (h *Router) Cancel(ctx context.Context, id, by string) (Managed, error) {
 	busy := func(d int64) bool { return h.inflight[d] }
 	err := h.Store.Update(ctx, func(tx *store.Tx) (err error) {
 		if r, err = tx.CancelDeliveries(id, by, busy); err != nil {
+			return err
+		}
+		if err := h.auditManaged(ctx, tx, "cancel", id, by, r); err != nil {
 			return err
 		}
 		for _, d := range r.Changed {

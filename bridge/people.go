@@ -156,6 +156,11 @@ func (h *Router) people(tx *store.Tx, m *store.Message) error {
 	if err := tx.AppendEvent(m.ID, 0, "keyword", what); err != nil {
 		return err
 	}
+	op := map[string]string{kwStop: "optout-add", kwStart: "optout-remove", kwJoin: "topic-subscribe", kwLeave: "topic-unsubscribe"}[action]
+	target := strings.TrimSpace(addr + " " + topic)
+	if err := h.audit(tx, store.AuditEntry{Who: addr, Channel: m.Channel, Op: op, Target: target, Detail: word + " in message " + m.ID}); err != nil {
+		return err
+	}
 	text = strings.ReplaceAll(text, "{topic}", topic)
 	if text == "" {
 		return nil

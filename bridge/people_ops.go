@@ -118,8 +118,18 @@ func (h *Router) People(ctx context.Context, op string, body []byte, channel str
 			ans.Changed, err = tx.Unsubscribe(topic, addr.String(), "", channel)
 			text = h.keywordSet().LeaveReply
 		}
-		if err != nil || !ans.Changed || text == "" {
+		if err != nil || !ans.Changed {
 			return err
+		}
+		target := addr.String()
+		if topic != "" {
+			target += " " + topic
+		}
+		if err := h.audit(tx, store.AuditEntry{Who: callerOf(ctx, channel), Channel: channel, Op: op, Target: target}); err != nil {
+			return err
+		}
+		if text == "" {
+			return nil
 		}
 		// A subscription change is confirmed to the person, as by SMS.
 		req := SendRequest{To: []string{addr.String()}, Text: strings.ReplaceAll(text, "{topic}", topic), Source: PeopleChannel,

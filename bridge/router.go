@@ -172,6 +172,9 @@ type SendRequest struct {
 	// when it has one ("mqtt:<client id>"), stored as its from_addr.
 	Source string `json:"-"`
 	From   string `json:"-"`
+	// By is who asked, for the audit log (the CLI's user, an HTTP
+	// caller); empty: From, else Source.
+	By string `json:"-"`
 	// Port is the application port of Data (0: none).
 	Port int `json:"port,omitempty"`
 	// Validity is the relative validity period (0: the SMSC's default).
@@ -251,6 +254,7 @@ type Router struct {
 	onStatus    []func(StatusChange)
 	onStatusTx  []func(*store.Tx, StatusChange) error
 	onInboundTx []func(*store.Tx, *store.Message) error
+	onAuditTx   []func(*store.Tx, store.AuditEntry) error
 	onModem     []func(id string, status any)
 	modems      map[string]any
 	links       map[string]any
@@ -565,11 +569,19 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 				return err
 			}
 		}
+		targets, banned, err := h.applyBans(tx, req, direct, targets)
+		if err != nil {
+			return err
+		}
 		targets, skipped, err := h.applyOptOuts(tx, req, direct, targets)
 		if err != nil {
 			return err
 		}
+		skipped = append(banned, skipped...)
 		if err := tx.InsertMessage(m); err != nil {
+			return err
+		}
+		if err := h.auditSend(tx, req, m, skipped); err != nil {
 			return err
 		}
 		for _, s := range skipped {
@@ -771,13 +783,24 @@ func (h *Router) StoreInbound(tx *store.Tx, m *store.Message, detail string) err
 	if m.Kind == "" {
 		m.Kind = kindOf(m)
 	}
+	ban, banned, err := h.bannedInbound(tx, m)
+	if err != nil {
+		return err
+	}
 	mt := h.match(m)
+	if banned {
+		// Stored and marked, not routed or answered (bans.go).
+		mt = matched{tags: []string{"banned"}}
+	}
 	m.Tags = mt.tags
 	if err := tx.InsertMessage(m); err != nil {
 		return err
 	}
 	if err := tx.AppendEvent(m.ID, 0, "received", detail); err != nil {
 		return err
+	}
+	if banned {
+		return tx.AppendEvent(m.ID, 0, "banned", "from "+m.FromAddr+", "+banNote(ban)+": not routed or answered")
 	}
 	routes := h.Routes
 	if m.FormID != "" {

@@ -95,7 +95,8 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/hub/set-aside/requeue", s.requeue)
 	mux.HandleFunc("POST /v1/people/{op}", s.people)
 	s.contactRoutes(mux) // contacts.go: /v1/contacts…, /v1/groups…
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.banRoutes(mux)     // bans.go: /v1/bans…, /v1/audit
+	srv := &http.Server{Handler: withCaller(mux), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -139,6 +140,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	_, req.By = caller(r)
 	id, err := s.Router.Submit(r.Context(), req)
 	switch {
 	case errors.Is(err, bridge.ErrConflict):
@@ -311,8 +313,10 @@ func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
 	by := who(b.By)
 	var moved []store.HubRequeued
 	err = s.Router.Store.Update(r.Context(), func(tx *store.Tx) (err error) {
-		moved, err = tx.RequeueHubSetAside(b.IDs, b.All)
-		return err
+		if moved, err = tx.RequeueHubSetAside(b.IDs, b.All); err != nil {
+			return err
+		}
+		return s.Router.Audit(tx, hubRequeueAudit(r, by, moved)) // bans.go
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):

@@ -87,6 +87,7 @@ func New(opts Options, router *bridge.Router) *Connector {
 	}
 	// A state change and its copy for the hub commit together.
 	router.OnStatusTx(c.statusToHub)
+	router.OnAuditTx(c.auditToHub) // audit.go
 	router.OnModemStatus(c.modemToHub)
 	return c
 }

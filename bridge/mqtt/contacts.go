@@ -61,7 +61,7 @@ func (h *contactsHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.P
 			err = bridge.ErrInvalid
 			r.Error = "the request is too large"
 		} else {
-			r.Result, r.Warnings, err = c.router.ContactOp(context.Background(), op, payload)
+			r.Result, r.Warnings, err = c.router.ContactOp(bridge.WithCaller(context.Background(), "mqtt", clientWho(cl)), op, payload)
 		}
 		switch {
 		case err == nil:

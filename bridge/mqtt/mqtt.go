@@ -127,6 +127,7 @@ func New(opts Options, router *bridge.Router) *Connector {
 	c.server.AddHook(&sendHook{c: c}, nil)
 	c.server.AddHook(&peopleHook{c: c}, nil)
 	c.server.AddHook(&contactsHook{c: c}, nil) // contacts.go: admin/contact/…, admin/group/…
+	c.server.AddHook(&bansHook{c: c}, nil)     // bans.go: admin/ban, admin/unban, admin/ban-list, admin/audit
 	if opts.Hub.Link != nil {
 		c.server.AddHook(&forwardHook{c: c}, nil)
 	}

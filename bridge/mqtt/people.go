@@ -44,7 +44,7 @@ func (h *peopleHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pac
 	complete := c.inOrder(cl)
 	payload := append([]byte(nil), pk.Payload...)
 	go func() {
-		ans, err := c.router.People(context.Background(), op, payload, "mqtt")
+		ans, err := c.router.People(bridge.WithCaller(context.Background(), "mqtt", clientWho(cl)), op, payload, "mqtt")
 		switch {
 		case errors.Is(err, bridge.ErrInvalid):
 			c.log.Info("rejected admin/"+op, "client", cl.ID, "err", err)

@@ -38,6 +38,9 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 	cfgPath := fs.String("config", "", "the daemon's config file (to find its data folder)")
 	dataDir := fs.String("data-dir", "", "the daemon's data folder (default from the config, else ./outpost-data)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the daemon's answer")
+	if fs.Lookup("by") == nil { // bans.go: who asks, for the audit log
+		fs.StringVar(&cliByFlag, "by", "", "who asks, for the audit log (default: user and the user name)")
+	}
 	return func() (*client, error) {
 		dir := *dataDir
 		if dir == "" {
@@ -74,6 +77,7 @@ func (c *client) do(method, path string, body any, out any) error {
 	req, _ := http.NewRequest(method, "http://outpost"+path, r)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(bhttp.ChannelHeader, "cli")
+	req.Header.Set(bhttp.ByHeader, cliBy())
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var ne net.Error

@@ -33,6 +33,8 @@ commands:
                  hub requeue ID…|--all (put them back in the queue)
   optout         opt-outs (STOP): optout list, optout add|remove NUMBER
   topic          topics' subscribers: topic list [TOPIC], topic subscribe|unsubscribe TOPIC ADDR, topic log [ADDR]
+  ban, unban     bans: ban NUMBER [--reason R], ban list, unban NUMBER
+  audit          the audit log: audit [--since 1h|RFC3339] [--who W]
   contact        contacts: contact add NAME --phone N [--email E], edit, rm, list, show,
                  import FILE.csv, export
   group          groups of contacts: group add|rm|list NAME, group members NAME [--add C] [--rm C]
@@ -71,6 +73,8 @@ func run(args []string) int {
 		return cmdHub(rest)
 	case "optout", "topic":
 		return cmdPeople(cmd, rest)
+	case "ban", "unban", "audit":
+		return cmdBans(cmd, rest)
 	case "contact":
 		return cmdContact(rest)
 	case "group":
