@@ -141,7 +141,7 @@ func TestPruneKeepsRecentAndUnfinished(t *testing.T) {
 	s := openTest(t)
 	clk := fakeClock(s, boot)
 	early := addMsg(t, s, In, "+15550009", "") // recorded in 1970
-	clk.Set(set)                                 // NTP: early is rebased to now
+	clk.Set(set)                               // NTP: early is rebased to now
 	clk.Advance(time.Minute)
 	old := addMsg(t, s, Out, "+15550001", Sent)
 	oldQueued := addMsg(t, s, Out, "+15550001", Queued)
