@@ -250,6 +250,13 @@ func (tx *Tx) deleteMessages(ids []string) (int64, error) {
 // unfinished is true of a message with a delivery still to go.
 const unfinished = `EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.state IN ('queued', 'sending', 'scheduled'))`
 
+// pruneFloor is before any Outpost ran: a time before it was recorded
+// while the clock was not set (the rebase, see package clock, should have
+// moved it) and is never taken as old. It is not clock.Floor, the build
+// date: a message an earlier build stored a month before this build is a
+// month old.
+var pruneFloor = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+
 // PruneMessages deletes up to limit messages created more than age ago
 // (by the store's clock) that are finished (no delivery queued, sending or
 // scheduled), oldest first, with everything of theirs. While the clock is
@@ -261,7 +268,7 @@ func (tx *Tx) PruneMessages(age time.Duration, limit int) (int64, error) {
 	}
 	cut := ms(tx.now.Add(-age))
 	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id FROM messages INDEXED BY messages_created
-		WHERE created_at >= ? AND created_at < ? AND NOT `+unfinished+` ORDER BY created_at, id LIMIT ?`, floorMS(), cut, limit)
+		WHERE created_at >= ? AND created_at < ? AND NOT `+unfinished+` ORDER BY created_at, id LIMIT ?`, pruneFloor, cut, limit)
 	if err != nil {
 		return 0, err
 	}
@@ -290,7 +297,7 @@ func (tx *Tx) PruneEvents(age time.Duration, limit int) (int64, error) {
 	}
 	res, err := tx.exec(`DELETE FROM events WHERE id IN (SELECT e.id FROM events e INDEXED BY events_at
 		WHERE e.at >= ? AND e.at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = e.message_id AND d.state IN ('queued', 'sending', 'scheduled'))
-		ORDER BY e.at LIMIT ?)`, floorMS(), ms(tx.now.Add(-age)), limit)
+		ORDER BY e.at LIMIT ?)`, pruneFloor, ms(tx.now.Add(-age)), limit)
 	if err != nil {
 		return 0, err
 	}

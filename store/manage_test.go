@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/outpost-sms/outpost/store/clock"
 )
 
 // addMsg stores a message (and, for an outbound one, a delivery to peer
@@ -146,6 +148,16 @@ func TestPruneKeepsRecentAndUnfinished(t *testing.T) {
 	old := addMsg(t, s, Out, "+15550001", Sent)
 	oldQueued := addMsg(t, s, Out, "+15550001", Queued)
 	oldIn := addMsg(t, s, In, "+15550002", "")
+	// Stored by an earlier build, a month before this one's date (its
+	// clock floor): old, not insane.
+	var earlier string
+	update(t, s, func(tx *Tx) error {
+		m := &Message{Direction: In, Peer: "+15550004", State: Complete, Text: text("x"), CreatedAt: clock.Floor.Add(-30 * 24 * time.Hour)}
+		earlier = m.ID
+		err := tx.InsertMessage(m)
+		earlier = m.ID
+		return err
+	})
 	clk.Advance(400 * 24 * time.Hour)
 	recent := addMsg(t, s, In, "+15550003", "")
 
@@ -160,8 +172,8 @@ func TestPruneKeepsRecentAndUnfinished(t *testing.T) {
 			total += n
 		}
 	}
-	if n := prune(); n != 3 {
-		t.Errorf("pruned %d, want 3 (the 1970 one, once rebased, is old too)", n)
+	if n := prune(); n != 4 {
+		t.Errorf("pruned %d, want 4 (the 1970 one, once rebased, is old too; and %s, from before the build date)", n, earlier)
 	}
 	left, _ := list(t, s, Filter{})
 	if len(left) != 2 || left[0] != recent || left[1] != oldQueued {
