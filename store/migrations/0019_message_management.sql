@@ -12,5 +12,3 @@ CREATE INDEX messages_peer ON messages (peer, created_at, id);
 CREATE INDEX deliveries_recipient ON deliveries (recipient, message_id);
 -- The pruner ages the history of messages kept by time.
 CREATE INDEX events_at ON events (at);
--- The parts of a message being deleted.
-CREATE INDEX inbound_parts_message ON inbound_parts (message_id) WHERE message_id IS NOT NULL;
