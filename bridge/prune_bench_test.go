@@ -94,7 +94,9 @@ func TestPruneBench(t *testing.T) {
 		t.Errorf("pruned %d messages, want %d", msgs, n)
 	}
 	slices.Sort(waits)
-	q := func(f float64) time.Duration { return waits[int(f*float64(len(waits)-1))].Round(100 * time.Microsecond) }
+	q := func(f float64) time.Duration {
+		return waits[int(f*float64(len(waits)-1))].Round(100 * time.Microsecond)
+	}
 	fmt.Printf("prune: %d old messages (and %d history entries alone) pruned in %s, %.0f messages/s, batches of 500\n",
 		msgs, evs, took.Round(time.Millisecond), float64(msgs)/took.Seconds())
 	fmt.Printf("prune: %d sends meanwhile: commit wait p50 %s, p99 %s, max %s (target: max under 100ms)\n",
