@@ -57,6 +57,27 @@ type Config struct {
 	// default simulated modem runs, which a file meant for the field
 	// should say out loud.
 	SimulatedByDefault bool `toml:"-"`
+	// Retention is how long messages and their history are kept.
+	Retention Retention `toml:"retention"`
+}
+
+// Retention bounds how long finished messages ([retention] messages) and
+// the history of finished messages (events) are kept; 0 keeps them.
+type Retention struct {
+	Messages Duration `toml:"messages"`
+	Events   Duration `toml:"events"`
+}
+
+// validate reports the problems of [retention].
+func (r Retention) validate(bad func(field string, value any, why string)) {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"retention.messages", r.Messages.Duration}, {"retention.events", r.Events.Duration}} {
+		if f.d < 0 || f.d > 0 && f.d < time.Hour {
+			bad(f.name, f.d.String(), "must be 0 (keep them) or at least 1h (default 8760h, one year)")
+		}
+	}
 }
 
 // Hub configures the link to the central hub (an MQTT broker).
@@ -534,6 +555,8 @@ func Default() Config {
 			MaxAge: Duration{30 * 24 * time.Hour}, WhenFull: "drop_oldest"},
 		Modems: []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
 		Email:  Email{MaxParts: 3, ConversationTTL: Duration{7 * 24 * time.Hour}, Subject: "ignore", SubjectTemplate: "SMS from {from}"},
+
+		Retention: Retention{Messages: Duration{8760 * time.Hour}, Events: Duration{8760 * time.Hour}},
 
 		RouteReplyLimit:  DefaultRouteReplyLimit,
 		RouteReplyWindow: Duration{time.Hour},
@@ -1142,6 +1165,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Email.problems()...)
 	c.validateWebhooks(bad)
 	c.validateRoutes(bad)
+	c.Retention.validate(bad)
 	if len(errs) == 0 {
 		return nil
 	}

@@ -642,3 +642,21 @@ func TestRouteKeywordAndForm(t *testing.T) {
 		t.Errorf("keyword and form: %v", err)
 	}
 }
+
+// [retention]: one year by default; 0 keeps; under 1h or negative refused.
+func TestRetention(t *testing.T) {
+	c, err := Check("f.toml", nil)
+	if err != nil || c.Retention.Messages.Duration != 8760*time.Hour || c.Retention.Events.Duration != 8760*time.Hour {
+		t.Fatalf("default: %+v, %v", c.Retention, err)
+	}
+	c, err = Check("f.toml", []byte("[retention]\nmessages = \"0s\"\nevents = \"720h\"\n"))
+	if err != nil || c.Retention.Messages.Duration != 0 || c.Retention.Events.Duration != 720*time.Hour {
+		t.Fatalf("given: %+v, %v", c.Retention, err)
+	}
+	_, err = Check("f.toml", []byte("[retention]\nmessages = \"-1h\"\nevents = \"5m\"\n"))
+	for _, want := range []string{`retention.messages = "-1h0m0s": must be 0`, `retention.events = "5m0s": must be 0`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+}

@@ -21,3 +21,6 @@ go test -run '^$' -bench . -benchmem -count "$count" ./pdu/xform
 echo
 echo "== hub store-and-forward: Outpost against a Mosquitto bridge (real Mosquitto, loopback); one device (mosquitto_pub -l -q 1) against Mosquitto with persistence"
 OUTPOST_HUB_BENCH=1 go test -count=1 -run '^TestHubBench$' -v ./cmd/outpost | grep -E '^(edge|outpost|mosquitto|targets|[0-9]+ QoS)|FAIL'
+echo
+echo "== retention: prune old finished messages in batches while sends go on (OUTPOST_PRUNE_BENCH old messages, default 1,000,000); the longest wait of a send"
+OUTPOST_PRUNE_BENCH=${OUTPOST_PRUNE_BENCH:-1000000} go test -count=1 -timeout 30m -run '^TestPruneBench$' -v ./bridge | grep -E '^(prune|    prune_bench)|FAIL'

@@ -94,6 +94,9 @@ type Message struct {
 	// Tags are what the routes that matched an inbound message put on
 	// it ([[route]] tag), in their order.
 	Tags []string `json:"tags,omitempty"`
+	// Read and Handled are an inbound message's marks (outpost mark).
+	Read    bool `json:"read,omitempty"`
+	Handled bool `json:"handled,omitempty"`
 }
 
 // Delivery is one message x destination with its latest state.
@@ -471,7 +474,7 @@ func (tx *Tx) RecoverSending(connector, detail string) (int, error) {
 	return len(ids), nil
 }
 
-const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, form_id, instance_id, port, validity_s, priority, not_before, expires_at, created_at, channel, from_addr, kind, tags`
+const messageCols = `id, direction, peer, modem, text, data, coding, parts, smsc, scts, report, flash, source, COALESCE(dedup_key, ''), state, detail, form_id, instance_id, port, validity_s, priority, not_before, expires_at, created_at, channel, from_addr, kind, tags, read, handled`
 
 func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var m Message
@@ -480,7 +483,7 @@ func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var tags string
 	err := row.Scan(&m.ID, &m.Direction, &m.Peer, &m.Modem, &text, &m.Data, &m.Coding, &m.Parts, &m.SMSC, &m.SCTS,
 		&m.Report, &m.Flash, &m.Source, &m.DedupKey, &m.State, &m.Detail, &m.FormID, &m.InstanceID, &m.Port, &validity,
-		&m.Priority, &notBefore, &expires, &created, &m.Channel, &m.FromAddr, &m.Kind, &tags)
+		&m.Priority, &notBefore, &expires, &created, &m.Channel, &m.FromAddr, &m.Kind, &tags, &m.Read, &m.Handled)
 	if tags != "" {
 		m.Tags = strings.Split(tags, ",")
 	}

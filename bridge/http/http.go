@@ -36,8 +36,11 @@ type Server struct {
 	Version   string
 	Router    *bridge.Router
 	Log       *slog.Logger
-	started   time.Time
-	ln        net.Listener
+	// Pruner is the retention pruner whose counts status shows (nil:
+	// none).
+	Pruner  *bridge.Pruner
+	started time.Time
+	ln      net.Listener
 }
 
 // StatusBody is the answer of GET /v1/status.
@@ -55,6 +58,8 @@ type StatusBody struct {
 	HubQueue store.HubStats `json:"hub_queue"`
 	// Store is the database's size on disk and its last WAL checkpoint.
 	Store store.Files `json:"store"`
+	// Retention is what the retention pruner deleted since start.
+	Retention *bridge.PruneStats `json:"retention,omitempty"`
 }
 
 // Listen binds the socket. A stale socket file from a killed daemon is
@@ -96,6 +101,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/people/{op}", s.people)
 	s.contactRoutes(mux) // contacts.go: /v1/contacts…, /v1/groups…
 	s.banRoutes(mux)     // bans.go: /v1/bans…, /v1/audit
+	s.messageRoutes(mux) // messages.go: GET /v1/messages, mark, DELETE
 	srv := &http.Server{Handler: withCaller(mux), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -246,6 +252,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Router.Modems(), Queues: q, Reassembly: ra, Links: s.Router.Links(),
 		Store: s.Router.Store.Files()}
+	if s.Pruner != nil {
+		st := s.Pruner.Stats()
+		body.Retention = &st
+	}
 	if err := s.Router.Store.View(r.Context(), func(tx *store.Tx) (err error) {
 		if body.HubQueue, err = tx.HubQueueStats(); err != nil || body.HubQueue.SetAside == 0 {
 			return err

@@ -332,6 +332,7 @@ func cmdStatus(args []string) int {
 		Links      map[string]hub.LinkState   `json:"links"`
 		HubQueue   store.HubStats             `json:"hub_queue"`
 		Store      store.Files                `json:"store"`
+		Retention  *bridge.PruneStats         `json:"retention"`
 	}
 	if code := fetch("status", mk, "/v1/status", *asJSON, &s); code >= 0 {
 		return code
@@ -393,6 +394,10 @@ func cmdStatus(args []string) int {
 				fmt.Printf("%d of them put back in the queue (outpost hub requeue)\n", q.Requeued)
 			}
 		}
+	}
+	if r := s.Retention; r != nil {
+		fmt.Printf("\nretention: messages kept %s, history %s; pruned since start: %d message(s), %d history entr(ies) in %d run(s)\n",
+			r.KeepFor, r.EventsFor, r.Pruned, r.EventsGone, r.Runs)
 	}
 	db := s.Store
 	fmt.Printf("\ndatabase: %s, WAL %s", kib(db.DBBytes), kib(db.WALBytes))

@@ -195,6 +195,20 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 	if err := api.Listen(); err != nil {
 		return err
 	}
+	// Retention: old finished messages and history pruned in small
+	// batches. Tests only: OUTPOST_PRUNE_AFTER is when the first run
+	// starts (default a minute after start).
+	pruner := &bridge.Pruner{Store: st, Log: log, Messages: cfg.Retention.Messages.Duration, Events: cfg.Retention.Events.Duration}
+	if v := os.Getenv("OUTPOST_PRUNE_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("OUTPOST_PRUNE_AFTER=%q: want a duration: %v", v, err)
+		}
+		pruner.First = d
+	}
+	api.Pruner = pruner
+	wg.Add(1)
+	go func() { defer wg.Done(); pruner.Run(ctx) }()
 
 	if cfg.Hub.URL == "" {
 		// Deliveries to the hub from a run that had one wait for the

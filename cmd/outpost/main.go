@@ -28,6 +28,9 @@ commands:
   retry ID       put a failed or expired message back in the queue (attempts reset)
   cancel ID      cancel a queued or scheduled message (not one being sent right now)
   inbox          inbound messages, newest first
+  messages       list and search: [--in|--out] [--state S] [--number N] [--tag T] [--since 7d] [--limit N]
+  mark ID        mark an inbound message --read, --handled, or --tag T
+  rm ID          delete a message with its destinations and history
   status         modems, queues; exits 1 when no daemon is running
   hub            the hub queue: hub set-aside (messages the hub kept refusing),
                  hub requeue ID…|--all (put them back in the queue)
@@ -67,6 +70,12 @@ func run(args []string) int {
 		return cmdManage(cmd, rest)
 	case "inbox":
 		return cmdInbox(rest)
+	case "messages":
+		return cmdMessages(rest)
+	case "mark":
+		return cmdMark(rest)
+	case "rm":
+		return cmdRm(rest)
 	case "status":
 		return cmdStatus(rest)
 	case "hub":

@@ -1,0 +1,75 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/outpost-sms/outpost/store"
+)
+
+// MessagePage is one page of a message listing: Next is the cursor of
+// the page after it ("" for the last one).
+type MessagePage struct {
+	Messages []MessageView `json:"messages"`
+	Next     string        `json:"next,omitempty"`
+}
+
+// ListMessages lists messages newest first (store.Filter), each with its
+// summary state and its destinations (no history). A bad filter or cursor
+// is ErrInvalid.
+func (h *Router) ListMessages(ctx context.Context, f store.Filter) (MessagePage, error) {
+	switch f.Direction {
+	case "", store.In, store.Out:
+	default:
+		return MessagePage{}, fmt.Errorf("%w: direction %q: in or out", ErrInvalid, f.Direction)
+	}
+	if f.Limit < 1 || f.Limit > 1000 {
+		return MessagePage{}, fmt.Errorf("%w: limit %d: from 1 to 1000", ErrInvalid, f.Limit)
+	}
+	p := MessagePage{Messages: []MessageView{}}
+	err := h.Store.View(ctx, func(tx *store.Tx) error {
+		ms, next, err := tx.ListMessages(f)
+		if err != nil {
+			return err
+		}
+		p.Next = next
+		for _, m := range ms {
+			v := newView(m)
+			if v.Deliveries, err = tx.Deliveries(m.ID); err != nil {
+				return err
+			}
+			v.State = summarize(v.Message, v.Deliveries)
+			p.Messages = append(p.Messages, v)
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrInvalid) {
+		err = fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return p, err
+}
+
+// MarkMessage marks an inbound message read and/or handled, or tags a
+// message (store.Tx.MarkMessage), committed before it answers. ErrInvalid
+// for a mark that does not apply; store.ErrNotFound for an unknown id.
+func (h *Router) MarkMessage(ctx context.Context, id string, mk store.Mark, by string) (MessageView, error) {
+	err := h.Store.Update(ctx, func(tx *store.Tx) error {
+		_, err := tx.MarkMessage(id, mk, by)
+		return err
+	})
+	if errors.Is(err, store.ErrInvalid) {
+		return MessageView{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err != nil {
+		return MessageView{}, err
+	}
+	return h.Message(ctx, id)
+}
+
+// DeleteMessage deletes a message with its deliveries, parts and history.
+// store.ErrWrongState while one of its deliveries is being sent;
+// store.ErrNotFound for an unknown id.
+func (h *Router) DeleteMessage(ctx context.Context, id string) error {
+	return h.Store.Update(ctx, func(tx *store.Tx) error { return tx.DeleteMessage(id) })
+}
