@@ -118,6 +118,13 @@ func TestAuditRecordsActions(t *testing.T) {
 	if _, err := h.Bans(ctx, "unban", []byte(`{"addr": "+15550003333", "by": "carol"}`), "http", "the HTTP API"); err != nil {
 		t.Fatal(err)
 	}
+	// A tag and a delete are audited too.
+	if _, err := h.MarkMessage(bridge.WithOrigin(ctx, "cli"), id, store.Mark{Tag: "checked"}, "user dave"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DeleteMessage(bridge.WithCaller(ctx, "http", "erin"), later); err != nil {
+		t.Fatal(err)
+	}
 	log, err := h.AuditLog(ctx, bridge.AuditQuery{})
 	if err != nil {
 		t.Fatal(err)
@@ -127,11 +134,12 @@ func TestAuditRecordsActions(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s|%s|%s|%s", e.Who, e.Channel, e.Op, e.Target))
 	}
 	want := []string{"user alice|cli|send|" + id, "ops desk|http|retry|" + id, "mqtt:dev1|mqtt|send|" + later,
-		"user bob|cli|cancel|" + later, "mqtt:ops|mqtt|ban|tel:+15550003333", "carol|http|unban|tel:+15550003333"}
+		"user bob|cli|cancel|" + later, "mqtt:ops|mqtt|ban|tel:+15550003333", "carol|http|unban|tel:+15550003333",
+		"user dave|cli|mark|" + id, "erin|http|rm|" + later}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if strings.Join(hooked, ",") != "send,retry,send,cancel,ban,unban" {
+	if strings.Join(hooked, ",") != "send,retry,send,cancel,ban,unban,mark,rm" {
 		t.Errorf("OnAuditTx saw %v", hooked)
 	}
 	bob, _ := h.Bans(ctx, "audit", []byte(`{"who": "BOB", "since": "1h"}`), "cli", "")

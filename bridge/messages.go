@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/outpost-sms/outpost/store"
 )
@@ -55,8 +56,24 @@ func (h *Router) ListMessages(ctx context.Context, f store.Filter) (MessagePage,
 // for a mark that does not apply; store.ErrNotFound for an unknown id.
 func (h *Router) MarkMessage(ctx context.Context, id string, mk store.Mark, by string) (MessageView, error) {
 	err := h.Store.Update(ctx, func(tx *store.Tx) error {
-		_, err := tx.MarkMessage(id, mk, by)
-		return err
+		if _, err := tx.MarkMessage(id, mk, by); err != nil {
+			return err
+		}
+		var what []string
+		if mk.Read {
+			what = append(what, "read")
+		}
+		if mk.Handled {
+			what = append(what, "handled")
+		}
+		if mk.Tag != "" {
+			what = append(what, "tag "+mk.Tag)
+		}
+		who := by
+		if who == "" {
+			who = callerOf(ctx, "api")
+		}
+		return h.audit(tx, store.AuditEntry{Who: who, Channel: origin(ctx, "api"), Op: "mark", Target: id, Detail: strings.Join(what, ", ")})
 	})
 	if errors.Is(err, store.ErrInvalid) {
 		return MessageView{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -71,5 +88,10 @@ func (h *Router) MarkMessage(ctx context.Context, id string, mk store.Mark, by s
 // store.ErrWrongState while one of its deliveries is being sent;
 // store.ErrNotFound for an unknown id.
 func (h *Router) DeleteMessage(ctx context.Context, id string) error {
-	return h.Store.Update(ctx, func(tx *store.Tx) error { return tx.DeleteMessage(id) })
+	return h.Store.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.DeleteMessage(id); err != nil {
+			return err
+		}
+		return h.auditCtx(ctx, tx, "rm", id, "deleted with its destinations, parts and history")
+	})
 }
