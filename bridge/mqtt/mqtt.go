@@ -125,9 +125,7 @@ func New(opts Options, router *bridge.Router) *Connector {
 	c.server.AddHook(newPacketIDHook(c.server, c.auth.OnACLCheck), nil)
 	c.server.AddHook(&pipesHook{c: c}, nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
-	c.server.AddHook(&peopleHook{c: c}, nil)
-	c.server.AddHook(&contactsHook{c: c}, nil) // contacts.go: admin/contact/…, admin/group/…
-	c.server.AddHook(&bansHook{c: c}, nil)     // bans.go: admin/ban, admin/unban, admin/ban-list, admin/audit
+	c.server.AddHook(&adminHook{c: c}, nil) // admin.go: admin/<op> (people, contacts and groups, bans, audit)
 	if opts.Hub.Link != nil {
 		c.server.AddHook(&forwardHook{c: c}, nil)
 	}
