@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -1287,4 +1288,15 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Decoded reports whether err, from Read or Check, came with a Config
+// that holds all of the file that decoded (values of the wrong type,
+// unknown keys and invalid values were found): not a file that could not
+// be read or is not TOML. outpost config check goes on to check such a
+// Config's routes, so that every problem is listed at once.
+func Decoded(err error) bool {
+	var syntax syntaxError
+	var read *fs.PathError
+	return err != nil && !errors.As(err, &syntax) && !errors.As(err, &read)
 }

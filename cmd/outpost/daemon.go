@@ -388,14 +388,24 @@ func cmdConfig(args []string) int {
 		return code
 	}
 	c, err := loadConfig(pos[0])
-	if err != nil {
+	if err != nil && !config.Decoded(err) {
 		fmt.Fprintln(os.Stderr, strings.TrimSpace(err.Error()))
 		return exitFailure
 	}
 	// The routes, as the daemon would build them: an address no
-	// configured connector delivers to is refused here too.
-	if err := checkRoutes(c); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", pos[0], strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	// configured connector delivers to is refused here too, also when
+	// the rest of the file has problems (every problem at once). A
+	// connector the invalid values keep from being built is already
+	// among those problems: its routes are not checked.
+	if built, rerr := checkRoutes(c); rerr != nil && (err == nil || built) {
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", pos[0], strings.ReplaceAll(rerr.Error(), "\n", "\n  "))
+			return exitFailure
+		}
+		err = fmt.Errorf("%s\n  %s", strings.TrimSpace(err.Error()), strings.ReplaceAll(rerr.Error(), "\n", "\n  "))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, strings.TrimSpace(err.Error()))
 		return exitFailure
 	}
 	if c.SimulatedByDefault {
@@ -534,11 +544,13 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 // checkRoutes builds the connectors and the router the way the daemon
 // does, as a dry run (no store, no modem, nothing listens or runs), and
 // says what is wrong with the routes (Router.CheckRoutes).
-func checkRoutes(cfg config.Config) error {
+// It says too whether the connectors could be built: when they could
+// not, the routes were not checked.
+func checkRoutes(cfg config.Config) (built bool, err error) {
 	router := bridge.New(nil, nil)
 	router.Groups = cfg.Groups
 	if _, _, err := connectors(cfg, router, slog.New(slog.DiscardHandler), nil); err != nil {
-		return err
+		return false, err
 	}
-	return router.CheckRoutes()
+	return true, router.CheckRoutes()
 }

@@ -219,6 +219,17 @@ to = ["mailto:ops@example.org"]
 	}
 	runFails(t, t.TempDir(), cfg, strings.ReplaceAll(want, `"`, `\"`)) // logfmt quotes it
 
+	// Every problem at once: a value of the wrong type and an invalid
+	// value do not hide the route's.
+	mixed := strings.Replace(cfg, "gateway_id = \"gw1\"\n", "gateway_id = \"gw1\"\nlog_level = 5\n", 1) + "[retention]\nmessages = \"1m\"\n"
+	if err := os.WriteFile(path, []byte(mixed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, code := cli(t, dir, "config", "check", path); code != 1 || !strings.Contains(errs, want) ||
+		!strings.Contains(errs, "log_level: must be a string") || !strings.Contains(errs, "retention.messages") {
+		t.Errorf("config check of a file with three kinds of problem: exit %d\n%s%s\nwant each of them, and %q", code, out, errs, want)
+	}
+
 	// A route the config itself refuses is named the same way, from 1:
 	// by config check and by run.
 	badChannel := strings.Replace(cfg, "keyword = \"ops\"\n", "keyword = \"ops\"\nchannel = \"fax\"\n", 1)
