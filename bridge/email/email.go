@@ -502,17 +502,7 @@ const maxSubject = 200
 // decoded, control characters and runs of white space made one space,
 // at most maxSubject characters.
 func subject(h string) string {
-	dec := mime.WordDecoder{CharsetReader: func(charset string, r io.Reader) (io.Reader, error) {
-		raw, err := io.ReadAll(r)
-		if err != nil {
-			return nil, err
-		}
-		text, err := toUTF8(raw, charset)
-		return strings.NewReader(text), err
-	}}
-	if d, err := dec.DecodeHeader(h); err == nil {
-		h = d
-	}
+	h = decodeWords(h)
 	h = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || r == controlMark {
 			return ' '
@@ -616,4 +606,21 @@ func (c *Connector) answer(tx *store.Tx, m *store.Message) error {
 	}
 	tx.AfterCommit(func() { c.router.Wake("email") })
 	return nil
+}
+
+// decodeWords decodes the encoded words (RFC 2047) of a header's text in
+// any charset toUTF8 reads; text it cannot decode is left as it is.
+func decodeWords(h string) string {
+	dec := mime.WordDecoder{CharsetReader: func(charset string, r io.Reader) (io.Reader, error) {
+		raw, err := io.ReadAll(r)
+		if err != nil {
+			return nil, err
+		}
+		text, err := toUTF8(raw, charset)
+		return strings.NewReader(text), err
+	}}
+	if d, err := dec.DecodeHeader(h); err == nil {
+		return d
+	}
+	return h
 }

@@ -95,10 +95,14 @@ func walk(h header, r io.Reader, depth int, b *body) (plain, htm string, err err
 	if err != nil {
 		return "", "", fmt.Errorf("bad %s body: %v", h.Get("Content-Transfer-Encoding"), err)
 	}
+	// Names in RFC 2231 form (filename*=) are decoded by
+	// mime.ParseMediaType; most mailers send RFC 2047 encoded words in
+	// quotes instead, which RFC 2231 does not allow but everyone reads.
 	name := dparams["filename"]
 	if name == "" {
 		name = params["name"]
 	}
+	name = decodeWords(name)
 	if disp == "attachment" || name != "" || (mt != "text/plain" && mt != "text/html") {
 		if name == "" {
 			name = "unnamed"
