@@ -210,6 +210,9 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 	wg.Add(1)
 	go func() { defer wg.Done(); pruner.Run(ctx) }()
 
+	if n := hubWithoutURL(cfg); n != "" {
+		log.Warn(n)
+	}
 	if cfg.Hub.URL == "" {
 		// Deliveries to the hub from a run that had one wait for the
 		// next: say so, or they wait unseen.
@@ -408,6 +411,9 @@ func cmdConfig(args []string) int {
 		fmt.Fprintln(os.Stderr, strings.TrimSpace(err.Error()))
 		return exitFailure
 	}
+	if n := hubWithoutURL(c); n != "" {
+		fmt.Fprintf(os.Stderr, "note: %s: %s\n", pos[0], n)
+	}
 	if c.SimulatedByDefault {
 		fmt.Fprintf(os.Stderr, "note: %s lists no [[modem]]: the simulated modem %s is used (no real SMS go out); add a [[modem]] with type = \"serial\" for a real one\n", pos[0], c.Modems[0].ID)
 	}
@@ -539,6 +545,19 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 		}
 	}
 	return em, mq, nil
+}
+
+// hubWithoutURL says what [hub] rules do without hub.url, or "".
+func hubWithoutURL(c config.Config) string {
+	switch {
+	case c.Hub.URL != "":
+		return ""
+	case len(c.Hub.Forward) > 0:
+		return "[[hub.forward]] without hub.url: messages on those topics are kept in the hub queue (within hub.max_messages and max_bytes) until a hub.url is set"
+	case len(c.Hub.Subscribe) > 0:
+		return "[[hub.subscribe]] without hub.url: there is no hub to subscribe to"
+	}
+	return ""
 }
 
 // checkRoutes builds the connectors and the router the way the daemon

@@ -301,6 +301,12 @@ func TestCLIUsage(t *testing.T) {
 	if _, errs, code := cli(t, dir, "config", "check", nomodem); code != 0 || !strings.Contains(errs, "lists no [[modem]]: the simulated modem sim0 is used") {
 		t.Errorf("config check without [[modem]]: %d %q", code, errs)
 	}
+	// [hub] rules without hub.url do not do what they seem to: said.
+	nohub := filepath.Join(dir, "nohub.toml")
+	writeConfig(t, nohub, "gateway_id = \"gw\"\n[[hub.forward]]\ntopic = \"dev/#\"\n")
+	if _, errs, code := cli(t, dir, "config", "check", nohub); code != 0 || !strings.Contains(errs, "[[hub.forward]] without hub.url: messages on those topics are kept in the hub queue") {
+		t.Errorf("config check of [[hub.forward]] without hub.url: %d %q", code, errs)
+	}
 	bad := filepath.Join(dir, "bad.toml")
 	writeConfig(t, bad, "gateway_id = \"g\\u0000x\"\n[mqtt]\nlisten = \"127.0.0.1:99999\"\nmax_clients = -3\n[[modem]]\ntype = \"sim\"\n")
 	if _, errs, code := cli(t, dir, "config", "check", bad); code != 1 || !strings.Contains(errs, "gateway_id") || !strings.Contains(errs, "mqtt.listen") || !strings.Contains(errs, "mqtt.max_clients") {
