@@ -219,3 +219,32 @@ func (h *Router) auditManaged(ctx context.Context, tx *store.Tx, op, id, by stri
 	return h.audit(tx, store.AuditEntry{Who: by, Channel: origin(ctx, "api"), Op: op, Target: id,
 		Detail: fmt.Sprintf("%d destinations", len(r.Changed))})
 }
+
+// AuditConfig records a start of the daemon with a config unlike the
+// last start's (or the first start): the config is a state of the box
+// like any other, and the central side sees when it changed. file is the
+// config file ("": the built-in defaults), digest a hash of the config
+// in effect. It reports whether it recorded one.
+func (h *Router) AuditConfig(ctx context.Context, file, digest string) (bool, error) {
+	if file == "" {
+		file = "the built-in defaults"
+	}
+	recorded := false
+	err := h.Store.Update(ctx, func(tx *store.Tx) error {
+		last, ok, err := tx.LastAudit("config")
+		if err != nil {
+			return err
+		}
+		was, _, _ := strings.Cut(last.Detail, " ")
+		detail := digest + " (the first start)"
+		switch {
+		case ok && was == digest:
+			return nil
+		case ok:
+			detail = digest + " (changed since the last start: was " + was + ")"
+		}
+		recorded = true
+		return h.audit(tx, store.AuditEntry{Who: "outpost run", Channel: "config", Op: "config", Target: file, Detail: detail})
+	})
+	return recorded, err
+}

@@ -194,3 +194,45 @@ func TestAuditPeopleAndContacts(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestAuditConfig: a start with a config unlike the last start's is
+// audited (the first start too), with the file and both digests; a
+// start with the same config is not.
+func TestAuditConfig(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	var hooked int
+	h.OnAuditTx(func(tx *store.Tx, e store.AuditEntry) error {
+		hooked++
+		return nil
+	})
+	ctx := context.Background()
+	for _, c := range []struct {
+		file, digest string
+		want         bool
+	}{
+		{"/etc/outpost.toml", "sha256:aaaa", true},
+		{"/etc/outpost.toml", "sha256:aaaa", false},
+		{"/etc/outpost.toml", "sha256:bbbb", true},
+		{"", "sha256:bbbb", false},
+	} {
+		got, err := h.AuditConfig(ctx, c.file, c.digest)
+		if err != nil || got != c.want {
+			t.Errorf("AuditConfig(%q, %q) = %v, %v; want %v", c.file, c.digest, got, err, c.want)
+		}
+	}
+	log, err := h.AuditLog(ctx, bridge.AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range log {
+		got = append(got, fmt.Sprintf("%s|%s|%s|%s|%s", e.Who, e.Channel, e.Op, e.Target, e.Detail))
+	}
+	want := []string{
+		"outpost run|config|config|/etc/outpost.toml|sha256:aaaa (the first start)",
+		"outpost run|config|config|/etc/outpost.toml|sha256:bbbb (changed since the last start: was sha256:aaaa)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || hooked != 2 {
+		t.Errorf("audit log (%d to the hub):\n%s\nwant:\n%s", hooked, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -74,6 +74,23 @@ func (tx *Tx) AuditLog(since time.Time, who string, limit int) ([]AuditEntry, er
 	return out, rows.Err()
 }
 
+// LastAudit returns the newest entry of operation op, and whether there
+// is one.
+func (tx *Tx) LastAudit(op string) (AuditEntry, bool, error) {
+	var e AuditEntry
+	var at int64
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT id, at, who, channel, op, target, detail FROM audit WHERE op = ? ORDER BY id DESC LIMIT 1`, op).
+		Scan(&e.ID, &at, &e.Who, &e.Channel, &e.Op, &e.Target, &e.Detail)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, false, nil
+	}
+	if err != nil {
+		return e, false, fmt.Errorf("audit: %w", err)
+	}
+	e.At = fromMS(at)
+	return e, true, nil
+}
+
 // Ban is an address whose messages are stored and not routed or
 // answered, and to which nothing is sent.
 type Ban struct {

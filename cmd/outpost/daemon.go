@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,7 +75,7 @@ func cmdRun(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := daemon(ctx, cfg, log); err != nil {
+	if err := daemon(ctx, cfg, *cfgPath, log); err != nil {
 		var ns notStarted
 		if errors.As(err, &ns) {
 			log.Error("outpost could not start", "err", ns.err)
@@ -89,7 +92,7 @@ func cmdRun(args []string) int {
 // the database, the CLI socket, a broker listener): a daemon that runs
 // with a part missing would accept messages it can never deliver. A modem
 // that is absent is not such a part: it is retried until it comes.
-func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
+func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Logger) (err error) {
 	running := false
 	defer func() {
 		if err != nil && !running {
@@ -183,6 +186,11 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 	// A route may name an address ("webhook:crm", a [[route]]'s to): its
 	// connector must be there, or no inbound message could be stored.
 	if err := router.CheckRoutes(); err != nil {
+		return err
+	}
+	// A start with a config unlike the last start's is audited (after
+	// the connectors: the hub gets its copy).
+	if _, err := router.AuditConfig(ctx, cfgFile, configDigest(cfg)); err != nil {
 		return err
 	}
 	if em != nil {
@@ -545,6 +553,17 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 		}
 	}
 	return em, mq, nil
+}
+
+// configDigest identifies the config in effect (the defaults and the
+// file's values): the first 16 hex digits of the SHA-256 of its JSON.
+func configDigest(cfg config.Config) string {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return "unknown"
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:8])
 }
 
 // hubWithoutURL says what [hub] rules do without hub.url, or "".

@@ -84,7 +84,8 @@ url = "tcp://%s"
 	user := "user " + userName()
 	want := []string{"ban tel:" + ann + " by desk-anna via cli", "send " + ward + " by " + user + " via cli",
 		"unban tel:" + ann + " by mqtt:ops-console via mqtt", "send " + after + " by " + user + " via cli",
-		"send " + night + " by night-shift via cli", "contact/add 1 by desk-anna via cli"}
+		"send " + night + " by night-shift via cli", "contact/add 1 by desk-anna via cli",
+		"config " + g.config + " by outpost run via config"} // the first start with this config
 	for _, w := range want {
 		if !slices.Contains(got2, w) {
 			t.Errorf("audit lacks %q:\n%s", w, strings.Join(got2, "\n"))
