@@ -89,12 +89,11 @@ const (
 				(SELECT MAX(p.sent_at) FROM sent_parts p WHERE p.delivery_id = d.id)
 			FROM deliveries d INDEXED BY deliveries_recipient JOIN messages m ON m.id = d.message_id
 			WHERE d.recipient = ? AND d.connector = ? AND m.created_at >= ?`
-	qModemSent = `SELECT p.modem, COUNT(*), COUNT(DISTINCT p.delivery_id), SUM(p.state = 'failed'),
-			COUNT(DISTINCT CASE WHEN d.state IN ('sent', 'delivered') THEN d.id END),
-			COUNT(DISTINCT CASE WHEN d.state IN ('failed', 'expired') THEN d.id END)
-		FROM sent_parts p INDEXED BY sent_parts_sent JOIN deliveries d ON d.id = p.delivery_id
-		WHERE p.sent_at >= ? AND (? = '' OR p.modem = ?) GROUP BY p.modem`
-	qModemReceived = `SELECT modem, COUNT(*), SUM(parts) FROM messages INDEXED BY messages_direction_created
+	qModemSent = `SELECT p.modem, SUM(p.n), COUNT(*), SUM(p.failed), SUM(d.state IN ('sent', 'delivered')), SUM(d.state IN ('failed', 'expired'))
+		FROM (SELECT modem, delivery_id, COUNT(*) AS n, SUM(state = 'failed') AS failed FROM sent_parts INDEXED BY sent_parts_sent
+			WHERE sent_at >= ? AND (? = '' OR modem = ?) GROUP BY modem, delivery_id) p
+		JOIN deliveries d ON d.id = p.delivery_id GROUP BY p.modem`
+	qModemReceived = `SELECT modem, COUNT(*), SUM(parts) FROM messages INDEXED BY messages_created
 		WHERE direction = 'in' AND created_at >= ? AND (? = '' OR modem = ?) GROUP BY modem`
 	qChannelIn = `SELECT channel, COUNT(*) FROM messages INDEXED BY messages_created
 		WHERE created_at >= ? GROUP BY channel`

@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +59,13 @@ func TestStatsBench(t *testing.T) {
 	var nd, np int
 	s.DB().QueryRow(`SELECT (SELECT COUNT(*) FROM deliveries), (SELECT COUNT(*) FROM sent_parts)`).Scan(&nd, &np)
 	fmt.Printf("stats: built %d messages (%d deliveries, %d sent parts) over 100 days in %s\n", n, nd, np, time.Since(built).Round(time.Millisecond))
+
+	// What migration 0020 costs on this database: its indexes made again.
+	t0 := time.Now()
+	if _, err := s.DB().ExecContext(ctx, `DROP INDEX messages_from; DROP INDEX sent_parts_sent;`+migration0020(t)); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("stats: migration 0020 (its indexes) on %d messages: %s\n", n, time.Since(t0).Round(time.Millisecond))
 
 	stop := make(chan struct{})
 	var waits []time.Duration
@@ -128,9 +137,59 @@ func TestStatsBench(t *testing.T) {
 		total += best
 		fmt.Printf("stats: 7 days of %d messages, %s: %s (%s)\n", n, c.name, best.Round(100*time.Microsecond), what)
 	}
+	// Each query alone, with its plan.
+	for _, name := range slices.Sorted(maps.Keys(statsQueries)) {
+		q := statsQueries[name]
+		var args []any
+		switch name {
+		case "qSenderIn":
+			args = []any{"tel:" + num, since.UnixMilli()}
+		case "qSenderLast":
+			args = []any{"tel:" + num}
+		case "qSenderOut":
+			args = []any{num, "sms", since.UnixMilli()}
+		case "qModemSent", "qModemReceived":
+			args = []any{since.UnixMilli(), "", ""}
+		default:
+			args = []any{since.UnixMilli()}
+		}
+		t0 := time.Now()
+		rows, err := s.DB().QueryContext(ctx, q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		rows.Close()
+		took := time.Since(t0)
+		var plan []string
+		prow, err := s.DB().QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for prow.Next() {
+			var id, parent, notused int
+			var detail string
+			prow.Scan(&id, &parent, &notused, &detail)
+			plan = append(plan, detail)
+		}
+		prow.Close()
+		fmt.Printf("stats: %s %s, %d rows; plan: %s\n", name, took.Round(100*time.Microsecond), n, strings.Join(plan, "; "))
+	}
 	close(stop)
 	wg.Wait()
 	slices.Sort(waits)
 	fmt.Printf("stats: the whole query (as outpost stats NUMBER runs it) %s; %d sends meanwhile, commit wait max %s\n",
 		total.Round(time.Millisecond), len(waits), waits[len(waits)-1].Round(100*time.Microsecond))
+}
+
+// migration0020 is the text of migration 0020.
+func migration0020(t *testing.T) string {
+	b, err := migrations.ReadFile("migrations/0020_stats.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -171,7 +172,8 @@ func TestStatsQueriesUseIndexes(t *testing.T) {
 		}
 		rows.Close()
 		for _, line := range plan {
-			if strings.HasPrefix(line, "SCAN ") {
+			// A subquery's rows (a co-routine) are read in turn.
+			if strings.HasPrefix(line, "SCAN ") && !slices.Contains(plan, "CO-ROUTINE "+strings.TrimPrefix(line, "SCAN ")) {
 				t.Errorf("%s scans: %q (plan: %q)", name, line, plan)
 			}
 		}
