@@ -114,6 +114,7 @@ func TestStatsEndToEnd(t *testing.T) {
 
 	// The table for people.
 	out, errs, code = g.cli("stats", "+15555550100")
+	t.Logf("outpost stats +15555550100:\n%s", out)
 	for _, want := range []string{"tel:+15555550100", "in 1, out 1; last seen", "success rate 100.0%: 1 sent or delivered, 0 failed",
 		"average time to delivered (accepted → the network's status report)", "DAY", "MODEM", "sim0", "CHANNEL"} {
 		if code != 0 || !strings.Contains(out, want) {
