@@ -246,6 +246,9 @@ type Router struct {
 	// Keywords are the people's keywords (STOP, START, JOIN, LEAVE) by
 	// language, the first one the default (people.go).
 	Keywords []KeywordSet
+	// ModemIDs are the configured modems' ids (stats.go: a modem asked
+	// for must be one of them, or have sent something).
+	ModemIDs []string
 
 	mu          sync.Mutex
 	connectors  map[string]Connector

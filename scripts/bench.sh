@@ -24,3 +24,6 @@ OUTPOST_HUB_BENCH=1 go test -count=1 -run '^TestHubBench$' -v ./cmd/outpost | gr
 echo
 echo "== retention: prune old finished messages in batches while sends go on (OUTPOST_PRUNE_BENCH old messages, default 1,000,000); the longest wait of a send"
 OUTPOST_PRUNE_BENCH=${OUTPOST_PRUNE_BENCH:-1000000} go test -count=1 -timeout 30m -run '^TestPruneBench$' -v ./bridge | grep -E '^(prune|    prune_bench)|FAIL'
+echo
+echo "== statistics: outpost stats over 7 days of OUTPOST_STATS_BENCH messages (default 1,000,000, over 100 days) while sends go on; each query's time and plan"
+OUTPOST_STATS_BENCH=${OUTPOST_STATS_BENCH:-1000000} go test -count=1 -timeout 30m -run '^TestStatsBench$' -v ./store | grep -E '^stats|FAIL'

@@ -102,6 +102,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.contactRoutes(mux) // contacts.go: /v1/contacts…, /v1/groups…
 	s.banRoutes(mux)     // bans.go: /v1/bans…, /v1/audit
 	s.messageRoutes(mux) // messages.go: GET /v1/messages, mark, DELETE
+	s.statsRoutes(mux)   // stats.go: GET /v1/stats
 	srv := &http.Server{Handler: withCaller(mux), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -153,6 +153,7 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 	}()
 	modems := map[string]hw.Modem{}
 	for _, mc := range cfg.Modems {
+		router.ModemIDs = append(router.ModemIDs, mc.ID)
 		device := mc.Device
 		if mc.Type == "sim" {
 			// The simulated modem runs in this process on a pty, so the
