@@ -147,8 +147,12 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, req.By = caller(r)
+	var skipped []string
+	req.Notes = &skipped
 	id, err := s.Router.Submit(r.Context(), req)
 	switch {
+	case errors.Is(err, bridge.ErrQuota):
+		overQuota(w, err) // quota.go
 	case errors.Is(err, bridge.ErrConflict):
 		writeError(w, http.StatusConflict, err)
 	case errors.Is(err, bridge.ErrInvalid):
@@ -158,7 +162,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err)
 	default:
 		// A group listing a number twice sends it one SMS: say so.
-		writeJSON(w, http.StatusCreated, bridge.SendReply{ID: id, OK: true, Notes: s.Router.GroupNotes(req.To, req.Channels...)})
+		writeJSON(w, http.StatusCreated, bridge.SendReply{ID: id, OK: true, Notes: append(s.Router.GroupNotes(req.To, req.Channels...), skipped...)})
 	}
 }
 

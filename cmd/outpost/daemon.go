@@ -431,6 +431,9 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 	router.ReplyLimit = cfg.RouteReplyLimit
 	router.ReplyWindow = cfg.RouteReplyWindow.Duration
 	router.Keywords = keywordSets(cfg.Keywords)
+	if router.Quota, err = quotaPolicy(cfg.Quota); err != nil {
+		return nil, nil, err
+	}
 	smsConn := bsms.New(router, modems)
 	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
 	smsConn.ReassemblyTimeout = cfg.SMS.ReassemblyTimeout.Duration

@@ -1,0 +1,75 @@
+package store
+
+import (
+	"fmt"
+	"time"
+)
+
+// Quota count kinds (table quota_counts).
+const (
+	QuotaSource = "source" // key: who sent; n: the SMS of one send
+	QuotaNumber = "number" // key: the number; n: 1
+)
+
+// QuotaUse is one counted send within a window: when, and how many.
+type QuotaUse struct {
+	At time.Time
+	N  int
+}
+
+// QuotaUses lists the sends counted for key since then, oldest first.
+func (tx *Tx) QuotaUses(kind, key string, since time.Time) ([]QuotaUse, error) {
+	st, err := tx.stmt(`SELECT at, n FROM quota_counts WHERE kind = ? AND key = ? AND at > ? ORDER BY at, id`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(tx.ctx, kind, key, ms(since))
+	if err != nil {
+		return nil, fmt.Errorf("quota uses: %w", err)
+	}
+	defer rows.Close()
+	var out []QuotaUse
+	for rows.Next() {
+		var at int64
+		var n int
+		if err := rows.Scan(&at, &n); err != nil {
+			return nil, err
+		}
+		out = append(out, QuotaUse{At: fromMS(at), N: n})
+	}
+	return out, rows.Err()
+}
+
+// QuotaCount sums the sends counted for key since then.
+func (tx *Tx) QuotaCount(kind, key string, since time.Time) (int, error) {
+	st, err := tx.stmt(`SELECT COALESCE(SUM(n), 0) FROM quota_counts WHERE kind = ? AND key = ? AND at > ?`)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if err := st.QueryRowContext(tx.ctx, kind, key, ms(since)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("quota count: %w", err)
+	}
+	return n, nil
+}
+
+// AddQuota counts n for key at the transaction's time, for message id.
+func (tx *Tx) AddQuota(kind, key, messageID string, n int) error {
+	st, err := tx.stmt(`INSERT INTO quota_counts (kind, key, at, n, message_id) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	if _, err := st.ExecContext(tx.ctx, kind, key, ms(tx.now), n, messageID); err != nil {
+		return fmt.Errorf("count quota: %w", err)
+	}
+	return nil
+}
+
+// PruneQuota deletes up to limit counts recorded before then.
+func (tx *Tx) PruneQuota(before time.Time, limit int) (int64, error) {
+	res, err := tx.exec(`DELETE FROM quota_counts WHERE id IN (SELECT id FROM quota_counts WHERE at < ? ORDER BY at LIMIT ?)`, ms(before), limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune quota counts: %w", err)
+	}
+	return res.RowsAffected()
+}
