@@ -119,7 +119,11 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		return err
 	}
 	defer unlock()
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "outpost.db"), store.Options{Log: log})
+	opts, err := storeOptions(store.Options{Log: log}) // testclock.go
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "outpost.db"), opts)
 	if err != nil {
 		return err
 	}
