@@ -300,3 +300,54 @@ func (h *Router) quietHold(tx *store.Tx, req SendRequest, t target, due time.Tim
 // QuietUntil reports whether t falls in q's quiet hours, and when they
 // end (for tests and status).
 func QuietUntil(q *QuietHours, t time.Time) (time.Time, bool) { return q.until(t) }
+
+// began is when the quiet period t falls in started (t in it).
+func (q *QuietHours) began(t time.Time) time.Time {
+	loc := q.Loc
+	if loc == nil {
+		loc = time.Local
+	}
+	l := t.In(loc)
+	start := time.Date(l.Year(), l.Month(), l.Day(), q.Start/60, q.Start%60, 0, 0, loc)
+	if start.After(l) {
+		start = start.AddDate(0, 0, -1)
+	}
+	return start
+}
+
+// holdQuiet runs in the transaction that claims the SMS connector's due
+// deliveries: during the quiet hours, those below the quiet priority
+// whose message was accepted before they began (an outage's backlog, a
+// retry; what is accepted during them was looked at then) are held
+// until their end, state scheduled. The router's own sends
+// (confirmations, auto-replies) are not held.
+func (h *Router) holdQuiet(tx *store.Tx, c Connector) error {
+	q := h.Quota.Quiet
+	if q == nil {
+		return nil
+	}
+	if tel := h.ConnectorFor(SchemeTel); tel == nil || tel.Name() != c.Name() {
+		return nil
+	}
+	now := tx.Now()
+	end, quiet := q.until(now)
+	if !quiet {
+		return nil
+	}
+	ds, err := tx.DueBefore(c.Name(), q.Priority, q.began(now), []string{ReplyChannel, PeopleChannel}, 100)
+	if err != nil {
+		return err
+	}
+	loc := q.Loc
+	if loc == nil {
+		loc = time.Local
+	}
+	for _, d := range ds {
+		detail := fmt.Sprintf("quiet hours until %s (%s, %s; priority %s is below quota.quiet_priority %s): held, it was waiting when they began",
+			end.In(loc).Format("15:04"), end.In(loc).Format("2006-01-02"), loc, PriorityName(d.Priority), PriorityName(q.Priority))
+		if _, err := h.Transition(tx, d.ID, store.Transition{State: store.Scheduled, NextAt: end, LastError: d.LastError, Detail: detail}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

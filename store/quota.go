@@ -73,3 +73,34 @@ func (tx *Tx) PruneQuota(before time.Time, limit int) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// DueBefore lists up to limit deliveries of connector that are due now
+// (queued or scheduled, next_at passed, not expired), below priority,
+// whose message was stored before then and came in on none of the
+// channels skip: what the quiet hours hold back when they find it
+// waiting (an outage's backlog, a retry).
+func (tx *Tx) DueBefore(connector string, priority int, before time.Time, skip []string, limit int) ([]Delivery, error) {
+	now := ms(tx.now)
+	args := []any{connector, now, now, priority, ms(before)}
+	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE connector = ? AND state IN ('queued', 'scheduled') AND next_at <= ?
+		AND (expires_at = 0 OR expires_at > ?) AND priority < ?
+		AND message_id IN (SELECT id FROM messages WHERE created_at < ?`
+	for _, c := range skip {
+		q += ` AND channel != ?`
+		args = append(args, c)
+	}
+	rows, err := tx.tx.QueryContext(tx.ctx, q+`) ORDER BY id LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("due deliveries: %w", err)
+	}
+	defer rows.Close()
+	var ds []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, rows.Err()
+}
