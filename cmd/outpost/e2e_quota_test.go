@@ -130,3 +130,47 @@ func TestQuietHoursHoldLowPriority(t *testing.T) {
 		}
 	}
 }
+
+// TestPerNumberQuotaSkipsInGroups: per_number_per_hour through the
+// binary: a number named directly past its bound is refused with the
+// reason (CLI exit 1); a group send skips it and names it in its notes
+// (HTTP "notes", MQTT sms/send/reply "notes", the CLI's note: lines) and
+// goes to the others; an answer to the number's own message goes.
+func TestPerNumberQuotaSkipsInGroups(t *testing.T) {
+	g := newGatewayWith(t, "", "[quota]\nper_number_per_hour = 1\n[groups]\nteam = [\"+15555550100\", \"+15555550131\"]\ncrew = [\"+15555550100\", \"+15555550132\"]\nsquad = [\"+15555550100\", \"+15555550133\"]\n")
+	g.start()
+	g.send("first")
+	echo := g.waitEcho("first")
+	if _, errs, code := g.cli("send", "--to", "+15555550100", "--text", "second"); code != 1 ||
+		!strings.Contains(errs, "+15555550100 already got 1 SMS in the last hour (quota.per_number_per_hour = 1): nothing more is sent to it until") {
+		t.Errorf("a direct send past the bound: exit %d: %s", code, errs)
+	}
+	_, errs, code := g.cli("send", "--to", "group:team", "--text", "team 1")
+	if code != 0 || !strings.Contains(errs, "note: +15555550100 skipped: +15555550100 already got 1 SMS in the last hour") {
+		t.Errorf("CLI group send: exit %d: %s", code, errs)
+	}
+	code, _, v := g.postWith(nil, `{"to": "group:crew", "text": "crew"}`)
+	if notes := fmt.Sprint(v["notes"]); code != 201 || !strings.Contains(notes, "+15555550100 skipped") || strings.Contains(notes, "+15555550132 skipped") {
+		t.Errorf("HTTP group send: %d %v", code, v)
+	}
+	c, got := g.subscribe("team-app")
+	in := &topics{t: t, got: got}
+	reply := func() map[string]any {
+		t.Helper()
+		return in.next("sms/send/reply", func(topic string) bool { return topic == "outpost/gw1/sms/send/reply" })
+	}
+	publishJSON(t, c, "outpost/gw1/sms/send", `{"to": "group:squad", "text": "squad"}`)
+	if r := reply(); r["ok"] != true || !strings.Contains(fmt.Sprint(r["notes"]), "+15555550100 skipped") {
+		t.Errorf("MQTT group send: %v", r)
+	}
+	// +…0131 had its SMS now: all of team is over, refused.
+	publishJSON(t, c, "outpost/gw1/sms/send", `{"to": "group:team", "text": "team 2"}`)
+	r := reply()
+	if r["ok"] != false || !strings.Contains(fmt.Sprint(r["error"]), "every recipient is over quota.per_number_per_hour") {
+		t.Errorf("MQTT group send, every number over: %v", r)
+	}
+	// The person wrote: the answer goes.
+	if _, errs, code := g.cli("send", "--to", "+15555550100", "--text", "answer", "--in-reply-to", echo.ID); code != 0 {
+		t.Errorf("an answer to the number's own message: exit %d: %s", code, errs)
+	}
+}
