@@ -142,6 +142,10 @@ func cmdSend(args []string) int {
 			return usageError(fs, err.Error())
 		}
 	}
+	prio, err := bridge.ParsePriority(*priority)
+	if *priority != "" && err != nil {
+		return usageError(fs, "--priority "+strings.TrimPrefix(err.Error(), `"priority" `))
+	}
 	// Each address is checked here as far as it can be; the daemon knows
 	// its groups and which connectors deliver to which addresses.
 	for _, n := range nums {
@@ -171,11 +175,7 @@ func cmdSend(args []string) int {
 		body.Validity = validity.String()
 	}
 	if *priority != "" {
-		p, err := bridge.ParsePriority(*priority)
-		if err != nil {
-			return usageError(fs, "--priority: "+strings.TrimPrefix(err.Error(), `"priority" `))
-		}
-		bp := bridge.Priority(p)
+		bp := bridge.Priority(prio)
 		body.Priority = &bp
 	}
 	body.InReplyTo = *inReplyTo
