@@ -14,6 +14,9 @@ import (
 // source may have accepted per hour and per day, how many one number
 // gets per hour, and the quiet hours. The zero Quota bounds nothing.
 //
+// Nothing is counted (no row written) for a bound that is not set: the
+// SD card pays for every write.
+//
 // Counts are SMS accepted: a send to N numbers counts N (after opt-outs,
 // bans and numbers over their own bound are left out); a long SMS counts
 // 1 per number whatever its parts; deliveries to other addresses (mail,
@@ -159,7 +162,8 @@ func (h *Router) applyQuota(tx *store.Tx, req SendRequest, direct map[Address]bo
 	if len(kept) == 0 {
 		return nil, nil, quotaError{"quota: every recipient is over quota.per_number_per_hour, nothing to send: " + strings.Join(notes, "; "), 0}
 	}
-	if len(numbers) > 0 && !req.automatic() {
+	bySource := q.SMSPerHour > 0 || q.SMSPerDay > 0 || len(q.Sources) > 0
+	if len(numbers) > 0 && !req.automatic() && bySource {
 		who := sendWho(req)
 		perHour, perDay, from := q.limits(who)
 		for _, w := range []struct {
@@ -200,7 +204,7 @@ func (h *Router) applyQuota(tx *store.Tx, req SendRequest, direct map[Address]bo
 			}
 		}
 	}
-	if len(numbers) > 0 {
+	if len(numbers) > 0 && (bySource || q.PerNumberPerHour > 0) {
 		if _, err := tx.PruneQuota(now.Add(-25*time.Hour), prunePerSend+len(numbers)); err != nil {
 			return nil, nil, err
 		}

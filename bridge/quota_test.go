@@ -305,3 +305,21 @@ func TestQuietHoursHoldBacklog(t *testing.T) {
 	clk.set(time.Date(2026, 12, 3, 7, 0, 1, 0, time.UTC))
 	waitState(t, h, low, store.Sent)
 }
+
+// TestQuotaClockWentBack: the clock goes back two hours after a source
+// used its hour: the counts still hold it, and the wait is what is left
+// of the hour in elapsed time, not two hours more.
+func TestQuotaClockWentBack(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	h.Quota = bridge.Quota{SMSPerHour: 1}
+	clk := useSkewed(h)
+	clk.set(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC))
+	if _, err := sendAs(h, "mqtt:a", "+15555550101"); err != nil {
+		t.Fatal(err)
+	}
+	clk.step(-2 * time.Hour)
+	_, err := sendAs(h, "mqtt:a", "+15555550102")
+	if w := bridge.QuotaWait(err); !errors.Is(err, bridge.ErrQuota) || w < 55*time.Minute || w > time.Hour {
+		t.Fatalf("after the clock went back: %v, wait %v; want ErrQuota and a wait just under 1h", err, w)
+	}
+}
