@@ -97,7 +97,8 @@ func (q Quota) limits(who string) (perHour, perDay int, from string) {
 	return q.SMSPerHour, q.SMSPerDay, "[quota]"
 }
 
-// pruneEvery bounds the old counts deleted with each send.
+// prunePerSend bounds the old counts deleted with each send (plus one
+// per number it counts).
 const prunePerSend = 200
 
 // answers reports whether req answers addr's own inbound message, and
