@@ -80,6 +80,13 @@ func QuotaWait(err error) time.Duration {
 	return 0
 }
 
+// RetryAfter is QuotaWait in whole seconds, rounded up (0: none), as
+// HTTP's Retry-After and the replies' "retry_after" say it.
+func RetryAfter(err error) int {
+	w := QuotaWait(err)
+	return int((w + time.Second - 1) / time.Second)
+}
+
 // automatic says the router makes the send itself (a confirmation of
 // STOP, START, JOIN or LEAVE, a route's auto-reply): no source quota
 // applies, and no number's bound or quiet hours hold it back.

@@ -50,6 +50,9 @@ type SendReply struct {
 	// Notes say what the send came to beyond its id (a group that lists a
 	// number more than once).
 	Notes []string `json:"notes,omitempty"`
+	// RetryAfter is, for a send refused over a quota, the seconds until it
+	// would fit (quota.go).
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 // MaxPriority is the highest "priority" of a send request.

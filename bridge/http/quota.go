@@ -1,8 +1,6 @@
 package http
 
 import (
-	"errors"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,10 +9,11 @@ import (
 )
 
 // overQuota answers a send refused by a quota: 429 with the reason and,
-// when it will fit later, Retry-After (seconds).
+// when it will fit later, Retry-After (seconds) and "retry_after".
 func overQuota(w http.ResponseWriter, err error) {
-	if wait := bridge.QuotaWait(err); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	r := bridge.SendReply{Error: strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": "), RetryAfter: bridge.RetryAfter(err)}
+	if r.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(r.RetryAfter))
 	}
-	writeError(w, http.StatusTooManyRequests, errors.New(strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": ")))
+	writeJSON(w, http.StatusTooManyRequests, r)
 }

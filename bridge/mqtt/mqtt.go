@@ -389,7 +389,7 @@ func (c *Connector) submit(payload []byte, source, client, who string, mayReply 
 		switch {
 		case errors.Is(err, bridge.ErrInvalid):
 			c.log.Info("rejected sms/send", "source", source, "client", client, "err", err)
-			done(Reply{ID: p.ID, Error: strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": ")}, replyTopic, nil)
+			done(Reply{ID: p.ID, Error: strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": "), RetryAfter: bridge.RetryAfter(err)}, replyTopic, nil)
 		case err != nil:
 			c.log.Error("sms/send not stored; not acknowledged", "source", source, "client", client, "err", err)
 			done(Reply{}, replyTopic, err)
