@@ -323,3 +323,31 @@ func TestQuotaClockWentBack(t *testing.T) {
 		t.Fatalf("after the clock went back: %v, wait %v; want ErrQuota and a wait just under 1h", err, w)
 	}
 }
+
+// TestQuotaOp: the quota operation says a source's counts and bounds
+// (the caller's by default, the rule that applies), a number's hour, and
+// the quiet hours; a bad number is refused.
+func TestQuotaOp(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	h.Quota = bridge.Quota{SMSPerHour: 5, SMSPerDay: 50, PerNumberPerHour: 3, Sources: []bridge.SourceQuota{{Who: "mqtt:vip-*", SMSPerDay: 1000}},
+		Quiet: &bridge.QuietHours{Start: 21 * 60, End: 7 * 60, Loc: time.UTC, Priority: 9}}
+	clk := useSkewed(h)
+	clk.set(time.Date(2026, 12, 2, 22, 0, 0, 0, time.UTC))
+	if _, err := sendAs(h, "mqtt:a", "+15555550101", "+15555550102"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a, err := h.QuotaOp(ctx, nil, "mqtt:a")
+	if err != nil || a.Who != "mqtt:a" || a.Rule != "[quota]" || a.SMSLastHour != 2 || a.SMSLastDay != 2 || a.SMSPerHour != 5 || a.SMSPerDay != 50 ||
+		!a.QuietUntil.Equal(time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC)) || a.QuietHours != "21:00-07:00 UTC below urgent" {
+		t.Fatalf("%+v %v", a, err)
+	}
+	a, err = h.QuotaOp(ctx, []byte(`{"who": "mqtt:vip-7", "number": "tel:+15555550101"}`), "mqtt:a")
+	if err != nil || a.Who != "mqtt:vip-7" || !strings.Contains(a.Rule, "[[quota.source]] 1") || a.SMSPerHour != 0 || a.SMSPerDay != 1000 ||
+		a.NumberLastHour == nil || *a.NumberLastHour != 1 || a.PerNumberPerHour != 3 {
+		t.Fatalf("%+v %v", a, err)
+	}
+	if _, err := h.QuotaOp(ctx, []byte(`{"number": "mailto:x@example.org"}`), "x"); !errors.Is(err, bridge.ErrInvalid) {
+		t.Fatalf("a mail address as number: %v", err)
+	}
+}

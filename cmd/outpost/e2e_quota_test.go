@@ -30,6 +30,19 @@ func TestQuotaOverOnEveryChannel(t *testing.T) {
 		t.Errorf("the CLI's 3rd SMS in the hour: exit %d: %s", code, errs)
 	}
 
+	// outpost quota says where the CLI's user stands.
+	out, _, code := g.cli("quota", "--json")
+	var q struct {
+		Who         string
+		Rule        string
+		SMSLastHour int `json:"sms_last_hour"`
+		SMSPerHour  int `json:"sms_per_hour"`
+	}
+	if err := json.Unmarshal([]byte(out), &q); err != nil || code != 0 || !strings.HasPrefix(q.Who, "user ") || q.Rule != "[quota]" ||
+		q.SMSLastHour != 2 || q.SMSPerHour != 2 {
+		t.Errorf("outpost quota: exit %d, %v: %s", code, err, out)
+	}
+
 	// HTTP: the caller says who it is; a send to two numbers counts 2.
 	app := map[string]string{"X-Outpost-By": "app-1"}
 	if code, _, v := g.postWith(app, `{"to": ["+15555550100", "+15555550123"], "text": "http 1"}`); code != 201 {
@@ -62,6 +75,13 @@ func TestQuotaOverOnEveryChannel(t *testing.T) {
 		t.Errorf("MQTT over quota: %v", r)
 	}
 
+	// admin/quota answers the client where it stands.
+	publishJSON(t, c, "outpost/gw1/admin/quota", `{}`)
+	if r := in.next("admin/quota/reply", func(topic string) bool { return topic == "outpost/gw1/admin/quota/reply" }); r["who"] != "mqtt:limited-1" ||
+		r["sms_last_hour"] != float64(1) || r["sms_per_hour"] != float64(1) {
+		t.Errorf("admin/quota: %v", r)
+	}
+
 	// Email: a real SMTP client; the third mail gets a 4xx.
 	mail := func(n int) (string, int) {
 		return swaks(t, smtpAddr, "--from", "nurse@example.org", "--to", "15555550100@sms.example.org",
@@ -72,7 +92,7 @@ func TestQuotaOverOnEveryChannel(t *testing.T) {
 			t.Fatalf("mail %d refused: exit %d\n%s", n, code, out)
 		}
 	}
-	out, code := mail(3)
+	out, code = mail(3)
 	if code == 0 || !strings.Contains(out, "451 4.7.1") || !strings.Contains(out, "mailto:nurse@example.org had 2 SMS accepted in the last hour") {
 		t.Errorf("mail over quota: exit %d\n%s", code, out)
 	}

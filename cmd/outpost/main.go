@@ -38,6 +38,7 @@ commands:
   topic          topics' subscribers: topic list [TOPIC], topic subscribe|unsubscribe TOPIC ADDR, topic log [ADDR]
   ban, unban     bans: ban NUMBER [--reason R], ban list, unban NUMBER
   audit          the audit log: audit [--since 1h|RFC3339] [--who W]
+  quota          a source's SMS this hour and day and its bounds: quota [--who W] [--number N]
   contact        contacts: contact add NAME --phone N [--email E], edit, rm, list, show,
                  import FILE.csv, export
   group          groups of contacts: group add|rm|list NAME, group members NAME [--add C] [--rm C]
@@ -84,6 +85,8 @@ func run(args []string) int {
 		return cmdPeople(cmd, rest)
 	case "ban", "unban", "audit":
 		return cmdBans(cmd, rest)
+	case "quota":
+		return cmdQuota(rest)
 	case "contact":
 		return cmdContact(rest)
 	case "group":
