@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -103,4 +104,59 @@ func (tx *Tx) DueBefore(connector string, priority int, before time.Time, skip [
 		ds = append(ds, d)
 	}
 	return ds, rows.Err()
+}
+
+// quotaChunk bounds the keys of one statement (SQLite's bound on
+// parameters is 32766).
+const quotaChunk = 500
+
+// QuotaCounts sums the sends counted for each of keys since then (keys
+// with none are left out): QuotaCount for many keys in few statements.
+func (tx *Tx) QuotaCounts(kind string, keys []string, since time.Time) (map[string]int, error) {
+	out := map[string]int{}
+	for len(keys) > 0 {
+		part := keys[:min(len(keys), quotaChunk)]
+		keys = keys[len(part):]
+		args := []any{kind, ms(since)}
+		for _, k := range part {
+			args = append(args, k)
+		}
+		rows, err := tx.tx.QueryContext(tx.ctx, `SELECT key, SUM(n) FROM quota_counts WHERE kind = ? AND at > ? AND key IN (?`+
+			strings.Repeat(",?", len(part)-1)+`) GROUP BY key`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("quota counts: %w", err)
+		}
+		for rows.Next() {
+			var k string
+			var n int
+			if err := rows.Scan(&k, &n); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[k] = n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// AddQuotas counts 1 for each of keys at the transaction's time, for
+// message id: AddQuota for many keys in few statements.
+func (tx *Tx) AddQuotas(kind string, keys []string, messageID string) error {
+	for len(keys) > 0 {
+		part := keys[:min(len(keys), quotaChunk)]
+		keys = keys[len(part):]
+		args := make([]any, 0, 4*len(part))
+		for _, k := range part {
+			args = append(args, kind, k, ms(tx.now), messageID)
+		}
+		if _, err := tx.exec(`INSERT INTO quota_counts (kind, key, at, n, message_id) VALUES (?, ?, ?, 1, ?)`+
+			strings.Repeat(", (?, ?, ?, 1, ?)", len(part)-1), args...); err != nil {
+			return fmt.Errorf("count quota: %w", err)
+		}
+	}
+	return nil
 }

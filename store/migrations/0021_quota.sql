@@ -11,5 +11,5 @@ CREATE TABLE quota_counts (
 	n INTEGER NOT NULL,
 	message_id TEXT NOT NULL
 );
-CREATE INDEX quota_counts_key ON quota_counts (kind, key, at);
+CREATE INDEX quota_counts_key ON quota_counts (kind, key, at, n);
 CREATE INDEX quota_counts_at ON quota_counts (at);
