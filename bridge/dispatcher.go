@@ -126,6 +126,9 @@ func (h *Router) dispatchLane(ctx context.Context, c Connector, lane store.Lane,
 		}
 		var claimed []store.Delivery
 		err := h.Store.Update(ctx, func(tx *store.Tx) error {
+			if err := h.holdQuiet(tx, c); err != nil { // quota.go
+				return err
+			}
 			ds, err := tx.ClaimDueLane(c.Name(), lane, limit)
 			if err != nil {
 				return err

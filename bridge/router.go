@@ -179,7 +179,8 @@ type SendRequest struct {
 	Port int `json:"port,omitempty"`
 	// Validity is the relative validity period (0: the SMSC's default).
 	Validity time.Duration `json:"validity,omitempty"`
-	// Priority orders the queue (0–MaxPriority, higher first).
+	// Priority orders the queue (MinPriority–MaxPriority, higher
+	// first; names in priority.go).
 	Priority int `json:"priority,omitempty"`
 	// NotBefore holds the message (state scheduled) until then; at
 	// Expires what is not yet sent is no longer sent (state expired).
@@ -202,6 +203,10 @@ type SendRequest struct {
 	// confirmStop marks the confirmation of a STOP, which goes to the
 	// number that just opted out.
 	confirmStop bool
+	// Notes, when set, gets what the send left out in the transaction
+	// that stored it (numbers over quota.per_number_per_hour), for the
+	// reply's notes.
+	Notes *[]string `json:"-"`
 }
 
 // StatusChange is a delivery state change, published after commit.
@@ -249,6 +254,9 @@ type Router struct {
 	// ModemIDs are the configured modems' ids (stats.go: a modem asked
 	// for must be one of them, or have sent something).
 	ModemIDs []string
+	// Quota bounds sends per source and per number, and holds them in
+	// the quiet hours (quota.go).
+	Quota Quota
 
 	mu          sync.Mutex
 	connectors  map[string]Connector
@@ -461,7 +469,7 @@ func (h *Router) stored(m *store.Message, err error) (string, error) {
 	switch {
 	case errors.Is(err, store.ErrDuplicate):
 		return m.ID, nil
-	case errors.Is(err, ErrConflict), errors.Is(err, ErrOptedOut):
+	case errors.Is(err, ErrConflict), errors.Is(err, ErrOptedOut), errors.Is(err, ErrQuota):
 		return "", err
 	case err != nil:
 		return "", fmt.Errorf("store message: %w", err)
@@ -507,8 +515,8 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 	}
 	now := h.Store.Now()
 	switch {
-	case req.Priority < 0 || req.Priority > MaxPriority:
-		return nil, nil, fmt.Errorf("%w: \"priority\" %d: must be 0–%d", ErrInvalid, req.Priority, MaxPriority)
+	case req.Priority < MinPriority || req.Priority > MaxPriority:
+		return nil, nil, fmt.Errorf("%w: \"priority\" %d: must be %d–%d", ErrInvalid, req.Priority, MinPriority, MaxPriority)
 	case !req.Expires.IsZero() && !req.Expires.After(now):
 		return nil, nil, fmt.Errorf("%w: \"expires\" %s has already passed", ErrInvalid, req.Expires.Format(time.RFC3339))
 	case !req.Expires.IsZero() && !req.NotBefore.IsZero() && !req.Expires.After(req.NotBefore):
@@ -584,6 +592,14 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 		if err := tx.InsertMessage(m); err != nil {
 			return err
 		}
+		targets, over, err := h.applyQuota(tx, req, direct, targets, m.ID)
+		if err != nil {
+			return err
+		}
+		skipped = append(skipped, over...)
+		if req.Notes != nil {
+			*req.Notes = over
+		}
 		if err := h.auditSend(tx, req, m, skipped); err != nil {
 			return err
 		}
@@ -593,6 +609,19 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 			}
 		}
 		for _, t := range targets {
+			state, next, accepted := state, next, accepted
+			// Held for the end of the quiet hours (quota.go).
+			due := tx.Now()
+			if next.After(due) {
+				due = next
+			}
+			end, why, err := h.quietHold(tx, req, t, due)
+			if err != nil {
+				return err
+			}
+			if !end.IsZero() {
+				state, next, accepted = store.Scheduled, end, accepted+"; "+why
+			}
 			d := &store.Delivery{MessageID: m.ID, Connector: t.conn.Name(), Recipient: t.addr.Value, State: state, NextAt: next,
 				Priority: req.Priority, ExpiresAt: req.Expires}
 			if err := tx.InsertDelivery(d, accepted); err != nil {

@@ -113,7 +113,7 @@ func TestSubmitRefusesImpossibleTimes(t *testing.T) {
 	}{
 		{bridge.SendRequest{Expires: now.Add(-time.Minute)}, "already passed"},
 		{bridge.SendRequest{NotBefore: now.Add(2 * time.Hour), Expires: now.Add(time.Hour)}, "could never be sent"},
-		{bridge.SendRequest{Priority: 10}, "must be 0–9"},
+		{bridge.SendRequest{Priority: 10}, "must be -1–9"},
 		{bridge.SendRequest{To: []string{"group:nobody"}}, `unknown group "nobody"`},
 	} {
 		if c.req.To == nil {

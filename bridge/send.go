@@ -27,8 +27,9 @@ type SendJSON struct {
 	Port *int `json:"port,omitempty"`
 	// Validity is how long the SMSC keeps trying ("12h"; 5m to 441 days).
 	Validity string `json:"validity,omitempty"`
-	// Priority: 0 (default) to 9, higher goes first.
-	Priority *int `json:"priority,omitempty"`
+	// Priority: a number from -1 to 9, higher goes first, or a name
+	// (low -1, normal 0: the default, high 5, urgent 9; priority.go).
+	Priority *Priority `json:"priority,omitempty"`
 	// NotBefore and Expires are times (RFC 3339) or durations from now
 	// ("30m"): the message is held until NotBefore and dropped, if not
 	// yet sent, at Expires.
@@ -49,6 +50,9 @@ type SendReply struct {
 	// Notes say what the send came to beyond its id (a group that lists a
 	// number more than once).
 	Notes []string `json:"notes,omitempty"`
+	// RetryAfter is, for a send refused over a quota, the seconds until it
+	// would fit (quota.go).
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 // MaxPriority is the highest "priority" of a send request.
@@ -82,6 +86,10 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 	p := w.SendJSON
 	if w.DataHex != nil {
 		p.DataHex = *w.DataHex
+	}
+	var bad priorityError
+	if errors.As(err, &bad) {
+		return SendRequest{}, p, bad
 	}
 	if err != nil {
 		return SendRequest{}, p, fmt.Errorf("bad JSON: %v", err)
@@ -148,10 +156,7 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 		req.Validity = v
 	}
 	if p.Priority != nil {
-		if *p.Priority < 0 || *p.Priority > MaxPriority {
-			return req, p, fmt.Errorf(`"priority" %d: must be 0–%d (higher goes first)`, *p.Priority, MaxPriority)
-		}
-		req.Priority = *p.Priority
+		req.Priority = int(*p.Priority) // checked as it was read (Priority)
 	}
 	now := time.Now()
 	if p.NotBefore != "" {

@@ -26,8 +26,10 @@ func TestParseSend(t *testing.T) {
 		{`{"to":"+15555550100","text":"hi","priority":9,"not_before":"2030-01-02T03:04:05Z","expires":"2030-01-03T00:00:00+01:00"}`, ""},
 		{`{"to":"+15555550100","text":"hi","not_before":"30m","expires":"2h"}`, ""},
 		{`{"to":"group:nurses","text":"hi"}`, ""},
-		{`{"to":"+15555550100","text":"hi","priority":10}`, `"priority" 10: must be 0–9`},
-		{`{"to":"+15555550100","text":"hi","priority":"high"}`, "bad JSON"},
+		{`{"to":"+15555550100","text":"hi","priority":10}`, `"priority" 10: give low, normal, high, urgent, or a number from -1 to 9`},
+		{`{"to":"+15555550100","text":"hi","priority":"high"}`, ""},
+		{`{"to":"+15555550100","text":"hi","priority":"soon"}`, `"priority" "soon": give low, normal, high, urgent`},
+		{`{"to":"+15555550100","text":"hi","priority":true}`, `"priority" true: give low`},
 		{`{"to":"+15555550100","text":"hi","not_before":"tomorrow"}`, `"not_before" "tomorrow": give a time`},
 		{`{"to":"+15555550100","text":"hi","expires":"-5m"}`, `"expires" "-5m"`},
 		// "port" is checked first; an empty "data_hex" is its own error.

@@ -60,6 +60,9 @@ type Config struct {
 	SimulatedByDefault bool `toml:"-"`
 	// Retention is how long messages and their history are kept.
 	Retention Retention `toml:"retention"`
+	// Quota bounds sends per source and per number, and holds them in
+	// the quiet hours (quota.go).
+	Quota Quota `toml:"quota"`
 }
 
 // Retention bounds how long finished messages ([retention] messages) and
@@ -558,6 +561,7 @@ func Default() Config {
 		Email:  Email{MaxParts: 3, ConversationTTL: Duration{7 * 24 * time.Hour}, Subject: "ignore", SubjectTemplate: "SMS from {from}"},
 
 		Retention: Retention{Messages: Duration{8760 * time.Hour}, Events: Duration{8760 * time.Hour}},
+		Quota:     Quota{QuietPriority: "urgent"},
 
 		RouteReplyLimit:  DefaultRouteReplyLimit,
 		RouteReplyWindow: Duration{time.Hour},
@@ -1167,6 +1171,7 @@ func (c Config) Validate() error {
 	c.validateWebhooks(bad)
 	c.validateRoutes(bad)
 	c.Retention.validate(bad)
+	c.Quota.validate(bad)
 	if len(errs) == 0 {
 		return nil
 	}

@@ -45,6 +45,7 @@ var timeCols = []struct{ table, col string }{
 	{"orphan_reports", "received_at"},
 	{"email_conversations", "updated_at"}, {"email_conversations", "expires_at"},
 	{"optouts", "at"}, {"subscriptions", "at"}, {"people_log", "at"},
+	{"quota_counts", "at"},
 }
 
 // recordedCols are the times that say when something happened (not when
@@ -55,6 +56,7 @@ var recordedCols = []struct{ table, col string }{
 	{"orphan_reports", "received_at"},
 	{"email_conversations", "updated_at"},
 	{"optouts", "at"}, {"subscriptions", "at"}, {"people_log", "at"},
+	{"quota_counts", "at"},
 }
 
 // floorMS is clock.Floor in unix ms.
@@ -87,6 +89,7 @@ func shiftBack(ctx context.Context, tx *sql.Tx, now time.Time, by time.Duration)
 			WHERE state = 'queued' AND updated_at > ?2`,
 		`UPDATE hub_queue SET created_at = created_at + ?1 WHERE created_at > ?2`,
 		`UPDATE inbound_parts SET received_at = received_at + ?1 WHERE message_id IS NULL AND received_at > ?2`,
+		`UPDATE quota_counts SET at = at + ?1 WHERE at > ?2`,
 	} {
 		res, err := tx.ExecContext(ctx, q, by.Milliseconds(), ms(now))
 		if err != nil {

@@ -444,6 +444,10 @@ func (s *session) Data(r io.Reader) error {
 		return s.c.remember(tx, s.from, phones, msgID, msg.Header.Get("References"), subj)
 	})
 	switch {
+	case errors.Is(err, bridge.ErrQuota):
+		// Temporary: the sending server keeps the mail and tries again
+		// later, when the sender's quota has room (quota.go).
+		return smtpErr(451, smtp.EnhancedCode{4, 7, 1}, "%s", strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": "))
 	case errors.Is(err, bridge.ErrInvalid):
 		return smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "%v", err)
 	case err != nil:

@@ -99,6 +99,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("GET /v1/hub/set-aside", s.setAside)
 	mux.HandleFunc("POST /v1/hub/set-aside/requeue", s.requeue)
 	mux.HandleFunc("POST /v1/people/{op}", s.people)
+	mux.HandleFunc("GET /v1/quota", s.quota)
 	s.contactRoutes(mux) // contacts.go: /v1/contacts…, /v1/groups…
 	s.banRoutes(mux)     // bans.go: /v1/bans…, /v1/audit
 	s.messageRoutes(mux) // messages.go: GET /v1/messages, mark, DELETE
@@ -148,8 +149,12 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, req.By = caller(r)
+	var skipped []string
+	req.Notes = &skipped
 	id, err := s.Router.Submit(r.Context(), req)
 	switch {
+	case errors.Is(err, bridge.ErrQuota):
+		overQuota(w, err) // quota.go
 	case errors.Is(err, bridge.ErrConflict):
 		writeError(w, http.StatusConflict, err)
 	case errors.Is(err, bridge.ErrInvalid):
@@ -159,7 +164,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err)
 	default:
 		// A group listing a number twice sends it one SMS: say so.
-		writeJSON(w, http.StatusCreated, bridge.SendReply{ID: id, OK: true, Notes: s.Router.GroupNotes(req.To, req.Channels...)})
+		writeJSON(w, http.StatusCreated, bridge.SendReply{ID: id, OK: true, Notes: append(s.Router.GroupNotes(req.To, req.Channels...), skipped...)})
 	}
 }
 

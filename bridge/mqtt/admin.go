@@ -39,7 +39,7 @@ func refusal(err error) string {
 }
 
 // adminFamilies are the operations on admin/<op>: opt-outs and topics,
-// contacts and groups, bans and the audit log.
+// contacts and groups, bans and the audit log, quotas.
 var adminFamilies = []adminFamily{
 	{
 		ops: bridge.PeopleOps,
@@ -79,6 +79,18 @@ var adminFamilies = []adminFamily{
 				return nil
 			}
 			return bridge.BanAnswer{Error: refusal(err)}
+		},
+	},
+	{
+		ops: []string{"quota"},
+		run: func(c *Connector, ctx context.Context, op string, payload []byte) (any, error) {
+			return c.router.QuotaOp(ctx, payload, clientWho(mochiClient(ctx)))
+		},
+		refused: func(err error) any {
+			if !errors.Is(err, bridge.ErrInvalid) {
+				return nil
+			}
+			return bridge.QuotaAnswer{Error: refusal(err)}
 		},
 	},
 }

@@ -307,7 +307,7 @@ func (h *sendHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 	mayReply := func(topic string) bool { return c.auth.OnACLCheck(cl, topic, true) }
 	complete := c.inOrder(cl)
 	pk.Payload = append([]byte(nil), pk.Payload...)
-	c.submit(pk.Payload, "mqtt", cl.ID, mayReply, func(r Reply, replyTo string, err error) {
+	c.submit(pk.Payload, "mqtt", cl.ID, clientWho(cl), mayReply, func(r Reply, replyTo string, err error) {
 		complete(func() {
 			if err != nil {
 				cl.Stop(err)
@@ -333,14 +333,15 @@ const (
 	MaxSendText    = 255 * 153
 )
 
-// submit parses and stores one send request from source. done gets the
+// submit parses and stores one send request from source (who sent it:
+// the audit log's who, which its quota counts). done gets the
 // reply and the topic it goes to, or an error when the request could not
 // be committed (the sender must be asked again); a bad request is a
 // reply, not an error. done is called on the caller's goroutine for a bad
 // request, on the committer otherwise, and must not block.
 // mayReply, when set, says whether the sender may have a reply on a
 // topic of its choosing ("reply_to").
-func (c *Connector) submit(payload []byte, source, client string, mayReply func(topic string) bool, done func(r Reply, replyTo string, err error)) {
+func (c *Connector) submit(payload []byte, source, client, who string, mayReply func(topic string) bool, done func(r Reply, replyTo string, err error)) {
 	replyTopic := c.Topic("sms/send/reply")
 	if len(payload) > MaxSendRequest {
 		err := fmt.Errorf("the request is %d bytes; at most %d", len(payload), MaxSendRequest)
@@ -353,6 +354,8 @@ func (c *Connector) submit(payload []byte, source, client string, mayReply func(
 	if source == "hub" {
 		req.From = "hub"
 	}
+	req.By = who // its user and client id: the audit log's who, and its quota's
+
 	switch {
 	case err != nil:
 	case utf8.RuneCountInString(req.Text) > MaxSendText:
@@ -380,17 +383,19 @@ func (c *Connector) submit(payload []byte, source, client string, mayReply func(
 	if slices.ContainsFunc(req.To, func(a string) bool { return strings.HasPrefix(strings.ToLower(a), "group:") }) {
 		notes = c.router.GroupNotes(req.To, req.Channels...) // read here: done runs on the committer
 	}
+	var skipped []string // numbers over their hourly bound
+	req.Notes = &skipped
 	c.router.SubmitAsync(context.Background(), req, func(id string, err error) {
 		switch {
 		case errors.Is(err, bridge.ErrInvalid):
 			c.log.Info("rejected sms/send", "source", source, "client", client, "err", err)
-			done(Reply{ID: p.ID, Error: strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": ")}, replyTopic, nil)
+			done(Reply{ID: p.ID, Error: strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": "), RetryAfter: bridge.RetryAfter(err)}, replyTopic, nil)
 		case err != nil:
 			c.log.Error("sms/send not stored; not acknowledged", "source", source, "client", client, "err", err)
 			done(Reply{}, replyTopic, err)
 		default:
 			c.log.Info("queued", "msg_id", id, "to", strings.Join(req.To, ","), "source", source, "client", client)
-			done(Reply{ID: id, OK: true, Notes: notes}, replyTopic, nil)
+			done(Reply{ID: id, OK: true, Notes: append(notes, skipped...)}, replyTopic, nil)
 		}
 	})
 }
@@ -412,7 +417,7 @@ func (c *Connector) TakeSend(payload []byte) (replyTopic string, reply []byte, e
 		err     error
 	}
 	ch := make(chan outcome, 1)
-	c.submit(payload, "hub", "hub", nil, func(r Reply, replyTo string, err error) { ch <- outcome{r, replyTo, err} })
+	c.submit(payload, "hub", "hub", "hub", nil, func(r Reply, replyTo string, err error) { ch <- outcome{r, replyTo, err} })
 	o := <-ch
 	if o.err != nil {
 		return "", nil, o.err

@@ -116,7 +116,7 @@ func cmdSend(args []string) int {
 	validity := fs.Duration("validity", 0, "how long the SMSC keeps trying (5m to 441 days; 0: its default)")
 	notBefore := fs.String("at", "", `send no earlier than this: a time ("2026-11-23T18:00:00+03:00") or a duration from now ("30m")`)
 	expires := fs.String("expires", "", "do not send after this (a time or a duration from now); the SMSC's validity follows unless --validity is given")
-	priority := fs.Int("priority", 0, "0 (default) to 9: higher goes out first")
+	priority := fs.String("priority", "", "low, normal (default), high, urgent, or a number from -1 to 9: higher goes out first")
 	id := fs.String("id", "", "the message's id (1-64 of A-Z a-z 0-9 . _ : -; default: a new one): the same send with the same id is stored once, so a send whose answer was lost can be run again")
 	inReplyTo := fs.String("in-reply-to", "", "the id of the inbound message this answers (the only way to reach a number that opted out: its own message's id)")
 	channels := fs.String("channels", "", "the channels a group of contacts is reached on: sms, email, xmpp, comma-separated (default sms)")
@@ -141,6 +141,10 @@ func cmdSend(args []string) int {
 		if err := checkWhen(name, v); err != nil {
 			return usageError(fs, err.Error())
 		}
+	}
+	prio, err := bridge.ParsePriority(*priority)
+	if *priority != "" && err != nil {
+		return usageError(fs, "--priority "+strings.TrimPrefix(err.Error(), `"priority" `))
 	}
 	// Each address is checked here as far as it can be; the daemon knows
 	// its groups and which connectors deliver to which addresses.
@@ -170,8 +174,9 @@ func cmdSend(args []string) int {
 	if *validity != 0 {
 		body.Validity = validity.String()
 	}
-	if *priority != 0 {
-		body.Priority = priority
+	if *priority != "" {
+		bp := bridge.Priority(prio)
+		body.Priority = &bp
 	}
 	body.InReplyTo = *inReplyTo
 	if *channels != "" {
@@ -248,7 +253,7 @@ func cmdShow(args []string) int {
 		fmt.Printf("detail:    %s\n", indented(v.Detail))
 	}
 	if v.Priority != 0 {
-		fmt.Printf("priority:  %d\n", v.Priority)
+		fmt.Printf("priority:  %s\n", bridge.PriorityName(v.Priority))
 	}
 	if !v.NotBefore.IsZero() {
 		fmt.Printf("not before: %s\n", v.NotBefore.Local().Format(time.RFC3339))

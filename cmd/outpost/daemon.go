@@ -122,7 +122,11 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		return err
 	}
 	defer unlock()
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "outpost.db"), store.Options{Log: log})
+	opts, err := storeOptions(store.Options{Log: log}) // testclock.go
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "outpost.db"), opts)
 	if err != nil {
 		return err
 	}
@@ -456,6 +460,9 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 	router.ReplyLimit = cfg.RouteReplyLimit
 	router.ReplyWindow = cfg.RouteReplyWindow.Duration
 	router.Keywords = keywordSets(cfg.Keywords)
+	if router.Quota, err = quotaPolicy(cfg.Quota); err != nil {
+		return nil, nil, err
+	}
 	smsConn := bsms.New(router, modems)
 	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
 	smsConn.ReassemblyTimeout = cfg.SMS.ReassemblyTimeout.Duration

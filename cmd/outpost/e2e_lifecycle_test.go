@@ -271,7 +271,7 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"send", "--to", "+15555550100", "--text", "x", "--at", "tomorrow"}, `--at "tomorrow"`},
 		{[]string{"send", "--to", "+15555550100", "--text", "x", "--expires", "soon"}, `--expires "soon"`},
 		{[]string{"send", "--text", "x"}, "--to is required"},
-		{[]string{"send", "--to", "+15555550100", "--text", "x", "--priority", "high"}, "-priority"},
+		{[]string{"send", "--to", "+15555550100", "--text", "x", "--priority", "critical"}, `--priority "critical": give low, normal, high, urgent`},
 		{[]string{"encode", "sms", "--to", "+15555550100", "--data-hex", "00", "--text", "x"}, "exclude each other"},
 		{[]string{"encode", "sms", "--to", "+15555550100", "--text", "x", "--port", "9200"}, "--port goes with --data-hex"},
 		{[]string{"show"}, "missing argument"},

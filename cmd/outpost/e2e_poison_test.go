@@ -44,12 +44,27 @@ func (g *gateway) hubStatus() hubStatus {
 // the HTTP status and the JSON answer.
 func (g *gateway) post(body string) (int, map[string]any) {
 	g.t.Helper()
+	code, _, v := g.postWith(nil, body)
+	return code, v
+}
+
+// postWith is post with request headers, returning the answer's too.
+func (g *gateway) postWith(header map[string]string, body string) (int, http.Header, map[string]any) {
+	g.t.Helper()
 	sock := filepath.Join(g.dir, "data", "outpost.sock")
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		}}}
-	resp, err := c.Post("http://outpost/v1/messages", "application/json", strings.NewReader(body))
+	req, err := http.NewRequest("POST", "http://outpost/v1/messages", strings.NewReader(body))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		g.t.Fatalf("POST /v1/messages: %v", err)
 	}
@@ -59,7 +74,7 @@ func (g *gateway) post(body string) (int, map[string]any) {
 	if err := json.Unmarshal(b, &v); err != nil {
 		g.t.Fatalf("POST /v1/messages: %d, not JSON: %s", resp.StatusCode, b)
 	}
-	return resp.StatusCode, v
+	return resp.StatusCode, resp.Header, v
 }
 
 // hubWithSubscriber starts a Mosquitto hub and a client on it subscribed

@@ -39,6 +39,7 @@ commands:
   ban, unban     bans: ban NUMBER [--reason R], ban list, unban NUMBER
   audit          the audit log: audit [--since 1h|RFC3339] [--who W]
   stats          statistics: stats [NUMBER] [--since 7d] [--modem M]: a number's traffic, modems, channels
+  quota          a source's SMS this hour and day and its bounds: quota [--who W] [--number N]
   contact        contacts: contact add NAME --phone N [--email E], edit, rm, list, show,
                  import FILE.csv, export
   group          groups of contacts: group add|rm|list NAME, group members NAME [--add C] [--rm C]
@@ -87,6 +88,8 @@ func run(args []string) int {
 		return cmdBans(cmd, rest)
 	case "stats":
 		return cmdStats(rest)
+	case "quota":
+		return cmdQuota(rest)
 	case "contact":
 		return cmdContact(rest)
 	case "group":
