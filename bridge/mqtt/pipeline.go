@@ -339,9 +339,18 @@ func (c *deadlineConn) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// write writes b within the timeout. A write that fails closes the
+// connection: mochi's own writer (publishes to subscribers) ignores its
+// errors, so a client that stopped reading would otherwise stay
+// connected, its writes failing, until something of ours wrote to it;
+// closed, its read loop ends and the client is disconnected.
 func (c *deadlineConn) write(b []byte) (int, error) {
 	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	return c.Conn.Write(b)
+	n, err := c.Conn.Write(b)
+	if err != nil {
+		c.Conn.Close()
+	}
+	return n, err
 }
 
 // flush writes what was gathered; mu is held.

@@ -352,3 +352,30 @@ func TestFailedCommitNoPuback(t *testing.T) {
 		t.Fatal("the client was neither acknowledged nor disconnected")
 	}
 }
+
+// A subscriber that stops reading is disconnected once a write to it
+// times out, also when only mochi's own writer writes to it (others'
+// publishes relayed to it: mochi ignores that writer's errors), not
+// only when its own PUBACKs are written.
+func TestStuckSubscriberDisconnected(t *testing.T) {
+	b := newTestBroker(t, Options{WriteTimeout: time.Second})
+	stuck := b.raw(t, "stuck-sub")
+	stuck.conn.(*net.TCPConn).SetReadBuffer(4096)
+	stuck.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: "field/#", Qos: 0}}}, (*packets.Packet).SubscribeEncode)
+	if typ, _, _ := stuck.read(); typ != packets.Suback {
+		t.Fatalf("type %d, want SUBACK", typ)
+	}
+	other := b.paho(t, "publisher")
+	big := make([]byte, 200<<10)
+	for i := range 40 {
+		tok := other.Publish("field/big", 1, false, big)
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d: no PUBACK in 5 s while a subscriber does not read (%v)", i, tok.Error())
+		}
+	}
+	waitUntil(t, "the stuck subscriber to be disconnected", 15*time.Second, func() bool {
+		cl, ok := b.c.server.Clients.Get("stuck-sub")
+		return !ok || cl.Closed()
+	})
+}
