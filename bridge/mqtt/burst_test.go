@@ -144,11 +144,17 @@ func TestPublishBeforeBadPacketStored(t *testing.T) {
 	waitUntil(t, "the three publishes stored", 5*time.Second, func() bool { return b.queued(t) == 3 })
 }
 
-// fakeConn records each Write.
+// fakeConn records each Write, and whether it was closed.
 type fakeConn struct {
 	net.Conn
 	writes [][]byte
 	err    error
+	closed bool
+}
+
+func (f *fakeConn) Close() error {
+	f.closed = true
+	return nil
 }
 
 func (f *fakeConn) Write(b []byte) (int, error) {
@@ -196,8 +202,8 @@ func TestCorkedWrites(t *testing.T) {
 	if _, err := c.Write([]byte("e")); err != nil {
 		t.Fatalf("corked write: %v", err)
 	}
-	if err := c.uncork(); !errors.Is(err, broken) {
-		t.Fatalf("uncork: %v", err)
+	if err := c.uncork(); !errors.Is(err, broken) || !f.closed {
+		t.Fatalf("uncork: %v (closed: %v)", err, f.closed)
 	}
 	if _, err := c.Write([]byte("f")); !errors.Is(err, broken) {
 		t.Fatalf("write after a failed one: %v", err)
