@@ -379,20 +379,23 @@ func (h *Router) AddGroup(ctx context.Context, name string) (Group, error) {
 	return Group{Name: name, Source: "contacts"}, err
 }
 
-// RemoveGroup deletes a group of contacts (not its contacts).
-func (h *Router) RemoveGroup(ctx context.Context, name string) error {
+// RemoveGroup deletes a group of contacts (not its contacts) and returns
+// its name as it was stored (groups are found whatever the case).
+func (h *Router) RemoveGroup(ctx context.Context, name string) (string, error) {
 	if name = strings.TrimSpace(name); name == "" {
-		return invalid(`"name" is missing: give the group's name`)
+		return "", invalid(`"name" is missing: give the group's name`)
 	}
 	if n, ok := h.configGroup(name); ok {
-		return invalid(`group %q is defined in the config's [groups]: remove it there`, n)
+		return "", invalid(`group %q is defined in the config's [groups]: remove it there`, n)
 	}
-	return h.Store.Update(ctx, func(tx *store.Tx) error {
-		if err := tx.DeleteGroup(strings.TrimSpace(name)); err != nil {
+	var stored string
+	err := h.Store.Update(ctx, func(tx *store.Tx) (err error) {
+		if stored, err = tx.DeleteGroup(name); err != nil {
 			return err
 		}
-		return h.auditCtx(ctx, tx, "group/rm", name, "")
+		return h.auditCtx(ctx, tx, "group/rm", stored, "")
 	})
+	return stored, err
 }
 
 // ListGroups lists the groups of contacts and the config's [groups], by
@@ -429,13 +432,23 @@ func (h *Router) GroupMembers(ctx context.Context, name string, add, rm []string
 	}
 	var res GroupResult
 	do := func(tx *store.Tx) error {
+		stored, err := tx.GroupName(name)
+		if err != nil {
+			return err
+		}
+		name := stored // as stored, whatever the spelling asked
+		var added, removed []string
 		for _, ref := range add {
 			c, err := findContact(tx, ref)
 			if err != nil {
 				return err
 			}
-			if err := tx.AddMember(name, c.ID); err != nil {
+			ok, err := tx.AddMember(name, c.ID)
+			if err != nil {
 				return err
+			}
+			if ok {
+				added = append(added, c.Name)
 			}
 			res.Warnings = append(res.Warnings, unreachable(c)...)
 		}
@@ -447,9 +460,11 @@ func (h *Router) GroupMembers(ctx context.Context, name string, add, rm []string
 			if err := tx.RemoveMember(name, c.ID); err != nil {
 				return err
 			}
+			removed = append(removed, c.Name)
 		}
-		if len(add) > 0 || len(rm) > 0 {
-			if err := h.auditCtx(ctx, tx, "group/members", name, fmt.Sprintf("add %v, rm %v", add, rm)); err != nil {
+		// Only a real change is audited (adding a member again is none).
+		if len(added) > 0 || len(removed) > 0 {
+			if err := h.auditCtx(ctx, tx, "group/members", name, fmt.Sprintf("added %v, removed %v", added, removed)); err != nil {
 				return err
 			}
 		}
@@ -623,14 +638,16 @@ func (h *Router) ImportContacts(ctx context.Context, r io.Reader) (int, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
+			// FieldPos is only defined for a record read without error
+			// (called before this check it panicked on a stray quote).
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				return 0, invalid("line %d: %v: nothing was imported", pe.Line, pe.Err)
 			}
 			return 0, invalid("%v", err)
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // an empty line
 		}
@@ -679,8 +696,12 @@ func (h *Router) ImportContacts(ctx context.Context, r io.Reader) (int, error) {
 	if len(errs) > 0 {
 		return 0, invalid("%s; nothing was imported", strings.Join(errs, "; "))
 	}
+	if len(rows) == 0 {
+		return 0, nil // nothing to import: nothing changes, nothing is audited
+	}
 	err = h.Store.Update(ctx, func(tx *store.Tx) error {
 		made := map[string]bool{} // the groups known to exist, lower case
+		groups, members := 0, 0   // created
 		for i := range rows {
 			r := &rows[i]
 			if err := tx.SaveContact(&r.c); err != nil {
@@ -692,20 +713,29 @@ func (h *Router) ImportContacts(ctx context.Context, r io.Reader) (int, error) {
 			}
 			for _, g := range r.groups {
 				if !made[strings.ToLower(g)] {
-					if err := tx.AddGroup(g); err != nil && !errors.Is(err, store.ErrExists) {
+					err := tx.AddGroup(g)
+					if err != nil && !errors.Is(err, store.ErrExists) {
 						return err
+					}
+					if err == nil {
+						groups++
 					}
 					made[strings.ToLower(g)] = true
 				}
-				if err := tx.AddMember(g, r.c.ID); err != nil {
+				added, err := tx.AddMember(g, r.c.ID)
+				if err != nil {
 					return err
+				}
+				if added {
+					members++
 				}
 			}
 		}
 		if len(errs) > 0 {
 			return invalid("%s; nothing was imported", strings.Join(errs, "; "))
 		}
-		return h.auditCtx(ctx, tx, "contact/import", "", fmt.Sprintf("%d contacts", len(rows)))
+		return h.auditCtx(ctx, tx, "contact/import", "", fmt.Sprintf("%d contacts, %d %s created, %d %s",
+			len(rows), groups, plural(groups, "group", "groups"), members, plural(members, "membership", "memberships")))
 	})
 	if err != nil {
 		return 0, err
@@ -753,10 +783,7 @@ func DecodeAdmin(b []byte, v any) error {
 		}
 		return invalid("bad JSON: %v", err)
 	}
-	if dec.More() {
-		return invalid("bad JSON: something after the object: send one JSON object")
-	}
-	return nil
+	return afterJSON(dec, b)
 }
 
 func jsonKind(k reflect.Kind) string {
@@ -792,6 +819,8 @@ func (h *Router) ContactOp(ctx context.Context, op string, body []byte) (result 
 		Rm   []string `json:"rm,omitempty"`
 	}
 	var none struct{}
+	body, by := takeBy(body) // who asks: on MQTT the client, "by" a detail
+	ctx = WithBy(ctx, by)
 	switch op {
 	case "contact/add":
 		var in ContactInput
@@ -850,7 +879,8 @@ func (h *Router) ContactOp(ctx context.Context, op string, body []byte) (result 
 			g, err := h.AddGroup(ctx, group.Name)
 			return g, nil, err
 		}
-		return map[string]string{"removed": group.Name}, nil, h.RemoveGroup(ctx, group.Name)
+		stored, err := h.RemoveGroup(ctx, group.Name)
+		return map[string]string{"removed": stored}, nil, err
 	case "group/list":
 		if err := DecodeAdmin(body, &none); err != nil {
 			return nil, nil, err

@@ -242,17 +242,17 @@ func (tx *Tx) AddGroup(name string) error {
 	return err
 }
 
-// DeleteGroup deletes a group (not its members); ErrNotFound when there
-// is none.
-func (tx *Tx) DeleteGroup(name string) error {
-	res, err := tx.exec(`DELETE FROM contact_groups WHERE name = ?`, name)
+// DeleteGroup deletes a group (not its members) and returns its name as
+// stored; ErrNotFound when there is none.
+func (tx *Tx) DeleteGroup(name string) (string, error) {
+	stored, err := tx.groupName(name)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("group %q: %w", name, ErrNotFound)
+	if _, err := tx.exec(`DELETE FROM contact_groups WHERE name = ?`, stored); err != nil {
+		return "", err
 	}
-	return nil
+	return stored, nil
 }
 
 // ContactGroups lists every group with its number of members, by name.
@@ -273,22 +273,30 @@ func (tx *Tx) ContactGroups() ([]ContactGroup, error) {
 	return out, rows.Err()
 }
 
-// AddMember puts a contact in a group (again is no change); ErrNotFound
-// when either does not exist.
-func (tx *Tx) AddMember(group string, contact int64) error {
+// GroupName is a group's name as stored (groups are found whatever the
+// case); ErrNotFound when there is none.
+func (tx *Tx) GroupName(name string) (string, error) { return tx.groupName(name) }
+
+// AddMember puts a contact in a group; added is false when it was in it
+// already (no change). ErrNotFound when either does not exist.
+func (tx *Tx) AddMember(group string, contact int64) (added bool, err error) {
 	name, err := tx.groupName(group)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var n int
 	if err := tx.tx.QueryRowContext(tx.ctx, `SELECT COUNT(*) FROM contacts WHERE id = ?`, contact).Scan(&n); err != nil {
-		return err
+		return false, err
 	}
 	if n == 0 {
-		return fmt.Errorf("contact %d: %w", contact, ErrNotFound)
+		return false, fmt.Errorf("contact %d: %w", contact, ErrNotFound)
 	}
-	_, err = tx.exec(`INSERT OR IGNORE INTO contact_group_members (group_name, contact_id) VALUES (?, ?)`, name, contact)
-	return err
+	res, err := tx.exec(`INSERT OR IGNORE INTO contact_group_members (group_name, contact_id) VALUES (?, ?)`, name, contact)
+	if err != nil {
+		return false, err
+	}
+	k, _ := res.RowsAffected()
+	return k > 0, nil
 }
 
 // RemoveMember takes a contact out of a group; ErrNotFound when the

@@ -1,0 +1,75 @@
+package http_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outpost-sms/outpost/bridge"
+	bhttp "github.com/outpost-sms/outpost/bridge/http"
+)
+
+// TestRecoveredPanic: a handler that panics is answered with a JSON 500
+// that says so (the connection was cut, and the CLI said "no daemon is
+// running"); the server goes on.
+func TestRecoveredPanic(t *testing.T) {
+	h := bhttp.RecoverPanics(slog.New(slog.DiscardHandler), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]int
+		m["x"]++
+	}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/v1/contacts/import", nil))
+	var e struct{ Error string }
+	if w.Code != 500 || json.Unmarshal(w.Body.Bytes(), &e) != nil || !strings.Contains(e.Error, "internal error in POST /v1/contacts/import (assignment to entry in nil map)") {
+		t.Errorf("%d %s", w.Code, w.Body)
+	}
+}
+
+// TestContactsWhoAndTargets: the contacts and groups endpoints take "by"
+// like the others; a group removed by another spelling is audited by
+// its stored name; a stray quote in an import is a 400; trailing text
+// after the JSON of a people operation is refused.
+func TestContactsWhoAndTargets(t *testing.T) {
+	router := newRouter(t)
+	call := request(t, router, filepath.Join(t.TempDir(), "outpost.sock"))
+	for _, c := range []struct {
+		method, path, body string
+		code               int
+		has                string
+	}{
+		{"POST", "/v1/contacts", `{"name": "Amina", "phones": ["+15555550101"], "by": "nurse amina"}`, 201, `"Amina"`},
+		{"PATCH", "/v1/contacts/Amina", `{"email": "amina@example.org", "by": "nurse amina"}`, 200, `amina@example.org`},
+		{"POST", "/v1/groups", `{"name": "g1", "by": "nurse amina"}`, 201, `"g1"`},
+		{"POST", "/v1/groups/G1/members", `{"add": ["Amina"], "by": "nurse amina"}`, 200, `"members": 1`},
+		{"DELETE", "/v1/groups/G1", `{"by": "nurse amina"}`, 200, `"removed": "g1"`},
+		{"DELETE", "/v1/contacts/Amina", `{"by": "nurse amina"}`, 200, `"removed"`},
+		{"POST", "/v1/contacts/import", "name,phones\n\"Unclosed,+255700000009\n", 400, `line 2`},
+		{"POST", "/v1/people/optout-remove", `{"addr": "+15555550101"} trailing`, 400, `something after the object`},
+		{"POST", "/v1/bans", `{"addr": "+15555550101"}{}`, 400, `something after the object`},
+	} {
+		code, b := call(c.method, c.path, c.body)
+		if code != c.code || !strings.Contains(string(b), c.has) {
+			t.Errorf("%s %s %s: %d %s, want %d with %s", c.method, c.path, c.body, code, b, c.code, c.has)
+		}
+	}
+	log, err := router.AuditLog(context.Background(), bridge.AuditQuery{Since: time.Time{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, e := range log {
+		ops = append(ops, e.Op+" "+e.Target)
+		if e.Who != "nurse amina" {
+			t.Errorf("%s: who %q", e.Op, e.Who)
+		}
+	}
+	if got := strings.Join(ops, ", "); got != "contact/add 1, contact/edit 1, group/add g1, group/members g1, group/rm g1, contact/rm 1" {
+		t.Errorf("audited %s", got)
+	}
+}
