@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/outpost-sms/outpost/bridge"
 	bhttp "github.com/outpost-sms/outpost/bridge/http"
+	"github.com/outpost-sms/outpost/store"
 )
 
 // TestRecoveredPanic: a handler that panics is answered with a JSON 500
@@ -71,5 +73,38 @@ func TestContactsWhoAndTargets(t *testing.T) {
 	}
 	if got := strings.Join(ops, ", "); got != "contact/add 1, contact/edit 1, group/add g1, group/members g1, group/rm g1, contact/rm 1" {
 		t.Errorf("audited %s", got)
+	}
+}
+
+// TestMessageFilters: an unknown state or a tag that cannot be one is a
+// 400 naming the valid states (it gave an empty list); a number is read
+// as sends read it (tel:…, spaces).
+func TestMessageFilters(t *testing.T) {
+	router := newRouter(t)
+	m := &store.Message{Direction: store.Out, Peer: "+254712345678", Source: "test"}
+	if err := router.Store.Update(context.Background(), func(tx *store.Tx) error {
+		if err := tx.InsertMessage(m); err != nil {
+			return err
+		}
+		return tx.InsertDelivery(&store.Delivery{MessageID: m.ID, Connector: "sms", Recipient: m.Peer}, "")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	call := request(t, router, filepath.Join(t.TempDir(), "s.sock"))
+	for q, want := range map[string]string{
+		"?state=bogus":         `state \"bogus\" is not a state: give one of complete, incomplete`,
+		"?tag=two%20words":     `tag \"two words\": a tag is one word`,
+		"?state=failed&tag=a,": `tag \"a,\"`,
+	} {
+		if code, b := call("GET", "/v1/messages"+q, ""); code != 400 || !strings.Contains(string(b), want) {
+			t.Errorf("GET /v1/messages%s: %d %s", q, code, b)
+		}
+	}
+	for _, n := range []string{"+254712345678", "tel:+254712345678", "+254 712 345 678", "00254712345678"} {
+		code, b := call("GET", "/v1/messages?number="+url.QueryEscape(n), "")
+		var page struct{ Messages []struct{ ID string } }
+		if json.Unmarshal(b, &page); code != 200 || len(page.Messages) != 1 || page.Messages[0].ID != m.ID {
+			t.Errorf("GET /v1/messages?number=%s: %d %s", n, code, b)
+		}
 	}
 }

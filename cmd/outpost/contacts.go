@@ -156,11 +156,15 @@ func contactChange(op string, args []string) int {
 	} else if given["name"] {
 		in.Name = name
 	}
+	// --phone "" and --tag "" clear the list: an empty list, not null
+	// (which the daemon reads as "not given": they did nothing).
 	if phones.set {
-		in.Phones = &phones.v
+		v := append([]string{}, phones.v...)
+		in.Phones = &v
 	}
 	if tags.set {
-		in.Tags = &tags.v
+		v := append([]string{}, tags.v...)
+		in.Tags = &v
 	}
 	for f, p := range map[string]**string{"email": &in.Email, "xmpp": &in.XMPP, "language": &in.Language, "notes": &in.Notes} {
 		if given[f] {
