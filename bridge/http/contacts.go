@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/store"
@@ -24,8 +25,24 @@ import (
 // name or address another contact has 409.
 func (s *Server) contactRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/contacts", func(w http.ResponseWriter, r *http.Request) {
-		cs, err := s.Router.Contacts(r.Context())
-		s.answer(w, http.StatusOK, cs, err)
+		q := r.URL.Query()
+		for k := range q {
+			if k != "limit" && k != "cursor" {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("unknown parameter %q (limit, cursor)", k))
+				return
+			}
+		}
+		limit := 0
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 1 || n > bridge.MaxContactLimit {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("limit must be a number from 1 to %d, not %q", bridge.MaxContactLimit, l))
+				return
+			}
+			limit = n
+		}
+		p, err := s.Router.ContactsPage(r.Context(), q.Get("cursor"), limit)
+		s.answer(w, http.StatusOK, p, err)
 	})
 	mux.HandleFunc("POST /v1/contacts", func(w http.ResponseWriter, r *http.Request) {
 		var in bridge.ContactInput

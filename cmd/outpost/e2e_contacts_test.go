@@ -121,9 +121,9 @@ func TestContactsGroupSend(t *testing.T) {
 		t.Errorf("bad import: %q", errs)
 	}
 	out, _ = run(0, "contact", "list", "--json")
-	var list []struct{ Name string }
+	var list struct{ Contacts []struct{ Name string } }
 	json.Unmarshal([]byte(out), &list)
-	if len(list) != 1 {
+	if len(list.Contacts) != 1 {
 		t.Errorf("after a failed import: %s", out)
 	}
 	good := filepath.Join(g.dir, "good.csv")
