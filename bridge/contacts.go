@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -644,9 +645,17 @@ const MaxImportErrors = 20
 // transaction: a bad line imports nothing, and the error names every bad
 // line (up to MaxImportErrors) and what is wrong with it.
 func (h *Router) ImportContacts(ctx context.Context, r io.Reader) (int, error) {
-	cr := csv.NewReader(r)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkUTF8(data); err != nil {
+		return 0, err
+	}
+	cr := csv.NewReader(bytes.NewReader(data))
 	cr.FieldsPerRecord = -1
-	head, err := cr.Read()
+	var head []string
+	head, err = cr.Read()
 	if err == io.EOF {
 		return 0, invalid("line 1: the file is empty: the first line names the columns (%s)", strings.Join(CSVColumns, ","))
 	}
@@ -721,7 +730,7 @@ func (h *Router) ImportContacts(ctx context.Context, r io.Reader) (int, error) {
 			if !ok {
 				return nil
 			}
-			v := rec[i]
+			v := unguardCell(rec[i])
 			return &v
 		}
 		list := func(name string) *[]string {
@@ -818,10 +827,61 @@ func (h *Router) ExportContacts(ctx context.Context, w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.Write(CSVColumns)
 	for _, c := range cs {
-		cw.Write([]string{c.Name, strings.Join(c.Phones, ";"), c.Email, c.XMPP, c.Language, strings.Join(c.Tags, ";"), c.Notes, strings.Join(c.Groups, ";")})
+		row := []string{c.Name, strings.Join(c.Phones, ";"), c.Email, c.XMPP, c.Language, strings.Join(c.Tags, ";"), c.Notes, strings.Join(c.Groups, ";")}
+		for i := range row {
+			row[i] = guardCell(row[i])
+		}
+		cw.Write(row)
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// guardCell keeps a spreadsheet from reading a cell as a formula (CSV
+// injection: a contact named =HYPERLINK(…) runs when the export is
+// opened): a cell that starts with = + - @, a tab or a carriage return
+// gets a ' in front, as spreadsheets write such text. Numbers start with
+// +, so they are exported as '+15555550100; an import takes the ' off.
+func guardCell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
+}
+
+// unguardCell undoes guardCell.
+func unguardCell(v string) string {
+	if len(v) > 1 && v[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(v[1])) {
+		return v[1:]
+	}
+	return v
+}
+
+// checkUTF8 refuses a file that is not UTF-8 with what to do about it:
+// a spreadsheet's "CSV" is often Windows-1252, and "Unicode text" UTF-16
+// (before, the first byte of it that is a control character was named).
+func checkUTF8(b []byte) error {
+	const save = "save it as CSV UTF-8 (in a spreadsheet: Save As, CSV UTF-8); nothing was imported"
+	if bytes.HasPrefix(b, []byte{0xff, 0xfe}) || bytes.HasPrefix(b, []byte{0xfe, 0xff}) ||
+		len(b) >= 4 && (b[1] == 0 && b[3] == 0 || b[0] == 0 && b[2] == 0) {
+		return invalid("the file is UTF-16, not UTF-8: %s", save)
+	}
+	if utf8.Valid(b) {
+		return nil
+	}
+	line, col := 1, 1
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return invalid("the file is not UTF-8 (line %d, character %d is the byte 0x%02X, perhaps Windows-1252): %s", line, col, b[i], save)
+		}
+		if r == '\n' {
+			line, col = line+1, 0
+		}
+		col++
+		i += n
+	}
+	return nil
 }
 
 // channelList is how a history names a group send's channels.

@@ -160,3 +160,49 @@ func TestImportLimitAndPages(t *testing.T) {
 		t.Errorf("limit 1001: %v", err)
 	}
 }
+
+// TestCSVGuardsAndEncodings: the export guards cells a spreadsheet would
+// run as formulas (=HYPERLINK(…) was written as it was) and an import
+// takes the guard off again; a Windows-1252 or UTF-16 file is refused
+// as not UTF-8 (it was "control characters are not allowed"); a group
+// name with a letter outside ASCII names the letter, not a byte of it.
+func TestCSVGuardsAndEncodings(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	ctx := context.Background()
+	if _, err := h.AddContact(ctx, bridge.ContactInput{Name: str(`=HYPERLINK("http://evil.example/","x")`), Phones: strs("+15555550101"),
+		Notes: str("@SUM(1)"), Tags: strs("-x")}); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := h.ExportContacts(ctx, &out); err != nil {
+		t.Fatal(err)
+	}
+	want := "name,phones,email,xmpp,language,tags,notes,groups\n" + `"'=HYPERLINK(""http://evil.example/"",""x"")",'+15555550101,,,,'-x,'@SUM(1),` + "\n"
+	if out.String() != want {
+		t.Errorf("export:\n%s\nwant:\n%s", out.String(), want)
+	}
+	h2, _ := newHub(t, &fake{})
+	if n, err := h2.ImportContacts(ctx, strings.NewReader(out.String())); err != nil || n != 1 {
+		t.Fatal(n, err)
+	}
+	if c, err := h2.ShowContact(ctx, "1"); err != nil || c.Name != `=HYPERLINK("http://evil.example/","x")` || c.Phones[0] != "+15555550101" || c.Notes != "@SUM(1)" || c.Tags[0] != "-x" {
+		t.Errorf("the export imported again: %+v %v", c, err)
+	}
+	for name, b := range map[string][]byte{
+		"Windows-1252":     []byte("name,phones\nJos\xe9,+15555550102\n"),
+		"UTF-16LE":         append([]byte{0xff, 0xfe}, []byte("n\x00a\x00m\x00e\x00")...),
+		"UTF-16 (no BOM)":  []byte("n\x00a\x00m\x00e\x00,\x00"),
+		"UTF-16BE, no BOM": []byte("\x00n\x00a\x00m\x00e"),
+	} {
+		_, err := h.ImportContacts(ctx, strings.NewReader(string(b)))
+		if !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), "save it as CSV UTF-8") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := h.ImportContacts(ctx, strings.NewReader("name,phones\nJos\xe9,+15555550102\n")); err == nil || !strings.Contains(err.Error(), "line 2, character 4 is the byte 0xE9") {
+		t.Errorf("Windows-1252: %v", err)
+	}
+	if _, err := h.AddGroup(ctx, "wärd"); err == nil || !strings.Contains(err.Error(), `character 'ä' at 1 is not allowed in a name (only ASCII letters`) {
+		t.Errorf("group wärd: %v", err)
+	}
+}

@@ -302,8 +302,8 @@ func TestImportContacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "name,phones,email,xmpp,language,tags,notes,groups\n" +
-		"Amina,+15555550101;+15555550111,amina@example.org,,,lead,,nurses;staff\n" +
-		"\"Baraka, Jr\",+15555550102,,,,,,staff\n"
+		"Amina,'+15555550101;+15555550111,amina@example.org,,,lead,,nurses;staff\n" +
+		"\"Baraka, Jr\",'+15555550102,,,,,,staff\n"
 	if out.String() != want {
 		t.Errorf("export:\n%s\nwant:\n%s", out.String(), want)
 	}

@@ -41,7 +41,7 @@ func TestContactRoutes(t *testing.T) {
 		{"GET", "/v1/groups/staff", ``, 200, `"members": 3`},
 		{"DELETE", "/v1/contacts/Amina", ``, 200, `"removed"`},
 		{"DELETE", "/v1/contacts/Amina", ``, 404, `no contact`},
-		{"GET", "/v1/contacts/export", ``, 200, "Baraka,+15555550102,baraka@example.org,,,driver,,staff\nDalia,+15555550104,,,,,,staff\n"},
+		{"GET", "/v1/contacts/export", ``, 200, "Baraka,'+15555550102,baraka@example.org,,,driver,,staff\nDalia,'+15555550104,,,,,,staff\n"},
 		{"DELETE", "/v1/groups/staff", ``, 200, `"ok": true`},
 		{"DELETE", "/v1/groups/staff", ``, 404, `group "staff"`},
 	} {

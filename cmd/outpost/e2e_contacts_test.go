@@ -147,9 +147,9 @@ func TestContactsGroupSend(t *testing.T) {
 	run(0, "group", "members", "field", "--rm", "Echo")
 	out, _ = run(0, "contact", "export")
 	want := "name,phones,email,xmpp,language,tags,notes,groups\n" +
-		"Asha,+15555550110,,,,,,field\n" +
-		"Baraka,+254712345678,baraka@example.org,,,,,field;staff\n" +
-		"Echo,+15555550100,echo@example.org,,,test,,staff\n"
+		"Asha,'+15555550110,,,,,,field\n" +
+		"Baraka,'+254712345678,baraka@example.org,,,,,field;staff\n" +
+		"Echo,'+15555550100,echo@example.org,,,test,,staff\n"
 	if out != want {
 		t.Errorf("export:\n%s\nwant:\n%s", out, want)
 	}
