@@ -206,3 +206,26 @@ func TestCSVGuardsAndEncodings(t *testing.T) {
 		t.Errorf("group wärd: %v", err)
 	}
 }
+
+// TestMarkAuditsChanges: marking a message read again, or with a tag it
+// has, is no change and is not audited.
+func TestMarkAuditsChanges(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	ctx := context.Background()
+	m := &store.Message{Direction: store.In, Peer: "+15555550100", Source: "sms"}
+	if err := h.Store.Update(ctx, func(tx *store.Tx) error { return tx.InsertMessage(m) }); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := h.MarkMessage(ctx, m.ID, store.Mark{Read: true}, "desk"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.MarkMessage(ctx, m.ID, store.Mark{Tag: "x"}, "desk"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"mark " + m.ID + " read", "mark " + m.ID + " tag x"}
+	if got := auditOps(t, h); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audited:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

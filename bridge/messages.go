@@ -93,18 +93,28 @@ func (h *Router) ListMessages(ctx context.Context, f store.Filter) (MessagePage,
 // for a mark that does not apply; store.ErrNotFound for an unknown id.
 func (h *Router) MarkMessage(ctx context.Context, id string, mk store.Mark, by string) (MessageView, error) {
 	err := h.Store.Update(ctx, func(tx *store.Tx) error {
-		if _, err := tx.MarkMessage(id, mk, by); err != nil {
+		before, err := tx.Message(id)
+		if err != nil {
 			return err
 		}
+		after, err := tx.MarkMessage(id, mk, by)
+		if err != nil {
+			return err
+		}
+		// Only what changed is audited (marking a read message read, or
+		// a tag it has, is no change).
 		var what []string
-		if mk.Read {
+		if after.Read && !before.Read {
 			what = append(what, "read")
 		}
-		if mk.Handled {
+		if after.Handled && !before.Handled {
 			what = append(what, "handled")
 		}
-		if mk.Tag != "" {
+		if mk.Tag != "" && !slices.Contains(before.Tags, mk.Tag) {
 			what = append(what, "tag "+mk.Tag)
+		}
+		if len(what) == 0 {
+			return nil
 		}
 		who := by
 		if who == "" {
