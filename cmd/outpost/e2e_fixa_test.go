@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -67,4 +69,13 @@ func TestCLIClearsAndFilters(t *testing.T) {
 	if _, errs := run(2, "audit", "--since", "bogus"); !strings.Contains(errs, `--since "bogus"`) {
 		t.Errorf("audit --since bogus: %q", errs)
 	}
+
+	// A stray quote crashed the import's handler: the CLI said "no
+	// daemon is running". It is a bad line, and the daemon goes on.
+	bad := filepath.Join(g.dir, "bad.csv")
+	os.WriteFile(bad, []byte("name,phones\n\"Unclosed,+255700000009\n"), 0o600)
+	if _, errs := run(1, "contact", "import", bad); !strings.Contains(errs, "line 2") || strings.Contains(errs, "no daemon") {
+		t.Errorf("a stray quote: %q", errs)
+	}
+	run(0, "status")
 }
