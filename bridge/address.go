@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/outpost-sms/outpost/store"
 )
@@ -144,15 +145,23 @@ func parseTel(s, n string) (Address, error) {
 // checkName checks a group's or a webhook's name: what the config's names
 // may be.
 func checkName(name string) error {
+	// Names are ASCII: they are parts of addresses (group:<name>,
+	// group-<name>@<domain> in mail, where a letter outside ASCII is not
+	// portable). The error names the character, not one of its bytes
+	// ("wärd": 'ä' at 1, not 'Ã').
+	i := 0
+	for _, r := range name {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '_', r == '.', r == '-':
+		case r == utf8.RuneError:
+			return fmt.Errorf("the name is not valid UTF-8 (at character %d)", i)
+		default:
+			return fmt.Errorf("character %q at %d is not allowed in a name (only ASCII letters a-z and A-Z, digits, '_', '.', '-')", r, i)
+		}
+		i++
+	}
 	if name == "" || len(name) > 64 {
 		return fmt.Errorf("a name must have 1 to 64 characters, not %d", len(name))
-	}
-	for i := 0; i < len(name); i++ {
-		switch b := name[i]; {
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '_', b == '.', b == '-':
-		default:
-			return fmt.Errorf("character %q at %d is not allowed in a name (only letters, digits, '_', '.', '-')", rune(b), i)
-		}
 	}
 	return nil
 }

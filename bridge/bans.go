@@ -55,12 +55,13 @@ func (h *Router) Bans(ctx context.Context, op string, body []byte, channel, who 
 		if err := dec.Decode(&req); err != nil {
 			return BanAnswer{}, fmt.Errorf(`%w: bad JSON: %v (want {"addr": "+15555550100", "reason": "spam"})`, ErrInvalid, err)
 		}
+		if err := afterJSON(dec, body); err != nil {
+			return BanAnswer{}, err
+		}
 	}
-	if by := strings.TrimSpace(req.By); by != "" {
-		who = by
-	}
-	if len(who) > 100 {
-		who = strings.ToValidUTF8(who[:100], "")
+	who = ClaimedBy(channel, who, req.By) // on MQTT a "by" is a detail, not who
+	if len(who) > 2*MaxBy {
+		who = strings.ToValidUTF8(who[:2*MaxBy], "")
 	}
 	if len(req.Reason) > 500 {
 		return BanAnswer{}, fmt.Errorf(`%w: "reason" is %d bytes: at most 500`, ErrInvalid, len(req.Reason))

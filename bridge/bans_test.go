@@ -172,7 +172,7 @@ func TestAuditPeopleAndContacts(t *testing.T) {
 	if _, err := h.GroupMembers(ctx, "ward", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.RemoveGroup(ctx, "ward"); err != nil {
+	if _, err := h.RemoveGroup(ctx, "ward"); err != nil {
 		t.Fatal(err)
 	}
 	log, err := h.AuditLog(context.Background(), bridge.AuditQuery{})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/outpost-sms/outpost/store"
@@ -14,6 +15,38 @@ import (
 type MessagePage struct {
 	Messages []MessageView `json:"messages"`
 	Next     string        `json:"next,omitempty"`
+}
+
+// MessageStates are the states a message list can filter on: an inbound
+// message's state or mark, or the state of any of its destinations.
+var MessageStates = []string{"complete", "incomplete", "undecodable", "read", "unread", "handled", "unhandled",
+	"queued", "scheduled", "sending", "sent", "delivered", "failed", "expired", "cancelled"}
+
+// CheckMessageFilter checks a message list's state and tag: an unknown
+// state, or a tag that cannot be one (a space, a comma, over 64 bytes),
+// is ErrInvalid naming what is valid (they found nothing, silently).
+func CheckMessageFilter(state, tag string) error {
+	if state != "" && !slices.Contains(MessageStates, state) {
+		return fmt.Errorf("%w: state %q is not a state: give one of %s", ErrInvalid, state, strings.Join(MessageStates, ", "))
+	}
+	if tag != "" && (strings.ContainsAny(tag, ", \t\r\n") || len(tag) > 64) {
+		return fmt.Errorf("%w: tag %q: a tag is one word of at most 64 bytes, without a comma or a space", ErrInvalid, tag)
+	}
+	return nil
+}
+
+// SearchNumber reads a number to search for as sends read it:
+// "tel:+254712345678", "+254 712 345 678" and "00254712345678" are
+// "+254712345678"; what is not a number in international form is
+// searched as it is, without a tel: (a short code, a local number).
+func SearchNumber(n string) string {
+	if p, err := NormalisePhone(n); err == nil {
+		return p
+	}
+	if a, err := ParseAddress(strings.TrimSpace(n)); err == nil && a.Scheme == SchemeTel {
+		return a.Value
+	}
+	return strings.TrimSpace(n)
 }
 
 // ListMessages lists messages newest first (store.Filter), each with its
@@ -28,6 +61,10 @@ func (h *Router) ListMessages(ctx context.Context, f store.Filter) (MessagePage,
 	if f.Limit < 1 || f.Limit > 1000 {
 		return MessagePage{}, fmt.Errorf("%w: limit %d: from 1 to 1000", ErrInvalid, f.Limit)
 	}
+	if err := CheckMessageFilter(f.State, f.Tag); err != nil {
+		return MessagePage{}, err
+	}
+	f.Number = SearchNumber(f.Number)
 	p := MessagePage{Messages: []MessageView{}}
 	err := h.Store.View(ctx, func(tx *store.Tx) error {
 		ms, next, err := tx.ListMessages(f)
@@ -56,18 +93,28 @@ func (h *Router) ListMessages(ctx context.Context, f store.Filter) (MessagePage,
 // for a mark that does not apply; store.ErrNotFound for an unknown id.
 func (h *Router) MarkMessage(ctx context.Context, id string, mk store.Mark, by string) (MessageView, error) {
 	err := h.Store.Update(ctx, func(tx *store.Tx) error {
-		if _, err := tx.MarkMessage(id, mk, by); err != nil {
+		before, err := tx.Message(id)
+		if err != nil {
 			return err
 		}
+		after, err := tx.MarkMessage(id, mk, by)
+		if err != nil {
+			return err
+		}
+		// Only what changed is audited (marking a read message read, or
+		// a tag it has, is no change).
 		var what []string
-		if mk.Read {
+		if after.Read && !before.Read {
 			what = append(what, "read")
 		}
-		if mk.Handled {
+		if after.Handled && !before.Handled {
 			what = append(what, "handled")
 		}
-		if mk.Tag != "" {
+		if mk.Tag != "" && !slices.Contains(before.Tags, mk.Tag) {
 			what = append(what, "tag "+mk.Tag)
+		}
+		if len(what) == 0 {
+			return nil
 		}
 		who := by
 		if who == "" {

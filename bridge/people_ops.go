@@ -55,11 +55,16 @@ func (h *Router) People(ctx context.Context, op string, body []byte, channel str
 		return PeopleAnswer{}, fmt.Errorf("%w %q (known: %s)", ErrUnknownOp, op, strings.Join(PeopleOps, ", "))
 	}
 	var req PeopleRequest
+	body, by := takeBy(body) // who asks: on MQTT the client, "by" a detail
+	ctx = WithBy(ctx, by)
 	if len(bytes.TrimSpace(body)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			return PeopleAnswer{}, fmt.Errorf(`%w: bad JSON: %v (want {"addr": "+15555550100", "topic": "flood"})`, ErrInvalid, err)
+		}
+		if err := afterJSON(dec, body); err != nil {
+			return PeopleAnswer{}, err
 		}
 	}
 	var addr Address

@@ -223,6 +223,8 @@ type StatusChange struct {
 type Router struct {
 	Store *store.Store
 	Log   *slog.Logger
+	// MaxImportRows bounds a contacts import (0: DefaultMaxImportRows).
+	MaxImportRows int
 	// Routes lists where an inbound message is delivered: connector
 	// names ("mqtt") or addresses ("webhook:crm": the connector of the
 	// scheme, recipient "crm"); see CheckRoutes.

@@ -2,10 +2,12 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/store"
@@ -23,15 +25,32 @@ import (
 // name or address another contact has 409.
 func (s *Server) contactRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/contacts", func(w http.ResponseWriter, r *http.Request) {
-		cs, err := s.Router.Contacts(r.Context())
-		s.answer(w, http.StatusOK, cs, err)
+		q := r.URL.Query()
+		for k := range q {
+			if k != "limit" && k != "cursor" {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("unknown parameter %q (limit, cursor)", k))
+				return
+			}
+		}
+		limit := 0
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 1 || n > bridge.MaxContactLimit {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("limit must be a number from 1 to %d, not %q", bridge.MaxContactLimit, l))
+				return
+			}
+			limit = n
+		}
+		p, err := s.Router.ContactsPage(r.Context(), q.Get("cursor"), limit)
+		s.answer(w, http.StatusOK, p, err)
 	})
 	mux.HandleFunc("POST /v1/contacts", func(w http.ResponseWriter, r *http.Request) {
 		var in bridge.ContactInput
-		if !s.decode(w, r, &in) {
+		ctx, ok := s.decode(w, r, &in)
+		if !ok {
 			return
 		}
-		res, err := s.Router.AddContact(r.Context(), in)
+		res, err := s.Router.AddContact(ctx, in)
 		s.answer(w, http.StatusCreated, res, err)
 	})
 	mux.HandleFunc("GET /v1/contacts/{ref}", func(w http.ResponseWriter, r *http.Request) {
@@ -40,14 +59,20 @@ func (s *Server) contactRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("PATCH /v1/contacts/{ref}", func(w http.ResponseWriter, r *http.Request) {
 		var in bridge.ContactInput
-		if !s.decode(w, r, &in) {
+		ctx, ok := s.decode(w, r, &in)
+		if !ok {
 			return
 		}
-		res, err := s.Router.EditContact(r.Context(), r.PathValue("ref"), in)
+		res, err := s.Router.EditContact(ctx, r.PathValue("ref"), in)
 		s.answer(w, http.StatusOK, res, err)
 	})
 	mux.HandleFunc("DELETE /v1/contacts/{ref}", func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.Router.RemoveContact(r.Context(), r.PathValue("ref"))
+		var none struct{}
+		ctx, ok := s.decode(w, r, &none) // an optional {"by"}
+		if !ok {
+			return
+		}
+		c, err := s.Router.RemoveContact(ctx, r.PathValue("ref"))
 		s.answer(w, http.StatusOK, map[string]any{"ok": true, "removed": c}, err)
 	})
 	mux.HandleFunc("POST /v1/contacts/import", func(w http.ResponseWriter, r *http.Request) {
@@ -76,10 +101,11 @@ func (s *Server) contactRoutes(mux *http.ServeMux) {
 		var in struct {
 			Name string `json:"name"`
 		}
-		if !s.decode(w, r, &in) {
+		ctx, ok := s.decode(w, r, &in)
+		if !ok {
 			return
 		}
-		g, err := s.Router.AddGroup(r.Context(), in.Name)
+		g, err := s.Router.AddGroup(ctx, in.Name)
 		s.answer(w, http.StatusCreated, g, err)
 	})
 	mux.HandleFunc("GET /v1/groups/{name}", func(w http.ResponseWriter, r *http.Request) {
@@ -87,18 +113,24 @@ func (s *Server) contactRoutes(mux *http.ServeMux) {
 		s.answer(w, http.StatusOK, res.Group, err)
 	})
 	mux.HandleFunc("DELETE /v1/groups/{name}", func(w http.ResponseWriter, r *http.Request) {
-		err := s.Router.RemoveGroup(r.Context(), r.PathValue("name"))
-		s.answer(w, http.StatusOK, map[string]any{"ok": true, "removed": r.PathValue("name")}, err)
+		var none struct{}
+		ctx, ok := s.decode(w, r, &none) // an optional {"by"}
+		if !ok {
+			return
+		}
+		name, err := s.Router.RemoveGroup(ctx, r.PathValue("name"))
+		s.answer(w, http.StatusOK, map[string]any{"ok": true, "removed": name}, err)
 	})
 	mux.HandleFunc("POST /v1/groups/{name}/members", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
 			Add []string `json:"add"`
 			Rm  []string `json:"rm"`
 		}
-		if !s.decode(w, r, &in) {
+		ctx, ok := s.decode(w, r, &in)
+		if !ok {
 			return
 		}
-		res, err := s.Router.GroupMembers(r.Context(), r.PathValue("name"), in.Add, in.Rm)
+		res, err := s.Router.GroupMembers(ctx, r.PathValue("name"), in.Add, in.Rm)
 		s.answer(w, http.StatusOK, res, err)
 	})
 }
@@ -107,18 +139,20 @@ func (s *Server) contactRoutes(mux *http.ServeMux) {
 const MaxImport = 8 << 20
 
 // decode reads a request's JSON body into v, or answers 400 naming the
-// field and returns false.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// field and returns false. The body may also say who asks ("by", as
+// every other endpoint takes it): the context returned carries it.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) (context.Context, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body: %v", err))
-		return false
+		return nil, false
 	}
-	if err := bridge.DecodeAdmin(body, v); err != nil {
+	by, err := bridge.DecodeAdminBy(body, v)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
-		return false
+		return nil, false
 	}
-	return true
+	return bridge.WithBy(r.Context(), by), true
 }
 
 // answer writes v with code, or err with its status: 400 bad input, 404

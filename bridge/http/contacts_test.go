@@ -41,7 +41,7 @@ func TestContactRoutes(t *testing.T) {
 		{"GET", "/v1/groups/staff", ``, 200, `"members": 3`},
 		{"DELETE", "/v1/contacts/Amina", ``, 200, `"removed"`},
 		{"DELETE", "/v1/contacts/Amina", ``, 404, `no contact`},
-		{"GET", "/v1/contacts/export", ``, 200, "Baraka,+15555550102,baraka@example.org,,,driver,,staff\nDalia,+15555550104,,,,,,staff\n"},
+		{"GET", "/v1/contacts/export", ``, 200, "Baraka,'+15555550102,baraka@example.org,,,driver,,staff\nDalia,'+15555550104,,,,,,staff\n"},
 		{"DELETE", "/v1/groups/staff", ``, 200, `"ok": true`},
 		{"DELETE", "/v1/groups/staff", ``, 404, `group "staff"`},
 	} {
@@ -59,8 +59,26 @@ func TestContactRoutes(t *testing.T) {
 		}
 	}
 	code, b := call("GET", "/v1/contacts", "")
-	var list []struct{ Name string }
-	if code != 200 || json.Unmarshal(b, &list) != nil || len(list) != 2 {
+	var list struct {
+		Contacts []struct{ Name string }
+		Next     string
+	}
+	if code != 200 || json.Unmarshal(b, &list) != nil || len(list.Contacts) != 2 || list.Next != "" {
 		t.Errorf("list: %d %s", code, b)
+	}
+	// A page at a time: limit and the cursor of the next page.
+	code, b = call("GET", "/v1/contacts?limit=1", "")
+	if code != 200 || json.Unmarshal(b, &list) != nil || len(list.Contacts) != 1 || list.Contacts[0].Name != "Baraka" || list.Next == "" {
+		t.Fatalf("limit=1: %d %s", code, b)
+	}
+	code, b = call("GET", "/v1/contacts?limit=1&cursor="+list.Next, "")
+	list.Next = ""
+	if code != 200 || json.Unmarshal(b, &list) != nil || len(list.Contacts) != 1 || list.Contacts[0].Name != "Dalia" || list.Next != "" {
+		t.Errorf("the next page: %d %s", code, b)
+	}
+	for _, q := range []string{"?limit=0", "?limit=1001", "?cursor=nope!", "?page=2"} {
+		if code, b := call("GET", "/v1/contacts"+q, ""); code != 400 {
+			t.Errorf("GET /v1/contacts%s: %d %s", q, code, b)
+		}
 	}
 }

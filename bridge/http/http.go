@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -104,7 +105,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.banRoutes(mux)     // bans.go: /v1/bans…, /v1/audit
 	s.messageRoutes(mux) // messages.go: GET /v1/messages, mark, DELETE
 	s.statsRoutes(mux)   // stats.go: GET /v1/stats
-	srv := &http.Server{Handler: withCaller(mux), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: recoverPanics(s.Log, withCaller(mux)), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -117,6 +118,27 @@ func (s *Server) Run(ctx context.Context) error {
 	case err := <-errc:
 		return err
 	}
+}
+
+// recoverPanics answers a request whose handler panicked with a JSON 500
+// naming what happened (the CLI prints it; before, the connection was
+// cut and the CLI said "no daemon is running"), and logs the stack. The
+// daemon goes on.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			p := recover()
+			if p == nil || p == http.ErrAbortHandler {
+				if p != nil {
+					panic(p)
+				}
+				return
+			}
+			log.Error("HTTP request panicked; answered 500", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			writeError(w, http.StatusInternalServerError, fmt.Errorf("internal error in %s %s (%v); the daemon's log has the details", r.Method, r.URL.Path, p))
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -134,16 +136,30 @@ func (h *adminHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pack
 		return pk, nil
 	}
 	i := slices.IndexFunc(adminFamilies, func(f adminFamily) bool { return slices.Contains(f.ops, op) })
+	complete := c.inOrder(cl)
 	if i < 0 {
-		return pk, nil
+		// An unknown operation is answered (not passed on to
+		// subscribers as if it were one): its reply topic is reserved
+		// like the others' (auth.go), and only a client the ACL lets
+		// publish on admin/<op> gets here.
+		c.log.Info("refused admin/"+op, "client", cl.ID, "err", "unknown operation")
+		complete(func() {
+			c.ack(cl, pk)
+			b, _ := json.Marshal(AdminReply{Error: fmt.Sprintf("unknown operation %q, known: %s", op, strings.Join(knownAdminOps(), ", "))})
+			if err := c.server.Publish(c.Topic("admin/"+op+"/reply"), b, false, 1); err != nil {
+				c.log.Warn("publish reply", "err", err)
+			}
+		})
+		return answeredByPipe(pk), nil
 	}
 	f := adminFamilies[i]
-	complete := c.inOrder(cl)
 	payload := append([]byte(nil), pk.Payload...)
 	go func() {
 		ctx := context.WithValue(bridge.WithCaller(context.Background(), "mqtt", clientWho(cl)), clientKey{}, cl)
-		ans, err := f.run(c, ctx, op, payload)
-		if err != nil {
+		ans, err := runAdmin(c, f, ctx, op, payload)
+		if errors.Is(err, errAdminPanic) {
+			ans = AdminReply{Error: err.Error()}
+		} else if err != nil {
 			if ans = f.refused(err); ans == nil {
 				c.log.Error("admin/"+op+" not stored; not acknowledged", "client", cl.ID, "err", err)
 				complete(func() { cl.Stop(err) })
@@ -160,6 +176,32 @@ func (h *adminHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pack
 		})
 	}()
 	return answeredByPipe(pk), nil
+}
+
+// errAdminPanic marks an operation that panicked: a bug, answered as an
+// error (the transaction it was in, if any, is rolled back by the store).
+var errAdminPanic = errors.New("internal error")
+
+// runAdmin runs one operation of family f; a panic in it becomes an
+// error (logged with its stack) and the broker goes on.
+func runAdmin(c *Connector, f adminFamily, ctx context.Context, op string, payload []byte) (ans any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("admin/"+op+" panicked; answered as an error", "client", mochiClient(ctx).ID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			ans, err = nil, fmt.Errorf("%w: admin/%s failed (%v); the daemon's log has the details", errAdminPanic, op, p)
+		}
+	}()
+	return f.run(c, ctx, op, payload)
+}
+
+// knownAdminOps are the operations admin/<op> serves, sorted.
+func knownAdminOps() []string {
+	var ops []string
+	for _, f := range adminFamilies {
+		ops = append(ops, f.ops...)
+	}
+	slices.Sort(ops)
+	return ops
 }
 
 // clientWho is an MQTT client as the audit log names it: its user and

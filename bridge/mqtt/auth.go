@@ -236,6 +236,11 @@ func (h *authHook) reservedTopic(topic string) bool {
 	if h.reservedExact[rest] {
 		return true
 	}
+	// Every admin/…/reply is Outpost's: the answers to the operations,
+	// also the one that says an operation is unknown.
+	if strings.HasPrefix(rest, "admin/") && strings.HasSuffix(rest, "/reply") {
+		return true
+	}
 	for _, p := range h.reservedParents {
 		if strings.HasPrefix(rest, p) {
 			return true

@@ -75,7 +75,7 @@ func cmdBans(cmd string, args []string) int {
 		method, path, body = "GET", "/v1/bans", nil
 	case "audit":
 		if _, err := bridge.ParseSince(*since, time.Now()); err != nil {
-			return fail(name, fmt.Errorf("--since %q: give a duration back from now (1h) or a time (2026-12-01T18:00:00Z)", *since))
+			return usageError(fs, fmt.Sprintf("--since %q: give a duration back from now (1h) or a time (2026-12-01T18:00:00Z)", *since))
 		}
 		q := url.Values{}
 		if *since != "" {

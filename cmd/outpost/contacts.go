@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -156,11 +157,15 @@ func contactChange(op string, args []string) int {
 	} else if given["name"] {
 		in.Name = name
 	}
+	// --phone "" and --tag "" clear the list: an empty list, not null
+	// (which the daemon reads as "not given": they did nothing).
 	if phones.set {
-		in.Phones = &phones.v
+		v := append([]string{}, phones.v...)
+		in.Phones = &v
 	}
 	if tags.set {
-		in.Tags = &tags.v
+		v := append([]string{}, tags.v...)
+		in.Tags = &v
 	}
 	for f, p := range map[string]**string{"email": &in.Email, "xmpp": &in.XMPP, "language": &in.Language, "notes": &in.Notes} {
 		if given[f] {
@@ -258,23 +263,38 @@ func cmdContactShow(args []string) int {
 
 func cmdContactList(args []string) int {
 	fs := flag.NewFlagSet("contact list", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
+	asJSON := fs.Bool("json", false, `print JSON: {"contacts": […], "next": CURSOR}`)
+	limit := fs.Int("limit", bridge.DefaultContactLimit, fmt.Sprintf("how many contacts (1 to %d)", bridge.MaxContactLimit))
+	cursor := fs.String("cursor", "", "the page after an earlier listing (it prints the cursor)")
 	mk := clientFlags(fs)
-	fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage: outpost contact list [--json]"); fs.PrintDefaults() }
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: outpost contact list [--limit N] [--cursor C] [--json]\n\nContacts by name, a page at a time.")
+		fs.PrintDefaults()
+	}
 	if _, code := parseArgs(fs, args, 0, 0); code >= 0 {
 		return code
 	}
-	var cs []bridge.Contact
-	if code := call("contact list", mk, "GET", "/v1/contacts", nil, *asJSON, &cs); code >= 0 {
+	if *limit < 1 || *limit > bridge.MaxContactLimit {
+		return usageError(fs, fmt.Sprintf("--limit %d: from 1 to %d", *limit, bridge.MaxContactLimit))
+	}
+	q := url.Values{"limit": {strconv.Itoa(*limit)}}
+	if *cursor != "" {
+		q.Set("cursor", *cursor)
+	}
+	var p bridge.ContactPage
+	if code := call("contact list", mk, "GET", "/v1/contacts?"+q.Encode(), nil, *asJSON, &p); code >= 0 {
 		return code
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tNAME\tPHONES\tEMAIL\tXMPP\tGROUPS")
-	for _, c := range cs {
+	for _, c := range p.Contacts {
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", c.ID, printable(c.Name, false), strings.Join(c.Phones, ","), printable(c.Email, false),
 			printable(c.XMPP, false), strings.Join(c.Groups, ","))
 	}
 	w.Flush()
+	if p.Next != "" {
+		fmt.Printf("more: --cursor %s\n", p.Next)
+	}
 	return 0
 }
 

@@ -94,7 +94,7 @@ url = "tcp://%s"
 	if out, _, _ := g.cli("audit", "--who", "DESK"); !strings.Contains(out, "desk-anna") || strings.Contains(out, "mqtt:ops-console") {
 		t.Errorf("audit --who DESK:\n%s", out)
 	}
-	if _, errs, code := g.cli("audit", "--since", "yesterday"); code != 1 || !strings.Contains(errs, "--since") {
+	if _, errs, code := g.cli("audit", "--since", "yesterday"); code != 2 || !strings.Contains(errs, "--since") {
 		t.Errorf("audit --since yesterday: exit %d: %s", code, errs)
 	}
 

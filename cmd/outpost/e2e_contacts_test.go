@@ -121,9 +121,9 @@ func TestContactsGroupSend(t *testing.T) {
 		t.Errorf("bad import: %q", errs)
 	}
 	out, _ = run(0, "contact", "list", "--json")
-	var list []struct{ Name string }
+	var list struct{ Contacts []struct{ Name string } }
 	json.Unmarshal([]byte(out), &list)
-	if len(list) != 1 {
+	if len(list.Contacts) != 1 {
 		t.Errorf("after a failed import: %s", out)
 	}
 	good := filepath.Join(g.dir, "good.csv")
@@ -147,9 +147,9 @@ func TestContactsGroupSend(t *testing.T) {
 	run(0, "group", "members", "field", "--rm", "Echo")
 	out, _ = run(0, "contact", "export")
 	want := "name,phones,email,xmpp,language,tags,notes,groups\n" +
-		"Asha,+15555550110,,,,,,field\n" +
-		"Baraka,+254712345678,baraka@example.org,,,,,field;staff\n" +
-		"Echo,+15555550100,echo@example.org,,,test,,staff\n"
+		"Asha,'+15555550110,,,,,,field\n" +
+		"Baraka,'+254712345678,baraka@example.org,,,,,field;staff\n" +
+		"Echo,'+15555550100,echo@example.org,,,test,,staff\n"
 	if out != want {
 		t.Errorf("export:\n%s\nwant:\n%s", out, want)
 	}

@@ -53,6 +53,9 @@ func cmdMessages(args []string) int {
 		}
 		q.Set("since", *since)
 	}
+	if err := bridge.CheckMessageFilter(*state, *tag); err != nil {
+		return usageError(fs, "--"+strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": "))
+	}
 	for k, v := range map[string]string{"state": *state, "number": *number, "tag": *tag, "cursor": *cursor} {
 		if v != "" {
 			q.Set(k, v)
