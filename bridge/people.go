@@ -124,7 +124,9 @@ func (h *Router) people(tx *store.Tx, m *store.Message) error {
 	if action == "" {
 		return nil
 	}
-	addr := m.FromAddr
+	// The sender's canonical form: a STOP from 0712… opts out +254712…
+	// (with [sms] country_code), a mail's sender in lower case.
+	addr := Canonical(m.FromAddr)
 	var changed bool
 	var err error
 	var text, what string
@@ -246,7 +248,7 @@ func (h *Router) applyOptOuts(tx *store.Tx, req SendRequest, direct map[Address]
 			return nil, nil, optedOutError{fmt.Sprintf(`%s %s, and "in_reply_to" %q is no message of this gateway`, t.addr.Value, optOutNote(o), req.InReplyTo)}
 		case err != nil:
 			return nil, nil, err
-		case in.Direction != store.In || in.FromAddr != t.addr.String():
+		case in.Direction != store.In || Canonical(in.FromAddr) != t.addr.String():
 			return nil, nil, optedOutError{fmt.Sprintf(`%s %s, and "in_reply_to" %q is not a message from it`, t.addr.Value, optOutNote(o), req.InReplyTo)}
 		}
 		kept = append(kept, t)
@@ -295,11 +297,12 @@ func (h *Router) topicMembers(topic string) ([]Address, string, error) {
 	return out, fmt.Sprintf("topic %s: %d subscribers", topic, len(subs)), nil
 }
 
-// optedOutSince is the opt-out check of a delivery about to go out: a
-// Permanent error when its recipient opted out after the delivery was
-// created (a broadcast still in the queue, a scheduled send, a retry),
-// nil otherwise. One created after the opt-out was checked then (a reply
-// to the person's own message, the STOP's confirmation). "After" is by
+// optedOutSince is the ban and opt-out check of a delivery about to go
+// out: a Permanent error when its recipient is banned, or opted out after
+// the delivery was created (a broadcast still in the queue, a scheduled
+// // send, a retry), nil otherwise. One created after the opt-out was
+// checked then (a reply to the person's own message, the STOP's
+// confirmation). "After" is by
 // the deliveries' ids, not by the clock, which may jump.
 func (h *Router) optedOutSince(tx *store.Tx, m store.Message, d store.Delivery) error {
 	scheme := SchemeTel
@@ -308,10 +311,24 @@ func (h *Router) optedOutSince(tx *store.Tx, m store.Message, d store.Delivery) 
 			scheme = a.Scheme()
 		}
 	}
-	if scheme != SchemeTel && scheme != SchemeMailto || d.Recipient == "" || m.Direction != store.Out {
+	if scheme != SchemeTel && scheme != SchemeMailto || d.Recipient == "" {
 		return nil
 	}
-	o, out, err := tx.GetOptOut(scheme + ":" + d.Recipient)
+	addr := Canonical(scheme + ":" + d.Recipient)
+	// A ban stops whatever is still queued for the address, whenever it
+	// was stored and whatever it is (a send, a copy of an inbound
+	// message): nothing is ever sent to a banned address.
+	b, banned, err := tx.GetBan(addr)
+	if err != nil {
+		return err
+	}
+	if banned {
+		return Permanent(fmt.Errorf("%s %s: not sent", d.Recipient, banNote(b)))
+	}
+	if m.Direction != store.Out {
+		return nil
+	}
+	o, out, err := tx.GetOptOut(addr)
 	if err != nil || !out || d.ID > o.Seq {
 		return err
 	}

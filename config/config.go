@@ -207,6 +207,11 @@ type SMS struct {
 	// language tables ("turkish", "hindi", …) that messages to it may use
 	// when the default alphabet cannot write them: fewer parts than UCS-2.
 	NationalLanguages map[string]string `toml:"national_languages"`
+	// CountryCode is the country calling code of the box's network
+	// ("254"; "": not known), by which a national number (0712345678,
+	// as networks often give local senders) reads as the international
+	// one (+254712345678) wherever numbers are compared.
+	CountryCode string `toml:"country_code"`
 }
 
 // XForm configures the recognition of form submissions in inbound SMS.
@@ -991,6 +996,9 @@ func (c Config) Validate() error {
 	}
 	if c.SMS.ReassemblyTimeout.Duration < time.Second {
 		bad("sms.reassembly_timeout", c.SMS.ReassemblyTimeout.String(), "must be at least 1s")
+	}
+	if cc := c.SMS.CountryCode; cc != "" && !regexp.MustCompile(`^\+?[1-9][0-9]{0,2}$`).MatchString(cc) {
+		bad("sms.country_code", cc, `must be a country calling code: 1 to 3 digits, not starting with 0 ("254"), or "" (not known)`)
 	}
 	// The tables of 3GPP TS 23.038 (the pdu package maps them to ids).
 	languages := " turkish spanish portuguese bengali gujarati hindi kannada malayalam oriya punjabi tamil telugu urdu "
