@@ -156,9 +156,6 @@ func (h *Router) applyBans(tx *store.Tx, req SendRequest, direct map[Address]boo
 		}
 		skipped = append(skipped, fmt.Sprintf("%s skipped: %s", t.addr.Value, banNote(b)))
 	}
-	if len(kept) == 0 && len(skipped) > 0 {
-		return nil, nil, bannedError{"every recipient is banned, nothing to send: " + strings.Join(skipped, "; ")}
-	}
 	return kept, skipped, nil
 }
 

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +261,78 @@ func TestBanStopsWhatIsQueued(t *testing.T) {
 	}
 	if f.Calls() != 1 {
 		t.Errorf("%d SMS went out, want 1 (to +15550002222)", f.Calls())
+	}
+}
+
+// TestSkippedEachNamed (#15): a send none of whose recipients is left
+// names each skipped one with its reason, banned ones too.
+func TestSkippedEachNamed(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	h.Keywords = testKeywords
+	h.Groups = map[string][]string{"ward": {"+15550001111", "+15550002222"}}
+	ctx := context.Background()
+	inbound(t, h, "+15550001111", "STOP")
+	if _, err := h.Bans(ctx, "ban", []byte(`{"addr": "+15550002222", "reason": "abuse"}`), "cli", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.Submit(ctx, bridge.SendRequest{To: []string{"group:ward"}, Text: "hi", Source: "test"})
+	if !errors.Is(err, bridge.ErrInvalid) || err == nil || !strings.Contains(err.Error(), "+15550001111 skipped: opted out (STOP on ") ||
+		!strings.Contains(err.Error(), "+15550002222 skipped: banned by alice at ") || strings.Contains(err.Error(), "every recipient opted out") {
+		t.Errorf("a group of one opted out and one banned: %v", err)
+	}
+}
+
+// TestStopVariants (#15): a STOP is a STOP in fullwidth letters, followed
+// by emoji or punctuation, or repeated; not with other words after it.
+func TestStopVariants(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	h.Keywords = testKeywords
+	for i, c := range []struct {
+		text string
+		stop bool
+	}{
+		{"ＳＴＯＰ", true},
+		{"STOP 🙏", true},
+		{"stop stop", true},
+		{"Stop!!! 🙏🏽❤️", true},
+		{"  STOP. STOP!", true},
+		{"stop please", false},
+		{"STOP 2", false},
+		{"🙏", false},
+	} {
+		from := fmt.Sprintf("+1555000%04d", i)
+		v := inbound(t, h, from, c.text)
+		if got := strings.Contains(details(v), "opted out (STOP)"); got != c.stop {
+			t.Errorf("%q: opted out %v, want %v\n%s", c.text, got, c.stop, details(v))
+		}
+	}
+	v := inbound(t, h, "+15559990000", "JOIN flood 🙏")
+	if !strings.Contains(details(v), "joined topic flood") {
+		t.Errorf("JOIN flood 🙏:\n%s", details(v))
+	}
+}
+
+// TestRefusedAddresses (#15): a contact's number +0… is refused (no
+// country code starts with 0); a ban of what a ban does not take names
+// only what it takes.
+func TestRefusedAddresses(t *testing.T) {
+	h, _ := newHub(t, &fake{})
+	ctx := context.Background()
+	_, err := h.AddContact(ctx, bridge.ContactInput{Name: ptr("Zero"), Phones: &[]string{"+0254712345603"}})
+	if !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), "a country code never starts with 0") {
+		t.Errorf("+0254712345603: %v", err)
+	}
+	for _, op := range []string{"ban", "unban"} {
+		for _, addr := range []string{"nonsense", "group:staff", "webhook:crm", "hub", "topic:flood"} {
+			_, err := h.Bans(ctx, op, []byte(`{"addr": "`+addr+`"}`), "cli", "alice")
+			msg := ""
+			if err != nil {
+				msg = strings.ReplaceAll(err.Error(), `"`+addr+`"`, "")
+			}
+			if !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(msg, "a ban is of a phone number") || !strings.Contains(msg, "mailto:") ||
+				strings.Contains(msg, "group:") || strings.Contains(msg, "webhook:") || strings.Contains(msg, "hub") || strings.Contains(msg, "xmpp") {
+				t.Errorf("%s %s: %v", op, addr, err)
+			}
+		}
 	}
 }

@@ -69,16 +69,47 @@ const (
 	kwLeave = "leave"
 )
 
+// keywordWords are the words of a text as a keyword is read: fullwidth
+// letters (ＳＴＯＰ, as some phones' keyboards type them) folded to ASCII,
+// punctuation, symbols and emoji around each word taken off, and what is
+// only those ("🙏", "!!") left out.
+func keywordWords(text string) []string {
+	text = strings.Map(func(r rune) rune {
+		switch {
+		case 0xff01 <= r && r <= 0xff5e: // fullwidth ASCII
+			return r - 0xfee0
+		case r == 0x3000: // ideographic space
+			return ' '
+		}
+		return r
+	}, text)
+	noise := func(r rune) bool {
+		return unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf)
+	}
+	var out []string
+	for _, f := range strings.Fields(text) {
+		if w := strings.TrimFunc(f, noise); w != "" {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 // keyword finds what a text asks (stop, start, join, leave), the set of
 // the word it used, and the topic of a join or leave. STOP and START are
-// the whole text; JOIN and LEAVE are followed by exactly one topic.
+// the whole text, but for emoji and punctuation and the word repeated
+// ("stop stop", "STOP 🙏"); JOIN and LEAVE are followed by exactly one
+// topic.
 func (h *Router) keyword(text string) (action string, set KeywordSet, word, topic string) {
-	fields := strings.Fields(text)
+	fields := keywordWords(text)
+	if len(fields) > 1 && !slices.ContainsFunc(fields, func(f string) bool { return !strings.EqualFold(f, fields[0]) }) {
+		fields = fields[:1] // one word repeated
+	}
 	if len(fields) == 0 || len(fields) > 2 {
 		return "", set, "", ""
 	}
 	clean := func(s string) string { return strings.TrimFunc(s, unicode.IsPunct) }
-	word = strings.ToUpper(clean(fields[0]))
+	word = strings.ToUpper(fields[0])
 	sets := h.Keywords
 	if len(sets) == 0 {
 		sets = []KeywordSet{{}}
@@ -253,10 +284,23 @@ func (h *Router) applyOptOuts(tx *store.Tx, req SendRequest, direct map[Address]
 		}
 		kept = append(kept, t)
 	}
-	if len(kept) == 0 && len(skipped) > 0 {
-		return nil, nil, optedOutError{fmt.Sprintf("every recipient opted out, nothing to send: %s", strings.Join(skipped, "; "))}
-	}
 	return kept, skipped, nil
+}
+
+// noneLeft is the error of a send none of whose recipients is left once
+// the banned (applyBans) and the opted-out (applyOptOuts) are skipped,
+// naming each with its reason; nil when some are left.
+func noneLeft(kept []target, banned, optedOut []string) error {
+	switch {
+	case len(kept) > 0 || len(banned)+len(optedOut) == 0:
+		return nil
+	case len(optedOut) == 0:
+		return bannedError{"every recipient is banned, nothing to send: " + strings.Join(banned, "; ")}
+	case len(banned) == 0:
+		return optedOutError{"every recipient opted out, nothing to send: " + strings.Join(optedOut, "; ")}
+	}
+	return optedOutError{fmt.Sprintf("every recipient is banned (%d) or opted out (%d), nothing to send: %s",
+		len(banned), len(optedOut), strings.Join(append(slices.Clone(banned), optedOut...), "; "))}
 }
 
 // directRecipients are the tel: and mailto: addresses a request names
