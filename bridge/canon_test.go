@@ -336,3 +336,22 @@ func TestRefusedAddresses(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteFromCanonical (#2): a route's from matches the sender in its
+// canonical form too: "+2547*" matches a sender the network gave as
+// 0712… (country code 254) or as 00254….
+func TestRouteFromCanonical(t *testing.T) {
+	countryCode(t, "254")
+	text := "hello"
+	for _, from := range []string{"0712345678", "00254712345678", "+254712345678"} {
+		m := &store.Message{Peer: from, FromAddr: "tel:" + from, Channel: "sms", Text: &text}
+		for _, glob := range []string{"+2547*", "tel:+2547*"} {
+			if !(bridge.Route{From: glob, Tag: "x"}).Matches(m) {
+				t.Errorf("from %q does not match %s", glob, from)
+			}
+		}
+		if (bridge.Route{From: "+2541*", Tag: "x"}).Matches(m) {
+			t.Errorf("from +2541* matches %s", from)
+		}
+	}
+}
