@@ -69,3 +69,14 @@ reply = "Info: {arg}"
 		t.Errorf("a good config: %v", err)
 	}
 }
+
+// TestCountryCode: [sms] country_code is 1–3 digits not starting with 0
+// (an optional +), or "" (the default: not known).
+func TestCountryCode(t *testing.T) {
+	for cc, ok := range map[string]bool{"": true, "254": true, "+1": true, "0254": false, "2544": false, "ke": false} {
+		c, err := Check("f.toml", []byte("[sms]\ncountry_code = \""+cc+"\"\n"))
+		if ok && (err != nil || c.SMS.CountryCode != cc) || !ok && (err == nil || !strings.Contains(err.Error(), "sms.country_code")) {
+			t.Errorf("country_code %q: %+v %v", cc, c.SMS, err)
+		}
+	}
+}
