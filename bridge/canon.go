@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/outpost-sms/outpost/store"
 )
@@ -11,7 +12,7 @@ import (
 // addresses were canonical, such as tel:00254…, tel:0712… before [sms]
 // country_code was set, mailto:Bad@Example.org) so that they match what
 // they meant to. Run at start, before anything is sent; it returns how
-// many rows changed.
+// many rows changed. Each address rewritten is audited (op readdress).
 func (h *Router) CanonicalStored(ctx context.Context) (int64, error) {
 	var n int64
 	err := h.Store.Update(ctx, func(tx *store.Tx) error {
@@ -21,9 +22,16 @@ func (h *Router) CanonicalStored(ctx context.Context) (int64, error) {
 			return err
 		}
 		for _, a := range addrs {
-			k, err := tx.Readdress(a, Canonical(a))
+			to := Canonical(a)
+			k, err := tx.Readdress(a, to)
 			if err != nil {
 				return err
+			}
+			if k > 0 {
+				if err := h.audit(tx, store.AuditEntry{Who: "outpost run", Channel: "config", Op: "readdress", Target: a,
+					Detail: fmt.Sprintf("opt-outs, bans and subscriptions of %s are now of %s (one form of every address)", a, to)}); err != nil {
+					return err
+				}
 			}
 			n += k
 		}

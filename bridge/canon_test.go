@@ -137,6 +137,13 @@ func TestOptOutsAndBansWhateverTheSpelling(t *testing.T) {
 	if n, err := h.CanonicalStored(ctx); err != nil || n == 0 {
 		t.Fatalf("CanonicalStored: %d %v", n, err)
 	}
+	audit, _ := h.AuditLog(ctx, bridge.AuditQuery{Who: "outpost run"})
+	if len(audit) != 3 || audit[0].Op != "readdress" {
+		t.Errorf("the rewrite's audit: %+v", audit)
+	}
+	if n, err := h.CanonicalStored(ctx); err != nil || n != 0 {
+		t.Errorf("a second CanonicalStored: %d %v", n, err)
+	}
 	if err := send("+254712345670"); !errors.Is(err, bridge.ErrOptedOut) {
 		t.Errorf("an opt-out stored as tel:00254712345670: %v", err)
 	}
