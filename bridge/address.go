@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/outpost-sms/outpost/store"
@@ -80,8 +81,8 @@ func ParseAddress(s string) (Address, error) {
 	case SchemeMQTT, SchemeHub, SchemeOpenRosa:
 		return Address{Scheme: s}, nil
 	}
-	if s[0] == '+' || ('0' <= s[0] && s[0] <= '9') {
-		return parseTel(s, s)
+	if s[0] == '+' || s[0] == '(' || ('0' <= s[0] && s[0] <= '9') {
+		return canonTel(s, s)
 	}
 	scheme, value, ok := strings.Cut(s, ":")
 	if !ok {
@@ -90,7 +91,7 @@ func ParseAddress(s string) (Address, error) {
 	scheme = strings.ToLower(scheme)
 	switch scheme {
 	case SchemeTel:
-		return parseTel(s, value)
+		return canonTel(s, value)
 	case SchemeGroup, SchemeWebhook:
 		if err := checkName(value); err != nil {
 			return Address{}, fmt.Errorf("%s: %v", s, err)
@@ -109,7 +110,10 @@ func ParseAddress(s string) (Address, error) {
 			}
 			return Address{}, fmt.Errorf("%s: not an email address (%s)", s, why)
 		}
-		value = a.Address
+		// One form for comparisons (bans, opt-outs, topics, contacts):
+		// every mail system in use treats the local part, as the DNS
+		// the domain, case-insensitively.
+		value = strings.ToLower(a.Address)
 	case SchemeXMPP:
 		if err := checkJID(value); err != nil {
 			return Address{}, fmt.Errorf("%s: not a Jabber ID (%v)", s, err)
@@ -140,6 +144,81 @@ func parseTel(s, n string) (Address, error) {
 		}
 	}
 	return Address{Scheme: SchemeTel, Value: n}, nil
+}
+
+// countryCode is the box's country calling code (SetCountryCode).
+var countryCode atomic.Value
+
+// SetCountryCode sets the box's country calling code ("254"; "": not
+// known), by which a national number (a leading 0, then the national
+// significant number) reads as the international one: 0712345678 is
+// +254712345678. Set once at start, before any address is read.
+func SetCountryCode(cc string) { countryCode.Store(strings.TrimPrefix(strings.TrimSpace(cc), "+")) }
+
+// CountryCode is what SetCountryCode set.
+func CountryCode() string {
+	cc, _ := countryCode.Load().(string)
+	return cc
+}
+
+// CanonicalPhone is the one form of a phone number every comparison uses
+// (sends, opt-outs, bans, contacts, topics, routes' senders): "tel:" and
+// the separators people write (spaces, '-', '.', parentheses) are taken
+// off, a leading "00" is "+"; with a country code (SetCountryCode) a
+// national number "0712345678" is "+254712345678"; a number of 8 digits
+// or more without '+' or a leading 0 ("254712345678") is the
+// international one, since that is what goes out (the SMS encoder sends
+// every number as an international one); a shorter one is a short code
+// and stays as it is, and so does a national number without a country
+// code. "+0…" is refused: no country code starts with 0.
+func CanonicalPhone(s string) (string, error) {
+	a, err := canonTel(s, strings.TrimSpace(s))
+	return a.Value, err
+}
+
+// canonTel reads the phone number n (s as given, for the error) in its
+// canonical form (CanonicalPhone).
+func canonTel(s, n string) (Address, error) {
+	if len(n) > 4 && strings.EqualFold(n[:4], "tel:") {
+		n = n[4:]
+	}
+	n = strings.Map(func(r rune) rune {
+		if strings.ContainsRune(" -.()\u00a0\t", r) {
+			return -1
+		}
+		return r
+	}, n)
+	if strings.HasPrefix(n, "00") {
+		n = "+" + n[2:]
+	}
+	a, err := parseTel(s, n)
+	if err != nil {
+		return a, err
+	}
+	v := a.Value
+	switch cc := CountryCode(); {
+	case strings.HasPrefix(v, "+0"):
+		return Address{}, fmt.Errorf("bad phone number: %q: a country code never starts with 0 (give +<country code><number>, e.g. +254712345678)", s)
+	case v[0] == '+':
+	case v[0] == '0':
+		if cc != "" {
+			v = "+" + cc + v[1:]
+		}
+	case len(v) >= 8:
+		v = "+" + v
+	}
+	return Address{Scheme: SchemeTel, Value: v}, nil
+}
+
+// Canonical is addr (a stored address such as a message's from_addr:
+// "tel:0712345678", "mailto:Bad@Example.org") in the form comparisons
+// use (ParseAddress); addr itself when it does not parse.
+func Canonical(addr string) string {
+	a, err := ParseAddress(addr)
+	if err != nil {
+		return addr
+	}
+	return a.String()
 }
 
 // checkName checks a group's or a webhook's name: what the config's names

@@ -130,7 +130,7 @@ func (h *Router) applyBans(tx *store.Tx, req SendRequest, direct map[Address]boo
 	// A banned sender (a mail from a banned address to <number>@…) is
 	// not relayed either.
 	if strings.HasPrefix(req.From, SchemeTel+":") || strings.HasPrefix(req.From, SchemeMailto+":") {
-		b, banned, err := tx.GetBan(req.From)
+		b, banned, err := tx.GetBan(Canonical(req.From))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -156,9 +156,6 @@ func (h *Router) applyBans(tx *store.Tx, req SendRequest, direct map[Address]boo
 		}
 		skipped = append(skipped, fmt.Sprintf("%s skipped: %s", t.addr.Value, banNote(b)))
 	}
-	if len(kept) == 0 && len(skipped) > 0 {
-		return nil, nil, bannedError{"every recipient is banned, nothing to send: " + strings.Join(skipped, "; ")}
-	}
 	return kept, skipped, nil
 }
 
@@ -169,7 +166,7 @@ func (h *Router) bannedInbound(tx *store.Tx, m *store.Message) (b store.Ban, ok 
 	if m.FromAddr == "" {
 		return b, false, nil
 	}
-	return tx.GetBan(m.FromAddr)
+	return tx.GetBan(Canonical(m.FromAddr))
 }
 
 type originKey struct{}

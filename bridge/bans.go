@@ -40,6 +40,13 @@ type BanAnswer struct {
 	Error   string             `json:"error,omitempty"`
 }
 
+// looksBannable reports whether s is written as a phone number or a
+// mailto: address (even a bad one, whose own error is then the answer).
+func looksBannable(s string) bool {
+	s = strings.ToLower(strings.TrimSpace(s))
+	return s != "" && (s[0] == '+' || s[0] == '(' || '0' <= s[0] && s[0] <= '9' || strings.HasPrefix(s, "tel:") || strings.HasPrefix(s, "mailto:"))
+}
+
 // Bans runs a ban operation (BanOps) given as JSON by a front end
 // (channel: cli, http, mqtt; who: its caller, used when the request has
 // no "by"). A ban or unban is committed, with its audit entry, before it
@@ -88,11 +95,12 @@ func (h *Router) Bans(ctx context.Context, op string, body []byte, channel, who 
 		return BanAnswer{}, fmt.Errorf(`%w: "addr" is missing: give a phone number (+15555550100)`, ErrInvalid)
 	}
 	a, err := ParseAddress(req.Addr)
+	if err == nil && a.Scheme != SchemeTel && a.Scheme != SchemeMailto || err != nil && !looksBannable(req.Addr) {
+		// Only what a ban takes is named, not every address a send does.
+		return BanAnswer{}, fmt.Errorf(`%w: "addr" %q: a ban is of a phone number (+15555550100, tel:+15555550100) or a mailto: address (mailto:spam@example.org)`, ErrInvalid, strings.TrimSpace(req.Addr))
+	}
 	if err != nil {
 		return BanAnswer{}, fmt.Errorf(`%w: "addr": %v`, ErrInvalid, err)
-	}
-	if a.Scheme != SchemeTel && a.Scheme != SchemeMailto {
-		return BanAnswer{}, fmt.Errorf(`%w: "addr" %s: a ban is of a phone number or a mailto: address`, ErrInvalid, a)
 	}
 	err = h.Store.Update(ctx, func(tx *store.Tx) (err error) {
 		if op == "ban" {

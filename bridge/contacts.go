@@ -104,29 +104,17 @@ func (e badInput) Is(target error) bool { return target == ErrInvalid }
 func invalid(format string, args ...any) error { return badInput{fmt.Sprintf(format, args...)} }
 
 // NormalisePhone reads a contact's number as the router reads a tel:
-// address, in international form: "tel:+1 555-555-0100", "+1 (555)
-// 555 0100" and "0015555550100" are "+15555550100". A number without
-// its country code is refused: a contact's number must be E.164.
+// address (CanonicalPhone), in international form: "tel:+1 555-555-0100",
+// "+1 (555) 555 0100" and "0015555550100" are "+15555550100", and with
+// [sms] country_code "254", "0712 345678" is "+254712345678". A number
+// without its country code is refused: a contact's number must be E.164.
 func NormalisePhone(s string) (string, error) {
-	n := strings.TrimSpace(s)
-	if len(n) > 4 && strings.EqualFold(n[:4], "tel:") {
-		n = n[4:]
-	}
-	n = strings.Map(func(r rune) rune {
-		if strings.ContainsRune(" -.()\u00a0", r) {
-			return -1
-		}
-		return r
-	}, n)
-	if strings.HasPrefix(n, "00") {
-		n = "+" + n[2:]
-	}
-	a, err := parseTel(s, n)
+	a, err := canonTel(s, strings.TrimSpace(s))
 	if err != nil {
 		return "", err
 	}
 	if !strings.HasPrefix(a.Value, "+") {
-		return "", fmt.Errorf("%q: give the number in international form, with its country code (+15555550100)", s)
+		return "", fmt.Errorf("%q: give the number in international form, with its country code (+15555550100), or set [sms] country_code to read national numbers", s)
 	}
 	return a.Value, nil
 }

@@ -69,16 +69,47 @@ const (
 	kwLeave = "leave"
 )
 
+// keywordWords are the words of a text as a keyword is read: fullwidth
+// letters (ＳＴＯＰ, as some phones' keyboards type them) folded to ASCII,
+// punctuation, symbols and emoji around each word taken off, and what is
+// only those ("🙏", "!!") left out.
+func keywordWords(text string) []string {
+	text = strings.Map(func(r rune) rune {
+		switch {
+		case 0xff01 <= r && r <= 0xff5e: // fullwidth ASCII
+			return r - 0xfee0
+		case r == 0x3000: // ideographic space
+			return ' '
+		}
+		return r
+	}, text)
+	noise := func(r rune) bool {
+		return unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf)
+	}
+	var out []string
+	for _, f := range strings.Fields(text) {
+		if w := strings.TrimFunc(f, noise); w != "" {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 // keyword finds what a text asks (stop, start, join, leave), the set of
 // the word it used, and the topic of a join or leave. STOP and START are
-// the whole text; JOIN and LEAVE are followed by exactly one topic.
+// the whole text, but for emoji and punctuation and the word repeated
+// ("stop stop", "STOP 🙏"); JOIN and LEAVE are followed by exactly one
+// topic.
 func (h *Router) keyword(text string) (action string, set KeywordSet, word, topic string) {
-	fields := strings.Fields(text)
+	fields := keywordWords(text)
+	if len(fields) > 1 && !slices.ContainsFunc(fields, func(f string) bool { return !strings.EqualFold(f, fields[0]) }) {
+		fields = fields[:1] // one word repeated
+	}
 	if len(fields) == 0 || len(fields) > 2 {
 		return "", set, "", ""
 	}
 	clean := func(s string) string { return strings.TrimFunc(s, unicode.IsPunct) }
-	word = strings.ToUpper(clean(fields[0]))
+	word = strings.ToUpper(fields[0])
 	sets := h.Keywords
 	if len(sets) == 0 {
 		sets = []KeywordSet{{}}
@@ -124,7 +155,9 @@ func (h *Router) people(tx *store.Tx, m *store.Message) error {
 	if action == "" {
 		return nil
 	}
-	addr := m.FromAddr
+	// The sender's canonical form: a STOP from 0712… opts out +254712…
+	// (with [sms] country_code), a mail's sender in lower case.
+	addr := Canonical(m.FromAddr)
 	var changed bool
 	var err error
 	var text, what string
@@ -246,15 +279,28 @@ func (h *Router) applyOptOuts(tx *store.Tx, req SendRequest, direct map[Address]
 			return nil, nil, optedOutError{fmt.Sprintf(`%s %s, and "in_reply_to" %q is no message of this gateway`, t.addr.Value, optOutNote(o), req.InReplyTo)}
 		case err != nil:
 			return nil, nil, err
-		case in.Direction != store.In || in.FromAddr != t.addr.String():
+		case in.Direction != store.In || Canonical(in.FromAddr) != t.addr.String():
 			return nil, nil, optedOutError{fmt.Sprintf(`%s %s, and "in_reply_to" %q is not a message from it`, t.addr.Value, optOutNote(o), req.InReplyTo)}
 		}
 		kept = append(kept, t)
 	}
-	if len(kept) == 0 && len(skipped) > 0 {
-		return nil, nil, optedOutError{fmt.Sprintf("every recipient opted out, nothing to send: %s", strings.Join(skipped, "; "))}
-	}
 	return kept, skipped, nil
+}
+
+// noneLeft is the error of a send none of whose recipients is left once
+// the banned (applyBans) and the opted-out (applyOptOuts) are skipped,
+// naming each with its reason; nil when some are left.
+func noneLeft(kept []target, banned, optedOut []string) error {
+	switch {
+	case len(kept) > 0 || len(banned)+len(optedOut) == 0:
+		return nil
+	case len(optedOut) == 0:
+		return bannedError{"every recipient is banned, nothing to send: " + strings.Join(banned, "; ")}
+	case len(banned) == 0:
+		return optedOutError{"every recipient opted out, nothing to send: " + strings.Join(optedOut, "; ")}
+	}
+	return optedOutError{fmt.Sprintf("every recipient is banned (%d) or opted out (%d), nothing to send: %s",
+		len(banned), len(optedOut), strings.Join(append(slices.Clone(banned), optedOut...), "; "))}
 }
 
 // directRecipients are the tel: and mailto: addresses a request names
@@ -295,11 +341,12 @@ func (h *Router) topicMembers(topic string) ([]Address, string, error) {
 	return out, fmt.Sprintf("topic %s: %d subscribers", topic, len(subs)), nil
 }
 
-// optedOutSince is the opt-out check of a delivery about to go out: a
-// Permanent error when its recipient opted out after the delivery was
-// created (a broadcast still in the queue, a scheduled send, a retry),
-// nil otherwise. One created after the opt-out was checked then (a reply
-// to the person's own message, the STOP's confirmation). "After" is by
+// optedOutSince is the ban and opt-out check of a delivery about to go
+// out: a Permanent error when its recipient is banned, or opted out after
+// the delivery was created (a broadcast still in the queue, a scheduled
+// // send, a retry), nil otherwise. One created after the opt-out was
+// checked then (a reply to the person's own message, the STOP's
+// confirmation). "After" is by
 // the deliveries' ids, not by the clock, which may jump.
 func (h *Router) optedOutSince(tx *store.Tx, m store.Message, d store.Delivery) error {
 	scheme := SchemeTel
@@ -308,10 +355,24 @@ func (h *Router) optedOutSince(tx *store.Tx, m store.Message, d store.Delivery) 
 			scheme = a.Scheme()
 		}
 	}
-	if scheme != SchemeTel && scheme != SchemeMailto || d.Recipient == "" || m.Direction != store.Out {
+	if scheme != SchemeTel && scheme != SchemeMailto || d.Recipient == "" {
 		return nil
 	}
-	o, out, err := tx.GetOptOut(scheme + ":" + d.Recipient)
+	addr := Canonical(scheme + ":" + d.Recipient)
+	// A ban stops whatever is still queued for the address, whenever it
+	// was stored and whatever it is (a send, a copy of an inbound
+	// message): nothing is ever sent to a banned address.
+	b, banned, err := tx.GetBan(addr)
+	if err != nil {
+		return err
+	}
+	if banned {
+		return Permanent(fmt.Errorf("%s %s: not sent", d.Recipient, banNote(b)))
+	}
+	if m.Direction != store.Out {
+		return nil
+	}
+	o, out, err := tx.GetOptOut(addr)
 	if err != nil || !out || d.ID > o.Seq {
 		return err
 	}

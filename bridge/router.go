@@ -590,6 +590,9 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 		if err != nil {
 			return err
 		}
+		if err := noneLeft(targets, banned, skipped); err != nil {
+			return err
+		}
 		skipped = append(banned, skipped...)
 		if err := tx.InsertMessage(m); err != nil {
 			return err

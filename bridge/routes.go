@@ -48,7 +48,12 @@ func (r Route) Matches(m *store.Message) bool {
 	if r.From != "" {
 		a, _ := path.Match(r.From, m.Peer)
 		b, _ := path.Match(r.From, m.FromAddr)
-		if !a && !b {
+		// Its canonical form too: a route from "+2547*" matches a
+		// sender the network gave as 0712… (with [sms] country_code).
+		canon := Canonical(m.FromAddr)
+		c, _ := path.Match(r.From, canon)
+		d, _ := path.Match(r.From, strings.TrimPrefix(canon, SchemeTel+":"))
+		if !a && !b && !c && !d {
 			return false
 		}
 	}

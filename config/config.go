@@ -210,6 +210,11 @@ type SMS struct {
 	// language tables ("turkish", "hindi", …) that messages to it may use
 	// when the default alphabet cannot write them: fewer parts than UCS-2.
 	NationalLanguages map[string]string `toml:"national_languages"`
+	// CountryCode is the country calling code of the box's network
+	// ("254"; "": not known), by which a national number (0712345678,
+	// as networks often give local senders) reads as the international
+	// one (+254712345678) wherever numbers are compared.
+	CountryCode string `toml:"country_code"`
 }
 
 // XForm configures the recognition of form submissions in inbound SMS.
@@ -352,10 +357,46 @@ type KeywordLanguage struct {
 	LeaveReply string   `toml:"leave_reply"`
 }
 
-func (c Config) validateKeywords(bad func(field string, value any, why string)) {
+// keywordUse is what a people keyword does and where it is defined.
+type keywordUse struct{ action, where string }
+
+// ReplyPlaceholders are what each keyword confirmation may hold: {topic}
+// in those of JOIN and LEAVE; the others have none.
+var ReplyPlaceholders = map[string][]string{"stop_reply": nil, "start_reply": nil, "join_reply": {"{topic}"}, "leave_reply": {"{topic}"}}
+
+// RouteReplyPlaceholders are what a [[route]]'s reply may hold: {arg},
+// what follows a keyword route's keyword.
+var RouteReplyPlaceholders = []string{"{arg}"}
+
+var (
+	placeholder = regexp.MustCompile(`\{[^{}]*\}`)
+	unclosed    = regexp.MustCompile(`\{[\p{L}_]`)
+)
+
+// placeholderProblem says what is wrong with the placeholders of a reply
+// text that may hold known ones, or "": an unknown {name}, or a "{name"
+// left open. Other braces (":-}") are text.
+func placeholderProblem(t string, known []string) string {
+	for _, p := range placeholder.FindAllString(t, -1) {
+		if !slices.Contains(known, p) {
+			if len(known) == 0 {
+				return fmt.Sprintf("unknown placeholder %s (this reply has none)", p)
+			}
+			return fmt.Sprintf("unknown placeholder %s (known: %s)", p, strings.Join(known, ", "))
+		}
+	}
+	if unclosed.MatchString(placeholder.ReplaceAllString(t, "")) {
+		return `a "{" without its "}"`
+	}
+	return ""
+}
+
+// validateKeywords reports the problems of [keywords] and returns every
+// people keyword (upper case) with what it does.
+func (c Config) validateKeywords(bad func(field string, value any, why string)) map[string]keywordUse {
 	word := regexp.MustCompile(`^[\p{L}\p{N}_-]{1,32}$`)
-	seen := map[string]string{}
-	check := func(p string, lists map[string][]string) {
+	seen := map[string]keywordUse{}
+	check := func(p, where string, lists map[string][]string, replies map[string]string) {
 		for _, k := range []string{"stop", "start", "join", "leave"} {
 			for _, w := range lists[k] {
 				if !word.MatchString(w) {
@@ -363,10 +404,18 @@ func (c Config) validateKeywords(bad func(field string, value any, why string)) 
 					continue
 				}
 				up := strings.ToUpper(w)
-				if prev, ok := seen[up]; ok && prev != k {
-					bad(p+k, w, "is already a "+prev+" word")
+				if prev, ok := seen[up]; ok && prev.action != k {
+					bad(p+k, w, "is already a "+prev.action+" word ("+prev.where+")")
+					continue
 				}
-				seen[up] = k
+				if _, ok := seen[up]; !ok {
+					seen[up] = keywordUse{k, where}
+				}
+			}
+		}
+		for _, k := range []string{"stop_reply", "start_reply", "join_reply", "leave_reply"} {
+			if why := placeholderProblem(replies[k], ReplyPlaceholders[k]); why != "" {
+				bad(p+k, replies[k], why)
 			}
 		}
 	}
@@ -375,18 +424,21 @@ func (c Config) validateKeywords(bad func(field string, value any, why string)) 
 		ws []string
 	}{{"stop", []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}}, {"start", []string{"START", "UNSTOP"}}, {"join", []string{"JOIN"}}, {"leave", []string{"LEAVE"}}} {
 		for _, w := range k.ws {
-			seen[w] = k.k
+			seen[w] = keywordUse{k.k, "built in"}
 		}
 	}
 	kw := c.Keywords
-	check("keywords.", map[string][]string{"stop": kw.Stop, "start": kw.Start, "join": kw.Join, "leave": kw.Leave})
+	check("keywords.", "keywords", map[string][]string{"stop": kw.Stop, "start": kw.Start, "join": kw.Join, "leave": kw.Leave},
+		map[string]string{"stop_reply": kw.StopReply, "start_reply": kw.StartReply, "join_reply": kw.JoinReply, "leave_reply": kw.LeaveReply})
 	for i, l := range kw.Languages {
 		p := fmt.Sprintf("keywords.language %d: ", i+1)
 		if l.Name == "" {
 			bad(p+"name", l.Name, "is missing (say which language: \"sw\")")
 		}
-		check(p, map[string][]string{"stop": l.Stop, "start": l.Start, "join": l.Join, "leave": l.Leave})
+		check(p, fmt.Sprintf("keywords.language %d", i+1), map[string][]string{"stop": l.Stop, "start": l.Start, "join": l.Join, "leave": l.Leave},
+			map[string]string{"stop_reply": l.StopReply, "start_reply": l.StartReply, "join_reply": l.JoinReply, "leave_reply": l.LeaveReply})
 	}
+	return seen
 }
 
 // RouteChannels are the channels a [[route]] may match.
@@ -403,7 +455,7 @@ func (c Config) validateRoutes(bad func(field string, value any, why string)) {
 	if c.RouteReplyWindow.Duration <= 0 {
 		bad("route_reply_window", c.RouteReplyWindow.Duration.String(), "must be more than 0 (default 1h)")
 	}
-	c.validateKeywords(bad)
+	keywords := c.validateKeywords(bad)
 	for i, r := range c.Routes {
 		// Numbered from 1, as users count and as the daemon names them.
 		p := fmt.Sprintf("route %d: ", i+1)
@@ -425,6 +477,16 @@ func (c Config) validateRoutes(bad func(field string, value any, why string)) {
 		}
 		if strings.ContainsFunc(r.Keyword, unicode.IsSpace) {
 			bad(p+"keyword", r.Keyword, "must be one word (it is compared with the first word of the text)")
+		}
+		// People keywords act on an SMS before the routes: a route on
+		// one would never see it as meant (HELP as a stop word opts its
+		// sender out, and nothing is answered to a number that opted out).
+		if use, ok := keywords[strings.ToUpper(strings.TrimRightFunc(r.Keyword, unicode.IsPunct))]; ok && r.Keyword != "" {
+			bad(p+"keyword", r.Keyword, fmt.Sprintf("is a %s word of [keywords] (%s): an SMS that is this word acts as %s before any route sees it: give the route another word, or take it out of [keywords]",
+				use.action, use.where, strings.ToUpper(use.action)))
+		}
+		if why := placeholderProblem(r.Reply, RouteReplyPlaceholders); why != "" {
+			bad(p+"reply", r.Reply, why)
 		}
 		if r.Keyword != "" && r.Form != "" {
 			bad(p+"keyword", r.Keyword, "and form = "+strconv.Quote(r.Form)+" can never both match (a keyword never matches a form): give one")
@@ -995,6 +1057,9 @@ func (c Config) Validate() error {
 	}
 	if c.SMS.ReassemblyTimeout.Duration < time.Second {
 		bad("sms.reassembly_timeout", c.SMS.ReassemblyTimeout.String(), "must be at least 1s")
+	}
+	if cc := c.SMS.CountryCode; cc != "" && !regexp.MustCompile(`^\+?[1-9][0-9]{0,2}$`).MatchString(cc) {
+		bad("sms.country_code", cc, `must be a country calling code: 1 to 3 digits, not starting with 0 ("254"), or "" (not known)`)
 	}
 	// The tables of 3GPP TS 23.038 (the pdu package maps them to ids).
 	languages := " turkish spanish portuguese bengali gujarati hindi kannada malayalam oriya punjabi tamil telugu urdu "

@@ -173,8 +173,10 @@ func contactChange(op string, args []string) int {
 		}
 	}
 	if op == "add" && in.Phones != nil {
+		// Its form only: whether a national number reads as an
+		// international one is the daemon's [sms] country_code.
 		for _, p := range *in.Phones {
-			if _, err := bridge.NormalisePhone(p); err != nil {
+			if _, err := bridge.CanonicalPhone(p); err != nil {
 				return fail("contact add", fmt.Errorf("--phone %v", err))
 			}
 		}

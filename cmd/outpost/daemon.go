@@ -132,8 +132,15 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 	}
 	defer st.Close()
 
+	// Numbers are compared in one form (+<country code><number>): set
+	// before any address is read, and the opt-outs, bans and
+	// subscriptions stored in another spelling are rewritten in it.
+	bridge.SetCountryCode(cfg.SMS.CountryCode)
 	router := bridge.New(st, log)
 	router.Groups = cfg.Groups
+	if _, err := router.CanonicalStored(ctx); err != nil {
+		return err
+	}
 	// Tests only: OUTPOST_RETRY="MIN,MAX" bounds the retry backoff.
 	if v := os.Getenv("OUTPOST_RETRY"); v != "" {
 		lo, hi, _ := strings.Cut(v, ",")
@@ -593,6 +600,7 @@ func hubWithoutURL(c config.Config) string {
 // It says too whether the connectors could be built: when they could
 // not, the routes were not checked.
 func checkRoutes(cfg config.Config) (built bool, err error) {
+	bridge.SetCountryCode(cfg.SMS.CountryCode)
 	router := bridge.New(nil, nil)
 	router.Groups = cfg.Groups
 	if _, _, err := connectors(cfg, router, slog.New(slog.DiscardHandler), nil); err != nil {

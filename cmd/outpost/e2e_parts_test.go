@@ -45,6 +45,10 @@ func phoneParts(t *testing.T, from string, o pdu.Outgoing, ref int) []string {
 		}
 		d, _ := tpdu.NewDeliver()
 		d.OA = tpdu.NewAddress(tpdu.FromNumber(from))
+		if strings.HasPrefix(from, "0") {
+			// A national number, as networks give local senders.
+			d.OA.SetTypeOfNumber(tpdu.TonNational)
+		}
 		d.SCTS = tpdu.Timestamp{Time: time.Date(2026, 11, 22, 10, 0, 0, 0, time.FixedZone("", 3600))}
 		d.DCS, d.UDH, d.UD = sub.DCS, sub.UDH, sub.UD
 		if len(d.UDH) > 0 {
