@@ -190,7 +190,7 @@ func (e *Encoder) Encode(s Outgoing) ([]Part, error) {
 	if s.Ports != nil && s.Data == nil {
 		return nil, fmt.Errorf("application ports go with 8-bit data, not text")
 	}
-	tmpl, err := tpdu.NewSubmit(tpdu.WithDA(tpdu.NewAddress(tpdu.FromNumber(s.To))))
+	tmpl, err := tpdu.NewSubmit(tpdu.WithDA(destination(s.To)))
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
@@ -275,3 +275,19 @@ func segment(tmpl tpdu.TPDU, c textEncoding, class byte, refs tpdu.Counter) []tp
 type fixedRef int
 
 func (f fixedRef) Count() int { return int(f) }
+
+// destination is the TP-DA of a send to number: international (type of
+// number 001) when it starts with '+', else unknown (000), as Gammu and
+// the modems' own text mode send it: the network reads a national number
+// (0712…) or a short code (12345) as such. warthog618's FromNumber marks
+// every number international, which sends 0712… to a country "07…".
+func destination(number string) tpdu.Address {
+	if strings.HasPrefix(number, "+") {
+		return tpdu.NewAddress(tpdu.FromNumber(number))
+	}
+	a := tpdu.NewAddress()
+	a.SetTypeOfNumber(tpdu.TonUnknown)
+	a.SetNumberingPlan(tpdu.NpISDN)
+	a.Addr = number
+	return a
+}

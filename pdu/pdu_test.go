@@ -289,3 +289,32 @@ func BenchmarkEncodeNationalLanguage(b *testing.B) {
 		}
 	}
 }
+
+// A number given with '+' goes out international (type of address 0x91);
+// one without, national or a short code, as unknown (0x81), which the
+// network reads in its own numbering plan: marked international, 0712…
+// would be a number in a country "07…".
+func TestDestinationTypeOfNumber(t *testing.T) {
+	enc := &Encoder{Refs: &seqRefs{}}
+	for _, c := range []struct {
+		to      string
+		toa     byte
+		decoded string
+	}{
+		{"+254712345678", 0x91, "+254712345678"},
+		{"0712345678", 0x81, "0712345678"},
+		{"12345", 0x81, "12345"},
+	} {
+		parts, err := enc.Encode(Outgoing{To: c.to, Text: "hi"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := parts[0].TPDU[3]; got != c.toa {
+			t.Errorf("to %s: type of address %#x, want %#x", c.to, got, c.toa)
+		}
+		sub, err := DecodeTPDU(parts[0].TPDU)
+		if err != nil || sub.Number != c.decoded {
+			t.Errorf("to %s: decoded %q (%v), want %q", c.to, sub.Number, err, c.decoded)
+		}
+	}
+}
