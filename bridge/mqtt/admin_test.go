@@ -86,7 +86,7 @@ func TestAdminUnknownOp(t *testing.T) {
 	ask, got := adminClient(t, b, "ops")
 	for _, op := range []string{"bogus", "contact/bogus", "group/bogus"} {
 		r := ask(op, `{}`)
-		if r["ok"] != false || !strings.Contains(r["error"].(string), `unknown operation "`+op+`", known: audit, ban, ban-list, contact/add`) {
+		if r["ok"] != false || !strings.Contains(r["error"].(string), `unknown operation "`+op+`", known: audit, ban, ban-list, cancel, contact/add`) {
 			t.Errorf("admin/%s: %v", op, r)
 		}
 	}
