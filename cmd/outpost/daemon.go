@@ -198,7 +198,11 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 	// Retention: old finished messages and history pruned in small
 	// batches. Tests only: OUTPOST_PRUNE_AFTER is when the first run
 	// starts (default a minute after start).
-	pruner := &bridge.Pruner{Store: st, Log: log, Messages: cfg.Retention.Messages.Duration, Events: cfg.Retention.Events.Duration}
+	pruner := &bridge.Pruner{Store: st, Log: log, Messages: cfg.Retention.Messages.Duration, Events: cfg.Retention.Events.Duration,
+		Audit: cfg.Retention.Audit.Duration}
+	if cfg.Hub.URL != "" {
+		pruner.AuditHubTopic = hub.AuditTopic(cfg.MQTT.Prefix + "/" + cfg.GatewayID + "/")
+	}
 	if v := os.Getenv("OUTPOST_PRUNE_AFTER"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
