@@ -149,12 +149,17 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger) (err error
 		}
 	}()
 	modems := map[string]hw.Modem{}
+	// The simulated modems share one network: each reaches the others'
+	// numbers (and the echo subscriber).
+	var network *sim.Network
 	for _, mc := range cfg.Modems {
 		device := mc.Device
 		if mc.Type == "sim" {
 			// The simulated modem runs in this process on a pty, so the
 			// real serial and AT code drives it.
-			network := sim.NewNetwork(log.With("component", "sim"))
+			if network == nil {
+				network = sim.NewNetwork(log.With("component", "sim"))
+			}
 			sm := network.NewModem(mc.Number)
 			device = filepath.Join(cfg.DataDir, "sim-"+mc.ID+".pty")
 			p, err := sim.OpenPTY(device)
