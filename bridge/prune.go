@@ -10,10 +10,12 @@ import (
 	"github.com/outpost-sms/outpost/store"
 )
 
-// Pruner deletes old finished messages (retention.messages) and old
-// history (retention.events) in small batches through the group
-// committer, one batch per write with a pause between, holding back while
-// other writes wait: never a long write lock.
+// Pruner deletes old finished messages (retention.messages), old history
+// (retention.events) and old audit entries (retention.audit) in small
+// batches through the group committer, one batch per write with a pause
+// between, holding back while other writes wait: never a long write lock.
+// A write stops once it has worked its Budget, so what waits behind it
+// (a send) waits that long at most, whatever a row costs on this box.
 type Pruner struct {
 	Store    *store.Store
 	Log      *slog.Logger
@@ -23,9 +25,9 @@ type Pruner struct {
 	// AuditHubTopic, with a hub link, is the topic of the audit log's
 	// copies for the hub: an entry whose copy still waits is not pruned.
 	AuditHubTopic string
-	// Batch is the rows per write (default 500); Pause the time between
-	// two (default 50 ms); Every the time between two runs (default 1
-	// hour; the first runs a minute after start).
+	// Batch is the most rows per write (default 500); Pause the time
+	// between two (default 50 ms); Every the time between two runs
+	// (default 1 hour; the first runs a minute after start).
 	Batch int
 	// Budget is the work of one write (default 20 ms): it stops there,
 	// fewer rows than Batch if need be, and commits.
@@ -147,7 +149,6 @@ func (p *Pruner) Once(ctx context.Context) (msgs, evs int64, err error) {
 		{p.Audit, p.pruneAudit(ctx), &audit, &p.stats.AuditGone},
 	} {
 		limit := p.Batch // the rows of the next write: lowered when commits are slow
-		var sinceCk int64
 		for more := job.age > 0; more; {
 			// Quiet moments: while other writes wait, they go first.
 			for i := 0; i < 20 && p.Store.Waiting() > 0; i++ {
@@ -205,15 +206,6 @@ func (p *Pruner) Once(ctx context.Context) (msgs, evs int64, err error) {
 			if !more {
 				break
 			}
-			// Between writes, the WAL is copied into the database off
-			// the committer, so that SQLite's own checkpoint does not
-			// run in a commit that sends wait for.
-			if sinceCk += n; sinceCk >= pruneCheckpoint {
-				sinceCk = 0
-				if err := p.Store.CheckpointPassive(ctx); err != nil && ctx.Err() == nil {
-					p.Log.Debug("retention: checkpoint", "err", err)
-				}
-			}
 			if err := pauseFor(ctx, p.Pause); err != nil {
 				return msgs, evs, err
 			}
@@ -243,10 +235,6 @@ func (p *Pruner) pruneAudit(ctx context.Context) func(*store.Tx, time.Duration, 
 
 // pruneChunk is the rows one statement of the pruner deletes.
 const pruneChunk = 50
-
-// pruneCheckpoint is the rows pruned between two of the pruner's own
-// checkpoints: well under SQLite's 1,000 pages of WAL.
-const pruneCheckpoint = 500
 
 func pauseFor(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

@@ -566,18 +566,6 @@ func (s *Store) checkpoint() bool {
 	return err == nil && !ck.Busy
 }
 
-// CheckpointPassive copies what it can of the WAL into the database
-// without waiting for anyone (SQLite's PASSIVE checkpoint), on a
-// connection of its own, off the committer: the writes go on meanwhile.
-// A job that writes much (the pruner) calls it between its writes, so
-// that SQLite's own checkpoint (every 1,000 pages of WAL, run by the
-// commit that crosses the mark) does not fall on a commit others wait
-// for.
-func (s *Store) CheckpointPassive(ctx context.Context) error {
-	var busy, log, done int
-	return s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done)
-}
-
 // Files is the size of the database and of its WAL on disk, and the last
 // checkpoint, for status.
 type Files struct {
