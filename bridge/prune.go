@@ -14,8 +14,6 @@ import (
 // (retention.events) and old audit entries (retention.audit) in small
 // batches through the group committer, one batch per write with a pause
 // between, holding back while other writes wait: never a long write lock.
-// A write stops once it has worked its Budget, so what waits behind it
-// (a send) waits that long at most, whatever a row costs on this box.
 type Pruner struct {
 	Store    *store.Store
 	Log      *slog.Logger
@@ -25,16 +23,13 @@ type Pruner struct {
 	// AuditHubTopic, with a hub link, is the topic of the audit log's
 	// copies for the hub: an entry whose copy still waits is not pruned.
 	AuditHubTopic string
-	// Batch is the most rows per write (default 500); Pause the time
-	// between two (default 50 ms); Every the time between two runs
-	// (default 1 hour; the first runs a minute after start).
+	// Batch is the rows per write (default 500); Pause the time between
+	// two (default 50 ms); Every the time between two runs (default 1
+	// hour; the first runs a minute after start).
 	Batch int
-	// Budget is the work of one write (default 20 ms): it stops there,
-	// fewer rows than Batch if need be, and commits.
-	Budget time.Duration
-	Pause  time.Duration
-	Every  time.Duration
-	First  time.Duration
+	Pause time.Duration
+	Every time.Duration
+	First time.Duration
 
 	mu        sync.Mutex
 	stats     PruneStats
@@ -78,9 +73,6 @@ func keptFor(d time.Duration) string {
 func (p *Pruner) defaults() {
 	if p.Batch <= 0 {
 		p.Batch = 500
-	}
-	if p.Budget <= 0 {
-		p.Budget = 20 * time.Millisecond
 	}
 	if p.Pause <= 0 {
 		p.Pause = 50 * time.Millisecond
@@ -148,8 +140,7 @@ func (p *Pruner) Once(ctx context.Context) (msgs, evs int64, err error) {
 		{p.Events, (*store.Tx).PruneEvents, &evs, &p.stats.EventsGone},
 		{p.Audit, p.pruneAudit(ctx), &audit, &p.stats.AuditGone},
 	} {
-		limit := p.Batch // the rows of the next write: lowered when commits are slow
-		for more := job.age > 0; more; {
+		for job.age > 0 {
 			// Quiet moments: while other writes wait, they go first.
 			for i := 0; i < 20 && p.Store.Waiting() > 0; i++ {
 				if err := pauseFor(ctx, p.Pause); err != nil {
@@ -157,53 +148,26 @@ func (p *Pruner) Once(ctx context.Context) (msgs, evs int64, err error) {
 				}
 			}
 			var n int64
-			var work time.Duration
-			var end time.Time
-			err := p.Store.Update(ctx, func(tx *store.Tx) error {
-				// Chunk by chunk until the write has worked Budget: a
-				// write others wait behind stays short whatever a row
-				// costs here (indexes, a slow card).
-				start := time.Now()
-				n, more = 0, true
-				for more && n < int64(limit) {
-					chunk := min(pruneChunk, limit-int(n))
-					k, err := job.fn(tx, job.age, chunk)
-					if err != nil {
-						return err
-					}
-					n += k
-					more = k == int64(chunk)
-					// The budget is spent: commit what is done.
-					if time.Since(start) >= p.Budget {
-						break
-					}
-				}
-				end = time.Now()
-				work = end.Sub(start)
-				return nil
+			var start time.Time
+			err := p.Store.Update(ctx, func(tx *store.Tx) (err error) {
+				start = time.Now()
+				n, err = job.fn(tx, job.age, p.Batch)
+				return err
 			})
 			if err != nil {
 				return msgs, evs, err
 			}
-			commit := time.Since(end)
+			took := time.Since(start) // its work and its commit
 			*job.total += n
 			p.mu.Lock()
 			*job.count += n
 			p.stats.Writes++
-			if took := work + commit; took > p.longest {
+			if took > p.longest {
 				p.longest = took
 				p.stats.LongestWrite = took.Round(100 * time.Microsecond).String()
 			}
 			p.mu.Unlock()
-			// A commit that takes long (a slow card: the WAL frames of
-			// every row deleted are written and synced) makes the next
-			// write smaller; a quick one lets it grow back.
-			if took := work + commit; took > 2*p.Budget && n > 0 {
-				limit = max(pruneChunk/5, int(float64(n)*float64(p.Budget)/float64(took)))
-			} else if limit < p.Batch {
-				limit = min(p.Batch, limit*2)
-			}
-			if !more {
+			if n < int64(p.Batch) {
 				break
 			}
 			if err := pauseFor(ctx, p.Pause); err != nil {
@@ -232,9 +196,6 @@ func (p *Pruner) pruneAudit(ctx context.Context) func(*store.Tx, time.Duration, 
 		return tx.PruneAudit(age, keepFrom, limit)
 	}
 }
-
-// pruneChunk is the rows one statement of the pruner deletes.
-const pruneChunk = 50
 
 func pauseFor(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

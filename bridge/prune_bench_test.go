@@ -25,7 +25,7 @@ import (
 // every 10 ms. It reports the longest time a send waited for its commit
 // and fails above 100 ms; beside it, the waits of 300 sends before the
 // pruner started (what the machine gives anyway), the prune rate, and the
-// pruner's writes (OUTPOST_PRUNE_BATCH, OUTPOST_PRUNE_BUDGET set them).
+// pruner's writes (OUTPOST_PRUNE_BATCH sets their rows).
 func TestPruneBench(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("OUTPOST_PRUNE_BENCH"))
 	if n <= 0 {
@@ -104,9 +104,6 @@ func TestPruneBench(t *testing.T) {
 	if b, _ := strconv.Atoi(os.Getenv("OUTPOST_PRUNE_BATCH")); b > 0 {
 		p.Batch = b // the default otherwise
 	}
-	if b, _ := time.ParseDuration(os.Getenv("OUTPOST_PRUNE_BUDGET")); b > 0 {
-		p.Budget = b // the default otherwise
-	}
 	t0 := time.Now()
 	msgs, evs, err := p.Once(ctx)
 	took := time.Since(t0)
@@ -124,8 +121,8 @@ func TestPruneBench(t *testing.T) {
 		return waits[int(f*float64(len(waits)-1))].Round(100 * time.Microsecond)
 	}
 	st := p.Stats()
-	fmt.Printf("prune: %d old messages (and %d history entries alone) pruned in %s, %.0f messages/s, in %d writes (at most %d rows and %s of work each; the longest held the committer %s)\n",
-		msgs, evs, took.Round(time.Millisecond), float64(msgs)/took.Seconds(), st.Writes, p.Batch, p.Budget, st.LongestWrite)
+	fmt.Printf("prune: %d old messages (and %d history entries alone) pruned in %s, %.0f messages/s, in %d writes of at most %d (the longest held the committer %s)\n",
+		msgs, evs, took.Round(time.Millisecond), float64(msgs)/took.Seconds(), st.Writes, p.Batch, st.LongestWrite)
 	fmt.Printf("prune: %d sends before: commit wait p50 %s, p99 %s, max %s\n",
 		len(idle), q(idle, 0.5), q(idle, 0.99), idle[len(idle)-1].Round(100*time.Microsecond))
 	over := len(waits) - sort.Search(len(waits), func(i int) bool { return waits[i] > 100*time.Millisecond })

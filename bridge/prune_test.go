@@ -47,29 +47,6 @@ func pruneStore(t *testing.T, n int) (*store.Store, *clock.Fake) {
 	return s, clk
 }
 
-// TestPruneWritesStayShort: a write of the pruner stops once it has
-// worked its Budget (here next to nothing: one statement of 50 rows),
-// whatever its Batch, and commits; the next goes on from there.
-func TestPruneWritesStayShort(t *testing.T) {
-	s, _ := pruneStore(t, 300)
-	p := &bridge.Pruner{Store: s, Messages: 365 * 24 * time.Hour, Batch: 500, Budget: time.Nanosecond, Pause: time.Millisecond}
-	msgs, _, err := p.Once(t.Context())
-	if err != nil || msgs != 300 {
-		t.Fatalf("pruned %d, %v", msgs, err)
-	}
-	// At most 50 a write (fewer once a write took more than twice its
-	// budget), then one that finds nothing left.
-	if st := p.Stats(); st.Writes < 7 || st.LongestWrite == "" {
-		t.Errorf("stats: %+v, want 7 writes or more", st)
-	}
-	// Without a budget to speak of, one write takes the batch.
-	s, _ = pruneStore(t, 300)
-	p = &bridge.Pruner{Store: s, Messages: 365 * 24 * time.Hour, Batch: 500, Budget: time.Hour, Pause: time.Millisecond}
-	if msgs, _, err := p.Once(t.Context()); err != nil || msgs != 300 || p.Stats().Writes != 1 {
-		t.Errorf("pruned %d in %d writes, %v; want 300 in 1", msgs, p.Stats().Writes, err)
-	}
-}
-
 // TestPruneAuditKeepsWhatWaitsForHub: retention.audit prunes the old
 // audit entries, but with a hub link none from the oldest whose copy
 // still waits in the hub queue on; status counts them.
