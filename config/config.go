@@ -65,11 +65,13 @@ type Config struct {
 	Quota Quota `toml:"quota"`
 }
 
-// Retention bounds how long finished messages ([retention] messages) and
-// the history of finished messages (events) are kept; 0 keeps them.
+// Retention bounds how long finished messages ([retention] messages),
+// the history of finished messages (events) and the audit log (audit)
+// are kept; 0 keeps them.
 type Retention struct {
 	Messages Duration `toml:"messages"`
 	Events   Duration `toml:"events"`
+	Audit    Duration `toml:"audit"`
 }
 
 // validate reports the problems of [retention].
@@ -77,7 +79,7 @@ func (r Retention) validate(bad func(field string, value any, why string)) {
 	for _, f := range []struct {
 		name string
 		d    time.Duration
-	}{{"retention.messages", r.Messages.Duration}, {"retention.events", r.Events.Duration}} {
+	}{{"retention.messages", r.Messages.Duration}, {"retention.events", r.Events.Duration}, {"retention.audit", r.Audit.Duration}} {
 		if f.d < 0 || f.d > 0 && f.d < time.Hour {
 			bad(f.name, f.d.String(), "must be 0 (keep them) or at least 1h (default 8760h, one year)")
 		}
@@ -622,7 +624,7 @@ func Default() Config {
 		Modems: []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
 		Email:  Email{MaxParts: 3, ConversationTTL: Duration{7 * 24 * time.Hour}, Subject: "ignore", SubjectTemplate: "SMS from {from}"},
 
-		Retention: Retention{Messages: Duration{8760 * time.Hour}, Events: Duration{8760 * time.Hour}},
+		Retention: Retention{Messages: Duration{8760 * time.Hour}, Events: Duration{8760 * time.Hour}, Audit: Duration{8760 * time.Hour}},
 		Quota:     Quota{QuietPriority: "urgent"},
 
 		RouteReplyLimit:  DefaultRouteReplyLimit,

@@ -660,3 +660,19 @@ func TestRetention(t *testing.T) {
 		}
 	}
 }
+
+// retention.audit: one year by default; 0 keeps it; under 1h refused.
+func TestRetentionAudit(t *testing.T) {
+	c, err := Check("f.toml", nil)
+	if err != nil || c.Retention.Audit.Duration != 8760*time.Hour {
+		t.Fatalf("default: %+v, %v", c.Retention, err)
+	}
+	c, err = Check("f.toml", []byte("[retention]\naudit = \"0s\"\n"))
+	if err != nil || c.Retention.Audit.Duration != 0 {
+		t.Fatalf("0: %+v, %v", c.Retention, err)
+	}
+	_, err = Check("f.toml", []byte("[retention]\naudit = \"30m\"\n"))
+	if err == nil || !strings.Contains(err.Error(), `retention.audit = "30m0s": must be 0 (keep them) or at least 1h`) {
+		t.Errorf("30m: %v", err)
+	}
+}

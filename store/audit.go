@@ -4,8 +4,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
+
+	"github.com/outpost-sms/outpost/store/clock"
 )
 
 // AuditEntry is one state-changing action: who asked, on which channel
@@ -157,4 +160,61 @@ func (tx *Tx) Bans() ([]Ban, error) {
 		out = append(out, b)
 	}
 	return out, rows.Err()
+}
+
+// PruneAudit deletes up to limit audit entries recorded more than age ago
+// (by the store's clock), oldest first, leaving every entry whose id is
+// keepFrom or more (0: no such bound): the entries whose copy still waits
+// for the hub (AuditWaitingFrom). Like PruneMessages, nothing while the
+// clock is not sane, and an entry recorded while it was not (audit times
+// are not moved when the clock is set) is never old. The horizon moves
+// up first: the database refuses any other delete.
+func (tx *Tx) PruneAudit(age time.Duration, keepFrom int64, limit int) (int64, error) {
+	if age <= 0 || !clock.Sane(tx.now) {
+		return 0, nil
+	}
+	if keepFrom <= 0 {
+		keepFrom = math.MaxInt64
+	}
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id FROM audit INDEXED BY audit_at
+		WHERE at >= ? AND at < ? AND id < ? ORDER BY at, id LIMIT ?`, pruneFloor, ms(tx.now.Add(-age)), keepFrom, limit)
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	var ids []any
+	var top int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids, top = append(ids, id), max(top, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	if _, err := tx.exec(`UPDATE audit_horizon SET before = max(before, ?) WHERE id = 1`, top+1); err != nil {
+		return 0, fmt.Errorf("audit horizon: %w", err)
+	}
+	res, err := tx.exec(`DELETE FROM audit WHERE id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`, ids...)
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// AuditWaitingFrom is the id of the oldest audit entry whose copy waits
+// for the hub on topic, in its queue or set aside (0: none): the entries
+// from it on are not pruned.
+func (tx *Tx) AuditWaitingFrom(topic string) (int64, error) {
+	var id sql.NullInt64
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT min(CAST(json_extract(CAST(payload AS TEXT), '$.id') AS INTEGER)) FROM (
+		SELECT payload FROM hub_queue WHERE topic = ?1 UNION ALL SELECT payload FROM hub_set_aside WHERE topic = ?1)
+		WHERE json_valid(CAST(payload AS TEXT))`, topic).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("audit copies for the hub: %w", err)
+	}
+	return id.Int64, nil
 }

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +82,101 @@ func TestBans(t *testing.T) {
 	})
 	if err != nil || !lifted || again {
 		t.Fatal(err, lifted, again)
+	}
+}
+
+// TestPruneAudit: retention.audit deletes the entries older than the age,
+// oldest first, but none whose copy still waits for the hub (queued or set
+// aside) nor any after it; the database still refuses every other delete
+// (an entry at or above the horizon) and a horizon moved back. A clock in
+// 1970 prunes nothing.
+func TestPruneAudit(t *testing.T) {
+	s := openTest(t)
+	clk := fakeClock(s, set)
+	const topic = "outpost/gw1/audit"
+	const year = 365 * 24 * time.Hour
+	var ids []int64
+	add := func(n int, queued bool) {
+		update(t, s, func(tx *Tx) error {
+			for range n {
+				e := AuditEntry{Who: "alice", Channel: "cli", Op: "send"}
+				if err := tx.AppendAudit(&e); err != nil {
+					return err
+				}
+				ids = append(ids, e.ID)
+				if queued {
+					b, _ := json.Marshal(e)
+					if err := tx.EnqueueHub(&HubMessage{Topic: topic, Payload: b, QoS: 1}); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	}
+	add(2, false) // 0, 1: forwarded (no copy waits)
+	add(1, true)  // 2: its copy waits for the hub
+	add(1, false) // 3
+	clk.Advance(400 * 24 * time.Hour)
+	add(1, false) // 4: recent
+	waitingFrom := func() (from int64) {
+		if err := s.View(t.Context(), func(tx *Tx) (err error) { from, err = tx.AuditWaitingFrom(topic); return }); err != nil {
+			t.Fatal(err)
+		}
+		return from
+	}
+	prune := func(keepFrom int64) (n int64) {
+		update(t, s, func(tx *Tx) (err error) { n, err = tx.PruneAudit(year, keepFrom, 100); return })
+		return n
+	}
+	left := func() (out []int64) {
+		rows, err := s.DB().Query(`SELECT id FROM audit ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			rows.Scan(&id)
+			out = append(out, id)
+		}
+		return out
+	}
+	if from := waitingFrom(); from != ids[2] {
+		t.Fatalf("waiting from %d, want %d", from, ids[2])
+	}
+	if n := prune(waitingFrom()); n != 2 || !slices.Equal(left(), ids[2:]) {
+		t.Errorf("pruned %d, left %v, want 2 pruned and %v left", n, left(), ids[2:])
+	}
+	// Only what retention pruned could be deleted.
+	if _, err := s.DB().Exec(`DELETE FROM audit WHERE id = ?`, ids[3]); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Errorf("a delete above the horizon: %v", err)
+	}
+	if _, err := s.DB().Exec(`UPDATE audit_horizon SET before = 0`); err == nil || !strings.Contains(err.Error(), "only moves forward") {
+		t.Errorf("the horizon moved back: %v", err)
+	}
+	// Set aside, the copy still waits.
+	update(t, s, func(tx *Tx) error {
+		b, err := tx.HubBatch(0, 10)
+		if err != nil || len(b) != 1 {
+			return fmt.Errorf("queue: %v %v", b, err)
+		}
+		_, err = tx.SetAsideHub(b[0].ID, "refused")
+		return err
+	})
+	if from := waitingFrom(); from != ids[2] {
+		t.Errorf("set aside: waiting from %d, want %d", from, ids[2])
+	}
+	update(t, s, func(tx *Tx) error { _, err := tx.exec(`DELETE FROM hub_set_aside`); return err })
+	if from := waitingFrom(); from != 0 {
+		t.Errorf("none waits: waiting from %d", from)
+	}
+	clk.Set(boot) // a clock back in 1970 prunes nothing
+	if n := prune(0); n != 0 {
+		t.Errorf("pruned %d with the clock in 1970", n)
+	}
+	clk.Set(set.Add(400 * 24 * time.Hour))
+	if n := prune(0); n != 2 || !slices.Equal(left(), ids[4:]) {
+		t.Errorf("pruned %d, left %v, want %v", n, left(), ids[4:])
 	}
 }

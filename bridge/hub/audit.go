@@ -12,5 +12,9 @@ import (
 // the box was offline.
 func (c *Connector) auditToHub(tx *store.Tx, e store.AuditEntry) error {
 	b, _ := json.Marshal(e)
-	return c.QueueOwn(tx, c.opts.Base+"audit", b, false)
+	return c.QueueOwn(tx, AuditTopic(c.opts.Base), b, false)
 }
+
+// AuditTopic is the hub topic of the audit log's copies under base (the
+// retention pruner keeps the entries whose copy still waits there).
+func AuditTopic(base string) string { return base + "audit" }

@@ -401,8 +401,8 @@ func cmdStatus(args []string) int {
 		}
 	}
 	if r := s.Retention; r != nil {
-		fmt.Printf("\nretention: messages kept %s, history %s; pruned since start: %d message(s), %d history entr(ies) in %d run(s)\n",
-			r.KeepFor, r.EventsFor, r.Pruned, r.EventsGone, r.Runs)
+		fmt.Printf("\nretention: messages kept %s, history %s, audit log %s; pruned since start: %d message(s), %d history entr(ies), %d audit entr(ies) in %d run(s)\n",
+			r.KeepFor, r.EventsFor, r.AuditFor, r.Pruned, r.EventsGone, r.AuditGone, r.Runs)
 	}
 	db := s.Store
 	fmt.Printf("\ndatabase: %s, WAL %s", kib(db.DBBytes), kib(db.WALBytes))

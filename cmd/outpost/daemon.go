@@ -163,13 +163,18 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		}
 	}()
 	modems := map[string]hw.Modem{}
+	// The simulated modems share one network: each reaches the others'
+	// numbers (and the echo subscriber).
+	var network *sim.Network
 	for _, mc := range cfg.Modems {
 		router.ModemIDs = append(router.ModemIDs, mc.ID)
 		device := mc.Device
 		if mc.Type == "sim" {
 			// The simulated modem runs in this process on a pty, so the
 			// real serial and AT code drives it.
-			network := sim.NewNetwork(log.With("component", "sim"))
+			if network == nil {
+				network = sim.NewNetwork(log.With("component", "sim"))
+			}
 			sm := network.NewModem(mc.Number)
 			device = filepath.Join(cfg.DataDir, "sim-"+mc.ID+".pty")
 			p, err := sim.OpenPTY(device)
@@ -218,7 +223,11 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 	// Retention: old finished messages and history pruned in small
 	// batches. Tests only: OUTPOST_PRUNE_AFTER is when the first run
 	// starts (default a minute after start).
-	pruner := &bridge.Pruner{Store: st, Log: log, Messages: cfg.Retention.Messages.Duration, Events: cfg.Retention.Events.Duration}
+	pruner := &bridge.Pruner{Store: st, Log: log, Messages: cfg.Retention.Messages.Duration, Events: cfg.Retention.Events.Duration,
+		Audit: cfg.Retention.Audit.Duration}
+	if cfg.Hub.URL != "" {
+		pruner.AuditHubTopic = hub.AuditTopic(cfg.MQTT.Prefix + "/" + cfg.GatewayID + "/")
+	}
 	if v := os.Getenv("OUTPOST_PRUNE_AFTER"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -160,12 +161,18 @@ func TestRetentionPrunesOldFinished(t *testing.T) {
 	if _, err := db.Exec(`UPDATE messages SET created_at = ? WHERE id IN (?, ?, ?)`, ago, old, oldEcho.ID, pending); err != nil {
 		t.Fatal(err)
 	}
+	// Two audit entries of 400 days ago (retention.audit, one year by
+	// default), before the sends' own.
+	if _, err := db.Exec(`INSERT INTO audit (at, who, channel, op, target) VALUES (?1, 'old', 'cli', 'ban', 'tel:+15555550177'), (?1, 'old', 'cli', 'unban', 'tel:+15555550177')`, ago); err != nil {
+		t.Fatal(err)
+	}
 	db.Close()
 
 	g.start("OUTPOST_PRUNE_AFTER=10ms")
 	var st struct {
 		Retention struct {
 			Pruned int64 `json:"messages_pruned"`
+			Audit  int64 `json:"audit_pruned"`
 			Runs   int   `json:"runs"`
 		} `json:"retention"`
 	}
@@ -174,8 +181,14 @@ func TestRetentionPrunesOldFinished(t *testing.T) {
 		json.Unmarshal([]byte(out), &st)
 		return st.Retention.Runs > 0
 	})
-	if st.Retention.Pruned != 2 {
-		t.Errorf("pruned %d, want 2", st.Retention.Pruned)
+	if st.Retention.Pruned != 2 || st.Retention.Audit != 2 {
+		t.Errorf("pruned %d messages and %d audit entries, want 2 and 2", st.Retention.Pruned, st.Retention.Audit)
+	}
+	var audit struct{ Audit []struct{ Who, Op string } }
+	out, _, _ := g.cli("audit", "--json")
+	json.Unmarshal([]byte(out), &audit)
+	if len(audit.Audit) != 3 || slices.ContainsFunc(audit.Audit, func(e struct{ Who, Op string }) bool { return e.Who == "old" }) {
+		t.Errorf("the audit log after pruning: the 3 sends' entries, not the old ones:\n%s", out)
 	}
 	for _, id := range []string{old, oldEcho.ID} {
 		if _, _, code := g.cli("show", id); code != 1 {
@@ -187,7 +200,7 @@ func TestRetentionPrunesOldFinished(t *testing.T) {
 			t.Errorf("message %s pruned: %s", id, errs)
 		}
 	}
-	if out, _, _ := g.cli("status"); !strings.Contains(out, "retention: messages kept 8760h0m0s, history 8760h0m0s; pruned since start: 2 message(s)") {
+	if out, _, _ := g.cli("status"); !strings.Contains(out, "retention: messages kept 8760h0m0s, history 8760h0m0s, audit log 8760h0m0s; pruned since start: 2 message(s), 0 history entr(ies), 2 audit entr(ies)") {
 		t.Errorf("status:\n%s", out)
 	}
 }
