@@ -112,13 +112,22 @@ type Options struct {
 	// CheckpointEvery is how often, if anything was written since, the
 	// committer checkpoints the WAL into the database and truncates it
 	// (default 5 minutes). Between those, SQLite's own checkpoint runs
-	// whenever the WAL passes 1,000 pages (4 MiB).
+	// whenever the WAL passes walAutoCheckpoint pages (1 MiB).
 	CheckpointEvery time.Duration
 	// Clock replaces the system clock (tests).
 	Clock Clock
 	// Log gets a warning on every jump of the clock (default: none).
 	Log *slog.Logger
 }
+
+// walAutoCheckpoint is the WAL size, in pages, at which the commit that
+// passes it copies the WAL into the database (SQLite's automatic
+// checkpoint, 1,000 pages by default). The commit waits for that copy,
+// and every write queued behind it: on a database of 1,000,000 messages
+// the pages a batch of deletes touched are all over the file, and a
+// 1,000-page checkpoint held sends 200 ms and more behind a prune.
+// 250 pages is a quarter of that wait, four times as often.
+const walAutoCheckpoint = 250
 
 // walLimit is what a WAL that a burst grew is cut back to after a
 // checkpoint (SQLite's journal_size_limit).
@@ -149,7 +158,8 @@ func Open(ctx context.Context, dbPath string, opts Options) (*Store, error) {
 	}
 	dsn := "file:" + dbPath + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")" +
-		"&_pragma=journal_size_limit(" + strconv.Itoa(walLimit) + ")"
+		"&_pragma=journal_size_limit(" + strconv.Itoa(walLimit) + ")" +
+		"&_pragma=wal_autocheckpoint(" + strconv.Itoa(walAutoCheckpoint) + ")"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dbPath, err)
