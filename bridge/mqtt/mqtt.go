@@ -126,7 +126,9 @@ func New(opts Options, router *bridge.Router) *Connector {
 	c.server.AddHook(&pipesHook{c: c}, nil)
 	c.server.AddHook(&sendHook{c: c}, nil)
 	c.server.AddHook(&adminHook{c: c}, nil) // admin.go: admin/<op> (people, contacts and groups, bans, audit)
-	if opts.Hub.Link != nil {
+	if len(opts.Hub.Forward) > 0 {
+		// Without a link (no hub.url) they are kept for the hub a
+		// later config names, within the queue's bounds.
 		c.server.AddHook(&forwardHook{c: c}, nil)
 	}
 	router.OnStatus(c.publishStatus)

@@ -50,7 +50,11 @@ func newTestBroker(t *testing.T, opts Options) *testBroker {
 	refused := ln.Addr().String()
 	ln.Close()
 	opts.Listen, opts.Prefix, opts.GatewayID, opts.AllowAnonymous = "127.0.0.1:0", "outpost", "gw1", true
-	opts.Hub.Link = hub.New(hub.Options{URL: "tcp://" + refused, Base: "outpost/gw1/"}, router)
+	if _, ok := opts.Hub.Link.(noHubLink); ok {
+		opts.Hub.Link = nil
+	} else {
+		opts.Hub.Link = hub.New(hub.Options{URL: "tcp://" + refused, Base: "outpost/gw1/"}, router)
+	}
 	opts.Hub.Forward = append(opts.Hub.Forward, Forward{Topic: "field/#", QoS: 1})
 	c := New(opts, router)
 	router.Add(c)
@@ -378,4 +382,26 @@ func TestStuckSubscriberDisconnected(t *testing.T) {
 		cl, ok := b.c.server.Clients.Get("stuck-sub")
 		return !ok || cl.Closed()
 	})
+}
+
+// noHubLink, as Options.Hub.Link of newTestBroker, runs it without a hub
+// link (hub.url not set).
+type noHubLink struct{ HubLink }
+
+// Without a hub link (hub.url not set), a pass-through topic's messages
+// are still committed to the hub queue before their PUBACK, kept for the
+// hub a later config names (they were acknowledged and not kept, while
+// config check said they were).
+func TestForwardWithoutHubLinkKept(t *testing.T) {
+	b := newTestBroker(t, Options{Hub: HubOptions{Link: noHubLink{}}})
+	c := b.paho(t, "sensor")
+	for i := range 3 {
+		tok := c.Publish("field/t1", 1, false, fmt.Sprint("reading ", i))
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tok.Error())
+		}
+	}
+	if q := b.queued(t); q != 3 {
+		t.Errorf("%d messages in the hub queue after 3 PUBACKs, want 3", q)
+	}
 }

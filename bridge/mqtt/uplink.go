@@ -109,7 +109,9 @@ func (c *Connector) enqueued(cl *mochi.Client, pk packets.Packet, accepted bool,
 		}
 		return false
 	}
-	c.opts.Hub.Link.Wake()
+	if c.opts.Hub.Link != nil {
+		c.opts.Hub.Link.Wake()
+	}
 	return true
 }
 

@@ -84,6 +84,13 @@ func (c *client) do(method, path string, body any, out any) error {
 		if errors.As(err, &ne) && ne.Timeout() {
 			return fmt.Errorf("%w on %s within %s (it may be hung or very busy; see its log)", errNoAnswer, c.socket, c.http.Timeout)
 		}
+		// Only a failed dial means nothing is there: a daemon that took
+		// the request and hung up (killed, crashed, stopped) may have
+		// done what was asked.
+		var oe *net.OpError
+		if !errors.As(err, &oe) || oe.Op != "dial" {
+			return fmt.Errorf("%w: it closed the connection before answering (%v; it may have stopped or crashed: see its log)", errNoAnswer, err)
+		}
 		return fmt.Errorf("%w (cannot reach %s: %v)", errNoDaemon, c.socket, err)
 	}
 	defer resp.Body.Close()

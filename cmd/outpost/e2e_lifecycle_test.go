@@ -319,3 +319,37 @@ func TestCLIUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonGoneMidRequest: a daemon that takes a send and goes away
+// before answering (killed, crashed) is not "no daemon is running": the
+// message may have been stored, and the command says as what (before, an
+// operator took it for not sent and sent it again: two SMS).
+func TestDaemonGoneMidRequest(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "outpost.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Read the request's head, then hang up without a word.
+			conn.Read(make([]byte, 4096))
+			conn.Close()
+		}
+	}()
+	_, errs, code := cli(t, dir, "send", "--data-dir", dir, "--to", "+15555550100", "--text", "gone")
+	m := regexp.MustCompile(`may have been stored as (\S+): check with "outpost show (\S+)"`).FindStringSubmatch(errs)
+	if code != 1 || strings.Contains(errs, "no daemon is running") || !strings.Contains(errs, "closed the connection before answering") || m == nil || m[1] != m[2] {
+		t.Errorf("send to a daemon that hangs up: exit %d, %q", code, errs)
+	}
+	os.Remove(sock)
+	if _, errs, code := cli(t, dir, "send", "--data-dir", dir, "--to", "+15555550100", "--text", "none"); code != 1 || !strings.Contains(errs, "no daemon is running") {
+		t.Errorf("send with no daemon: exit %d, %q", code, errs)
+	}
+}
