@@ -166,11 +166,10 @@ func CountryCode() string {
 // the separators people write (spaces, '-', '.', parentheses) are taken
 // off, a leading "00" is "+"; with a country code (SetCountryCode) a
 // national number "0712345678" is "+254712345678"; a number of 8 digits
-// or more without '+' or a leading 0 ("254712345678") is the
-// international one, since that is what goes out (the SMS encoder sends
-// every number as an international one); a shorter one is a short code
-// and stays as it is, and so does a national number without a country
-// code. "+0…" is refused: no country code starts with 0.
+// or more without '+' or a leading 0 ("254712345678") is taken as the
+// international one (and sent so); a shorter one is a short code and
+// stays as it is, and so does a national number without a country code
+// (both sent with type of number unknown: pdu's destination). "+0…" is refused: no country code starts with 0.
 func CanonicalPhone(s string) (string, error) {
 	a, err := canonTel(s, strings.TrimSpace(s))
 	return a.Value, err

@@ -319,10 +319,17 @@ func (c *Connector) logStored(modem string, msg *store.Message, dup bool) {
 
 func (c *Connector) wholeMessage(modem string, parts []*pdu.Message, j pdu.Joined) *store.Message {
 	first := parts[0]
+	// The sender in its one form (a national number the network gives,
+	// 0712…, is +254712… with [sms] country_code), as every comparison
+	// reads numbers: answers, quotas, statistics and searches find it.
+	peer := first.Number
+	if p, err := bridge.CanonicalPhone(peer); err == nil {
+		peer = p
+	}
 	msg := &store.Message{
-		ID: store.NewID(), Peer: first.Number, Modem: modem, Coding: j.Coding, Parts: j.Parts, SMSC: first.SMSC,
+		ID: store.NewID(), Peer: peer, Modem: modem, Coding: j.Coding, Parts: j.Parts, SMSC: first.SMSC,
 		Flash: first.Class == 0, Source: "sms", State: store.Complete, DedupKey: pdu.DedupKey(modem, parts),
-		Channel: "sms", FromAddr: fromAddr(first.Number),
+		Channel: "sms", FromAddr: fromAddr(peer),
 	}
 	if !first.Timestamp.IsZero() {
 		msg.SCTS = first.Timestamp.Format(time.RFC3339)

@@ -26,7 +26,10 @@ func TestNationalStopEndToEnd(t *testing.T) {
 			t.Fatalf("%v: exit %d: %s", args, code, errs)
 		}
 	}
-	wanjiku := &phone{g: g, modem: modem, num: "0712345699"}
+	// The network gives Wanjiku's number in national form; it is stored
+	// in its one form, so that every comparison (replies, quotas, stats,
+	// searches) finds her.
+	wanjiku := &phone{g: g, modem: modem, num: "0712345699", stored: "+254712345699"}
 	otieno := &phone{g: g, modem: modem, num: "+254712345698", ref: 100}
 	otieno.says("JOIN flood")
 	wanjiku.says("JOIN flood")
@@ -56,5 +59,16 @@ func TestNationalStopEndToEnd(t *testing.T) {
 		if _, errs, code := g.cli("send", "--to", to, "--text", "direct"); code != 1 || !strings.Contains(errs, "opted out (STOP on ") {
 			t.Errorf("a direct send to %s: exit %d: %s", to, code, errs)
 		}
+	}
+	// Her messages are hers whatever spelling asks: an answer to her
+	// STOP goes, and her statistics and search count them.
+	if _, errs, code := g.cli("send", "--to", "0712345699", "--text", "sorry to see you go", "--in-reply-to", stop.ID); code != 0 {
+		t.Errorf("an answer to her STOP: exit %d: %s", code, errs)
+	}
+	if out, errs, code := g.cli("stats", "0712345699", "--json"); code != 0 || !strings.Contains(out, `"in": 2`) {
+		t.Errorf("stats of 0712345699: want her 2 messages in (JOIN, STOP): exit %d: %s%s", code, out, errs)
+	}
+	if out, _, _ := g.cli("messages", "--in", "--number", "0712345699", "--json"); strings.Count(out, `"direction": "in"`) != 2 {
+		t.Errorf("messages --in --number 0712345699: want her 2 messages:\n%s", out)
 	}
 }

@@ -17,20 +17,32 @@ type phone struct {
 	modem *proc
 	num   string
 	ref   int
+	// stored is the number as the gateway stores the sender (its one
+	// form: a national number with [sms] country_code is international);
+	// "": num.
+	stored string
+}
+
+// storedAs is the number the gateway stores p's messages from.
+func (p *phone) storedAs() string {
+	if p.stored != "" {
+		return p.stored
+	}
+	return p.num
 }
 
 // says hands the gateway's modem an SMS from the phone and waits until it
 // is stored; it returns the inbound message.
 func (p *phone) says(text string) routedShown {
 	p.g.t.Helper()
-	n := len(p.g.fromInbox(p.num))
+	n := len(p.g.fromInbox(p.storedAs()))
 	p.ref++
 	for _, part := range phoneParts(p.g.t, p.num, pdu.Outgoing{Text: text}, p.ref) {
 		p.modem.deliver(p.g.t, part)
 	}
 	var got []inboxEntry
 	waitFor(p.g.t, p.num+" says "+text, 20*time.Second, func() bool {
-		got = p.g.fromInbox(p.num)
+		got = p.g.fromInbox(p.storedAs())
 		return len(got) > n
 	})
 	if got[0].Text == nil || *got[0].Text != text {
