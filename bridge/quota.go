@@ -97,7 +97,13 @@ func (req SendRequest) automatic() bool {
 // limits are the bounds of who, and what the message names them by.
 func (q Quota) limits(who string) (perHour, perDay int, from string) {
 	for i, s := range q.Sources {
-		if ok, _ := path.Match(s.Who, who); ok {
+		pattern := s.Who
+		if len(pattern) >= 7 && strings.EqualFold(pattern[:7], "mailto:") {
+			// Mail senders are known in lower case (as mailto:
+			// addresses are compared): a glob with capitals matches.
+			pattern = strings.ToLower(pattern)
+		}
+		if ok, _ := path.Match(pattern, who); ok {
 			return s.SMSPerHour, s.SMSPerDay, fmt.Sprintf("[[quota.source]] %d who = %q", i+1, s.Who)
 		}
 	}
