@@ -8,6 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+
+	// The time zone database is in the binary (about 450 KB): a minimal
+	// Pi image without /usr/share/zoneinfo would otherwise refuse
+	// quota.timezone = "Africa/Nairobi" and not start.
+	_ "time/tzdata"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
