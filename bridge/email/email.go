@@ -364,10 +364,18 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if !phone.MatchString(local) {
 		return smtpErr(550, smtp.EnhancedCode{5, 1, 3}, "%q is not a phone number: write it in international form, +<country code><number>@%s, or group-<name>@%[2]s for a group", local, s.c.opt.Domain)
 	}
-	if !strings.HasPrefix(local, "+") {
+	// A number without '+' is an international one, unless it starts
+	// with 0: 00 is the international prefix (0015555550100@ is
+	// +15555550100), a single 0 a national number (with [sms]
+	// country_code, 0712345678@ is +254712345678). In its one form.
+	if !strings.HasPrefix(local, "+") && !strings.HasPrefix(local, "0") {
 		local = "+" + local
 	}
-	s.to = append(s.to, local)
+	n, err := bridge.CanonicalPhone(local)
+	if err != nil {
+		return smtpErr(550, smtp.EnhancedCode{5, 1, 3}, "%q is not a phone number: %v", local, err)
+	}
+	s.to = append(s.to, n)
 	return nil
 }
 

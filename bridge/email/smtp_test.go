@@ -356,3 +356,21 @@ func TestFailedSMSNotice(t *testing.T) {
 		t.Errorf("a notice of a notice: %v", err)
 	}
 }
+
+// TestMailToNumberSpellings: a number in the address is read as a send
+// reads it: 0015555550100@ (00, the international prefix) and
+// 15555550100@ are +15555550100 (the first was refused as
+// "+0015555550100").
+func TestMailToNumberSpellings(t *testing.T) {
+	e := newMailEnv(t, Options{MaxParts: 1}, nil)
+	for i, local := range []string{"0015555550100", "15555550100", "+15555550100"} {
+		id := fmt.Sprintf("<n%d@example.org>", i)
+		if err := e.mail(t, []string{local + "@sms.example.org"}, "Message-Id: "+id+"\r\n", "hi"); err != nil {
+			t.Fatalf("mail to %s@: %v", local, err)
+		}
+		v := e.stored(t, id, "+15555550100")
+		if len(v.Deliveries) != 1 || v.Deliveries[0].Recipient != "+15555550100" {
+			t.Errorf("mail to %s@: deliveries %+v", local, v.Deliveries)
+		}
+	}
+}
