@@ -30,7 +30,7 @@ type Quota struct {
 	Timezone string `toml:"timezone"`
 	// QuietPriority is the lowest priority that goes during the quiet
 	// hours: low, normal, high, urgent, or a number -1–9.
-	QuietPriority string `toml:"quiet_priority"`
+	QuietPriority PriorityName `toml:"quiet_priority"`
 }
 
 // QuotaSource is one [[quota.source]]: the bounds of the sources whose
@@ -119,7 +119,24 @@ func (q Quota) validate(bad func(field string, value any, why string)) {
 			bad("quota.timezone", q.Timezone, "is not a time zone (an IANA name such as \"Africa/Nairobi\"): "+err.Error())
 		}
 	}
-	if _, err := ParsePriority(q.QuietPriority); err != nil {
-		bad("quota.quiet_priority", q.QuietPriority, err.Error())
+	if _, err := ParsePriority(string(q.QuietPriority)); err != nil {
+		bad("quota.quiet_priority", string(q.QuietPriority), err.Error())
 	}
+}
+
+// PriorityName is a priority as the config gives it: a name ("urgent")
+// or a number (5, or "5"), kept as text for ParsePriority.
+type PriorityName string
+
+// UnmarshalTOML takes a string or an integer.
+func (p *PriorityName) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*p = PriorityName(v)
+	case int64:
+		*p = PriorityName(strconv.FormatInt(v, 10))
+	default:
+		return fmt.Errorf("must be a priority name (low, normal, high, urgent) or a number from -1 to 9, not %T", v)
+	}
+	return nil
 }

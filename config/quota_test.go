@@ -51,3 +51,23 @@ who = "mqtt:[x"
 		}
 	}
 }
+
+// quota.quiet_priority takes a number as --priority does, written as a
+// TOML integer too (it was refused: "must be a string").
+func TestQuietPriorityNumber(t *testing.T) {
+	for _, v := range []string{`5`, `"5"`, `"high"`, `-1`} {
+		c, err := Check("q.toml", []byte("[quota]\nquiet_priority = "+v+"\n"))
+		if err != nil {
+			t.Errorf("quiet_priority = %s: %v", v, err)
+			continue
+		}
+		if want := strings.Trim(v, `"`); string(c.Quota.QuietPriority) != want {
+			t.Errorf("quiet_priority = %s read as %q", v, c.Quota.QuietPriority)
+		}
+	}
+	for _, v := range []string{`10`, `true`, `"critical"`} {
+		if _, err := Check("q.toml", []byte("[quota]\nquiet_priority = "+v+"\n")); err == nil || !strings.Contains(err.Error(), "quiet_priority") {
+			t.Errorf("quiet_priority = %s: %v, want a problem naming it", v, err)
+		}
+	}
+}

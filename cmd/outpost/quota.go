@@ -40,7 +40,7 @@ func quotaPolicy(q config.Quota) (bridge.Quota, error) {
 			return out, fmt.Errorf("quota.timezone: %w", err)
 		}
 	}
-	p, err := bridge.ParsePriority(q.QuietPriority)
+	p, err := bridge.ParsePriority(string(q.QuietPriority))
 	if err != nil {
 		return out, fmt.Errorf("quota.quiet_priority: %w", err)
 	}
