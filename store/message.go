@@ -332,17 +332,8 @@ func (tx *Tx) claimWhere(connector string, now int64, cond string, largs []any, 
 	if err != nil {
 		return nil, err
 	}
-	var ds []Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ds = append(ds, d)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	ds, err := scanDeliveries(rows)
+	if err != nil {
 		return nil, err
 	}
 	for i := range ds {
@@ -511,6 +502,11 @@ func (tx *Tx) Deliveries(messageID string) ([]Delivery, error) {
 	if err != nil {
 		return nil, err
 	}
+	return scanDeliveries(rows)
+}
+
+// scanDeliveries reads every row of rows (deliveryCols) and closes them.
+func scanDeliveries(rows *sql.Rows) ([]Delivery, error) {
 	defer rows.Close()
 	var ds []Delivery
 	for rows.Next() {

@@ -94,16 +94,7 @@ func (tx *Tx) DueBefore(connector string, priority int, before time.Time, skip [
 	if err != nil {
 		return nil, fmt.Errorf("due deliveries: %w", err)
 	}
-	defer rows.Close()
-	var ds []Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, err
-		}
-		ds = append(ds, d)
-	}
-	return ds, rows.Err()
+	return scanDeliveries(rows)
 }
 
 // quotaChunk bounds the keys of one statement (SQLite's bound on

@@ -1,12 +1,9 @@
 package mqtt
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/outpost-sms/outpost/store"
 )
@@ -17,28 +14,7 @@ import (
 // reason; no client may publish on their reply topics.
 func TestBansOverMQTT(t *testing.T) {
 	b := newTestBroker(t, Options{})
-	got := make(chan paho.Message, 10)
-	app := b.paho(t, "ops-app")
-	if tok := app.Subscribe("outpost/gw1/admin/+/reply", 1, func(_ paho.Client, m paho.Message) { got <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	ask := func(op, payload string) map[string]any {
-		t.Helper()
-		if tok := app.Publish("outpost/gw1/admin/"+op, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatal(tok.Error())
-		}
-		select {
-		case m := <-got:
-			var v map[string]any
-			if m.Topic() != "outpost/gw1/admin/"+op+"/reply" || json.Unmarshal(m.Payload(), &v) != nil {
-				t.Fatalf("got %s %s", m.Topic(), m.Payload())
-			}
-			return v
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no reply to admin/%s", op)
-		}
-		return nil
-	}
+	ask, _ := adminClient(t, b, "ops-app")
 	if r := ask("ban", `{"addr": "+15550001111", "reason": "spam"}`); r["ok"] != true || r["changed"] != true {
 		t.Errorf("ban: %v", r)
 	}

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/outpost-sms/outpost/store"
 )
 
@@ -16,28 +14,7 @@ import (
 // its reason; no client may publish on a reply topic.
 func TestPeopleOverMQTT(t *testing.T) {
 	b := newTestBroker(t, Options{})
-	got := make(chan paho.Message, 10)
-	app := b.paho(t, "app")
-	if tok := app.Subscribe("outpost/gw1/admin/+/reply", 1, func(_ paho.Client, m paho.Message) { got <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	ask := func(op, payload string) map[string]any {
-		t.Helper()
-		if tok := app.Publish("outpost/gw1/admin/"+op, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatal(tok.Error())
-		}
-		select {
-		case m := <-got:
-			var v map[string]any
-			if m.Topic() != "outpost/gw1/admin/"+op+"/reply" || json.Unmarshal(m.Payload(), &v) != nil {
-				t.Fatalf("got %s %s", m.Topic(), m.Payload())
-			}
-			return v
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no reply to admin/%s", op)
-		}
-		return nil
-	}
+	ask, _ := adminClient(t, b, "app")
 	if r := ask("optout-add", `{"addr": "+15550001111"}`); r["ok"] != true || r["changed"] != true {
 		t.Errorf("optout-add: %v", r)
 	}
