@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -207,7 +209,11 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 	}
 	// A start with a config unlike the last start's is audited (after
 	// the connectors: the hub gets its copy).
-	if _, err := router.AuditConfig(ctx, cfgFile, configDigest(cfg)); err != nil {
+	digest, err := configDigest(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := router.AuditConfig(ctx, cfgFile, digest); err != nil {
 		return err
 	}
 	if em != nil {
@@ -580,14 +586,31 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 }
 
 // configDigest identifies the config in effect (the defaults and the
-// file's values): the first 16 hex digits of the SHA-256 of its JSON.
-func configDigest(cfg config.Config) string {
+// file's values): the first 16 hex digits of an HMAC-SHA-256 of its JSON
+// under a key of this box's (config-digest.key in the data folder, made
+// at the first start). The config holds passwords: a plain hash of it,
+// in an audit log that goes to the hub, would let whoever reads the log
+// and knows the rest of the file try passwords against it.
+func configDigest(cfg config.Config) (string, error) {
+	path := filepath.Join(cfg.DataDir, "config-digest.key")
+	key, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) || err == nil && len(key) != 32 {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return "", err
+		}
+		err = os.WriteFile(path, key, 0o600)
+	}
+	if err != nil {
+		return "", fmt.Errorf("config digest key: %w", err)
+	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
-		return "unknown"
+		return "", err
 	}
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:8])
+	mac := hmac.New(sha256.New, key)
+	mac.Write(b)
+	return "hmac-sha256:" + hex.EncodeToString(mac.Sum(nil)[:8]), nil
 }
 
 // hubWithoutURL says what [hub] rules do without hub.url, or "".
