@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,22 +48,29 @@ type AuditQuery struct {
 	Limit int
 }
 
-// ParseSince reads a --since: a duration back from now ("1h") or an RFC
-// 3339 time. Empty is the zero time.
+// ParseSince reads a --since or since= of every front end (audit,
+// messages, statistics): days ("7d") or a duration ("36h") back from
+// now, or an RFC 3339 time, which must not be after now (it would find
+// nothing, silently). Empty is the zero time.
 func ParseSince(s string, now time.Time) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil {
-		if d < 0 {
-			return time.Time{}, fmt.Errorf("%w: since %q: give a positive duration (1h) or a time (RFC 3339)", ErrInvalid, s)
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(d); err == nil && n >= 0 && n <= 100000 {
+			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
 		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%w: since %q: give a duration back from now (1h) or a time (2026-12-01T18:00:00Z)", ErrInvalid, s)
+		return time.Time{}, fmt.Errorf("%w: since %q: want days (7d), a duration back from now (36h) or an RFC 3339 time (2026-01-02T15:04:05Z)", ErrInvalid, s)
+	}
+	if t.After(now) {
+		return time.Time{}, fmt.Errorf("%w: since %q is after now (%s)", ErrInvalid, s, now.UTC().Format(time.RFC3339))
 	}
 	return t, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -64,25 +63,10 @@ const StatsTiming = "avg_to_sent_ms: from accepted (a scheduled message: from it
 // duration ("36h") back from now, or an RFC 3339 time; "" is
 // DefaultStatsSince back. A start after now is refused.
 func ParseStatsSince(v string, now time.Time) (time.Time, error) {
-	v = strings.TrimSpace(v)
-	if v == "" {
+	if strings.TrimSpace(v) == "" {
 		return now.Add(-DefaultStatsSince), nil
 	}
-	if d, ok := strings.CutSuffix(v, "d"); ok {
-		if n, err := strconv.Atoi(d); err == nil && n > 0 && n <= 100000 {
-			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
-		}
-	}
-	if d, err := time.ParseDuration(v); err == nil && d > 0 {
-		return now.Add(-d), nil
-	}
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		if t.After(now) {
-			return time.Time{}, fmt.Errorf("%w: since %q is after now (%s)", ErrInvalid, v, now.UTC().Format(time.RFC3339))
-		}
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("%w: since %q: want days (7d), a duration back from now (36h) or an RFC 3339 time (2026-01-02T15:04:05Z)", ErrInvalid, v)
+	return ParseSince(v, now)
 }
 
 // Stats runs the statistics operation given as JSON by a front end (see

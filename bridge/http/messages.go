@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
@@ -23,21 +22,9 @@ func (s *Server) messageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /v1/messages/{id}", s.deleteMessage)
 }
 
-// ParseSince reads a --since or since=: a number of days ("7d"), a Go
-// duration ("36h") back from now, or an RFC 3339 time.
+// ParseSince is bridge.ParseSince (the CLI checks its --since with it).
 func ParseSince(v string, now time.Time) (time.Time, error) {
-	if d, ok := strings.CutSuffix(v, "d"); ok {
-		if n, err := strconv.Atoi(d); err == nil && n >= 0 && n <= 100000 {
-			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
-		}
-	}
-	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("since %q: want days (7d), a duration (36h) or an RFC 3339 time (2026-01-02T15:04:05Z)", v)
+	return bridge.ParseSince(v, now)
 }
 
 // listMessages serves GET /v1/messages?direction=&state=&number=&tag=
