@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/store"
@@ -20,11 +19,6 @@ func (s *Server) messageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/messages", s.listMessages)
 	mux.HandleFunc("POST /v1/messages/{id}/mark", s.markMessage)
 	mux.HandleFunc("DELETE /v1/messages/{id}", s.deleteMessage)
-}
-
-// ParseSince is bridge.ParseSince (the CLI checks its --since with it).
-func ParseSince(v string, now time.Time) (time.Time, error) {
-	return bridge.ParseSince(v, now)
 }
 
 // listMessages serves GET /v1/messages?direction=&state=&number=&tag=
@@ -51,7 +45,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 		f.Limit = n
 	}
 	if v := q.Get("since"); v != "" {
-		t, err := ParseSince(v, s.Router.Store.Now())
+		t, err := bridge.ParseSince(v, s.Router.Store.Now())
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return

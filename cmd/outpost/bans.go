@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -75,7 +76,7 @@ func cmdBans(cmd string, args []string) int {
 		method, path, body = "GET", "/v1/bans", nil
 	case "audit":
 		if _, err := bridge.ParseSince(*since, time.Now()); err != nil {
-			return usageError(fs, fmt.Sprintf("--since %q: give a duration back from now (1h) or a time (2026-12-01T18:00:00Z)", *since))
+			return usageError(fs, "--"+strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": "))
 		}
 		q := url.Values{}
 		if *since != "" {

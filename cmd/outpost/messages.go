@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
-	bhttp "github.com/outpost-sms/outpost/bridge/http"
 )
 
 // cmdMessages lists messages with filters, a page at a time.
@@ -48,8 +47,8 @@ func cmdMessages(args []string) int {
 		return usageError(fs, fmt.Sprintf("--limit %d: from 1 to 1000", *limit))
 	}
 	if *since != "" {
-		if _, err := bhttp.ParseSince(*since, time.Now()); err != nil {
-			return usageError(fs, "--"+err.Error())
+		if _, err := bridge.ParseSince(*since, time.Now()); err != nil {
+			return usageError(fs, "--"+strings.TrimPrefix(err.Error(), bridge.ErrInvalid.Error()+": "))
 		}
 		q.Set("since", *since)
 	}
