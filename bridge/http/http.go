@@ -325,16 +325,8 @@ type requeueBody struct {
 // with what moved (old id, new queue id), 404 when an id is not set
 // aside (nothing moves), 400 for a bad body.
 func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body: %v", err))
-		return
-	}
 	var b requeueBody
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf(`request body: want {"ids": [id, …]} or {"all": true}: %v`, err))
+	if !decodeBody(w, r, 64<<10, &b, `{"ids": [id, …]} or {"all": true}`) {
 		return
 	}
 	switch {
@@ -350,7 +342,7 @@ func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
 	}
 	by := who(b.By)
 	var moved []store.HubRequeued
-	err = s.Router.Store.Update(r.Context(), func(tx *store.Tx) (err error) {
+	err := s.Router.Store.Update(r.Context(), func(tx *store.Tx) (err error) {
 		if moved, err = tx.RequeueHubSetAside(b.IDs, b.All); err != nil {
 			return err
 		}
@@ -385,4 +377,22 @@ func who(by string) string {
 		return strings.ToValidUTF8(by[:100], "")
 	}
 	return by
+}
+
+// decodeBody reads r's body, at most limit bytes, into v: one JSON
+// object with only v's fields. It answers 413 or 400 (saying what is
+// wanted) and reports false when it cannot.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, want string) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body: %v", err))
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("request body: want %s: %v", want, err))
+		return false
+	}
+	return true
 }

@@ -1,11 +1,8 @@
 package http
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -74,16 +71,8 @@ type markBody struct {
 // for a mark that does not apply; 404 for an unknown id.
 func (s *Server) markMessage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body: %v", err))
-		return
-	}
 	var b markBody
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("request body: want {\"read\": true, \"handled\": true, \"tag\": \"T\", \"by\": \"who\"}: %v", err))
+	if !decodeBody(w, r, 4096, &b, `{"read": true, "handled": true, "tag": "T", "by": "who"}`) {
 		return
 	}
 	v, err := s.Router.MarkMessage(r.Context(), id, b.Mark, who(b.By))
