@@ -37,6 +37,7 @@ type Config struct {
 	Hub       Hub     `toml:"hub"`
 	Modems    []Modem `toml:"modem"`
 	Email     Email   `toml:"email"`
+	XMPP      XMPP    `toml:"xmpp"`
 	// Webhooks are HTTP receivers of Outpost's events ([[webhook]]).
 	Webhooks []Webhook `toml:"webhook"`
 	// Routes are the rules applied to every inbound message, in order
@@ -158,6 +159,41 @@ type Email struct {
 	// answers no mail with a subject (default "SMS from {from}"); see
 	// SubjectPlaceholders.
 	SubjectTemplate string `toml:"subject_template"`
+}
+
+// XMPP configures the XMPP connector: Outpost logs in to an XMPP server
+// as an account of its own; the users chat with it to send SMS, get the
+// phones' answers, and (admins) run the box.
+type XMPP struct {
+	// JID and Password are Outpost's account ("": no XMPP).
+	JID      string `toml:"jid"`
+	Password string `toml:"password"`
+	// Server is host:port (default: the JID's domain, by its SRV record,
+	// else port 5222).
+	Server string `toml:"server"`
+	// DirectTLS connects with TLS at once (port 5223) instead of
+	// STARTTLS. Either way the certificate is checked for the domain.
+	DirectTLS bool `toml:"direct_tls"`
+	// CAFile is the CA that signed a private server's certificate.
+	CAFile string `toml:"ca_file"`
+	// Users may chat with Outpost ([[xmpp.user]]).
+	Users []XMPPUser `toml:"user"`
+	// MaxParts is the SMS parts a chat may take before Outpost asks to
+	// confirm it (default 3).
+	MaxParts int `toml:"max_parts"`
+	// ConversationTTL is how long a phone's SMS go to the user who last
+	// chatted to it (default 7 days).
+	ConversationTTL Duration `toml:"conversation_ttl"`
+	// ReconnectMax caps the wait between connection attempts (default 1m).
+	ReconnectMax Duration `toml:"reconnect_max"`
+	// PingEvery is how often an idle connection is checked (default 1m).
+	PingEvery Duration `toml:"ping_every"`
+}
+
+// XMPPUser is one account allowed to chat with Outpost.
+type XMPPUser struct {
+	JID  string `toml:"jid"`
+	Role string `toml:"role"` // user (send and reply) or admin (also run the box)
 }
 
 // SubjectPlaceholders are what email.subject_template may hold: {from}
@@ -623,6 +659,7 @@ func Default() Config {
 			MaxAge: Duration{30 * 24 * time.Hour}, WhenFull: "drop_oldest"},
 		Modems: []Modem{{ID: "sim0", Type: "sim", Number: "+15555550123"}},
 		Email:  Email{MaxParts: 3, ConversationTTL: Duration{7 * 24 * time.Hour}, Subject: "ignore", SubjectTemplate: "SMS from {from}"},
+		XMPP:   XMPP{MaxParts: 3, ConversationTTL: Duration{7 * 24 * time.Hour}, ReconnectMax: Duration{time.Minute}, PingEvery: Duration{time.Minute}},
 
 		Retention: Retention{Messages: Duration{8760 * time.Hour}, Events: Duration{8760 * time.Hour}, Audit: Duration{8760 * time.Hour}},
 		Quota:     Quota{QuietPriority: "urgent"},
@@ -1235,6 +1272,7 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Email.problems()...)
+	errs = append(errs, c.XMPP.problems()...)
 	c.validateWebhooks(bad)
 	c.validateRoutes(bad)
 	c.Retention.validate(bad)
@@ -1243,6 +1281,70 @@ func (c Config) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
+}
+
+// problems lists what is wrong with the [xmpp] section.
+func (x XMPP) problems() []string {
+	var errs []string
+	bad := func(field string, value any, why string) { errs = append(errs, problem("xmpp."+field, value, why)) }
+	if x.JID == "" {
+		if x.Password != "" || x.Server != "" || len(x.Users) > 0 {
+			bad("jid", x.JID, "must be Outpost's own account (outpost@example.org) when the [xmpp] section is used")
+		}
+		return errs
+	}
+	if !bareJID(x.JID) {
+		bad("jid", x.JID, "must be an account such as outpost@example.org (no resource)")
+	}
+	if x.Password == "" {
+		bad("password", "", "must be the password of xmpp.jid")
+	}
+	if x.Server != "" && !validAddr(x.Server) {
+		bad("server", x.Server, "must be host:port (default: the JID's domain)")
+	}
+	if len(x.Users) == 0 {
+		bad("user", 0, "must list who may use Outpost by chat ([[xmpp.user]] jid = \"alice@example.org\", role = \"user\" or \"admin\"): no one could")
+	}
+	seen := map[string]bool{}
+	for i, u := range x.Users {
+		p := fmt.Sprintf("user %d: ", i+1)
+		if !bareJID(u.JID) {
+			bad(p+"jid", u.JID, "must be an account such as alice@example.org (no resource)")
+		}
+		if k := strings.ToLower(u.JID); seen[k] {
+			bad(p+"jid", u.JID, "is listed twice")
+		} else {
+			seen[k] = true
+		}
+		if strings.EqualFold(u.JID, x.JID) {
+			bad(p+"jid", u.JID, "is Outpost's own account")
+		}
+		if u.Role != "user" && u.Role != "admin" {
+			bad(p+"role", u.Role, `must be "user" (send and reply) or "admin" (also status, retry, cancel, ban, stats, audit)`)
+		}
+	}
+	if x.MaxParts < 1 || x.MaxParts > 255 {
+		bad("max_parts", x.MaxParts, "must be 1–255 (default 3)")
+	}
+	if x.ConversationTTL.Duration < time.Minute {
+		bad("conversation_ttl", x.ConversationTTL.String(), "must be at least 1m (default 168h)")
+	}
+	if x.ReconnectMax.Duration < time.Second {
+		bad("reconnect_max", x.ReconnectMax.String(), "must be at least 1s (default 1m)")
+	}
+	if x.PingEvery.Duration < time.Second {
+		bad("ping_every", x.PingEvery.String(), "must be at least 1s (default 1m)")
+	}
+	return errs
+}
+
+// bareJID reports whether s is user@domain with no resource, white
+// space or characters a JID cannot have there.
+func bareJID(s string) bool {
+	node, domain, ok := strings.Cut(s, "@")
+	return ok && node != "" && domain != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || strings.ContainsRune(`"&'/:<>`, r)
+	}) && !strings.Contains(domain, "@")
 }
 
 // problems lists what is wrong with the [email] section.

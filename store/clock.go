@@ -44,6 +44,7 @@ var timeCols = []struct{ table, col string }{
 	{"hub_queue", "created_at"},
 	{"orphan_reports", "received_at"},
 	{"email_conversations", "updated_at"}, {"email_conversations", "expires_at"},
+	{"xmpp_conversations", "updated_at"}, {"xmpp_conversations", "expires_at"}, {"xmpp_last_shown", "at"},
 	{"optouts", "at"}, {"subscriptions", "at"}, {"people_log", "at"},
 	{"quota_counts", "at"},
 }
@@ -54,7 +55,7 @@ var recordedCols = []struct{ table, col string }{
 	{"messages", "created_at"}, {"deliveries", "updated_at"}, {"events", "at"},
 	{"inbound_parts", "received_at"}, {"sent_parts", "sent_at"}, {"hub_queue", "created_at"},
 	{"orphan_reports", "received_at"},
-	{"email_conversations", "updated_at"},
+	{"email_conversations", "updated_at"}, {"xmpp_conversations", "updated_at"}, {"xmpp_last_shown", "at"},
 	{"optouts", "at"}, {"subscriptions", "at"}, {"people_log", "at"},
 	{"quota_counts", "at"},
 }

@@ -235,6 +235,7 @@ func (tx *Tx) deleteMessages(ids []string) (int64, error) {
 		`DELETE FROM events WHERE message_id IN ` + in,
 		`DELETE FROM inbound_parts WHERE message_id IN ` + in,
 		`DELETE FROM email_threads WHERE message_id IN ` + in,
+		`DELETE FROM xmpp_chats WHERE message_id IN ` + in,
 	} {
 		if _, err := tx.exec(q, args...); err != nil {
 			return 0, fmt.Errorf("delete: %w", err)

@@ -17,9 +17,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
@@ -59,6 +61,8 @@ type StatusBody struct {
 	HubQueue store.HubStats `json:"hub_queue"`
 	// Store is the database's size on disk and its last WAL checkpoint.
 	Store store.Files `json:"store"`
+	// Disk is the space left where the data folder is.
+	Disk Disk `json:"disk"`
 	// Retention is what the retention pruner deleted since start.
 	Retention *bridge.PruneStats `json:"retention,omitempty"`
 }
@@ -268,33 +272,53 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	q, err := s.Router.QueueDepths(r.Context())
+	body, err := s.Status(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	ra, err := s.Router.Reassembly(r.Context())
+	writeJSON(w, http.StatusOK, body)
+}
+
+// Status is the daemon's status, as GET /v1/status answers it.
+func (s *Server) Status(ctx context.Context) (StatusBody, error) {
+	q, err := s.Router.QueueDepths(ctx)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
-		return
+		return StatusBody{}, err
+	}
+	ra, err := s.Router.Reassembly(ctx)
+	if err != nil {
+		return StatusBody{}, err
 	}
 	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Router.Modems(), Queues: q, Reassembly: ra, Links: s.Router.Links(),
-		Store: s.Router.Store.Files()}
+		Store: s.Router.Store.Files(), Disk: diskOf(filepath.Dir(s.Socket))}
 	if s.Pruner != nil {
 		st := s.Pruner.Stats()
 		body.Retention = &st
 	}
-	if err := s.Router.Store.View(r.Context(), func(tx *store.Tx) (err error) {
+	err = s.Router.Store.View(ctx, func(tx *store.Tx) (err error) {
 		if body.HubQueue, err = tx.HubQueueStats(); err != nil || body.HubQueue.SetAside == 0 {
 			return err
 		}
 		body.HubQueue.Latest, err = tx.HubSetAsideLatest(5)
 		return err
-	}); err != nil {
-		writeError(w, http.StatusInternalServerError, err)
-		return
+	})
+	return body, err
+}
+
+// Disk is the space of the file system the data folder is on.
+type Disk struct {
+	FreeBytes  uint64 `json:"free_bytes"`
+	TotalBytes uint64 `json:"total_bytes"`
+}
+
+// diskOf is the space of the file system dir is on (zero when unknown).
+func diskOf(dir string) Disk {
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) != nil {
+		return Disk{}
 	}
-	writeJSON(w, http.StatusOK, body)
+	return Disk{FreeBytes: st.Bavail * uint64(st.Bsize), TotalBytes: st.Blocks * uint64(st.Bsize)}
 }
 
 // setAside lists the messages set aside from the hub queue (the hub kept

@@ -31,6 +31,7 @@ import (
 	"github.com/outpost-sms/outpost/bridge/openrosa"
 	bsms "github.com/outpost-sms/outpost/bridge/sms"
 	"github.com/outpost-sms/outpost/bridge/webhook"
+	bxmpp "github.com/outpost-sms/outpost/bridge/xmpp"
 	"github.com/outpost-sms/outpost/config"
 	"github.com/outpost-sms/outpost/hw"
 	"github.com/outpost-sms/outpost/hw/sim"
@@ -198,7 +199,8 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		defer m.Close()
 		modems[mc.ID] = m
 	}
-	em, mq, err := connectors(cfg, router, log, modems)
+	var api *bhttp.Server
+	em, mq, err := connectors(cfg, router, log, modems, func(ctx context.Context) (any, error) { return api.Status(ctx) })
 	if err != nil {
 		return err
 	}
@@ -222,7 +224,7 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		}
 		defer em.Close()
 	}
-	api := &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Router: router, Log: log}
+	api = &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Router: router, Log: log}
 	if err := api.Listen(); err != nil {
 		return err
 	}
@@ -461,7 +463,9 @@ func cmdConfig(args []string) int {
 // the daemon runs, and what outpost config check routes through as a
 // dry run. It sets the router's routes: the defaults (mqtt when the
 // connector runs, openrosa for forms) and the config's [[route]]s.
-func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, modems map[string]hw.Modem) (em *bemail.Connector, mq *bmqtt.Connector, err error) {
+//
+// status is the daemon's status (GET /v1/status), for XMPP's admins.
+func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, modems map[string]hw.Modem, status func(context.Context) (any, error)) (em *bemail.Connector, mq *bmqtt.Connector, err error) {
 	// The MQTT connector serves the local broker; with no local listener
 	// it still runs with a hub link (pass-through, [[hub.subscribe]], the
 	// hub's sends). Every inbound message goes to the hub too: a
@@ -524,6 +528,29 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 			return nil, nil, err
 		}
 		router.Add(em)
+	}
+	// XMPP: users chat with Outpost's account to send SMS and get the
+	// answers; admins run the box.
+	if x := cfg.XMPP; x.JID != "" {
+		xo := bxmpp.Options{JID: x.JID, Password: x.Password, Server: x.Server, DirectTLS: x.DirectTLS, CAFile: x.CAFile,
+			MaxParts: x.MaxParts, Parts: smsConn.Parts, ConversationTTL: x.ConversationTTL.Duration,
+			ReconnectMax: x.ReconnectMax.Duration, PingEvery: x.PingEvery.Duration, Status: status, Log: log,
+			ModemsReady: func() (ready, total int) {
+				for _, v := range router.Modems() {
+					if s, ok := v.(hw.Status); ok && s.CanSend() {
+						ready++
+					}
+				}
+				return ready, len(cfg.Modems)
+			}}
+		for _, u := range x.Users {
+			xo.Users = append(xo.Users, bxmpp.User{JID: u.JID, Role: u.Role})
+		}
+		xc, err := bxmpp.New(xo, router)
+		if err != nil {
+			return nil, nil, err
+		}
+		router.Add(xc)
 	}
 	// Webhooks: one connector POSTs the events each [[webhook]] subscribes
 	// to; their deliveries are created with the events themselves.
@@ -635,7 +662,7 @@ func checkRoutes(cfg config.Config) (built bool, err error) {
 	bridge.SetCountryCode(cfg.SMS.CountryCode)
 	router := bridge.New(nil, nil)
 	router.Groups = cfg.Groups
-	if _, _, err := connectors(cfg, router, slog.New(slog.DiscardHandler), nil); err != nil {
+	if _, _, err := connectors(cfg, router, slog.New(slog.DiscardHandler), nil, nil); err != nil {
 		return false, err
 	}
 	return true, router.CheckRoutes()
