@@ -42,6 +42,7 @@ type Prosody struct {
 
 	t      testing.TB
 	bin    string
+	ctl    string
 	dir    string
 	config string
 	log    string
@@ -90,6 +91,7 @@ func StartProsody(t testing.TB, domain string, accounts map[string]string) *Pros
 		CAFile: filepath.Join(dir, "ca.pem"),
 		t:      t,
 		bin:    bin,
+		ctl:    ctl,
 		dir:    dir,
 		config: filepath.Join(dir, "prosody.cfg.lua"),
 		log:    filepath.Join(dir, "prosody.log"),
@@ -111,13 +113,21 @@ func StartProsody(t testing.TB, domain string, accounts map[string]string) *Pros
 	}
 	sort.Strings(users)
 	for _, u := range users {
-		out, err := exec.Command(ctl, "--config", p.config, "register", u, domain, accounts[u]).CombinedOutput()
-		if err != nil {
-			t.Fatalf("prosodyctl register %s@%s: %v\n%s", u, domain, err, out)
-		}
+		p.Register(u, accounts[u])
 	}
 	p.Start()
 	return p
+}
+
+// Register creates the account user@Domain, or sets its password if it
+// exists; the server need not be running, and a running one sees the
+// change at the next login.
+func (p *Prosody) Register(user, password string) {
+	p.t.Helper()
+	out, err := exec.Command(p.ctl, "--config", p.config, "register", user, p.Domain, password).CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("xmpptest: prosodyctl register %s@%s: %v\n%s", user, p.Domain, err, out)
+	}
 }
 
 func freeAddr(t testing.TB) string {

@@ -40,6 +40,9 @@ func TestCertificate(t *testing.T) {
 			t.Errorf("server certificate for %s: %v", name, err)
 		}
 	}
+	if _, err := cert.Verify(x509.VerifyOptions{DNSName: p.TLSConfig().ServerName, Roots: p.TLSConfig().RootCAs}); err != nil {
+		t.Errorf("TLSConfig does not verify the server: %v", err)
+	}
 	if _, err := cert.Verify(x509.VerifyOptions{DNSName: "other.test", Roots: pool}); err == nil {
 		t.Error("server certificate verifies for other.test")
 	}
@@ -160,4 +163,38 @@ func TestWrongPassword(t *testing.T) {
 	if _, err := Dial(t, p, "mallory", "pw"); err == nil {
 		t.Fatal("an unknown account logs in")
 	}
+}
+
+func TestUntrustedCA(t *testing.T) {
+	p := StartProsody(t, "outpost.test", map[string]string{"alice": "pw"})
+	other := StartProsody(t, "other.test", nil)
+	p.CAFile = other.CAFile
+	_, err := Dial(t, p, "alice", "pw")
+	if err == nil || !strings.Contains(err.Error(), "TLS") {
+		t.Fatalf("login with the wrong CA: %v, want a TLS failure", err)
+	}
+	t.Log(err)
+}
+
+// Nothing leaves the machine: a message for another domain bounces at
+// once instead of the server looking the domain up.
+func TestRemoteDomain(t *testing.T) {
+	p := StartProsody(t, "outpost.test", map[string]string{"alice": "pw"})
+	alice := Connect(t, p, "alice", "pw")
+	id := alice.Send("someone@remote.example", "hello?")
+	if e := alice.Expect(wait, kind("error", "someone@remote.example")); e.ID != id || e.Error != "not-allowed" {
+		t.Errorf("bounce %v, want id %q not-allowed", e, id)
+	}
+}
+
+// Accounts made or changed while the server runs count at the next login.
+func TestRegister(t *testing.T) {
+	p := StartProsody(t, "outpost.test", map[string]string{"alice": "old"})
+	p.Register("carol", "pw")
+	Connect(t, p, "carol", "pw")
+	p.Register("alice", "new")
+	if _, err := Dial(t, p, "alice", "old"); err == nil {
+		t.Error("the old password still logs in")
+	}
+	Connect(t, p, "alice", "new")
 }
