@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 # python3-gammu (a reference PDU codec), libwbxml2-utils (xml2wbxml and
 # wbxml2xml, the reference WBXML codec) and mosquitto (the hub the sync
 # tests start on a loopback port of their own), swaks (the SMTP client that
-# mails the email connector; libnet-ssleay-perl gives it STARTTLS) and python3-aiosmtpd (the relay it mails to).
-packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients swaks libnet-ssleay-perl python3-aiosmtpd)
+# mails the email connector; libnet-ssleay-perl gives it STARTTLS), python3-aiosmtpd (the relay it mails to),
+# prosody (the XMPP server the XMPP tests start on a loopback port of their
+# own) and python3-slixmpp (the XMPP client they drive).
+packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients swaks libnet-ssleay-perl python3-aiosmtpd prosody python3-slixmpp)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,6 +25,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	# The package may start a system broker on 1883, the port Outpost's
 	# defaults use; the tests start their own.
 	$sudo service mosquitto stop >/dev/null 2>&1 || true
+	# Likewise a system XMPP server on 5222, the port clients default to.
+	$sudo service prosody stop >/dev/null 2>&1 || true
 fi
 # Tests that need these tools fail, rather than skip, when they are absent.
 export OUTPOST_REQUIRE_TOOLS=1
