@@ -135,14 +135,14 @@ func (c *Connector) command(ctx context.Context, from, role string, ch goxmpp.Ch
 	case word == "." || lw == "reply":
 		return c.replyLast(ctx, from, ch, rest)
 	case lw == "send":
-		return c.send(ctx, from, ch, rest, true)
+		return c.send(ctx, from, role, ch, rest, true)
 	case isAdminCommand(lw):
 		if role != RoleAdmin {
 			return fmt.Sprintf("%q is for admins. You can send SMS and answer them:\n%s", lw, userHelp)
 		}
 		return c.admin(ctx, from, lw, rest)
 	}
-	return c.send(ctx, from, ch, text, false)
+	return c.send(ctx, from, role, ch, text, false)
 }
 
 func isAdminCommand(w string) bool {
@@ -176,7 +176,7 @@ func looksLikeAddress(w string) bool {
 // send sends the text after the recipients: one word of recipients
 // (commas between several), or with several (the "send" command) every
 // word that names recipients, or else a contact's name.
-func (c *Connector) send(ctx context.Context, from string, ch goxmpp.Chat, text string, several bool) string {
+func (c *Connector) send(ctx context.Context, from, role string, ch goxmpp.Chat, text string, several bool) string {
 	var to []string
 	rest := text
 	for {
@@ -203,7 +203,7 @@ func (c *Connector) send(ctx context.Context, from string, ch goxmpp.Chat, text 
 			if several {
 				return "Give the numbers, then the text: send +15555550100 +15555550101 your text"
 			}
-			return "I did not understand that.\n" + userHelp
+			return "I did not understand that.\n" + help(role)
 		}
 		if phone == "" {
 			return fmt.Sprintf("%s has no phone number.", name)

@@ -24,6 +24,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -104,6 +105,12 @@ type Connector struct {
 	pending   map[string]pendingSend // long texts waiting for "yes", by user
 	presence  chan struct{}          // a change the presence may show
 	lastState string                 // the link's state, for status
+	// plain logs in with SASL PLAIN (over the verified TLS connection)
+	// after a server refused go-xmpp's SCRAM for its channel binding:
+	// go-xmpp says "y" (it thinks the server cannot bind) when the
+	// server offers no SCRAM-PLUS, and Prosody 0.12 on TLS 1.3 (no
+	// tls-unique) takes that for a downgrade.
+	plain atomic.Bool
 }
 
 // New returns the connector.
@@ -230,6 +237,11 @@ func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 	for ctx.Err() == nil {
 		c.linkStatus("connecting", "")
 		cl, conn, err := c.dial(ctx)
+		if err != nil && strings.Contains(err.Error(), "channel binding") && !c.plain.Load() {
+			c.opt.Log.Info("xmpp: the server refused SCRAM's channel binding; logging in with PLAIN over the verified TLS connection", "err", err)
+			c.plain.Store(true)
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -292,6 +304,9 @@ func (c *Connector) dial(ctx context.Context) (*goxmpp.Client, net.Conn, error) 
 		DialTimeout: 15 * time.Second, Status: "away", StatusMessage: "starting",
 		SoftwareName: "Outpost",
 	}
+	if c.plain.Load() {
+		o.Mechanism = "PLAIN"
+	}
 	type result struct {
 		cl   *goxmpp.Client
 		conn net.Conn
@@ -339,6 +354,8 @@ func (c *Connector) dial(ctx context.Context) (*goxmpp.Client, net.Conn, error) 
 func loginError(err error) error {
 	s := err.Error()
 	switch {
+	case strings.Contains(s, "channel binding"):
+		return err
 	case strings.Contains(s, "not-authorized"), strings.Contains(s, "auth failure"):
 		return fmt.Errorf("the server refused xmpp.jid and xmpp.password (%v)", err)
 	case strings.Contains(s, "x509:"), strings.Contains(s, "tls:"):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"runtime"
@@ -25,8 +26,8 @@ type fakeSMS struct {
 	hold bool
 }
 
-func (f *fakeSMS) Name() string                                { return "sms" }
-func (f *fakeSMS) Scheme() string                              { return bridge.SchemeTel }
+func (f *fakeSMS) Name() string                                    { return "sms" }
+func (f *fakeSMS) Scheme() string                                  { return bridge.SchemeTel }
 func (f *fakeSMS) Run(ctx context.Context, _ *bridge.Router) error { <-ctx.Done(); return nil }
 func (f *fakeSMS) Deliver(ctx context.Context, m store.Message, d store.Delivery) (bridge.Outcome, error) {
 	f.mu.Lock()
@@ -80,7 +81,7 @@ func newEnv(t *testing.T, p *xmpptest.Prosody, tweak func(*Options)) *env {
 		Users:        []User{{JID: p.JID("alice"), Role: RoleUser}, {JID: p.JID("bob"), Role: RoleAdmin}},
 		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond,
 		Parts:       func(_, text string) (int, error) { return (len(text) + 152) / 153, nil },
-		ModemsReady: func() (int, int) { return 1, 1 }}
+		ModemsReady: func() (int, int) { return 1, 1 }, Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if tweak != nil {
 		tweak(&opt)
 	}
@@ -426,3 +427,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// testWriter logs through t.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
