@@ -63,7 +63,7 @@ type Event struct {
 	Body string
 	// ID is the stanza's id attribute.
 	ID         string
-	ReceiptFor string
+	ReceiptFor string `json:"receipt_for"`
 	// ReceiptRequest is set when a message asked for a XEP-0184 receipt.
 	ReceiptRequest bool `json:"receipt_request"`
 	// Type is the stanza's type attribute as sent ("" when absent).
@@ -95,8 +95,7 @@ func (e Event) String() string {
 // acknowledgements and login failures that tests do not see as events.
 type wire struct {
 	Event
-	N          int    `json:"n"`
-	ReceiptFor string `json:"receipt_for"`
+	N int `json:"n"`
 }
 
 // Client is an XMPP client (slixmpp) logged in to a Prosody. Its methods
@@ -116,15 +115,13 @@ type Client struct {
 	changed  chan struct{} // closed and replaced on every new event
 	stderr   bytes.Buffer
 	acks     map[int]chan string
-	login    chan string // the driver's "connected" JID or failure, once per process
 	full     string
 
-	stdin   io.WriteCloser
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	n       atomic.Int64
-	closed  bool
-	nextRes int
+	stdin  io.WriteCloser
+	cmd    *exec.Cmd
+	exited chan struct{}
+	n      atomic.Int64
+	closed bool
 }
 
 // Connect logs user in to p over STARTTLS, verifying the server's
@@ -163,14 +160,20 @@ func Dial(t testing.TB, p *Prosody, user, password string) (*Client, error) {
 		}
 		c.Close()
 	})
-	return c, c.login1()
+	if err := c.login1(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
+
+// resources numbers the logins of the test binary, so that two clients of
+// one account, or a login again, never take over another's resource.
+var resources atomic.Int64
 
 // login1 starts a driver process and waits for it to log in.
 func (c *Client) login1() error {
-	c.nextRes++
 	cmd := exec.Command(python, c.script, c.JID, c.password, "127.0.0.1", portOf(c.p.addr), c.p.CAFile,
-		fmt.Sprintf("xmpptest-%d", c.nextRes))
+		fmt.Sprintf("xmpptest-%d", resources.Add(1)))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -186,7 +189,7 @@ func (c *Client) login1() error {
 	login := make(chan string, 1)
 	exited := make(chan struct{})
 	c.mu.Lock()
-	c.cmd, c.stdin, c.exited, c.login, c.closed = cmd, stdin, exited, login, false
+	c.cmd, c.stdin, c.exited, c.closed = cmd, stdin, exited, false
 	c.mu.Unlock()
 	go c.read(stdout, cmd, login, exited)
 
@@ -255,7 +258,6 @@ func (c *Client) read(stdout io.Reader, cmd *exec.Cmd, login chan<- string, exit
 		case "disconnected":
 			ended = true
 		}
-		w.Event.ReceiptFor = w.ReceiptFor
 		c.add(w.Event)
 	}
 	err := cmd.Wait()
