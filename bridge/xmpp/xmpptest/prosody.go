@@ -16,6 +16,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -160,6 +161,10 @@ func (p *Prosody) Start() {
 	if p.Running() {
 		p.t.Fatal("xmpptest: Start: prosody is already running")
 	}
+	var logStart int64
+	if fi, err := os.Stat(p.log); err == nil {
+		logStart = fi.Size()
+	}
 	out, err := os.OpenFile(p.out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		p.t.Fatal(err)
@@ -181,6 +186,10 @@ func (p *Prosody) Start() {
 	p.cmd, p.done = cmd, done
 	p.mu.Unlock()
 
+	// Prosody that cannot bind its port logs it and runs on, and whatever
+	// holds the port would then answer the dial: only its own word that
+	// it listens counts.
+	listening := fmt.Sprintf("Activated service 'c2s' on [%s]:%s", "127.0.0.1", portOf(p.addr))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {
@@ -188,8 +197,18 @@ func (p *Prosody) Start() {
 			p.t.Fatalf("xmpptest: prosody exited before listening on %s (%v); log %s:\n%s", p.addr, cmd.ProcessState, p.log, p.LogTail())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", p.addr, time.Second)
-		if err == nil {
+		var err error
+		log, _ := os.ReadFile(p.log)
+		log = log[min(logStart, int64(len(log))):]
+		if bytes.Contains(log, []byte("Failed to open server port")) {
+			p.Kill()
+			p.t.Fatalf("xmpptest: prosody cannot listen on %s (taken by another program?); log %s:\n%s", p.addr, p.log, p.LogTail())
+		}
+		if !bytes.Contains(log, []byte(listening)) {
+			err = errors.New("no " + listening + " in the log")
+		} else if c, derr := net.DialTimeout("tcp", p.addr, time.Second); derr != nil {
+			err = derr
+		} else {
 			c.Close()
 			return
 		}
