@@ -438,17 +438,22 @@ func (c *Client) command(cmd map[string]any) {
 }
 
 // SendOpt changes a message Send makes.
-type SendOpt func(map[string]any)
+type SendOpt func(*sendOptions)
+
+type sendOptions struct {
+	receipt bool
+	typ, id string
+}
 
 // RequestReceipt asks the recipient for a XEP-0184 receipt.
-func RequestReceipt() SendOpt { return func(m map[string]any) { m["receipt"] = true } }
+func RequestReceipt() SendOpt { return func(o *sendOptions) { o.receipt = true } }
 
 // Type sets the message's type in place of "chat" ("" sends none, a
 // normal message).
-func Type(typ string) SendOpt { return func(m map[string]any) { m["type"] = typ } }
+func Type(typ string) SendOpt { return func(o *sendOptions) { o.typ = typ } }
 
 // ID sets the stanza id in place of a fresh one.
-func ID(id string) SendOpt { return func(m map[string]any) { m["id"] = id } }
+func ID(id string) SendOpt { return func(o *sendOptions) { o.id = id } }
 
 var ids atomic.Int64
 
@@ -457,12 +462,12 @@ func newID() string { return fmt.Sprintf("xt%d-%d", os.Getpid(), ids.Add(1)) }
 // Send sends a chat message to and returns its stanza id.
 func (c *Client) Send(to, body string, opts ...SendOpt) string {
 	c.t.Helper()
-	m := map[string]any{"cmd": "send", "to": to, "body": body, "type": "chat", "id": newID()}
-	for _, o := range opts {
-		o(m)
+	o := sendOptions{typ: "chat", id: newID()}
+	for _, f := range opts {
+		f(&o)
 	}
-	c.command(m)
-	return m["id"].(string)
+	c.command(map[string]any{"cmd": "send", "to": to, "body": body, "type": o.typ, "id": o.id, "receipt": o.receipt})
+	return o.id
 }
 
 // SendReceipt acknowledges the message id from to with a XEP-0184

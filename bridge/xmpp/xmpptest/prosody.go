@@ -5,6 +5,20 @@
 // Debian's prosody and python3-slixmpp packages provide them
 // (scripts/test.sh installs both). Without them the tests skip, or fail
 // when OUTPOST_REQUIRE_TOOLS is set.
+//
+//	p := xmpptest.StartProsody(t, "outpost.test", map[string]string{"outpost": "pw", "alice": "pw"})
+//	alice := xmpptest.Connect(t, p, "alice", "pw")
+//	// the code under test logs in as outpost@outpost.test to p.Addr(),
+//	// trusting p.TLSConfig() (or p.CAFile)
+//	id := alice.Send("outpost@outpost.test", "+15555550100 hello", xmpptest.RequestReceipt())
+//	alice.Expect(5*time.Second, func(e xmpptest.Event) bool { return e.Kind == "receipt" && e.ReceiptFor == id })
+//	alice.ExpectBody(5*time.Second, "outpost@outpost.test", "reply")
+//	p.Stop() // an outage: alice gets a "disconnected" event
+//	p.Start()
+//	alice.Reconnect()
+//
+// A Prosody and its Clients belong to the test that made them: their
+// methods fail that test, so call them from its goroutine only.
 package xmpptest
 
 import (
@@ -189,7 +203,7 @@ func (p *Prosody) Start() {
 	// Prosody that cannot bind its port logs it and runs on, and whatever
 	// holds the port would then answer the dial: only its own word that
 	// it listens counts.
-	listening := fmt.Sprintf("Activated service 'c2s' on [%s]:%s", "127.0.0.1", portOf(p.addr))
+	listening := "Activated service 'c2s' on [127.0.0.1]:" + portOf(p.addr)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {

@@ -75,9 +75,9 @@ func TestHarness(t *testing.T) {
 	if r.ReceiptFor != id {
 		t.Errorf("receipt names %q, want %q", r.ReceiptFor, id)
 	}
-	id = bob.Send(alice.JID, "no receipt please")
-	if got := alice.ExpectBody(wait, bob.JID, "no receipt"); got.ReceiptRequest || got.ID != id {
-		t.Errorf("alice got %v, want id %q and no receipt request", got, id)
+	bob.Send(alice.JID, "no receipt please", Type(""), ID("normal-1"))
+	if got := alice.ExpectBody(wait, bob.JID, "no receipt"); got.ReceiptRequest || got.ID != "normal-1" || got.Type != "" {
+		t.Errorf("alice got %v, want a normal message normal-1 and no receipt request", got)
 	}
 
 	// Subscriptions wait for the test's answer.
