@@ -186,6 +186,7 @@ func (p *Prosody) Start() {
 	cmd := exec.Command(p.bin, "--config", p.config, "-F")
 	cmd.Dir = p.dir
 	cmd.Stdout, cmd.Stderr = out, out
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		p.t.Fatalf("xmpptest: starting prosody: %v", err)
