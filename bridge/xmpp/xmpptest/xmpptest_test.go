@@ -111,6 +111,9 @@ func TestHarness(t *testing.T) {
 	if p.Running() {
 		t.Fatal("prosody runs after Stop")
 	}
+	if e := alice.Expect(wait, func(e Event) bool { return e.Kind == "error" && e.Type == "stream" }); e.Error != "system-shutdown" {
+		t.Errorf("Stop reached alice as %v, want a system-shutdown stream error", e)
+	}
 	alice.Expect(wait, kind("disconnected", ""))
 	bob.Expect(wait, kind("disconnected", ""))
 	if alice.Connected() {
