@@ -63,7 +63,7 @@ type Event struct {
 	Body string
 	// ID is the stanza's id attribute.
 	ID         string
-	ReceiptFor string
+	ReceiptFor string `json:"receipt_for"`
 	// ReceiptRequest is set when a message asked for a XEP-0184 receipt.
 	ReceiptRequest bool `json:"receipt_request"`
 	// Type is the stanza's type attribute as sent ("" when absent).
@@ -95,8 +95,7 @@ func (e Event) String() string {
 // acknowledgements and login failures that tests do not see as events.
 type wire struct {
 	Event
-	N          int    `json:"n"`
-	ReceiptFor string `json:"receipt_for"`
+	N int `json:"n"`
 }
 
 // Client is an XMPP client (slixmpp) logged in to a Prosody. Its methods
@@ -116,15 +115,13 @@ type Client struct {
 	changed  chan struct{} // closed and replaced on every new event
 	stderr   bytes.Buffer
 	acks     map[int]chan string
-	login    chan string // the driver's "connected" JID or failure, once per process
 	full     string
 
-	stdin   io.WriteCloser
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	n       atomic.Int64
-	closed  bool
-	nextRes int
+	stdin  io.WriteCloser
+	cmd    *exec.Cmd
+	exited chan struct{}
+	n      atomic.Int64
+	closed bool
 }
 
 // Connect logs user in to p over STARTTLS, verifying the server's
@@ -163,14 +160,20 @@ func Dial(t testing.TB, p *Prosody, user, password string) (*Client, error) {
 		}
 		c.Close()
 	})
-	return c, c.login1()
+	if err := c.login1(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
+
+// resources numbers the logins of the test binary, so that two clients of
+// one account, or a login again, never take over another's resource.
+var resources atomic.Int64
 
 // login1 starts a driver process and waits for it to log in.
 func (c *Client) login1() error {
-	c.nextRes++
 	cmd := exec.Command(python, c.script, c.JID, c.password, "127.0.0.1", portOf(c.p.addr), c.p.CAFile,
-		fmt.Sprintf("xmpptest-%d", c.nextRes))
+		fmt.Sprintf("xmpptest-%d", resources.Add(1)))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -186,7 +189,7 @@ func (c *Client) login1() error {
 	login := make(chan string, 1)
 	exited := make(chan struct{})
 	c.mu.Lock()
-	c.cmd, c.stdin, c.exited, c.login, c.closed = cmd, stdin, exited, login, false
+	c.cmd, c.stdin, c.exited, c.closed = cmd, stdin, exited, false
 	c.mu.Unlock()
 	go c.read(stdout, cmd, login, exited)
 
@@ -255,7 +258,6 @@ func (c *Client) read(stdout io.Reader, cmd *exec.Cmd, login chan<- string, exit
 		case "disconnected":
 			ended = true
 		}
-		w.Event.ReceiptFor = w.ReceiptFor
 		c.add(w.Event)
 	}
 	err := cmd.Wait()
@@ -436,17 +438,22 @@ func (c *Client) command(cmd map[string]any) {
 }
 
 // SendOpt changes a message Send makes.
-type SendOpt func(map[string]any)
+type SendOpt func(*sendOptions)
+
+type sendOptions struct {
+	receipt bool
+	typ, id string
+}
 
 // RequestReceipt asks the recipient for a XEP-0184 receipt.
-func RequestReceipt() SendOpt { return func(m map[string]any) { m["receipt"] = true } }
+func RequestReceipt() SendOpt { return func(o *sendOptions) { o.receipt = true } }
 
 // Type sets the message's type in place of "chat" ("" sends none, a
 // normal message).
-func Type(typ string) SendOpt { return func(m map[string]any) { m["type"] = typ } }
+func Type(typ string) SendOpt { return func(o *sendOptions) { o.typ = typ } }
 
 // ID sets the stanza id in place of a fresh one.
-func ID(id string) SendOpt { return func(m map[string]any) { m["id"] = id } }
+func ID(id string) SendOpt { return func(o *sendOptions) { o.id = id } }
 
 var ids atomic.Int64
 
@@ -455,12 +462,12 @@ func newID() string { return fmt.Sprintf("xt%d-%d", os.Getpid(), ids.Add(1)) }
 // Send sends a chat message to and returns its stanza id.
 func (c *Client) Send(to, body string, opts ...SendOpt) string {
 	c.t.Helper()
-	m := map[string]any{"cmd": "send", "to": to, "body": body, "type": "chat", "id": newID()}
-	for _, o := range opts {
-		o(m)
+	o := sendOptions{typ: "chat", id: newID()}
+	for _, f := range opts {
+		f(&o)
 	}
-	c.command(m)
-	return m["id"].(string)
+	c.command(map[string]any{"cmd": "send", "to": to, "body": body, "type": o.typ, "id": o.id, "receipt": o.receipt})
+	return o.id
 }
 
 // SendReceipt acknowledges the message id from to with a XEP-0184

@@ -57,14 +57,24 @@ class Driver(slixmpp.ClientXMPP):
         return [(domain, self.target[0], self.target[1])]
 
     async def on_start(self, _):
-        self.send_presence()
+        # As RFC 6121 has a client begin: the roster, then the initial
+        # presence that makes the server route chat messages here.
         try:
             await self.get_roster(timeout=10)
+            self.send_presence()
+            # Once the server answers, it has taken the presence in: what
+            # the test sends after "connected" finds this client online.
+            await self.ping_server()
         except Exception as e:  # the test gets the reason, then the exit
-            self.fail("roster: %r" % e)
+            self.fail("login: %r" % e)
             return
         self.started = True
         emit({"kind": "connected", "from": str(self.boundjid)})
+
+    def ping_server(self):
+        iq = self.make_iq_get(ito=self.boundjid.domain)
+        iq.append(ET.Element("{urn:xmpp:ping}ping"))
+        return iq.send(timeout=10)
 
     def on_failed_auth(self, stanza):
         self.failure = stanza["condition"] or "failure"
@@ -158,9 +168,7 @@ class Driver(slixmpp.ClientXMPP):
         elif op == "raw":
             self.send_raw(c["xml"])
         elif op == "sync":
-            iq = self.make_iq_get(ito=self.boundjid.domain)
-            iq.append(ET.Element("{urn:xmpp:ping}ping"))
-            return iq.send(timeout=10)
+            return self.ping_server()
         elif op == "close":
             self.disconnect(wait=2)
         else:

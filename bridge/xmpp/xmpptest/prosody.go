@@ -5,6 +5,20 @@
 // Debian's prosody and python3-slixmpp packages provide them
 // (scripts/test.sh installs both). Without them the tests skip, or fail
 // when OUTPOST_REQUIRE_TOOLS is set.
+//
+//	p := xmpptest.StartProsody(t, "outpost.test", map[string]string{"outpost": "pw", "alice": "pw"})
+//	alice := xmpptest.Connect(t, p, "alice", "pw")
+//	// the code under test logs in as outpost@outpost.test to p.Addr(),
+//	// trusting p.TLSConfig() (or p.CAFile)
+//	id := alice.Send("outpost@outpost.test", "+15555550100 hello", xmpptest.RequestReceipt())
+//	alice.Expect(5*time.Second, func(e xmpptest.Event) bool { return e.Kind == "receipt" && e.ReceiptFor == id })
+//	alice.ExpectBody(5*time.Second, "outpost@outpost.test", "reply")
+//	p.Stop() // an outage: alice gets a "disconnected" event
+//	p.Start()
+//	alice.Reconnect()
+//
+// A Prosody and its Clients belong to the test that made them: their
+// methods fail that test, so call them from its goroutine only.
 package xmpptest
 
 import (
@@ -16,6 +30,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -160,6 +175,10 @@ func (p *Prosody) Start() {
 	if p.Running() {
 		p.t.Fatal("xmpptest: Start: prosody is already running")
 	}
+	var logStart int64
+	if fi, err := os.Stat(p.log); err == nil {
+		logStart = fi.Size()
+	}
 	out, err := os.OpenFile(p.out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		p.t.Fatal(err)
@@ -167,6 +186,7 @@ func (p *Prosody) Start() {
 	cmd := exec.Command(p.bin, "--config", p.config, "-F")
 	cmd.Dir = p.dir
 	cmd.Stdout, cmd.Stderr = out, out
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		p.t.Fatalf("xmpptest: starting prosody: %v", err)
@@ -181,6 +201,10 @@ func (p *Prosody) Start() {
 	p.cmd, p.done = cmd, done
 	p.mu.Unlock()
 
+	// Prosody that cannot bind its port logs it and runs on, and whatever
+	// holds the port would then answer the dial: only its own word that
+	// it listens counts.
+	listening := "Activated service 'c2s' on [127.0.0.1]:" + portOf(p.addr)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {
@@ -188,8 +212,18 @@ func (p *Prosody) Start() {
 			p.t.Fatalf("xmpptest: prosody exited before listening on %s (%v); log %s:\n%s", p.addr, cmd.ProcessState, p.log, p.LogTail())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", p.addr, time.Second)
-		if err == nil {
+		var err error
+		log, _ := os.ReadFile(p.log)
+		log = log[min(logStart, int64(len(log))):]
+		if bytes.Contains(log, []byte("Failed to open server port")) {
+			p.Kill()
+			p.t.Fatalf("xmpptest: prosody cannot listen on %s (taken by another program?); log %s:\n%s", p.addr, p.log, p.LogTail())
+		}
+		if !bytes.Contains(log, []byte(listening)) {
+			err = errors.New("no " + listening + " in the log")
+		} else if c, derr := net.DialTimeout("tcp", p.addr, time.Second); derr != nil {
+			err = derr
+		} else {
 			c.Close()
 			return
 		}

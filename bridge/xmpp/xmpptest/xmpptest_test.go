@@ -75,9 +75,9 @@ func TestHarness(t *testing.T) {
 	if r.ReceiptFor != id {
 		t.Errorf("receipt names %q, want %q", r.ReceiptFor, id)
 	}
-	id = bob.Send(alice.JID, "no receipt please")
-	if got := alice.ExpectBody(wait, bob.JID, "no receipt"); got.ReceiptRequest || got.ID != id {
-		t.Errorf("alice got %v, want id %q and no receipt request", got, id)
+	bob.Send(alice.JID, "no receipt please", Type(""), ID("normal-1"))
+	if got := alice.ExpectBody(wait, bob.JID, "no receipt"); got.ReceiptRequest || got.ID != "normal-1" || got.Type != "" {
+		t.Errorf("alice got %v, want a normal message normal-1 and no receipt request", got)
 	}
 
 	// Subscriptions wait for the test's answer.
@@ -110,6 +110,9 @@ func TestHarness(t *testing.T) {
 	p.Stop()
 	if p.Running() {
 		t.Fatal("prosody runs after Stop")
+	}
+	if e := alice.Expect(wait, func(e Event) bool { return e.Kind == "error" && e.Type == "stream" }); e.Error != "system-shutdown" {
+		t.Errorf("Stop reached alice as %v, want a system-shutdown stream error", e)
 	}
 	alice.Expect(wait, kind("disconnected", ""))
 	bob.Expect(wait, kind("disconnected", ""))
