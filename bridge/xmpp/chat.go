@@ -467,9 +467,94 @@ func render(cmd, arg string, res any) string {
 	}
 	var tree any
 	json.Unmarshal(b, &tree)
+	if m, ok := tree.(map[string]any); ok && cmd == "status" {
+		return statusText(m)
+	}
 	var sb strings.Builder
 	lines(&sb, "", tree)
 	return strings.TrimSpace(sb.String())
+}
+
+// statusText is the daemon's status (GET /v1/status's JSON) in a few
+// lines: each modem, the queues that hold something, the links, the
+// store and the disk.
+func statusText(st map[string]any) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v %v, up since %v", st["gateway_id"], st["version"], st["started_at"])
+	obj := func(v any) map[string]any { m, _ := v.(map[string]any); return m }
+	modems := obj(st["modems"])
+	for _, id := range sortedKeys(modems) {
+		m := obj(modems[id])
+		fmt.Fprintf(&b, "\nmodem %s: %v", id, m["state"])
+		if dbm, ok := m["signal_dbm"]; ok {
+			fmt.Fprintf(&b, ", signal %v dBm", scalar(dbm))
+		}
+		if op, ok := m["operator"]; ok {
+			fmt.Fprintf(&b, ", %v", op)
+		}
+		if reg, ok := m["registration"]; ok {
+			fmt.Fprintf(&b, " (%v)", reg)
+		}
+		if e, ok := m["error"]; ok {
+			fmt.Fprintf(&b, ", error: %v", e)
+		}
+	}
+	if len(modems) == 0 {
+		b.WriteString("\nno modem")
+	}
+	var qs []string
+	queues := obj(st["queues"])
+	for _, c := range sortedKeys(queues) {
+		q := obj(queues[c])
+		for _, state := range sortedKeys(q) {
+			qs = append(qs, fmt.Sprintf("%s %s %v", c, state, scalar(q[state])))
+		}
+	}
+	if len(qs) == 0 {
+		qs = []string{"empty"}
+	}
+	fmt.Fprintf(&b, "\nqueues: %s", strings.Join(qs, ", "))
+	links := obj(st["links"])
+	for _, name := range sortedKeys(links) {
+		l := obj(links[name])
+		fmt.Fprintf(&b, "\nlink %s: %v", name, l["state"])
+		if e, ok := l["error"]; ok {
+			fmt.Fprintf(&b, " (%v)", e)
+		}
+	}
+	if h := obj(st["hub_queue"]); h != nil && scalar(h["messages"]) != int64(0) {
+		fmt.Fprintf(&b, "\nhub queue: %v messages", scalar(h["messages"]))
+	}
+	if s := obj(st["store"]); s != nil {
+		fmt.Fprintf(&b, "\nstore: %s, WAL %s", size(s["db_bytes"]), size(s["wal_bytes"]))
+	}
+	if d := obj(st["disk"]); d != nil {
+		fmt.Fprintf(&b, "\ndisk: %s free of %s", size(d["free_bytes"]), size(d["total_bytes"]))
+	}
+	return b.String()
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// size writes a JSON byte count for people.
+func size(v any) string {
+	f, _ := v.(float64)
+	switch {
+	case f >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", f/(1<<30))
+	case f >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", f/(1<<20))
+	case f >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", f/(1<<10))
+	}
+	return fmt.Sprintf("%.0f bytes", f)
 }
 
 // lines writes a JSON value as "key: value" lines, nested ones indented.
