@@ -61,10 +61,6 @@ func help(role string) string {
 func (c *Connector) handleChat(ctx context.Context, s *session, ch goxmpp.Chat) {
 	from := bareOf(ch.Remote)
 	role := c.role(from)
-	if role == "" {
-		c.refuse(s, from, ch.Remote)
-		return
-	}
 	text := strings.TrimSpace(ch.Text)
 	var ans string
 	if len(text) > maxChat {
@@ -77,23 +73,36 @@ func (c *Connector) handleChat(ctx context.Context, s *session, ch goxmpp.Chat) 
 	}
 }
 
-// refuse tells a stranger once in RefuseEvery that they may not use
-// the gateway; their chats are logged, not answered, in between.
-func (c *Connector) refuse(s *session, from, full string) {
+// refusal is what a stranger is told: the refusal once in RefuseEvery,
+// "" in between (their chats are ignored). Only the refusals are logged,
+// each with the chats ignored since the one before, so that a flood does
+// not flood the log.
+func (c *Connector) refusal(full string) string {
+	from := bareOf(full)
 	now := time.Now()
 	c.mu.Lock()
-	last, seen := c.refused[from]
-	tell := !seen || now.Sub(last) >= c.opt.RefuseEvery
+	r, seen := c.refused[from]
+	tell := !seen || now.Sub(r.at) >= c.opt.RefuseEvery
+	ignored := r.ignored
 	if tell {
-		c.refused[from] = now
+		c.refused[from] = stranger{at: now}
+	} else {
+		r.ignored++
+		c.refused[from] = r
 	}
 	c.mu.Unlock()
 	if !tell {
-		c.opt.Log.Info("xmpp: ignored a chat from a stranger (refused already)", "from", full)
-		return
+		c.opt.Log.Debug("xmpp: ignored a chat from a stranger (refused already)", "from", full)
+		return ""
 	}
-	c.opt.Log.Warn("xmpp: refused a chat from a stranger", "from", full)
-	s.reply(full, "Sorry, this is an SMS gateway for its own team only. Ask its administrator to add you.")
+	c.opt.Log.Warn("xmpp: refused a chat from a stranger", "from", full, "ignored_since_last_refusal", ignored)
+	return "Sorry, this is an SMS gateway for its own team only. Ask its administrator to add you."
+}
+
+// stranger is when one was last refused, and their chats ignored since.
+type stranger struct {
+	at      time.Time
+	ignored int
 }
 
 // maxStrangers bounds the strangers remembered for RefuseEvery.
@@ -104,8 +113,8 @@ const maxStrangers = 10000
 func (c *Connector) forgetStale(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for j, t := range c.refused {
-		if now.Sub(t) >= c.opt.RefuseEvery || len(c.refused) > maxStrangers {
+	for j, r := range c.refused {
+		if now.Sub(r.at) >= c.opt.RefuseEvery || len(c.refused) > maxStrangers {
 			delete(c.refused, j)
 		}
 	}

@@ -31,6 +31,11 @@ type write struct {
 	ack    chan error
 }
 
+// maxWaiting bounds the chats waiting for their answer: past it, a chat
+// is answered busy (the user sends it again) rather than held, which
+// would stop the owner, and with it the answers being written.
+const maxWaiting = 256
+
 // session is one logged-in connection.
 type session struct {
 	c      *Connector
@@ -149,7 +154,7 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 			}
 		}
 	}()
-	chats := make(chan goxmpp.Chat, 64)
+	chats := make(chan goxmpp.Chat, maxWaiting)
 	go func() {
 		defer wg.Done()
 		for ch := range chats {
@@ -222,6 +227,17 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 				}
 				if strings.TrimSpace(v.Text) == "" {
 					continue // a chat state, a receipt: nothing to answer
+				}
+				if c.role(bareOf(v.Remote)) == "" {
+					// Strangers are answered here, not queued behind
+					// the users' chats: a flood of them costs a map
+					// lookup each, and at most one answer an hour.
+					if text := c.refusal(v.Remote); text != "" {
+						if err := out(chatStanza(v.Remote, newID("re"), text)); err != nil {
+							return err
+						}
+					}
+					continue
 				}
 				select {
 				case chats <- v:
