@@ -3,6 +3,7 @@ package hw
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,10 +36,10 @@ func deliverHex(t *testing.T, from, text string) string {
 
 func TestParseCPMS(t *testing.T) {
 	for line, want := range map[string]string{
-		`+CPMS: "SM",3,30,"SM",3,30,"SM",4,30`: "SM 4/30",
-		`+CPMS: 3,30,3,30,3,30`:                "SM? 3/30",
+		`+CPMS: "SM",3,30,"SM",3,30,"SM",4,30`:    "SM 4/30",
+		`+CPMS: 3,30,3,30,3,30`:                   "SM? 3/30",
 		`+CPMS: "ME",0,255,"ME",0,255,"MT",9,285`: "MT 9/285",
-		`+CPMS: "SM",7,10`:                       "SM 7/10",
+		`+CPMS: "SM",7,10`:                        "SM 7/10",
 	} {
 		mem, used, total, ok := parseCPMS(line)
 		got := fmt.Sprintf("%s %d/%d", mem, used, total)
@@ -138,7 +139,7 @@ func TestFullStoreOfSavedSubmitsReported(t *testing.T) {
 	}
 	var st Status
 	deadline := time.Now().Add(10 * time.Second)
-	for st.Storage.Warning == "" || !st.Storage.Full || !contains(st.Storage.Warning, "another program") {
+	for st.Storage.Warning == "" || !st.Storage.Full || !strings.Contains(st.Storage.Warning, "another program") {
 		if time.Now().After(deadline) {
 			t.Fatalf("status %+v", st.Storage)
 		}
@@ -150,5 +151,3 @@ func TestFullStoreOfSavedSubmitsReported(t *testing.T) {
 		t.Fatalf("%d left of the 4 saved messages", r.sim.Stored())
 	}
 }
-
-func contains(s, sub string) bool { return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)) }
