@@ -2,6 +2,7 @@ package hw
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -64,6 +65,12 @@ type ATModem struct {
 	cur      *conn
 	status   Status
 	inflight map[int]bool // SIM slots handed up, not yet acked
+	// deleted is, per slot, the hash of the message last deleted from
+	// it. A read of the slot that gives those bytes may be stale (done
+	// before the delete, handed up after it): an Ack of it would delete
+	// whatever the slot holds now, unread. Such a read is not handed
+	// up; the slot is read again.
+	deleted map[int][sha256.Size]byte
 	// releasedCalls are calls handed up but not committed.
 	releasedCalls []Call
 
@@ -134,6 +141,7 @@ func Start(cfg Config) *ATModem {
 		done:     make(chan struct{}),
 		status:   Status{ID: cfg.ID, Device: cfg.Device, State: StateConnecting, Signal: 99, Since: time.Now()},
 		inflight: map[int]bool{},
+		deleted:  map[int][sha256.Size]byte{},
 		work:     make(chan func(context.Context, *conn) error, 32),
 	}
 	go m.supervise(ctx)
@@ -270,11 +278,16 @@ func (m *ATModem) Ack(ctx context.Context, in Inbound) error {
 		return err
 	}
 	_, err := m.command(c, fmt.Sprintf("+CMGD=%d", in.Slot), m.cfg.CommandTimeout)
+	var cms *CMSError
+	if err == nil || errors.As(err, &cms) && cms.Code == 321 {
+		m.mu.Lock()
+		m.deleted[in.Slot] = sha256.Sum256(in.PDU)
+		m.mu.Unlock()
+	}
 	// Done or not, the slot is no longer in flight: a message still on
 	// the SIM is handed up again by the next sweep (the caller's
 	// de-duplication recognises it) and deleted then.
 	m.Release(in)
-	var cms *CMSError
 	if err != nil && !(errors.As(err, &cms) && cms.Code == 321) {
 		// What is left of it fills the store: look at it soon.
 		m.requestStorageCheck()
@@ -644,7 +657,13 @@ func (m *ATModem) handleEvent(ctx context.Context, c *conn, ev event) error {
 	if ev.pdu != nil {
 		return m.handUp(ctx, Inbound{Modem: m.cfg.ID, PDU: ev.pdu, Direct: true, Report: ev.report, conn: c.id})
 	}
-	info, err := m.command(c, fmt.Sprintf("+CMGR=%d", ev.slot), m.cfg.CommandTimeout)
+	return m.readSlot(ctx, c, ev.slot, false)
+}
+
+// readSlot reads one slot (AT+CMGR) and hands its message up; fresh says
+// the read comes after the slot's latest delete, so it cannot be stale.
+func (m *ATModem) readSlot(ctx context.Context, c *conn, slot int, fresh bool) error {
+	info, err := m.command(c, fmt.Sprintf("+CMGR=%d", slot), m.cfg.CommandTimeout)
 	if err != nil {
 		if errors.Is(err, ErrNotReady) {
 			return err
@@ -652,15 +671,15 @@ func (m *ATModem) handleEvent(ctx context.Context, c *conn, ev event) error {
 		var cms *CMSError
 		if errors.As(err, &cms) && cms.Code == 321 {
 			// Handed up and deleted by a sweep since it was indicated.
-			m.log.Debug("indicated message already gone", "slot", ev.slot)
+			m.log.Debug("indicated message already gone", "slot", slot)
 			return nil
 		}
-		m.log.Warn("cannot read indicated message", "slot", ev.slot, "err", err)
+		m.log.Warn("cannot read indicated message", "slot", slot, "err", err)
 		return nil
 	}
-	msgs := parseListing(info, "+CMGR:", ev.slot)
+	msgs := parseListing(info, "+CMGR:", slot)
 	for _, in := range msgs {
-		if err := m.handUpStored(ctx, c, in); err != nil {
+		if err := m.handUpStored(ctx, c, in, fresh, false); err != nil {
 			return err
 		}
 	}
@@ -683,7 +702,7 @@ func (m *ATModem) sweep(ctx context.Context, c *conn) error {
 		return nil
 	}
 	for _, in := range parseListing(info, "+CMGL:", 0) {
-		if err := m.handUpStored(ctx, c, in); err != nil {
+		if err := m.handUpStored(ctx, c, in, false, false); err != nil {
 			return err
 		}
 	}
@@ -691,19 +710,23 @@ func (m *ATModem) sweep(ctx context.Context, c *conn) error {
 	return nil
 }
 
-func (m *ATModem) handUpStored(ctx context.Context, c *conn, s stored) error {
-	return m.handUpStoredAs(ctx, c, s, false)
-}
-
-// handUpStoredAs is handUpStored; fromClear marks what a clearing run of
-// a full store hands up, to count what it deletes.
-func (m *ATModem) handUpStoredAs(ctx context.Context, c *conn, s stored, fromClear bool) error {
+// handUpStored hands up s unless it is in flight or may be a stale read
+// (fresh: read after the slot's latest delete). fromClear marks what a
+// clearing run of a full store hands up, to count what it deletes.
+func (m *ATModem) handUpStored(ctx context.Context, c *conn, s stored, fresh, fromClear bool) error {
 	if s.stat == 2 || s.stat == 3 {
 		return nil // our own stored SUBMITs, not inbound
 	}
 	m.mu.Lock()
 	if m.inflight[s.slot] {
 		m.mu.Unlock()
+		return nil
+	}
+	if !fresh && m.deleted[s.slot] == sha256.Sum256(s.pdu) {
+		m.mu.Unlock()
+		// Read again now: after the delete, so what it gives is there.
+		slot := s.slot
+		m.post(func(ctx context.Context, c *conn) error { return m.readSlot(ctx, c, slot, true) })
 		return nil
 	}
 	m.inflight[s.slot] = true

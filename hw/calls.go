@@ -63,8 +63,11 @@ type callState struct {
 	clipSeen bool
 	// waiting: a hang-up waits for the +CLIP that follows a RING.
 	waiting bool
-	last    time.Time // monotonic: cur's last RING or +CLIP
-	timer   *time.Timer
+	// unclipped: the latest RING has had no +CLIP yet; when the +CLIP
+	// names another caller, that ring is the new call's.
+	unclipped bool
+	last      time.Time // monotonic: cur's last RING or +CLIP
+	timer     *time.Timer
 	// clip: the modem took AT+CLIP=1.
 	clip bool
 }
@@ -151,7 +154,7 @@ func (m *ATModem) post(f func(context.Context, *conn) error) {
 func (m *ATModem) newCall(number string) {
 	cs := &m.calls
 	cs.cur = &Call{ID: fmt.Sprintf("%016x", rand.Uint64()), Number: number, At: time.Now()}
-	cs.ended, cs.clipSeen, cs.waiting = false, false, false
+	cs.ended, cs.clipSeen, cs.waiting, cs.unclipped = false, false, false, false
 }
 
 // touch notes a sign of life of the current call and restarts its quiet
@@ -173,25 +176,35 @@ func (m *ATModem) onRing(ctx context.Context, c *conn) error {
 		m.newCall("")
 	}
 	m.calls.cur.Rings++
+	m.calls.unclipped = true
 	m.touch()
 	return m.maybeHangup(ctx, c)
 }
 
 func (m *ATModem) onCLIP(ctx context.Context, c *conn, number string) error {
 	cs := &m.calls
+	rings := 0
 	if cs.cur != nil && cs.cur.Number != "" && number != "" && cs.cur.Number != number {
-		// Another caller: the call before is over.
-		if err := m.endCall(ctx); err != nil {
-			return err
+		// Another caller: the call before is over, and the ring this
+		// +CLIP follows is the new call's.
+		if cs.unclipped && cs.cur.Rings > 0 {
+			cs.cur.Rings--
+			rings = 1
+		}
+		if !cs.ended {
+			if err := m.endCall(ctx); err != nil {
+				return err
+			}
 		}
 		cs.cur = nil
 	}
 	if cs.cur == nil {
 		m.newCall(number)
+		cs.cur.Rings = rings
 	} else if cs.cur.Number == "" {
 		cs.cur.Number = number
 	}
-	cs.clipSeen = true
+	cs.clipSeen, cs.unclipped = true, false
 	m.touch()
 	return m.maybeHangup(ctx, c)
 }

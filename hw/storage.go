@@ -166,7 +166,7 @@ func (m *ATModem) clearStore(ctx context.Context, c *conn, used, total int) erro
 			continue
 		}
 		inbound++
-		if err := m.handUpStoredAs(ctx, c, s, true); err != nil {
+		if err := m.handUpStored(ctx, c, s, false, true); err != nil {
 			return err
 		}
 	}
