@@ -136,3 +136,25 @@ func TestParseCLIP(t *testing.T) {
 		}
 	}
 }
+
+// A second caller right after a hang-up (within EndAfter, while the late
+// rings of the first are absorbed) is a call of its own, with its rings.
+func TestNextCallerRightAfterHangup(t *testing.T) {
+	r := newRig(t, func(c *Config) {
+		c.Calls = CallConfig{Hangup: true, HangupAfter: 1, HandUp: true, EndAfter: 3 * time.Second}
+	})
+	r.waitState(StateReady)
+	if err := r.sim.Call("+15555550116", 5, 150*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	first := r.nextCall()
+	if err := r.sim.Call("+15555550117", 5, 150*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	second := r.nextCall()
+	if first.Number != "+15555550116" || first.Rings != 1 || !first.HungUp ||
+		second.Number != "+15555550117" || second.Rings != 1 || !second.HungUp || second.ID == first.ID {
+		t.Fatalf("first %+v, second %+v", first, second)
+	}
+	r.noMore(time.Second)
+}

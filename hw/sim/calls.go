@@ -67,6 +67,9 @@ func (m *Modem) ring(r *ringing, from string, every time.Duration) {
 		rec.Rings++
 		if s := m.sess; s != nil {
 			line := "\r\nRING\r\n"
+			if s.crc {
+				line = "\r\n+CRING: VOICE\r\n"
+			}
 			if s.clip {
 				switch {
 				case from == "":
@@ -102,10 +105,29 @@ func (m *Modem) SetRefuseCLIP(refuse bool) {
 	m.refuseCLIP = refuse
 }
 
-// callCommand runs AT+CLIP and the hang-ups (ATH, AT+CHUP: OK also
-// without a call, as modems answer).
+// callCommand runs AT+CLIP, AT+CRC and the hang-ups (ATH, AT+CHUP: OK
+// also without a call, as modems answer).
 func (s *session) callCommand(name, op, arg string) bool {
 	m := s.m
+	if name == "+CRC" {
+		switch op {
+		case "?":
+			m.mu.Lock()
+			on := s.crc
+			m.mu.Unlock()
+			s.info(fmt.Sprintf("+CRC: %d", map[bool]int{false: 0, true: 1}[on]))
+		case "=?":
+			s.info("+CRC: (0,1)")
+		case "=":
+			m.mu.Lock()
+			s.crc = arg == "1"
+			m.mu.Unlock()
+		}
+		return true
+	}
+	if op == "=?" {
+		return true // AT+CHUP=?: supported
+	}
 	if name == "+CLIP" {
 		switch op {
 		case "?":

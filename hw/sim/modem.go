@@ -248,6 +248,7 @@ type session struct {
 	mt, ds  int
 	creg    int
 	clip    bool // AT+CLIP=1: a +CLIP line follows each RING
+	crc     bool // AT+CRC=1: +CRING: VOICE instead of RING
 	unacked []unacked
 }
 
@@ -593,7 +594,7 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 		return s.cmgs(arg, r)
 	case "+CMGW":
 		return s.cmgw(arg, r)
-	case "+CLIP", "H", "H0", "+CHUP":
+	case "+CLIP", "+CRC", "H", "H0", "+CHUP":
 		return s.callCommand(name, op, arg)
 	case "+CMGR":
 		idx, err := strconv.Atoi(arg)
