@@ -151,3 +151,33 @@ func TestFullStoreOfSavedSubmitsReported(t *testing.T) {
 		t.Fatalf("%d left of the 4 saved messages", r.sim.Stored())
 	}
 }
+
+// From storage_warn percent the status warns, before the store is full.
+func TestStoreWarnsBeforeFull(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.SweepInterval = time.Hour })
+	r.waitState(StateReady)
+	r.sim.SetCapacity(10)
+	f := r.sim.Faults()
+	f.FailDeletes = 1000
+	r.sim.SetFaults(f)
+	for i := range 8 {
+		if err := r.sim.Inject(deliverHex(t, "+15555550111", fmt.Sprintf("warn %d", i)), false); err != nil {
+			t.Fatal(err)
+		}
+		r.modem.Ack(context.Background(), r.next())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, _ := r.modem.Status(context.Background())
+		if st.Storage.Used == 8 {
+			if st.Storage.Full || !strings.Contains(st.Storage.Warning, "80% full (8 of 10)") {
+				t.Fatalf("storage %+v", st.Storage)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("storage %+v", st.Storage)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
