@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +185,46 @@ func TestSIMStoreFull(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the daemon did not log %q", want)
 		}
+	}
+}
+
+// TestGammuFillsSIMStore: a real AT client, Gammu, saves messages on the
+// simulated SIM (AT+CMGW) until it is full, where the SIM refuses with
+// +CMS ERROR: 322 as a real one does; Gammu reads the use back.
+func TestGammuFillsSIMStore(t *testing.T) {
+	gammu, err := exec.LookPath("gammu")
+	if err != nil {
+		if os.Getenv("OUTPOST_REQUIRE_TOOLS") != "" {
+			t.Fatal("gammu is not installed (scripts/test.sh installs it)")
+		}
+		t.Skip("gammu is not installed; scripts/test.sh installs it")
+	}
+	dir := t.TempDir()
+	dev, modem := controlledSim(t, dir)
+	if _, err := fmt.Fprintln(modem.stdin, "store 2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the SIM to shrink", 10*time.Second, func() bool { return strings.Contains(modem.out.String(), "command=store") })
+	rc := filepath.Join(dir, "gammurc")
+	os.WriteFile(rc, []byte(fmt.Sprintf("[gammu]\ndevice = %s\nconnection = at\n", dev)), 0o600)
+	run := func(args ...string) (string, error) {
+		out, err := exec.Command(gammu, append([]string{"-c", rc}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	for i := range 2 {
+		if out, err := run("savesms", "TEXT", "-text", fmt.Sprintf("draft %d", i)); err != nil {
+			t.Fatalf("savesms %d: %v\n%s", i, err, out)
+		}
+	}
+	out, err := run("savesms", "TEXT", "-text", "one too many")
+	if err == nil || !strings.Contains(strings.ToLower(out), "memory full") {
+		t.Errorf("savesms on a full SIM: %v\n%s", err, out)
+	}
+	if !strings.Contains(modem.out.String(), "message store full; write refused") {
+		t.Errorf("the SIM did not refuse the write")
+	}
+	out, err = run("monitor", "1")
+	if err != nil && !strings.Contains(out, "SIM SMS status") || !strings.Contains(out, "SIM SMS status       : 2 used") || !strings.Contains(out, "2 locations") {
+		t.Errorf("gammu monitor: %v\n%s", err, out)
 	}
 }
