@@ -622,6 +622,16 @@ type Modem struct {
 	// SweepInterval is how often stored messages are listed (AT+CMGL=4) in
 	// case an indication was missed.
 	SweepInterval Duration `toml:"sweep_interval"`
+	// Calls is what the modem does with an incoming voice call: "ignore"
+	// (let it ring) or "hangup" (after HangupAfter rings); every call is
+	// logged with the caller's number. MissedCallMessage turns each call
+	// into an inbound message that routes like an SMS.
+	Calls             string `toml:"calls"`
+	HangupAfter       int    `toml:"hangup_after"`
+	MissedCallMessage bool   `toml:"missed_call_message"`
+	// StorageWarn is the use of the modem's message store, in percent,
+	// from which status and log warn that it fills up.
+	StorageWarn int `toml:"storage_warn"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").
@@ -712,6 +722,15 @@ func (c *Config) applyModemDefaults() {
 		}
 		if m.SweepInterval.Duration == 0 {
 			m.SweepInterval.Duration = time.Minute
+		}
+		if m.Calls == "" {
+			m.Calls = "ignore"
+		}
+		if m.HangupAfter == 0 {
+			m.HangupAfter = 2
+		}
+		if m.StorageWarn == 0 {
+			m.StorageWarn = 80
 		}
 		if m.Type == "sim" && m.Number == "" {
 			m.Number = fmt.Sprintf("+1555555%04d", 123+i)
@@ -1269,6 +1288,15 @@ func (c Config) Validate() error {
 		}
 		if m.SweepInterval.Duration < time.Second {
 			bad(p+"sweep_interval", m.SweepInterval.String(), "must be at least 1s")
+		}
+		if m.Calls != "ignore" && m.Calls != "hangup" {
+			bad(p+"calls", m.Calls, `must be "ignore" or "hangup"`)
+		}
+		if m.HangupAfter < 1 || m.HangupAfter > 30 {
+			bad(p+"hangup_after", m.HangupAfter, "must be 1 to 30 rings")
+		}
+		if m.StorageWarn < 1 || m.StorageWarn > 100 {
+			bad(p+"storage_warn", m.StorageWarn, "must be a percentage, 1 to 100")
 		}
 	}
 	errs = append(errs, c.Email.problems()...)

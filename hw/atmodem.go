@@ -2,6 +2,7 @@ package hw
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warthog618/modem/at"
@@ -43,6 +45,11 @@ type Config struct {
 	// OnStatus is called (from the supervisor goroutine) whenever the
 	// status changes. It must not block.
 	OnStatus func(Status)
+	// Calls says what to do with incoming voice calls (calls.go).
+	Calls CallConfig
+	// StorageWarn is the use of the message store, in percent, from
+	// which the status warns that it fills up (default 80).
+	StorageWarn int
 }
 
 // ATModem is a Modem on a serial line, supervised: it reconnects by itself
@@ -58,6 +65,21 @@ type ATModem struct {
 	cur      *conn
 	status   Status
 	inflight map[int]bool // SIM slots handed up, not yet acked
+	// deleted is, per slot, the hash of the message last deleted from
+	// it. A read of the slot that gives those bytes may be stale (done
+	// before the delete, handed up after it): an Ack of it would delete
+	// whatever the slot holds now, unread. Such a read is not handed
+	// up; the slot is read again.
+	deleted map[int][sha256.Size]byte
+	// releasedCalls are calls handed up but not committed.
+	releasedCalls []Call
+
+	// work runs on the supervisor goroutine in the current session
+	// (post); calls and store belong to that goroutine.
+	work             chan func(context.Context, *conn) error
+	calls            callState
+	store            storageState
+	storeCheckQueued atomic.Bool
 }
 
 // conn is one open connection to the modem.
@@ -106,6 +128,10 @@ func Start(cfg Config) *ATModem {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	cfg.Calls.defaults()
+	if cfg.StorageWarn <= 0 {
+		cfg.StorageWarn = 80
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &ATModem{
 		cfg:      cfg,
@@ -115,6 +141,8 @@ func Start(cfg Config) *ATModem {
 		done:     make(chan struct{}),
 		status:   Status{ID: cfg.ID, Device: cfg.Device, State: StateConnecting, Signal: 99, Since: time.Now()},
 		inflight: map[int]bool{},
+		deleted:  map[int][sha256.Size]byte{},
+		work:     make(chan func(context.Context, *conn) error, 32),
 	}
 	go m.supervise(ctx)
 	return m
@@ -168,7 +196,7 @@ func (m *ATModem) command(c *conn, cmd string, timeout time.Duration) ([]string,
 	default:
 	}
 	info, err := c.at.Command(cmd, at.WithTimeout(timeout))
-	return info, m.atError(c, "AT"+cmd, err)
+	return dropCallURCs(cmd, info), m.atError(c, "AT"+cmd, err)
 }
 
 // atError says what went wrong with cmd; a secret in cmd (the PIN) is
@@ -187,6 +215,7 @@ func (m *ATModem) atError(c *conn, cmd string, err error) error {
 	var cms at.CMSError
 	if errors.As(err, &cms) {
 		code, _ := strconv.Atoi(string(cms))
+		m.storeError(code)
 		return fmt.Errorf("%s: %w", cmd, &CMSError{Code: code, Text: cmsText[code]})
 	}
 	var cme at.CMEError
@@ -234,6 +263,9 @@ func (m *ATModem) SendPDU(ctx context.Context, tpdu []byte) (int, error) {
 // one (on the connection it came from; after a reconnect the network
 // delivers it again, and the caller's de-duplication absorbs it).
 func (m *ATModem) Ack(ctx context.Context, in Inbound) error {
+	if in.Call != nil {
+		return nil // committed: nothing on the modem to delete
+	}
 	c := m.current()
 	if c == nil {
 		return ErrNotReady
@@ -246,19 +278,38 @@ func (m *ATModem) Ack(ctx context.Context, in Inbound) error {
 		return err
 	}
 	_, err := m.command(c, fmt.Sprintf("+CMGD=%d", in.Slot), m.cfg.CommandTimeout)
+	var cms *CMSError
+	if err == nil || errors.As(err, &cms) && cms.Code == 321 {
+		m.mu.Lock()
+		m.deleted[in.Slot] = sha256.Sum256(in.PDU)
+		m.mu.Unlock()
+	}
 	// Done or not, the slot is no longer in flight: a message still on
 	// the SIM is handed up again by the next sweep (the caller's
 	// de-duplication recognises it) and deleted then.
 	m.Release(in)
-	var cms *CMSError
 	if err != nil && !(errors.As(err, &cms) && cms.Code == 321) {
+		// What is left of it fills the store: look at it soon.
+		m.requestStorageCheck()
 		return err
+	}
+	if st, _ := m.Status(ctx); st.Storage.Full || st.Storage.Warning != "" || in.fromClear {
+		if in.fromClear && err == nil {
+			m.setStatus(func(s *Status) { s.Storage.Cleared++ })
+		}
+		m.requestStorageCheck()
 	}
 	return nil
 }
 
 // Release implements Modem.
 func (m *ATModem) Release(in Inbound) {
+	if in.Call != nil {
+		m.mu.Lock()
+		m.releasedCalls = append(m.releasedCalls, *in.Call)
+		m.mu.Unlock()
+		return
+	}
 	if in.Direct {
 		return // not acknowledged: the network delivers it again
 	}
@@ -371,6 +422,10 @@ func (m *ATModem) session(ctx context.Context, id uint64) (ready bool, err error
 			if err := m.handleEvent(ctx, c, ev); err != nil {
 				return ready, err
 			}
+		case f := <-m.work:
+			if err := f(ctx, c); err != nil {
+				return ready, err
+			}
 		case <-sweep.C:
 			if err := m.sweep(ctx, c); err != nil {
 				return ready, err
@@ -449,6 +504,9 @@ func (m *ATModem) init(c *conn) error {
 	}
 	if lastErr != nil {
 		m.log.Warn("no new message indications; relying on periodic sweeps", "err", lastErr)
+	}
+	if err := m.initCalls(c); err != nil {
+		return err
 	}
 	m.identify(c)
 	return nil
@@ -599,17 +657,29 @@ func (m *ATModem) handleEvent(ctx context.Context, c *conn, ev event) error {
 	if ev.pdu != nil {
 		return m.handUp(ctx, Inbound{Modem: m.cfg.ID, PDU: ev.pdu, Direct: true, Report: ev.report, conn: c.id})
 	}
-	info, err := m.command(c, fmt.Sprintf("+CMGR=%d", ev.slot), m.cfg.CommandTimeout)
+	return m.readSlot(ctx, c, ev.slot, false)
+}
+
+// readSlot reads one slot (AT+CMGR) and hands its message up; fresh says
+// the read comes after the slot's latest delete, so it cannot be stale.
+func (m *ATModem) readSlot(ctx context.Context, c *conn, slot int, fresh bool) error {
+	info, err := m.command(c, fmt.Sprintf("+CMGR=%d", slot), m.cfg.CommandTimeout)
 	if err != nil {
 		if errors.Is(err, ErrNotReady) {
 			return err
 		}
-		m.log.Warn("cannot read indicated message", "slot", ev.slot, "err", err)
+		var cms *CMSError
+		if errors.As(err, &cms) && cms.Code == 321 {
+			// Handed up and deleted by a sweep since it was indicated.
+			m.log.Debug("indicated message already gone", "slot", slot)
+			return nil
+		}
+		m.log.Warn("cannot read indicated message", "slot", slot, "err", err)
 		return nil
 	}
-	msgs := parseListing(info, "+CMGR:", ev.slot)
+	msgs := parseListing(info, "+CMGR:", slot)
 	for _, in := range msgs {
-		if err := m.handUpStored(ctx, c, in); err != nil {
+		if err := m.handUpStored(ctx, c, in, fresh, false); err != nil {
 			return err
 		}
 	}
@@ -620,6 +690,9 @@ func (m *ATModem) handleEvent(ctx context.Context, c *conn, ev event) error {
 // already handed up: messages that arrived while we were away, or whose
 // indication was lost.
 func (m *ATModem) sweep(ctx context.Context, c *conn) error {
+	if err := m.handUpReleasedCalls(ctx); err != nil {
+		return err
+	}
 	info, err := m.command(c, "+CMGL=4", m.cfg.CommandTimeout*3)
 	if err != nil {
 		if errors.Is(err, ErrNotReady) {
@@ -629,14 +702,18 @@ func (m *ATModem) sweep(ctx context.Context, c *conn) error {
 		return nil
 	}
 	for _, in := range parseListing(info, "+CMGL:", 0) {
-		if err := m.handUpStored(ctx, c, in); err != nil {
+		if err := m.handUpStored(ctx, c, in, false, false); err != nil {
 			return err
 		}
 	}
+	m.requestStorageCheck()
 	return nil
 }
 
-func (m *ATModem) handUpStored(ctx context.Context, c *conn, s stored) error {
+// handUpStored hands up s unless it is in flight or may be a stale read
+// (fresh: read after the slot's latest delete). fromClear marks what a
+// clearing run of a full store hands up, to count what it deletes.
+func (m *ATModem) handUpStored(ctx context.Context, c *conn, s stored, fresh, fromClear bool) error {
 	if s.stat == 2 || s.stat == 3 {
 		return nil // our own stored SUBMITs, not inbound
 	}
@@ -645,9 +722,16 @@ func (m *ATModem) handUpStored(ctx context.Context, c *conn, s stored) error {
 		m.mu.Unlock()
 		return nil
 	}
+	if !fresh && m.deleted[s.slot] == sha256.Sum256(s.pdu) {
+		m.mu.Unlock()
+		// Read again now: after the delete, so what it gives is there.
+		slot := s.slot
+		m.post(func(ctx context.Context, c *conn) error { return m.readSlot(ctx, c, slot, true) })
+		return nil
+	}
 	m.inflight[s.slot] = true
 	m.mu.Unlock()
-	return m.handUp(ctx, Inbound{Modem: m.cfg.ID, PDU: s.pdu, Slot: s.slot, Report: s.report, conn: c.id})
+	return m.handUp(ctx, Inbound{Modem: m.cfg.ID, PDU: s.pdu, Slot: s.slot, Report: s.report, conn: c.id, fromClear: fromClear})
 }
 
 func (m *ATModem) handUp(ctx context.Context, in Inbound) error {

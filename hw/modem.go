@@ -28,9 +28,14 @@ type Inbound struct {
 	Direct bool
 	// Report marks a status report.
 	Report bool
+	// Call, when set, is an incoming voice call (no PDU): Ack forgets it,
+	// Release hands it up again at the next sweep.
+	Call *Call
 	// conn is the connection the message came on: +CNMA is only
 	// meaningful on the same one.
 	conn uint64
+	// fromClear: handed up by a clearing run of a full store.
+	fromClear bool
 }
 
 // Status is what is known of a modem.
@@ -53,6 +58,11 @@ type Status struct {
 	Since        time.Time `json:"since"`
 	Reconnects   int       `json:"reconnects"`
 	StatusReport string    `json:"status_reports,omitempty"` // how reports arrive
+	// Calls counts the incoming calls since the daemon started;
+	// LastCall describes the latest.
+	Calls    int     `json:"calls,omitempty"`
+	LastCall string  `json:"last_call,omitempty"`
+	Storage  Storage `json:"storage,omitzero"`
 }
 
 // CanSend reports whether the modem can be given a message: it is ready

@@ -48,6 +48,9 @@ const (
 	KindData   = "data"
 	KindForm   = "form"
 	KindReport = "report"
+	// KindCall is a missed call turned into a message: Text says who
+	// called.
+	KindCall = "call"
 )
 
 // Message is one SMS (inbound, after reassembly) or one send request.

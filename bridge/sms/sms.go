@@ -200,6 +200,9 @@ func (c *Connector) receive(ctx context.Context, m hw.Modem) {
 // empty, recognises a re-read of the same message until the modem has
 // acknowledged it; release it (store.Tx.ReleaseDedupKey) after the Ack.
 func (c *Connector) HandleInbound(ctx context.Context, in hw.Inbound) (string, error) {
+	if in.Call != nil {
+		return c.storeCall(ctx, in)
+	}
 	m, err := pdu.Decode(in.PDU)
 	if err != nil {
 		return c.storeUndecodable(ctx, in, err)

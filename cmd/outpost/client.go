@@ -373,6 +373,7 @@ func cmdStatus(args []string) int {
 		}
 	}
 	w.Flush()
+	printStoreAndCalls(s.Modems)
 	if s.Reassembly.Messages > 0 {
 		fmt.Printf("\n%d long message(s) waiting for missing parts (%d part(s) in)\n", s.Reassembly.Messages, s.Reassembly.Parts)
 	}

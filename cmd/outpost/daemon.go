@@ -195,6 +195,8 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 			ID: mc.ID, Device: device, Open: hw.OpenSerial(device, mc.Baud), PIN: mc.PIN,
 			CommandTimeout: mc.CommandTimeout.Duration, SendTimeout: mc.SendTimeout.Duration, SweepInterval: mc.SweepInterval.Duration,
 			Log: log, OnStatus: func(s hw.Status) { router.ModemStatus(s.ID, s) },
+			Calls:       hw.CallConfig{Hangup: mc.Calls == "hangup", HangupAfter: mc.HangupAfter, HandUp: mc.MissedCallMessage},
+			StorageWarn: mc.StorageWarn,
 		})
 		defer m.Close()
 		modems[mc.ID] = m
@@ -319,7 +321,7 @@ func cmdSim(args []string) int {
 	number := fs.String("number", "+15555550123", "the simulated modem's own number")
 	delay := fs.Duration("echo-delay", 0, "delay of the echo's answer and of status reports")
 	level := fs.String("log-level", "info", "log level (trace shows AT traffic)")
-	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report; \"network off\" / \"network on\" takes the network away (not registered, sends refused with +CMS ERROR: 331) and brings it back; \"send-error CODE\" makes AT+CMGS answer +CMS ERROR: CODE (512: SMSC busy; 0: off); \"fail-delete N\" makes the next N AT+CMGD fail")
+	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report; \"network off\" / \"network on\" takes the network away (not registered, sends refused with +CMS ERROR: 331) and brings it back; \"send-error CODE\" makes AT+CMGS answer +CMS ERROR: CODE (512: SMSC busy; 0: off); \"fail-delete N\" makes the next N AT+CMGD fail; "+simControlCallsStore)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost sim --pty PATH\n\nServes one simulated GSM modem (and a network with the echo\nsubscriber "+sim.EchoNumber+") at PATH until killed.")
 		fs.PrintDefaults()
@@ -366,6 +368,8 @@ func cmdSim(args []string) int {
 					err = m.Inject(strings.TrimSpace(arg), verb == "report")
 				case "network", "send-error", "fail-delete":
 					err = simFault(m, verb, strings.TrimSpace(arg))
+				case "call", "store", "store-fill":
+					err = simCallOrStore(m, verb, strings.TrimSpace(arg))
 				case "":
 					continue
 				default:

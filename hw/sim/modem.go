@@ -67,6 +67,10 @@ type Modem struct {
 	sess           *session
 	sessions       int
 	commands       []string // every command received, for tests
+	capacity       int      // SIM slots usable (0: Slots); store.go
+	call           *ringing // calls.go
+	calls          []CallRecord
+	refuseCLIP     bool
 }
 
 func newModem(n *Network, number string) *Modem {
@@ -173,7 +177,7 @@ func (m *Modem) receive(p []byte, isReport bool) {
 }
 
 func (m *Modem) freeSlot() int {
-	for i := 1; i <= Slots; i++ {
+	for i := 1; i <= m.slotsUsable(); i++ {
 		if m.slots[i] == nil {
 			return i
 		}
@@ -243,6 +247,8 @@ type session struct {
 	csms    int
 	mt, ds  int
 	creg    int
+	clip    bool // AT+CLIP=1: a +CLIP line follows each RING
+	crc     bool // AT+CRC=1: +CRING: VOICE instead of RING
 	unacked []unacked
 }
 
@@ -586,6 +592,10 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 		}
 	case "+CMGS":
 		return s.cmgs(arg, r)
+	case "+CMGW":
+		return s.cmgw(arg, r)
+	case "+CLIP", "+CRC", "H", "H0", "+CHUP":
+		return s.callCommand(name, op, arg)
 	case "+CMGR":
 		idx, err := strconv.Atoi(arg)
 		m.mu.Lock()
@@ -679,10 +689,11 @@ func (s *session) cpms(op, arg string) bool {
 			used++
 		}
 	}
+	total := m.slotsUsable()
 	m.mu.Unlock()
 	switch op {
 	case "?":
-		s.info(fmt.Sprintf(`+CPMS: "SM",%d,%d,"SM",%d,%d,"SM",%d,%d`, used, Slots, used, Slots, used, Slots))
+		s.info(fmt.Sprintf(`+CPMS: "SM",%d,%d,"SM",%d,%d,"SM",%d,%d`, used, total, used, total, used, total))
 	case "=?":
 		s.info(`+CPMS: ("SM"),("SM"),("SM")`)
 	case "=":
@@ -692,7 +703,7 @@ func (s *session) cpms(op, arg string) bool {
 				return false
 			}
 		}
-		s.info(fmt.Sprintf("+CPMS: %d,%d,%d,%d,%d,%d", used, Slots, used, Slots, used, Slots))
+		s.info(fmt.Sprintf("+CPMS: %d,%d,%d,%d,%d,%d", used, total, used, total, used, total))
 	}
 	return true
 }
