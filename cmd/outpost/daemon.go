@@ -319,7 +319,7 @@ func cmdSim(args []string) int {
 	number := fs.String("number", "+15555550123", "the simulated modem's own number")
 	delay := fs.Duration("echo-delay", 0, "delay of the echo's answer and of status reports")
 	level := fs.String("log-level", "info", "log level (trace shows AT traffic)")
-	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report; \"network off\" / \"network on\" takes the network away (not registered, sends refused with +CMS ERROR: 331) and brings it back; \"send-error CODE\" makes AT+CMGS answer +CMS ERROR: CODE (512: SMSC busy; 0: off); \"fail-delete N\" makes the next N AT+CMGD fail")
+	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report; \"network off\" / \"network on\" takes the network away (not registered, sends refused with +CMS ERROR: 331) and brings it back; \"send-error CODE\" makes AT+CMGS answer +CMS ERROR: CODE (512: SMSC busy; 0: off); \"fail-delete N\" makes the next N AT+CMGD fail; "+simFaultHelp)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost sim --pty PATH\n\nServes one simulated GSM modem (and a network with the echo\nsubscriber "+sim.EchoNumber+") at PATH until killed.")
 		fs.PrintDefaults()
@@ -350,7 +350,8 @@ func cmdSim(args []string) int {
 		fmt.Fprintln(os.Stderr, "outpost sim:", err)
 		return 1
 	}
-	defer p.Close()
+	plug := &simPlug{cur: p, plugged: make(chan *sim.PTY, 1)}
+	defer plug.close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Info("simulated modem ready", "pty", *path, "number", *number, "echo", sim.EchoNumber)
@@ -366,10 +367,16 @@ func cmdSim(args []string) int {
 					err = m.Inject(strings.TrimSpace(arg), verb == "report")
 				case "network", "send-error", "fail-delete":
 					err = simFault(m, verb, strings.TrimSpace(arg))
+				case "hang", "garbage", "registration", "slow-send", "reset-delay":
+					err = simMisbehave(m, verb, strings.TrimSpace(arg))
+				case "unplug":
+					err = plug.unplug()
+				case "replug":
+					err = plug.replug(strings.TrimSpace(arg), *path)
 				case "":
 					continue
 				default:
-					err = fmt.Errorf("unknown command %q (want deliver HEX, report HEX, network on|off, send-error CODE or fail-delete N)", verb)
+					err = fmt.Errorf("unknown command %q (want deliver HEX, report HEX, network on|off, send-error CODE, fail-delete N, hang on|off, garbage on|off, registration on|none|denied, slow-send DURATION, reset-delay DURATION, unplug or replug [PATH])", verb)
 				}
 				if err != nil {
 					log.Error("sim control", "err", err)
@@ -379,11 +386,23 @@ func cmdSim(args []string) int {
 			}
 		}()
 	}
-	if err := p.Serve(ctx, m); err != nil {
-		fmt.Fprintln(os.Stderr, "outpost sim:", err)
-		return 1
+	for {
+		err := p.Serve(ctx, m)
+		if ctx.Err() != nil {
+			return 0
+		}
+		if !plug.isUnplugged() {
+			fmt.Fprintln(os.Stderr, "outpost sim:", err)
+			return 1
+		}
+		log.Info("simulated modem unplugged")
+		select {
+		case p = <-plug.plugged:
+			log.Info("simulated modem plugged in", "pty", p.Path)
+		case <-ctx.Done():
+			return 0
+		}
 	}
-	return 0
 }
 
 // simFault changes one of a simulated modem's faults (outpost sim --control).

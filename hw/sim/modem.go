@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/warthog618/sms/encoding/tpdu"
 )
@@ -45,7 +46,8 @@ type Faults struct {
 	EPSOnly bool
 	// FailDeletes makes the next FailDeletes AT+CMGD answer "+CMS ERROR:
 	// 320" (memory failure) and delete nothing; each failure counts down.
-	FailDeletes int
+	FailDeletes  int
+	Misbehaviour // faults.go
 }
 
 // Modem is one simulated modem with its SIM. A modem keeps its SIM storage
@@ -66,7 +68,9 @@ type Modem struct {
 	mr             byte
 	sess           *session
 	sessions       int
-	commands       []string // every command received, for tests
+	resets         int
+	searchUntil    time.Time // searching for the network after a reset
+	commands       []string  // every command received, for tests
 }
 
 func newModem(n *Network, number string) *Modem {
@@ -243,6 +247,8 @@ type session struct {
 	csms    int
 	mt, ds  int
 	creg    int
+	cgregN  int // +CGREG=<n>
+	copsFmt int // +COPS=3,<format>
 	unacked []unacked
 }
 
@@ -351,9 +357,8 @@ func (s *session) command(line string, r *bufio.Reader) error {
 	m := s.m
 	m.mu.Lock()
 	m.commands = append(m.commands, line)
-	hang := m.faults.Hang
 	m.mu.Unlock()
-	if hang {
+	if s.misbehave(line) {
 		return nil
 	}
 	body := line[2:]
@@ -425,7 +430,8 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 	name = strings.ToUpper(name)
 	m.mu.Lock()
 	locked := m.faults.PIN != "" && !m.unlocked
-	noNet := m.faults.NoNetwork
+	noNet := m.offNet()
+	creg := m.cregStat()
 	m.mu.Unlock()
 	needsSIM := map[string]bool{"+CMGS": true, "+CMGR": true, "+CMGL": true, "+CMGD": true, "+CPMS": true, "+CIMI": true, "+CNMI": true}
 	if locked && needsSIM[name] {
@@ -545,16 +551,7 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 			s.info(fmt.Sprintf(`+CSCA: "%s",145`, SMSCNumber))
 		}
 	case "+COPS":
-		switch op {
-		case "?":
-			if noNet {
-				s.info("+COPS: 0")
-			} else {
-				s.info(`+COPS: 0,0,"Outpost Sim",0`)
-			}
-		case "=?":
-			s.info(`+COPS: (2,"Outpost Sim","OSim","00101",0),,(0-4),(0-2)`)
-		}
+		s.cops(op, arg, noNet)
 	case "+CSQ":
 		if noNet {
 			s.info("+CSQ: 99,99")
@@ -576,11 +573,11 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 			if m.Faults().EPSOnly && !noNet {
 				stat = 0
 			}
-			if noNet {
-				stat = 2
+			if creg >= 0 {
+				stat = creg
 				m.net.log.Info("sim: registration asked: not registered, searching")
 			}
-			s.info(fmt.Sprintf("+CREG: %d,%d", s.creg, stat))
+			s.info(regLine("+CREG", s.creg, stat))
 		case "=":
 			s.creg, _ = strconv.Atoi(arg)
 		}
@@ -664,6 +661,9 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 		m.retryPending()
 		m.mu.Unlock()
 	default:
+		if s.network(name, op, arg, noNet) {
+			break
+		}
 		s.cmeError(4) // operation not supported
 		return false
 	}
@@ -735,10 +735,12 @@ func (s *session) cmgs(arg string, r *bufio.Reader) bool {
 		return false
 	}
 	m := s.m
+	m.slowSend()
 	m.mu.Lock()
 	faults := m.faults
+	noNet := m.offNet()
 	m.mu.Unlock()
-	if faults.NoNetwork {
+	if noNet {
 		m.net.log.Info("sim: send refused", "cms_error", 331)
 		s.cmsError(331) // no network service
 		return false
