@@ -43,6 +43,8 @@ type Config struct {
 	// OnStatus is called (from the supervisor goroutine) whenever the
 	// status changes. It must not block.
 	OnStatus func(Status)
+	// Heal configures the resets of a hung modem (heal.go).
+	Heal Heal
 }
 
 // ATModem is a Modem on a serial line, supervised: it reconnects by itself
@@ -58,6 +60,11 @@ type ATModem struct {
 	cur      *conn
 	status   Status
 	inflight map[int]bool // SIM slots handed up, not yet acked
+
+	// heal.go's state (under mu)
+	hungStreak int
+	rung       int
+	resetTimes []time.Time
 }
 
 // conn is one open connection to the modem.
@@ -106,6 +113,7 @@ func Start(cfg Config) *ATModem {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	cfg.Heal.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &ATModem{
 		cfg:      cfg,
@@ -149,6 +157,13 @@ func (m *ATModem) setStatus(f func(*Status)) {
 	if after != before && m.cfg.OnStatus != nil {
 		m.cfg.OnStatus(after)
 	}
+}
+
+// device is the path of the port the modem is on (or was on last).
+func (m *ATModem) device() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.status.Device
 }
 
 func (m *ATModem) current() *conn {
@@ -224,6 +239,7 @@ func (m *ATModem) SendPDU(ctx context.Context, tpdu []byte) (int, error) {
 			if err != nil {
 				return 0, fmt.Errorf("AT+CMGS: bad reference in %q", l)
 			}
+			m.healthy()
 			return mr, nil
 		}
 	}
@@ -283,6 +299,13 @@ func (m *ATModem) supervise(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
+		m.afterSession(ctx, err)
+		if ctx.Err() != nil {
+			break
+		}
+		if note := PortNote(m.cfg.Heal.Proc, m.device()); note != "" {
+			err = fmt.Errorf("%w (%s)", err, note)
+		}
 		var perm *permanentError
 		if errors.As(err, &perm) {
 			m.log.Error("modem failed; not retrying", "err", err)
@@ -321,6 +344,11 @@ func (m *ATModem) session(ctx context.Context, id uint64) (ready bool, err error
 	c := &conn{id: id, port: port, events: make(chan event, 64), hung: make(chan struct{})}
 	c.at = at.New(newTrace(port, m.log), at.WithTimeout(m.cfg.CommandTimeout))
 	defer func() {
+		select {
+		case <-c.hung:
+			err = errHung{err}
+		default:
+		}
 		m.mu.Lock()
 		if m.cur == c {
 			m.cur = nil
@@ -347,7 +375,10 @@ func (m *ATModem) session(ctx context.Context, id uint64) (ready bool, err error
 			s.Reconnects++
 		}
 	})
-	m.log.Info("modem ready", "device", m.cfg.Device)
+	m.log.Info("modem ready", "device", m.device())
+	m.mu.Lock()
+	m.rung = 0 // it answered again: a new hang starts the ladder over
+	m.mu.Unlock()
 	ready = true
 
 	if err := m.sweep(ctx, c); err != nil {

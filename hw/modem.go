@@ -53,6 +53,15 @@ type Status struct {
 	Since        time.Time `json:"since"`
 	Reconnects   int       `json:"reconnects"`
 	StatusReport string    `json:"status_reports,omitempty"` // how reports arrive
+	// Network is the access technology +COPS gives (GSM, UMTS, LTE…).
+	Network string `json:"network,omitempty"`
+	// Hangs counts the connections that ended with the modem no longer
+	// answering; Resets the reset steps taken (heal.go), LastReset says
+	// the last one and what came of it.
+	Hangs     int       `json:"hangs,omitempty"`
+	Resets    int       `json:"resets,omitempty"`
+	LastReset string    `json:"last_reset,omitempty"`
+	ResetAt   time.Time `json:"reset_at,omitzero"`
 }
 
 // CanSend reports whether the modem can be given a message: it is ready
