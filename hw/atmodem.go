@@ -339,7 +339,14 @@ func (m *ATModem) session(ctx context.Context, id uint64) (ready bool, err error
 	m.setStatus(func(s *Status) { s.State, s.Since = StateConnecting, time.Now() })
 	port, err := m.cfg.Open()
 	if err != nil {
+		if m.cfg.Device == "" {
+			return false, err // a scan (scan.go) says what it looked at
+		}
 		return false, fmt.Errorf("open %s: %w", m.cfg.Device, err)
+	}
+	if p, ok := port.(interface{ Device() string }); ok {
+		// Found by identity (scan.go): wherever it is this time.
+		m.setStatus(func(s *Status) { s.Device = p.Device() })
 	}
 	c := &conn{id: id, port: port, events: make(chan event, 64), hung: make(chan struct{})}
 	c.at = at.New(newTrace(port, m.log), at.WithTimeout(m.cfg.CommandTimeout))
@@ -591,11 +598,19 @@ func (m *ATModem) refreshStatus(c *conn) {
 		if len(f) >= 3 {
 			st.Operator = strings.Trim(strings.TrimSpace(f[2]), `"`)
 		}
+		if len(f) >= 4 {
+			st.Network = accessTech[strings.TrimSpace(f[3])]
+		}
 	}
 	m.setStatus(func(s *Status) {
 		s.Signal, s.SignalDBm, s.Registered, s.Registration, s.Operator = st.Signal, st.SignalDBm, st.Registered, st.Registration, st.Operator
+		s.Network = st.Network
 	})
 }
+
+// accessTech names +COPS <AcT> (27.007 7.3).
+var accessTech = map[string]string{"0": "GSM", "1": "GSM compact", "2": "UMTS", "3": "EDGE", "4": "HSDPA", "5": "HSUPA",
+	"6": "HSPA", "7": "LTE", "8": "EC-GSM-IoT", "9": "NB-IoT", "10": "5G/LTE", "11": "NR", "12": "NG-RAN", "13": "LTE+NR"}
 
 // onStored runs on the AT engine's indication goroutine: it only queues.
 func (m *ATModem) onStored(c *conn, line string, report bool) {

@@ -137,8 +137,13 @@ func (m *ATModem) afterSession(ctx context.Context, err error) {
 // resetCFUN restarts the modem with AT+CFUN=1,1, sent raw on a fresh
 // connection after ESC (a modem stuck at the SMS prompt takes nothing
 // else). Whether it answers OK does not matter: many reset first.
-func (m *ATModem) resetCFUN(ctx context.Context, _ string) (string, error) {
+func (m *ATModem) resetCFUN(ctx context.Context, device string) (string, error) {
 	port, err := m.cfg.Open()
+	if errors.Is(err, ErrNotFound) && device != "" {
+		// Found by identity, which a hung modem cannot tell: reset it
+		// where it was last.
+		port, err = OpenSerial(device, 115200)()
+	}
 	if err != nil {
 		return "", fmt.Errorf("open: %w", err)
 	}
