@@ -166,6 +166,20 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		}
 	}()
 	modems := map[string]hw.Modem{}
+	// Each modem's radio over time, for outpost modems (from the first
+	// status on).
+	hist := &bsms.History{Store: st, Log: log, Every: cfg.SMS.HistoryEvery.Duration, Keep: cfg.SMS.HistoryKeep.Duration}
+	router.OnModemStatus(hist.Observe)
+	wg.Add(1)
+	go func() { defer wg.Done(); hist.Run(ctx) }()
+	// Modems found by IMEI or ICCID never probe a port another modem is
+	// configured on.
+	binder := &hw.Binder{}
+	for _, mc := range cfg.Modems {
+		if mc.Device != "" {
+			binder.Claim(mc.ID, mc.Device)
+		}
+	}
 	// The simulated modems share one network: each reaches the others'
 	// numbers (and the echo subscriber).
 	var network *sim.Network
@@ -191,10 +205,15 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 				p.Close()
 			}()
 		}
+		open := hw.OpenSerial(device, mc.Baud)
+		if mc.Type == "serial" && mc.Device == "" {
+			open = binder.Opener(mc.ID, hw.Identity{IMEI: mc.IMEI, ICCID: mc.ICCID}, mc.Scan)
+		}
 		m := hw.Start(hw.Config{
-			ID: mc.ID, Device: device, Open: hw.OpenSerial(device, mc.Baud), PIN: mc.PIN,
+			ID: mc.ID, Device: device, Open: open, PIN: mc.PIN,
 			CommandTimeout: mc.CommandTimeout.Duration, SendTimeout: mc.SendTimeout.Duration, SweepInterval: mc.SweepInterval.Duration,
 			Log: log, OnStatus: func(s hw.Status) { router.ModemStatus(s.ID, s) },
+			Heal: hw.Heal{MaxPerHour: mc.ResetsPerHour},
 		})
 		defer m.Close()
 		modems[mc.ID] = m
@@ -225,6 +244,13 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		defer em.Close()
 	}
 	api = &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Router: router, Log: log}
+	api.ModemReport = func(ctx context.Context) (any, error) {
+		numbers := map[string]string{}
+		for _, m := range cfg.Modems {
+			numbers[m.ID] = m.Number
+		}
+		return hist.Report(ctx, router.ModemIDs, numbers, router.Modems())
+	}
 	if err := api.Listen(); err != nil {
 		return err
 	}
