@@ -254,7 +254,7 @@ func (b *Binder) Opener(id string, want Identity, globs []string) func() (io.Rea
 			if real == "" {
 				real = p.Path
 			}
-			if b.owner(real) != "" {
+			if b.owner(real) != "" || b.owner(p.Path) != "" {
 				continue
 			}
 			if hs, _ := Holders(b.Proc, p.Path); len(hs) > 0 {
@@ -263,7 +263,11 @@ func (b *Binder) Opener(id string, want Identity, globs []string) func() (io.Rea
 			}
 			info := Probe(p.Path, b.Baud, b.Timeout)
 			looked = append(looked, p.Path)
-			if !want.matches(info) {
+			// A port that was this modem's and has gone silent is still
+			// its: a hung modem cannot say who it is, and must be found
+			// to be reset (heal.go). Another modem there would answer.
+			silent := !info.AT && (real == last || p.Path == last)
+			if !want.matches(info) && !silent {
 				continue
 			}
 			port, err := OpenSerial(p.Path, b.Baud)()

@@ -56,7 +56,7 @@ func TestBinderFindsModemByIMEI(t *testing.T) {
 
 	binder := &Binder{Timeout: 500 * time.Millisecond}
 	m := Start(Config{ID: "m2", Open: binder.Opener("m2", Identity{IMEI: b.IMEI}, []string{filepath.Join(dir, "*.pty")}),
-		CommandTimeout: time.Second, BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+		CommandTimeout: time.Second, SendTimeout: 2 * time.Second, BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(func() { m.Close() })
 	s := waitStatus(t, m, "the modem found by IMEI", func(s Status) bool { return s.State == StateReady })
@@ -71,6 +71,19 @@ func TestBinderFindsModemByIMEI(t *testing.T) {
 	s = waitStatus(t, m, "the modem found again", func(s Status) bool { return s.State == StateReady })
 	if s.Device != filepath.Join(dir, "moved.pty") {
 		t.Errorf("found again at %s, want moved.pty", s.Device)
+	}
+	// Hung where it was found: still bound there (it cannot say who it
+	// is), so it is reset and comes back.
+	f := b.Faults()
+	f.Hang, f.ResetDelay = true, 100*time.Millisecond
+	b.SetFaults(f)
+	if _, err := m.SendPDU(context.Background(), testTPDU(t)); err == nil {
+		t.Fatal("a send to a hung modem went through")
+	}
+	s = waitStatus(t, m, "the reset", func(s Status) bool { return s.Resets > 0 })
+	s = waitStatus(t, m, "the modem back", func(s Status) bool { return s.State == StateReady })
+	if s.Device != filepath.Join(dir, "moved.pty") || b.Resets() != 1 || !strings.Contains(s.LastReset, "AT+CFUN=1,1") {
+		t.Errorf("after the hang: on %s, sim resets %d, last reset %q", s.Device, b.Resets(), s.LastReset)
 	}
 	if !(Identity{ICCID: strings.ToLower(b.ICCID[:len(b.ICCID)-1])}).matches(PortInfo{ICCID: b.ICCID}) {
 		t.Error("an ICCID without its padding F does not match")

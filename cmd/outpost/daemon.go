@@ -176,7 +176,10 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 	// configured on.
 	binder := &hw.Binder{}
 	for _, mc := range cfg.Modems {
-		if mc.Device != "" {
+		switch {
+		case mc.Type == "sim":
+			binder.Claim(mc.ID, filepath.Join(cfg.DataDir, "sim-"+mc.ID+".pty"))
+		case mc.Device != "":
 			binder.Claim(mc.ID, mc.Device)
 		}
 	}
