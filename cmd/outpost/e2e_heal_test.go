@@ -288,3 +288,42 @@ func TestGammuNetworkInfoAgainstSim(t *testing.T) {
 		t.Errorf("gammu networkinfo on a denied modem:\n%s", out)
 	}
 }
+
+// outpost modems scan, with no daemon: every port of the pattern, whether
+// it answers AT, and who is behind it; a port another program has open is
+// named and left alone.
+func TestModemsScanWithoutDaemon(t *testing.T) {
+	dir := t.TempDir()
+	simModem(t, dir)
+	glob := filepath.Join(dir, "*.pty")
+	out, errs, code := cli(t, dir, "modems", "scan", "--glob", glob)
+	if code != 0 || !strings.Contains(out, "modem.pty") || !strings.Contains(out, "350015555550123") ||
+		!strings.Contains(out, "8900101015555550123F") || !strings.Contains(out, "Outpost Sim") {
+		t.Fatalf("scan: exit %d\n%s%s", code, out, errs)
+	}
+	tty, err := os.OpenFile(filepath.Join(dir, "modem.pty"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("sleep", "30")
+	holder.Stdin = tty
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	out, errs, code = cli(t, dir, "modems", "scan", "--glob", glob, "--json")
+	var ports []struct {
+		Path, IMEI, Busy string
+		AT               bool
+	}
+	if err := json.Unmarshal([]byte(out), &ports); err != nil || code != 0 || len(ports) != 1 {
+		t.Fatalf("scan --json: exit %d, %v\n%s%s", code, err, out, errs)
+	}
+	if p := ports[0]; p.AT || p.IMEI != "" || !strings.Contains(p.Busy, fmt.Sprintf("sleep (pid %d); not probed", holder.Process.Pid)) {
+		t.Errorf("a port open in another program: %+v", p)
+	}
+	if _, errs, code := cli(t, dir, "modems"); code != 1 || !strings.Contains(errs, "no daemon is running") {
+		t.Errorf("modems with no daemon: exit %d, %q", code, errs)
+	}
+}
