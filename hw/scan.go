@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/warthog618/modem/at"
@@ -176,6 +177,7 @@ type Binder struct {
 	scan  sync.Mutex
 	mu    sync.Mutex
 	bound map[string]string // real path → modem id
+	nodes map[string]uint64 // real path → its device node's inode when bound
 }
 
 func (b *Binder) defaults() {
@@ -199,9 +201,23 @@ func (b *Binder) Claim(id, device string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.bound == nil {
-		b.bound = map[string]string{}
+		b.bound, b.nodes = map[string]string{}, map[string]uint64{}
 	}
 	b.bound[real] = id
+	b.nodes[real] = inode(real)
+}
+
+// inode identifies a device node: a device unplugged and plugged back
+// gets a new node even at the same path.
+func inode(path string) uint64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
 }
 
 func (b *Binder) owner(real string) string {
@@ -210,16 +226,17 @@ func (b *Binder) owner(real string) string {
 	return b.bound[real]
 }
 
-func (b *Binder) release(id string) (last string) {
+func (b *Binder) release(id string) (last string, node uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for k, v := range b.bound {
 		if v == id {
 			delete(b.bound, k)
-			last = k
+			last, node = k, b.nodes[k]
+			delete(b.nodes, k)
 		}
 	}
-	return last
+	return last, node
 }
 
 // boundPort is a port found by identity: it says where it is.
@@ -242,7 +259,7 @@ func (b *Binder) Opener(id string, want Identity, globs []string) func() (io.Rea
 	return func() (io.ReadWriteCloser, error) {
 		b.scan.Lock()
 		defer b.scan.Unlock()
-		last := b.release(id)
+		last, node := b.release(id)
 		ports, err := Ports(globs)
 		if err != nil {
 			return nil, err
@@ -263,10 +280,11 @@ func (b *Binder) Opener(id string, want Identity, globs []string) func() (io.Rea
 			}
 			info := Probe(p.Path, b.Baud, b.Timeout)
 			looked = append(looked, p.Path)
-			// A port that was this modem's and has gone silent is still
-			// its: a hung modem cannot say who it is, and must be found
-			// to be reset (heal.go). Another modem there would answer.
-			silent := !info.AT && (real == last || p.Path == last)
+			// A port that was this modem's, never unplugged since (the
+			// same device node), and gone silent is still its: a hung
+			// modem cannot say who it is, and must be found to be reset
+			// (heal.go).
+			silent := !info.AT && real == last && node != 0 && inode(real) == node
 			if !want.matches(info) && !silent {
 				continue
 			}
