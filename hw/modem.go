@@ -3,7 +3,9 @@
 // trace decorator logging wire traffic at a trace level), initialising them,
 // receiving (+CMTI, +CMT, +CDS, +CDSI and AT+CMGL sweeps), sending
 // (AT+CMGS) and supervising the connection: a modem that is unplugged or
-// stops answering is closed and reopened with capped backoff.
+// stops answering is closed and reopened with capped backoff, and one that
+// keeps not answering is reset (heal.go). A modem may be found by its IMEI
+// or ICCID among the serial ports instead of by path (scan.go).
 //
 // It hands raw PDUs up and deletes or acknowledges them only when told to
 // (Ack), after the caller has committed them. It knows nothing of PDU
