@@ -207,6 +207,9 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 				p.Serve(ctx, sm)
 				p.Close()
 			}()
+			if err := serveSimControl(ctx, &wg, filepath.Join(cfg.DataDir, "sim-"+mc.ID+".control"), sm, log); err != nil {
+				log.Warn("simulated modem: no control socket; it runs without faults", "modem", mc.ID, "err", err)
+			}
 		}
 		open := hw.OpenSerial(device, mc.Baud)
 		if mc.Type == "serial" && mc.Device == "" {
@@ -389,29 +392,7 @@ func cmdSim(args []string) int {
 			sc := bufio.NewScanner(os.Stdin)
 			sc.Buffer(make([]byte, 64<<10), 64<<10)
 			for sc.Scan() {
-				verb, arg, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
-				var err error
-				switch verb {
-				case "deliver", "report":
-					err = m.Inject(strings.TrimSpace(arg), verb == "report")
-				case "network", "send-error", "fail-delete":
-					err = simFault(m, verb, strings.TrimSpace(arg))
-				case "hang", "garbage", "registration", "slow-send", "reset-delay":
-					err = simMisbehave(m, verb, strings.TrimSpace(arg))
-				case "unplug":
-					err = plug.unplug()
-				case "replug":
-					err = plug.replug(strings.TrimSpace(arg), *path)
-				case "":
-					continue
-				default:
-					err = fmt.Errorf("unknown command %q (want deliver HEX, report HEX, network on|off, send-error CODE, fail-delete N, hang on|off, garbage on|off, registration on|none|denied, slow-send DURATION, reset-delay DURATION, unplug or replug [PATH])", verb)
-				}
-				if err != nil {
-					log.Error("sim control", "err", err)
-				} else {
-					log.Info("sim control: done", "command", verb, "arg", arg)
-				}
+				simControlLine(m, plug, *path, sc.Text(), log)
 			}
 		}()
 	}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -325,5 +327,47 @@ func TestModemsScanWithoutDaemon(t *testing.T) {
 	}
 	if _, errs, code := cli(t, dir, "modems"); code != 1 || !strings.Contains(errs, "no daemon is running") {
 		t.Errorf("modems with no daemon: exit %d, %q", code, errs)
+	}
+}
+
+// The daemon's own simulated modem takes faults on its control socket:
+// hung, it is reset and the message goes out once.
+func TestInProcessSimControl(t *testing.T) {
+	g := newGatewayModem(t, "[[modem]]\nid = \"sim0\"\ntype = \"sim\"\ncommand_timeout = \"1s\"\nsend_timeout = \"3s\"\nsweep_interval = \"2s\"\n")
+	g.start("OUTPOST_RETRY=100ms,500ms")
+	c, err := net.Dial("unix", filepath.Join(g.dir, "data", "sim-sim0.control"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	say := func(line string) string {
+		t.Helper()
+		fmt.Fprintln(c, line)
+		answer, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(answer)
+	}
+	if a := say("unplug"); !strings.Contains(a, "error: unplug: only a modem of outpost sim can be unplugged") {
+		t.Errorf("unplug: %q", a)
+	}
+	if a := say("hang maybe"); a != `error: hang "maybe": want on or off` {
+		t.Errorf("bad line: %q", a)
+	}
+	waitFor(t, "the modem ready", 20*time.Second, g.ready)
+	if a := say("reset-delay 300ms"); a != "ok" {
+		t.Fatal(a)
+	}
+	if a := say("hang on"); a != "ok" {
+		t.Fatal(a)
+	}
+	id := g.send("through the hang")
+	waitFor(t, "the reset", 40*time.Second, func() bool { return g.modems()[0].Resets > 0 })
+	g.waitDelivered(id)
+	g.waitEcho("through the hang")
+	if n, _ := g.echoes("echo: through the hang"); n != 1 {
+		t.Errorf("echoed %d times", n)
 	}
 }

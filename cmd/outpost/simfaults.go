@@ -1,8 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,4 +103,87 @@ func (p *simPlug) close() {
 	if p.cur != nil {
 		p.cur.Close()
 	}
+}
+
+// simControlLine runs one control line on a simulated modem and logs
+// what came of it. plug is nil for the daemon's in-process modems, which
+// cannot be unplugged.
+func simControlLine(m *sim.Modem, plug *simPlug, path, line string, log *slog.Logger) error {
+	verb, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+	arg = strings.TrimSpace(arg)
+	var err error
+	switch verb {
+	case "deliver", "report":
+		err = m.Inject(arg, verb == "report")
+	case "network", "send-error", "fail-delete":
+		err = simFault(m, verb, arg)
+	case "hang", "garbage", "registration", "slow-send", "reset-delay":
+		err = simMisbehave(m, verb, arg)
+	case "unplug", "replug":
+		switch {
+		case plug == nil:
+			err = fmt.Errorf("%s: only a modem of outpost sim can be unplugged", verb)
+		case verb == "unplug":
+			err = plug.unplug()
+		default:
+			err = plug.replug(arg, path)
+		}
+	case "":
+		return nil
+	default:
+		err = fmt.Errorf("unknown command %q (want deliver HEX, report HEX, network on|off, send-error CODE, fail-delete N, hang on|off, garbage on|off, registration on|none|denied, slow-send DURATION, reset-delay DURATION, unplug or replug [PATH])", verb)
+	}
+	if err != nil {
+		log.Error("sim control", "err", err)
+	} else {
+		log.Info("sim control: done", "command", verb, "arg", arg)
+	}
+	return err
+}
+
+// serveSimControl takes outpost sim --control's lines for one of the
+// daemon's in-process simulated modems on a unix socket (one line, one
+// answer: "ok" or "error: …"), so a user can rehearse failures on the
+// default modem and tests can make them.
+func serveSimControl(ctx context.Context, wg *sync.WaitGroup, path string, m *sim.Modem, log *slog.Logger) error {
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-ctx.Done()
+		ln.Close()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				stop := context.AfterFunc(ctx, func() { c.Close() })
+				defer stop()
+				sc := bufio.NewScanner(c)
+				sc.Buffer(make([]byte, 64<<10), 64<<10)
+				for sc.Scan() {
+					answer := "ok"
+					if err := simControlLine(m, nil, "", sc.Text(), log); err != nil {
+						answer = "error: " + err.Error()
+					}
+					if _, err := io.WriteString(c, answer+"\n"); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return nil
 }
