@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -253,6 +254,11 @@ type SMS struct {
 	// as networks often give local senders) reads as the international
 	// one (+254712345678) wherever numbers are compared.
 	CountryCode string `toml:"country_code"`
+	// HistoryEvery is how often each modem's signal, registration,
+	// operator and network are sampled (and on every change of the last
+	// three); HistoryKeep how long samples are kept.
+	HistoryEvery Duration `toml:"history_every"`
+	HistoryKeep  Duration `toml:"history_keep"`
 }
 
 // XForm configures the recognition of form submissions in inbound SMS.
@@ -632,6 +638,16 @@ type Modem struct {
 	// StorageWarn is the use of the modem's message store, in percent,
 	// from which status and log warn that it fills up.
 	StorageWarn int `toml:"storage_warn"`
+	// IMEI and ICCID find a serial modem by identity instead of by
+	// Device: the ports matching Scan (hw.DefaultScan when empty) are
+	// probed, and the one whose modem or SIM answers with them is used,
+	// whatever path it got this boot.
+	IMEI  string   `toml:"imei"`
+	ICCID string   `toml:"iccid"`
+	Scan  []string `toml:"scan"`
+	// ResetsPerHour bounds the resets of a hung modem (AT+CFUN=1,1, USB
+	// re-authorise, USB power cycle) in any hour; -1 turns them off.
+	ResetsPerHour int `toml:"resets_per_hour"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").
@@ -663,7 +679,7 @@ func Default() Config {
 		DataDir:   "./outpost-data",
 		LogLevel:  "info",
 		MQTT:      MQTT{Listen: "127.0.0.1:1883", AllowAnonymous: true, Prefix: "outpost", MaxPacketSize: DefaultMaxPacketSize},
-		SMS:       SMS{ReassemblyTimeout: Duration{24 * time.Hour}},
+		SMS:       SMS{ReassemblyTimeout: Duration{24 * time.Hour}, HistoryEvery: Duration{5 * time.Minute}, HistoryKeep: Duration{7 * 24 * time.Hour}},
 		XForm:     XForm{Enabled: true, MaxSize: 1 << 20},
 		Hub: Hub{KeepAlive: Duration{30 * time.Second}, Window: 256, MaxMessages: 1_000_000, MaxBytes: 200 << 20,
 			MaxAge: Duration{30 * 24 * time.Hour}, WhenFull: "drop_oldest"},
@@ -731,6 +747,9 @@ func (c *Config) applyModemDefaults() {
 		}
 		if m.StorageWarn == 0 {
 			m.StorageWarn = 80
+		}
+		if m.ResetsPerHour == 0 {
+			m.ResetsPerHour = 6
 		}
 		if m.Type == "sim" && m.Number == "" {
 			m.Number = fmt.Sprintf("+1555555%04d", 123+i)
@@ -1113,6 +1132,12 @@ func (c Config) Validate() error {
 	if n := c.MQTT.MaxPacketSize; n < 1024 || n > MaxPacketSizeLimit {
 		bad("mqtt.max_packet_size", n, fmt.Sprintf("must be 1024 to %d bytes (default %d): one packet is read whole into memory", MaxPacketSizeLimit, DefaultMaxPacketSize))
 	}
+	if c.SMS.HistoryEvery.Duration < time.Second {
+		bad("sms.history_every", c.SMS.HistoryEvery.String(), "must be at least 1s")
+	}
+	if c.SMS.HistoryKeep.Duration < time.Hour {
+		bad("sms.history_keep", c.SMS.HistoryKeep.String(), "must be at least 1h")
+	}
 	if c.SMS.ReassemblyTimeout.Duration < time.Second {
 		bad("sms.reassembly_timeout", c.SMS.ReassemblyTimeout.String(), "must be at least 1s")
 	}
@@ -1264,8 +1289,8 @@ func (c Config) Validate() error {
 		ids[m.ID] = true
 		switch m.Type {
 		case "serial":
-			if m.Device == "" {
-				bad(p+"device", m.Device, "a serial modem needs a device path")
+			if m.Device == "" && m.IMEI == "" && m.ICCID == "" {
+				bad(p+"device", m.Device, "a serial modem needs a device path, or an imei or iccid to find it by (outpost modems scan lists them)")
 			}
 		case "sim":
 		default:
@@ -1297,6 +1322,23 @@ func (c Config) Validate() error {
 		}
 		if m.StorageWarn < 1 || m.StorageWarn > 100 {
 			bad(p+"storage_warn", m.StorageWarn, "must be a percentage, 1 to 100")
+		}
+		if m.IMEI != "" && !regexp.MustCompile(`^[0-9]{14,16}$`).MatchString(m.IMEI) {
+			bad(p+"imei", m.IMEI, "must be the modem's 15 digits (AT+CGSN; outpost modems scan shows it)")
+		}
+		if m.ICCID != "" && !regexp.MustCompile(`^[0-9]{18,21}[Ff]?$`).MatchString(m.ICCID) {
+			bad(p+"iccid", m.ICCID, "must be the SIM's 18 to 22 digits (AT+CCID; outpost modems scan shows it)")
+		}
+		if (m.IMEI != "" || m.ICCID != "" || len(m.Scan) > 0) && m.Type != "serial" {
+			bad(p+"type", m.Type, `imei, iccid and scan find a "serial" modem`)
+		}
+		for _, g := range m.Scan {
+			if _, err := filepath.Match(g, ""); err != nil || !filepath.IsAbs(g) {
+				bad(p+"scan", g, "must be absolute path patterns such as /dev/ttyUSB*")
+			}
+		}
+		if m.ResetsPerHour < -1 {
+			bad(p+"resets_per_hour", m.ResetsPerHour, "must be -1 (no resets) or more")
 		}
 	}
 	errs = append(errs, c.Email.problems()...)

@@ -50,6 +50,8 @@ type Config struct {
 	// StorageWarn is the use of the message store, in percent, from
 	// which the status warns that it fills up (default 80).
 	StorageWarn int
+	// Heal configures the resets of a hung modem (heal.go).
+	Heal Heal
 }
 
 // ATModem is a Modem on a serial line, supervised: it reconnects by itself
@@ -80,6 +82,11 @@ type ATModem struct {
 	calls            callState
 	store            storageState
 	storeCheckQueued atomic.Bool
+
+	// heal.go's state (under mu)
+	hungStreak int
+	rung       int
+	resetTimes []time.Time
 }
 
 // conn is one open connection to the modem.
@@ -132,6 +139,7 @@ func Start(cfg Config) *ATModem {
 	if cfg.StorageWarn <= 0 {
 		cfg.StorageWarn = 80
 	}
+	cfg.Heal.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &ATModem{
 		cfg:      cfg,
@@ -177,6 +185,13 @@ func (m *ATModem) setStatus(f func(*Status)) {
 	if after != before && m.cfg.OnStatus != nil {
 		m.cfg.OnStatus(after)
 	}
+}
+
+// device is the path of the port the modem is on (or was on last).
+func (m *ATModem) device() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.status.Device
 }
 
 func (m *ATModem) current() *conn {
@@ -253,6 +268,7 @@ func (m *ATModem) SendPDU(ctx context.Context, tpdu []byte) (int, error) {
 			if err != nil {
 				return 0, fmt.Errorf("AT+CMGS: bad reference in %q", l)
 			}
+			m.healthy()
 			return mr, nil
 		}
 	}
@@ -334,6 +350,13 @@ func (m *ATModem) supervise(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
+		m.afterSession(ctx, err)
+		if ctx.Err() != nil {
+			break
+		}
+		if note := PortNote(m.cfg.Heal.Proc, m.device()); note != "" {
+			err = fmt.Errorf("%w (%s)", err, note)
+		}
 		var perm *permanentError
 		if errors.As(err, &perm) {
 			m.log.Error("modem failed; not retrying", "err", err)
@@ -367,11 +390,23 @@ func (m *ATModem) session(ctx context.Context, id uint64) (ready bool, err error
 	m.setStatus(func(s *Status) { s.State, s.Since = StateConnecting, time.Now() })
 	port, err := m.cfg.Open()
 	if err != nil {
+		if m.cfg.Device == "" {
+			return false, err // a scan (scan.go) says what it looked at
+		}
 		return false, fmt.Errorf("open %s: %w", m.cfg.Device, err)
+	}
+	if p, ok := port.(interface{ Device() string }); ok {
+		// Found by identity (scan.go): wherever it is this time.
+		m.setStatus(func(s *Status) { s.Device = p.Device() })
 	}
 	c := &conn{id: id, port: port, events: make(chan event, 64), hung: make(chan struct{})}
 	c.at = at.New(newTrace(port, m.log), at.WithTimeout(m.cfg.CommandTimeout))
 	defer func() {
+		select {
+		case <-c.hung:
+			err = errHung{err}
+		default:
+		}
 		m.mu.Lock()
 		if m.cur == c {
 			m.cur = nil
@@ -398,7 +433,10 @@ func (m *ATModem) session(ctx context.Context, id uint64) (ready bool, err error
 			s.Reconnects++
 		}
 	})
-	m.log.Info("modem ready", "device", m.cfg.Device)
+	m.log.Info("modem ready", "device", m.device())
+	m.mu.Lock()
+	m.rung = 0 // it answered again: a new hang starts the ladder over
+	m.mu.Unlock()
 	ready = true
 
 	if err := m.sweep(ctx, c); err != nil {
@@ -618,11 +656,19 @@ func (m *ATModem) refreshStatus(c *conn) {
 		if len(f) >= 3 {
 			st.Operator = strings.Trim(strings.TrimSpace(f[2]), `"`)
 		}
+		if len(f) >= 4 {
+			st.Network = accessTech[strings.TrimSpace(f[3])]
+		}
 	}
 	m.setStatus(func(s *Status) {
 		s.Signal, s.SignalDBm, s.Registered, s.Registration, s.Operator = st.Signal, st.SignalDBm, st.Registered, st.Registration, st.Operator
+		s.Network = st.Network
 	})
 }
+
+// accessTech names +COPS <AcT> (27.007 7.3).
+var accessTech = map[string]string{"0": "GSM", "1": "GSM compact", "2": "UMTS", "3": "EDGE", "4": "HSDPA", "5": "HSUPA",
+	"6": "HSPA", "7": "LTE", "8": "EC-GSM-IoT", "9": "NB-IoT", "10": "5G/LTE", "11": "NR", "12": "NG-RAN", "13": "LTE+NR"}
 
 // onStored runs on the AT engine's indication goroutine: it only queues.
 func (m *ATModem) onStored(c *conn, line string, report bool) {

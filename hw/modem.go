@@ -3,7 +3,9 @@
 // trace decorator logging wire traffic at a trace level), initialising them,
 // receiving (+CMTI, +CMT, +CDS, +CDSI and AT+CMGL sweeps), sending
 // (AT+CMGS) and supervising the connection: a modem that is unplugged or
-// stops answering is closed and reopened with capped backoff.
+// stops answering is closed and reopened with capped backoff, and one that
+// keeps not answering is reset (heal.go). A modem may be found by its IMEI
+// or ICCID among the serial ports instead of by path (scan.go).
 //
 // It hands raw PDUs up and deletes or acknowledges them only when told to
 // (Ack), after the caller has committed them. It knows nothing of PDU
@@ -63,6 +65,15 @@ type Status struct {
 	Calls    int     `json:"calls,omitempty"`
 	LastCall string  `json:"last_call,omitempty"`
 	Storage  Storage `json:"storage,omitzero"`
+	// Network is the access technology +COPS gives (GSM, UMTS, LTE…).
+	Network string `json:"network,omitempty"`
+	// Hangs counts the connections that ended with the modem no longer
+	// answering; Resets the reset steps taken (heal.go), LastReset says
+	// the last one and what came of it.
+	Hangs     int       `json:"hangs,omitempty"`
+	Resets    int       `json:"resets,omitempty"`
+	LastReset string    `json:"last_reset,omitempty"`
+	ResetAt   time.Time `json:"reset_at,omitzero"`
 }
 
 // CanSend reports whether the modem can be given a message: it is ready

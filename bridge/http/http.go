@@ -41,9 +41,11 @@ type Server struct {
 	Log       *slog.Logger
 	// Pruner is the retention pruner whose counts status shows (nil:
 	// none).
-	Pruner  *bridge.Pruner
-	started time.Time
-	ln      net.Listener
+	Pruner *bridge.Pruner
+	// ModemReport answers GET /v1/modems (nil: not found).
+	ModemReport func(context.Context) (any, error)
+	started     time.Time
+	ln          net.Listener
 }
 
 // StatusBody is the answer of GET /v1/status.
@@ -101,6 +103,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/messages/{id}/cancel", s.manage(s.Router.Cancel, "cancelled"))
 	mux.HandleFunc("GET /v1/inbox", s.inbox)
 	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/modems", s.modems)
 	mux.HandleFunc("GET /v1/hub/set-aside", s.setAside)
 	mux.HandleFunc("POST /v1/hub/set-aside/requeue", s.requeue)
 	mux.HandleFunc("POST /v1/people/{op}", s.people)

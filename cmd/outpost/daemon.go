@@ -166,6 +166,23 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		}
 	}()
 	modems := map[string]hw.Modem{}
+	// Each modem's radio over time, for outpost modems (from the first
+	// status on).
+	hist := &bsms.History{Store: st, Log: log, Every: cfg.SMS.HistoryEvery.Duration, Keep: cfg.SMS.HistoryKeep.Duration}
+	router.OnModemStatus(hist.Observe)
+	wg.Add(1)
+	go func() { defer wg.Done(); hist.Run(ctx) }()
+	// Modems found by IMEI or ICCID never probe a port another modem is
+	// configured on.
+	binder := &hw.Binder{}
+	for _, mc := range cfg.Modems {
+		switch {
+		case mc.Type == "sim":
+			binder.Claim(mc.ID, filepath.Join(cfg.DataDir, "sim-"+mc.ID+".pty"))
+		case mc.Device != "":
+			binder.Claim(mc.ID, mc.Device)
+		}
+	}
 	// The simulated modems share one network: each reaches the others'
 	// numbers (and the echo subscriber).
 	var network *sim.Network
@@ -190,13 +207,21 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 				p.Serve(ctx, sm)
 				p.Close()
 			}()
+			if err := serveSimControl(ctx, &wg, filepath.Join(cfg.DataDir, "sim-"+mc.ID+".control"), sm, log); err != nil {
+				log.Warn("simulated modem: no control socket; it runs without faults", "modem", mc.ID, "err", err)
+			}
+		}
+		open := hw.OpenSerial(device, mc.Baud)
+		if mc.Type == "serial" && mc.Device == "" {
+			open = binder.Opener(mc.ID, hw.Identity{IMEI: mc.IMEI, ICCID: mc.ICCID}, mc.Scan)
 		}
 		m := hw.Start(hw.Config{
-			ID: mc.ID, Device: device, Open: hw.OpenSerial(device, mc.Baud), PIN: mc.PIN,
+			ID: mc.ID, Device: device, Open: open, PIN: mc.PIN,
 			CommandTimeout: mc.CommandTimeout.Duration, SendTimeout: mc.SendTimeout.Duration, SweepInterval: mc.SweepInterval.Duration,
 			Log: log, OnStatus: func(s hw.Status) { router.ModemStatus(s.ID, s) },
 			Calls:       hw.CallConfig{Hangup: mc.Calls == "hangup", HangupAfter: mc.HangupAfter, HandUp: mc.MissedCallMessage},
 			StorageWarn: mc.StorageWarn,
+			Heal:        hw.Heal{MaxPerHour: mc.ResetsPerHour},
 		})
 		defer m.Close()
 		modems[mc.ID] = m
@@ -227,6 +252,13 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		defer em.Close()
 	}
 	api = &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Router: router, Log: log}
+	api.ModemReport = func(ctx context.Context) (any, error) {
+		numbers := map[string]string{}
+		for _, m := range cfg.Modems {
+			numbers[m.ID] = m.Number
+		}
+		return hist.Report(ctx, router.ModemIDs, numbers, router.Modems())
+	}
 	if err := api.Listen(); err != nil {
 		return err
 	}
@@ -321,7 +353,7 @@ func cmdSim(args []string) int {
 	number := fs.String("number", "+15555550123", "the simulated modem's own number")
 	delay := fs.Duration("echo-delay", 0, "delay of the echo's answer and of status reports")
 	level := fs.String("log-level", "info", "log level (trace shows AT traffic)")
-	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report; \"network off\" / \"network on\" takes the network away (not registered, sends refused with +CMS ERROR: 331) and brings it back; \"send-error CODE\" makes AT+CMGS answer +CMS ERROR: CODE (512: SMSC busy; 0: off); \"fail-delete N\" makes the next N AT+CMGD fail; "+simControlCallsStore)
+	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report; \"network off\" / \"network on\" takes the network away (not registered, sends refused with +CMS ERROR: 331) and brings it back; \"send-error CODE\" makes AT+CMGS answer +CMS ERROR: CODE (512: SMSC busy; 0: off); \"fail-delete N\" makes the next N AT+CMGD fail; "+simFaultHelp+"; "+simControlCallsStore)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost sim --pty PATH\n\nServes one simulated GSM modem (and a network with the echo\nsubscriber "+sim.EchoNumber+") at PATH until killed.")
 		fs.PrintDefaults()
@@ -352,7 +384,8 @@ func cmdSim(args []string) int {
 		fmt.Fprintln(os.Stderr, "outpost sim:", err)
 		return 1
 	}
-	defer p.Close()
+	plug := &simPlug{cur: p, plugged: make(chan *sim.PTY, 1)}
+	defer plug.close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Info("simulated modem ready", "pty", *path, "number", *number, "echo", sim.EchoNumber)
@@ -361,33 +394,27 @@ func cmdSim(args []string) int {
 			sc := bufio.NewScanner(os.Stdin)
 			sc.Buffer(make([]byte, 64<<10), 64<<10)
 			for sc.Scan() {
-				verb, arg, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
-				var err error
-				switch verb {
-				case "deliver", "report":
-					err = m.Inject(strings.TrimSpace(arg), verb == "report")
-				case "network", "send-error", "fail-delete":
-					err = simFault(m, verb, strings.TrimSpace(arg))
-				case "call", "store", "store-fill":
-					err = simCallOrStore(m, verb, strings.TrimSpace(arg))
-				case "":
-					continue
-				default:
-					err = fmt.Errorf("unknown command %q (want deliver HEX, report HEX, network on|off, send-error CODE or fail-delete N)", verb)
-				}
-				if err != nil {
-					log.Error("sim control", "err", err)
-				} else {
-					log.Info("sim control: done", "command", verb, "arg", arg)
-				}
+				simControlLine(m, plug, *path, sc.Text(), log)
 			}
 		}()
 	}
-	if err := p.Serve(ctx, m); err != nil {
-		fmt.Fprintln(os.Stderr, "outpost sim:", err)
-		return 1
+	for {
+		err := p.Serve(ctx, m)
+		if ctx.Err() != nil {
+			return 0
+		}
+		if !plug.isUnplugged() {
+			fmt.Fprintln(os.Stderr, "outpost sim:", err)
+			return 1
+		}
+		log.Info("simulated modem unplugged")
+		select {
+		case p = <-plug.plugged:
+			log.Info("simulated modem plugged in", "pty", p.Path)
+		case <-ctx.Done():
+			return 0
+		}
 	}
-	return 0
 }
 
 // simFault changes one of a simulated modem's faults (outpost sim --control).

@@ -37,6 +37,8 @@ commands:
   mark ID        mark an inbound message --read, --handled, or --tag T
   rm ID          delete a message with its destinations and history
   status         modems, queues; exits 1 when no daemon is running
+  modems         each modem: identity, signal over the day, today's traffic, resets;
+                 modems scan: every serial port, whether it answers AT, its IMEI/ICCID
   hub            the hub queue: hub set-aside (messages the hub kept refusing),
                  hub requeue ID…|--all (put them back in the queue)
   optout         opt-outs (STOP): optout list, optout add|remove NUMBER
@@ -85,6 +87,8 @@ func run(args []string) int {
 		return cmdRm(rest)
 	case "status":
 		return cmdStatus(rest)
+	case "modems":
+		return cmdModems(rest)
 	case "hub":
 		return cmdHub(rest)
 	case "optout", "topic":

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/warthog618/sms/encoding/tpdu"
 )
@@ -45,7 +46,8 @@ type Faults struct {
 	EPSOnly bool
 	// FailDeletes makes the next FailDeletes AT+CMGD answer "+CMS ERROR:
 	// 320" (memory failure) and delete nothing; each failure counts down.
-	FailDeletes int
+	FailDeletes  int
+	Misbehaviour // faults.go
 }
 
 // Modem is one simulated modem with its SIM. A modem keeps its SIM storage
@@ -71,6 +73,8 @@ type Modem struct {
 	call           *ringing // calls.go
 	calls          []CallRecord
 	refuseCLIP     bool
+	resets         int
+	searchUntil    time.Time // searching for the network after a reset
 }
 
 func newModem(n *Network, number string) *Modem {
@@ -249,6 +253,8 @@ type session struct {
 	creg    int
 	clip    bool // AT+CLIP=1: a +CLIP line follows each RING
 	crc     bool // AT+CRC=1: +CRING: VOICE instead of RING
+	cgregN  int  // +CGREG=<n>
+	copsFmt int  // +COPS=3,<format>
 	unacked []unacked
 }
 
@@ -357,9 +363,8 @@ func (s *session) command(line string, r *bufio.Reader) error {
 	m := s.m
 	m.mu.Lock()
 	m.commands = append(m.commands, line)
-	hang := m.faults.Hang
 	m.mu.Unlock()
-	if hang {
+	if s.misbehave(line) {
 		return nil
 	}
 	body := line[2:]
@@ -431,7 +436,8 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 	name = strings.ToUpper(name)
 	m.mu.Lock()
 	locked := m.faults.PIN != "" && !m.unlocked
-	noNet := m.faults.NoNetwork
+	noNet := m.offNet()
+	creg := m.cregStat()
 	m.mu.Unlock()
 	needsSIM := map[string]bool{"+CMGS": true, "+CMGR": true, "+CMGL": true, "+CMGD": true, "+CPMS": true, "+CIMI": true, "+CNMI": true}
 	if locked && needsSIM[name] {
@@ -551,16 +557,7 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 			s.info(fmt.Sprintf(`+CSCA: "%s",145`, SMSCNumber))
 		}
 	case "+COPS":
-		switch op {
-		case "?":
-			if noNet {
-				s.info("+COPS: 0")
-			} else {
-				s.info(`+COPS: 0,0,"Outpost Sim",0`)
-			}
-		case "=?":
-			s.info(`+COPS: (2,"Outpost Sim","OSim","00101",0),,(0-4),(0-2)`)
-		}
+		s.cops(op, arg, noNet)
 	case "+CSQ":
 		if noNet {
 			s.info("+CSQ: 99,99")
@@ -582,11 +579,11 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 			if m.Faults().EPSOnly && !noNet {
 				stat = 0
 			}
-			if noNet {
-				stat = 2
+			if creg >= 0 {
+				stat = creg
 				m.net.log.Info("sim: registration asked: not registered, searching")
 			}
-			s.info(fmt.Sprintf("+CREG: %d,%d", s.creg, stat))
+			s.info(regLine("+CREG", s.creg, stat))
 		case "=":
 			s.creg, _ = strconv.Atoi(arg)
 		}
@@ -674,6 +671,9 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 		m.retryPending()
 		m.mu.Unlock()
 	default:
+		if s.network(name, op, arg, noNet) {
+			break
+		}
 		s.cmeError(4) // operation not supported
 		return false
 	}
@@ -746,10 +746,12 @@ func (s *session) cmgs(arg string, r *bufio.Reader) bool {
 		return false
 	}
 	m := s.m
+	m.slowSend()
 	m.mu.Lock()
 	faults := m.faults
+	noNet := m.offNet()
 	m.mu.Unlock()
-	if faults.NoNetwork {
+	if noNet {
 		m.net.log.Info("sim: send refused", "cms_error", 331)
 		s.cmsError(331) // no network service
 		return false
