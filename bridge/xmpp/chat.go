@@ -185,9 +185,16 @@ func (c *Connector) send(ctx context.Context, from, role string, ch goxmpp.Chat,
 			break
 		}
 		for _, a := range strings.Split(w, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				to = append(to, a)
+			if a = strings.TrimSpace(a); a == "" {
+				continue
 			}
+			// A chat sends SMS only: another scheme after a comma
+			// (xmpp:, mailto:, webhook:) would make Outpost a relay
+			// to anyone, in its own name.
+			if !looksLikeAddress(a) {
+				return fmt.Sprintf("Not sent: %q is not a phone number, group:NAME or topic:NAME.", a)
+			}
+			to = append(to, a)
 		}
 		rest = r
 		if !several && !strings.HasSuffix(w, ",") {

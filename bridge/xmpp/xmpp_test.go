@@ -435,3 +435,22 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestChatSendsOnlySMS: a user cannot slip another scheme in after a
+// comma to make Outpost chat (or mail) someone in its own name.
+func TestChatSendsOnlySMS(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	e.up(t)
+	out := e.p.JID("outpost")
+	alice := xmpptest.Connect(t, e.p, "alice", "alice-pw")
+	eve := xmpptest.Connect(t, e.p, "eve", "eve-pw")
+	alice.Send(out, "+15555550100,xmpp:"+e.p.JID("eve")+" spam in Outpost's name")
+	alice.Expect(wait, body(out, `Not sent: "xmpp:`+e.p.JID("eve")+`" is not a phone number`))
+	eve.ExpectNone(2*time.Second, func(ev xmpptest.Event) bool { return ev.Kind == "message" })
+	if got := e.sms.texts(); len(got) != 0 {
+		t.Errorf("SMS sent: %q", got)
+	}
+	alice.Send(out, "+15555550100,+15555550101 both")
+	queuedID(t, alice.Expect(wait, body(out, "queued ")))
+	waitFor(t, "two SMS", func() bool { return len(e.sms.texts()) == 2 })
+}
