@@ -61,10 +61,6 @@ func help(role string) string {
 func (c *Connector) handleChat(ctx context.Context, s *session, ch goxmpp.Chat) {
 	from := bareOf(ch.Remote)
 	role := c.role(from)
-	if role == "" {
-		c.refuse(s, from, ch.Remote)
-		return
-	}
 	text := strings.TrimSpace(ch.Text)
 	var ans string
 	if len(text) > maxChat {
@@ -77,9 +73,12 @@ func (c *Connector) handleChat(ctx context.Context, s *session, ch goxmpp.Chat) 
 	}
 }
 
-// refuse tells a stranger once in RefuseEvery that they may not use
-// the gateway; their chats are logged, not answered, in between.
-func (c *Connector) refuse(s *session, from, full string) {
+const refusal = "Sorry, this is an SMS gateway for its own team only. Ask its administrator to add you."
+
+// refuse logs a stranger's chat and reports whether to tell them they
+// may not use the gateway: once in RefuseEvery, so that a flood of chats
+// gets one answer.
+func (c *Connector) refuse(from, full string) bool {
 	now := time.Now()
 	c.mu.Lock()
 	last, seen := c.refused[from]
@@ -90,10 +89,10 @@ func (c *Connector) refuse(s *session, from, full string) {
 	c.mu.Unlock()
 	if !tell {
 		c.opt.Log.Info("xmpp: ignored a chat from a stranger (refused already)", "from", full)
-		return
+		return false
 	}
 	c.opt.Log.Warn("xmpp: refused a chat from a stranger", "from", full)
-	s.reply(full, "Sorry, this is an SMS gateway for its own team only. Ask its administrator to add you.")
+	return true
 }
 
 // maxStrangers bounds the strangers remembered for RefuseEvery.

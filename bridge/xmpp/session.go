@@ -17,6 +17,11 @@ import (
 	goxmpp "github.com/xmppo/go-xmpp"
 )
 
+// maxBacklog bounds the text of the chats waiting to be answered, in
+// bytes: a user's burst of hundreds is taken in whole (and answered in
+// order), a flood past it is answered busy.
+const maxBacklog = 4 << 20
+
 // writeTimeout bounds one write to the server: a connection that takes
 // no more is dead.
 const writeTimeout = 20 * time.Second
@@ -149,7 +154,7 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 			}
 		}
 	}()
-	chats := make(chan goxmpp.Chat, 64)
+	chats := make(chan goxmpp.Chat)
 	go func() {
 		defer wg.Done()
 		for ch := range chats {
@@ -207,12 +212,25 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 	defer tick.Stop()
 	presenceTick := time.NewTicker(30 * time.Second)
 	defer presenceTick.Stop()
+	// The users' chats waiting for the worker, oldest first: the owner
+	// must never block on the worker (whose answers it writes).
+	var backlog []goxmpp.Chat
+	backlogBytes := 0
 	for {
+		var next chan goxmpp.Chat
+		var head goxmpp.Chat
+		if len(backlog) > 0 {
+			next, head = chats, backlog[0]
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-readErr:
 			return fmt.Errorf("read: %w", err)
+		case next <- head:
+			backlogBytes -= len(head.Text)
+			backlog[0] = goxmpp.Chat{}
+			backlog = backlog[1:]
 		case ev := <-events:
 			lastRecv = time.Now()
 			switch v := ev.(type) {
@@ -223,14 +241,25 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 				if strings.TrimSpace(v.Text) == "" {
 					continue // a chat state, a receipt: nothing to answer
 				}
-				select {
-				case chats <- v:
-				default:
+				// A stranger is refused here, not queued: a flood of
+				// them would otherwise crowd the users' chats out.
+				if c.role(bareOf(v.Remote)) == "" {
+					if c.refuse(bareOf(v.Remote), v.Remote) {
+						if err := out(chatStanza(v.Remote, newID("re"), refusal)); err != nil {
+							return err
+						}
+					}
+					continue
+				}
+				if backlogBytes+len(v.Text) > maxBacklog {
 					c.opt.Log.Warn("xmpp: too many chats waiting; one is answered busy", "from", v.Remote)
 					if err := out(chatStanza(v.Remote, newID("re"), "Busy: too many messages at once. Send it again in a minute.")); err != nil {
 						return err
 					}
+					continue
 				}
+				backlog = append(backlog, v)
+				backlogBytes += len(v.Text)
 			case goxmpp.Presence:
 				if err := c.onPresence(out, v); err != nil {
 					return err

@@ -454,3 +454,51 @@ func TestChatSendsOnlySMS(t *testing.T) {
 	queuedID(t, alice.Expect(wait, body(out, "queued ")))
 	waitFor(t, "two SMS", func() bool { return len(e.sms.texts()) == 2 })
 }
+
+// TestFloods: a stranger's flood gets one refusal and does not crowd out
+// a user, whose own burst of 300 chats is answered in whole, in order.
+func TestFloods(t *testing.T) {
+	e := newEnv(t, nil, func(o *Options) { o.Log = nil })
+	e.up(t)
+	out := e.p.JID("outpost")
+	eve := xmpptest.Connect(t, e.p, "eve", "eve-pw")
+	alice := xmpptest.Connect(t, e.p, "alice", "alice-pw")
+	for i := range 500 {
+		eve.Send(out, fmt.Sprintf("spam %d", i))
+	}
+	alice.Send(out, "+15555550100 during the flood")
+	queuedID(t, alice.Expect(wait, body(out, "")))
+	eve.Sync()
+	alice.Send(out, "help")
+	alice.Expect(wait, body(out, "Send an SMS"))
+	n := 0
+	for _, ev := range eve.Events() {
+		if ev.Kind == "message" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the stranger got %d answers to 500 chats, want 1", n)
+	}
+
+	const burst = 300
+	for i := range burst {
+		alice.Send(out, fmt.Sprintf("+15555550100 n%d", i))
+	}
+	alice.Expect(30*time.Second, body(out, "delivered: "))
+	waitFor(t, "every SMS of the burst", func() bool { return len(e.sms.texts()) == 1+burst })
+	var answers []string
+	for _, ev := range alice.Events() {
+		if ev.Kind == "message" && (strings.HasPrefix(ev.Body, "queued") || strings.HasPrefix(ev.Body, "Busy")) {
+			answers = append(answers, ev.Body)
+		}
+	}
+	if len(answers) != 1+burst || strings.Contains(strings.Join(answers, "\n"), "Busy") {
+		t.Errorf("%d answers to %d chats: %q", len(answers), 1+burst, answers)
+	}
+	for i, s := range e.sms.texts()[1:] {
+		if want := fmt.Sprintf("+15555550100 n%d", i); s != want {
+			t.Fatalf("SMS %d is %q, want %q", i, s, want)
+		}
+	}
+}
