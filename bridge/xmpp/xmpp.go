@@ -252,11 +252,18 @@ func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 			wait = min(2*wait, c.opt.ReconnectMax)
 			continue
 		}
-		wait = c.opt.ReconnectMin
 		c.opt.Log.Info("xmpp: logged in", "jid", c.self, "server", c.serverName())
+		since := time.Now()
 		err = c.serve(ctx, cl, conn)
 		if ctx.Err() != nil {
 			break
+		}
+		// Only a connection that lasted starts the backoff over: one
+		// the server ends right after the login (another Outpost on
+		// the same account, a policy) would otherwise be dialled again
+		// every ReconnectMin, for ever.
+		if time.Since(since) >= c.opt.ReconnectMax {
+			wait = c.opt.ReconnectMin
 		}
 		c.opt.Log.Warn("xmpp: connection lost; connecting again", "err", err, "retry_in", wait.String())
 		c.linkStatus("down", err.Error())

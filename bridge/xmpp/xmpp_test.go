@@ -271,7 +271,18 @@ func TestOutageKeepsOrder(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		v, _ := e.router.Message(context.Background(), id)
+		// The chat can reach alice before the ping behind it is
+		// answered and the delivery committed.
+		var v bridge.MessageView
+		waitFor(t, id+" delivered", func() bool {
+			v, _ = e.router.Message(context.Background(), id)
+			for _, d := range v.Deliveries {
+				if d.Connector == "xmpp" && (d.State == store.Queued || d.State == store.Sending) {
+					return false
+				}
+			}
+			return true
+		})
 		for _, d := range v.Deliveries {
 			if d.Connector == "xmpp" && (d.State != store.Delivered || d.Attempts > 1) {
 				t.Errorf("%s to %s: %s after %d attempts", id, d.Recipient, d.State, d.Attempts)
@@ -500,5 +511,23 @@ func TestFloods(t *testing.T) {
 		if want := fmt.Sprintf("+15555550100 n%d", i); s != want {
 			t.Fatalf("SMS %d is %q, want %q", i, s, want)
 		}
+	}
+}
+
+// TestKickedBacksOff: two connectors on one account kick each other out
+// (a stream conflict) right after each login; the backoff still grows to
+// its cap instead of starting over at every login.
+func TestKickedBacksOff(t *testing.T) {
+	p := xmpptest.StartProsody(t, "outpost.test", accounts)
+	cut := newCutter(t, p.Addr())
+	e1 := newEnv(t, p, func(o *Options) { o.Log = nil })
+	e1.up(t)
+	e2 := newEnv(t, p, func(o *Options) { o.Server = cut.ln.Addr().String(); o.Log = nil })
+	e2.up(t)
+	n := cut.accepted()
+	time.Sleep(5 * time.Second)
+	// 50, 100, 200, 400 ms, then 500 ms: about 12 in 5 s.
+	if got := cut.accepted() - n; got > 14 {
+		t.Errorf("%d connections in 5 s with reconnect_max 500ms", got)
 	}
 }
