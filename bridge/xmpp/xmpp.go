@@ -74,6 +74,8 @@ type Options struct {
 	// ReconnectMin and ReconnectMax bound the wait between connection
 	// attempts (defaults 1s and 1m).
 	ReconnectMin, ReconnectMax time.Duration
+	// LoginTimeout bounds a login (default 30s).
+	LoginTimeout time.Duration
 	// PingEvery is how often an idle connection is checked with a ping
 	// (XEP-0199); PingTimeout how long its answer may take before the
 	// connection is taken for dead (defaults 60s and 20s).
@@ -105,6 +107,9 @@ type Connector struct {
 	pending   map[string]pendingSend // long texts waiting for "yes", by user
 	presence  chan struct{}          // a change the presence may show
 	lastState string                 // the link's state, for status
+	// hung is closed once the last login given up on has returned
+	// (nil: none pending); Run's alone.
+	hung chan struct{}
 	// plain logs in with SASL PLAIN (over the verified TLS connection)
 	// after a server refused go-xmpp's SCRAM for its channel binding:
 	// go-xmpp says "y" (it thinks the server cannot bind) when the
@@ -131,6 +136,9 @@ func New(opt Options, r *bridge.Router) (*Connector, error) {
 		opt.ReconnectMax = time.Minute
 	}
 	opt.ReconnectMax = max(opt.ReconnectMax, opt.ReconnectMin)
+	if opt.LoginTimeout <= 0 {
+		opt.LoginTimeout = 30 * time.Second
+	}
 	if opt.PingEvery <= 0 {
 		opt.PingEvery = time.Minute
 	}
@@ -235,6 +243,20 @@ func (c *Connector) role(user string) string { return c.users[user] }
 func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 	wait := c.opt.ReconnectMin
 	for ctx.Err() == nil {
+		// A login given up on keeps its goroutine and socket until the
+		// server answers or closes: go-xmpp's handshake reads with no
+		// deadline, and its connection cannot be reached before the login
+		// returns. A server that accepts and never answers would otherwise
+		// cost one of each per attempt, for ever; its socket ends when the
+		// server restarts or the path dies (TCP keepalive).
+		if c.hung != nil {
+			select {
+			case <-c.hung:
+				c.hung = nil
+			case <-ctx.Done():
+				continue
+			}
+		}
 		c.linkStatus("connecting", "")
 		cl, conn, err := c.dial(ctx)
 		if err != nil && strings.Contains(err.Error(), "channel binding") && !c.plain.Load() {
@@ -294,10 +316,6 @@ func (c *Connector) linkStatus(state, lastErr string) {
 	c.router.LinkStatus("xmpp", st)
 }
 
-// handshakeTimeout bounds a login: go-xmpp's handshake reads with no
-// deadline of its own.
-const handshakeTimeout = 30 * time.Second
-
 // dial logs in. go-xmpp gives no way to close a connection that a read
 // is blocked on but its own Close, which reads the stream itself (racing
 // the reader) and leaves a goroutine behind for 10 s: the connection
@@ -321,7 +339,9 @@ func (c *Connector) dial(ctx context.Context) (*goxmpp.Client, net.Conn, error) 
 	}
 	done := make(chan result, 1)
 	abandoned := make(chan struct{})
+	returned := make(chan struct{})
 	go func() {
+		defer close(returned)
 		cl, err := o.NewClient()
 		var conn net.Conn
 		if err == nil {
@@ -340,7 +360,7 @@ func (c *Connector) dial(ctx context.Context) (*goxmpp.Client, net.Conn, error) 
 			}
 		}
 	}()
-	t := time.NewTimer(handshakeTimeout)
+	t := time.NewTimer(c.opt.LoginTimeout)
 	defer t.Stop()
 	select {
 	case r := <-done:
@@ -350,7 +370,8 @@ func (c *Connector) dial(ctx context.Context) (*goxmpp.Client, net.Conn, error) 
 		return r.cl, r.conn, nil
 	case <-t.C:
 		close(abandoned)
-		return nil, nil, fmt.Errorf("no answer to the login within %s", handshakeTimeout)
+		c.hung = returned
+		return nil, nil, fmt.Errorf("no answer to the login within %s (the next attempt waits for the server to answer or close that connection)", c.opt.LoginTimeout)
 	case <-ctx.Done():
 		close(abandoned)
 		return nil, nil, ctx.Err()

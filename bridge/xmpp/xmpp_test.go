@@ -531,3 +531,47 @@ func TestKickedBacksOff(t *testing.T) {
 		t.Errorf("%d connections in 5 s with reconnect_max 500ms", got)
 	}
 }
+
+// TestSilentServer: a server that accepts and never answers holds one
+// login, not one per attempt (each would keep a socket and a goroutine
+// for as long as the server does); the status says why; once that
+// connection closes, Outpost dials again.
+func TestSilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 100)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	p := xmpptest.StartProsody(t, "outpost.test", accounts)
+	e := newEnv(t, p, func(o *Options) {
+		o.Server = ln.Addr().String()
+		o.LoginTimeout = 200 * time.Millisecond
+		o.ReconnectMin, o.ReconnectMax = 20*time.Millisecond, 50*time.Millisecond
+	})
+	first := <-accepted
+	time.Sleep(2 * time.Second)
+	if n := len(accepted); n != 0 {
+		t.Errorf("%d more connections to a server that never answered the first", n)
+	}
+	st, _ := e.router.Links()["xmpp"].(map[string]any)
+	if st["state"] != "down" || !strings.Contains(fmt.Sprint(st["error"]), "no answer to the login") {
+		t.Errorf("status %v", st)
+	}
+	first.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(wait):
+		t.Fatal("no new attempt after the silent connection closed")
+	}
+}
