@@ -275,7 +275,7 @@ func checkJID(jid string) error {
 var schemeHints = map[string]string{
 	SchemeTel:      "configure a [[modem]]",
 	SchemeMailto:   "configure [email]",
-	SchemeXMPP:     "this version has no XMPP connector yet",
+	SchemeXMPP:     "configure [xmpp]",
 	SchemeWebhook:  "configure [[webhook]]",
 	SchemeMQTT:     "configure mqtt.listen or hub.url",
 	SchemeOpenRosa: "configure xform.openrosa.url",
