@@ -111,7 +111,9 @@ func (c *Connector) answer(tx *store.Tx, m *store.Message) error {
 	if err != nil {
 		return err
 	}
-	if slices.ContainsFunc(ds, func(d store.Delivery) bool { return d.Connector == c.Name() && d.Recipient == jid }) {
+	// A contact's address stored before addresses were lower-cased
+	// can differ in case alone.
+	if slices.ContainsFunc(ds, func(d store.Delivery) bool { return d.Connector == c.Name() && bareOf(d.Recipient) == jid }) {
 		return nil
 	}
 	d := &store.Delivery{MessageID: m.ID, Connector: c.Name(), Recipient: jid}

@@ -575,3 +575,25 @@ func TestSilentServer(t *testing.T) {
 		t.Fatal("no new attempt after the silent connection closed")
 	}
 }
+
+// TestRouteInAnyCase: a route to a user, written in another case than
+// the JID the user chats from, does not make the phone's answer arrive
+// twice (once for the route, once for the conversation).
+func TestRouteInAnyCase(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	e.router.Routes = []string{"xmpp:Alice@Outpost.test"}
+	e.up(t)
+	out := e.p.JID("outpost")
+	alice := xmpptest.Connect(t, e.p, "alice", "alice-pw")
+	alice.Send(out, "+15555550100 hi")
+	queuedID(t, alice.Expect(wait, body(out, "queued ")))
+	id := e.inbound(t, "+15555550100", "answer once")
+	alice.Expect(wait, body(out, "answer once"))
+	alice.ExpectNone(2*time.Second, body(out, "answer once"))
+	v, _ := e.router.Message(context.Background(), id)
+	for _, d := range v.Deliveries {
+		if d.Connector == "xmpp" && d.Recipient != "alice@outpost.test" {
+			t.Errorf("delivery to %q, want alice@outpost.test", d.Recipient)
+		}
+	}
+}
