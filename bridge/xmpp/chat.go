@@ -68,10 +68,25 @@ func (c *Connector) handleChat(ctx context.Context, s *session, ch goxmpp.Chat) 
 	} else {
 		ans = c.command(bridge.WithCaller(ctx, c.Name(), "xmpp:"+from), from, role, ch, text)
 	}
+	if len(ans) > maxAnswer {
+		// A server ends the stream of a client that sends a stanza over
+		// its limit (Prosody's is 256 KiB): one long answer (audit
+		// --json) would cut Outpost off, and not reach the user either.
+		cut := maxAnswer
+		for cut > 0 && !utf8.RuneStart(ans[cut]) {
+			cut--
+		}
+		ans = ans[:cut] + fmt.Sprintf("\n… cut here: the answer has %d bytes, more than one chat message may carry. The CLI or the HTTP API gives it whole.", len(ans))
+	}
 	if ans != "" {
 		s.reply(ch.Remote, ans)
 	}
 }
+
+// maxAnswer bounds the text of an answer, in bytes, well under what
+// servers take in one stanza (Prosody and ejabberd: 256 KiB by default),
+// even with every character escaped.
+const maxAnswer = 48 << 10
 
 const refusal = "Sorry, this is an SMS gateway for its own team only. Ask its administrator to add you."
 

@@ -597,3 +597,30 @@ func TestRouteInAnyCase(t *testing.T) {
 		}
 	}
 }
+
+// TestLongAnswerIsCut: an answer longer than a server takes in one
+// stanza (audit --json of thousands of entries) is cut, saying so,
+// instead of making the server end Outpost's stream.
+func TestLongAnswerIsCut(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	ctx := context.Background()
+	for i := range 2000 {
+		if _, err := e.router.Bans(ctx, "ban", fmt.Appendf(nil, `{"addr": "+1555%07d", "reason": "a reason long enough to fill the audit log faster"}`, i), "test", "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.up(t)
+	sess := e.c.current()
+	out := e.p.JID("outpost")
+	bob := xmpptest.Connect(t, e.p, "bob", "bob-pw")
+	bob.Send(out, "audit --json")
+	ev := bob.Expect(wait, body(out, "… cut here: the answer has "))
+	if len(ev.Body) > maxAnswer+200 || !strings.HasPrefix(ev.Body, "{") {
+		t.Errorf("answer of %d bytes: %.100q", len(ev.Body), ev.Body)
+	}
+	bob.Send(out, "queue")
+	bob.Expect(wait, body(out, "Nothing is queued."))
+	if e.c.current() != sess {
+		t.Error("the connection was lost and made again")
+	}
+}
