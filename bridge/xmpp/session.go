@@ -136,13 +136,18 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 	readErr := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Add(2)
+	dec, mu := rawDecoder(cl)
 	go func() {
 		defer wg.Done()
 		for {
+			before := dec.InputOffset()
 			st, err := cl.Recv()
 			if err != nil {
-				if strings.HasPrefix(err.Error(), "unexpected XMPP message") {
-					continue // an element go-xmpp does not know (skipped)
+				// Anyone can send Outpost a stanza go-xmpp fails on:
+				// it costs them the stanza, not Outpost its connection.
+				if stanzaError(dec, mu, before, err) {
+					c.opt.Log.Debug("xmpp: skipped a stanza go-xmpp cannot read", "err", err)
+					continue
 				}
 				readErr <- err
 				return

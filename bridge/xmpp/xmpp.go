@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -347,6 +348,9 @@ func (c *Connector) dial(ctx context.Context) (*goxmpp.Client, net.Conn, error) 
 		if err == nil {
 			if conn = rawConn(cl); conn == nil {
 				err = errors.New("go-xmpp's client has no connection field: Outpost needs go-xmpp v0.4.1")
+			} else if dec, _ := rawDecoder(cl); dec == nil {
+				conn.Close()
+				err = errors.New("go-xmpp's client has no decoder field: Outpost needs go-xmpp v0.4.1")
 			} else if !cl.IsEncrypted() {
 				conn.Close()
 				err = errors.New("the connection is not encrypted")
@@ -402,6 +406,39 @@ func rawConn(cl *goxmpp.Client) net.Conn {
 		return nil
 	}
 	return *(*net.Conn)(unsafe.Pointer(f.UnsafeAddr()))
+}
+
+var (
+	decoderType = reflect.TypeOf((*xml.Decoder)(nil))
+	mutexType   = reflect.TypeOf(sync.Mutex{})
+)
+
+// rawDecoder is go-xmpp's stream decoder (Client.p) and the lock its
+// next() takes around decoding an element (Client.nextMutex), or nils
+// when the client has no such fields.
+func rawDecoder(cl *goxmpp.Client) (*xml.Decoder, *sync.Mutex) {
+	v := reflect.ValueOf(cl).Elem()
+	p, mu := v.FieldByName("p"), v.FieldByName("nextMutex")
+	if !p.IsValid() || p.Type() != decoderType || !mu.IsValid() || mu.Type() != mutexType {
+		return nil, nil
+	}
+	return *(**xml.Decoder)(unsafe.Pointer(p.UnsafeAddr())), (*sync.Mutex)(unsafe.Pointer(mu.UnsafeAddr()))
+}
+
+// stanzaError reports whether err, from a Recv that started at offset
+// before of dec, is about one stanza go-xmpp could not make sense of
+// (an avatar notice without items, from anyone, is "no avatar metadata
+// items available" or io.EOF) rather than the stream: the stanza was
+// read whole (the offset moved, and the lock that next() keeps after an
+// element fails to decode is free), and it is no stream error. The
+// stream's own errors stay: the decoder returns them again without
+// reading.
+func stanzaError(dec *xml.Decoder, mu *sync.Mutex, before int64, err error) bool {
+	if dec.InputOffset() == before || strings.HasPrefix(err.Error(), "stream error") || !mu.TryLock() {
+		return false
+	}
+	mu.Unlock()
+	return true
 }
 
 func sleep(ctx context.Context, d time.Duration) {

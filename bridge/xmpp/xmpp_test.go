@@ -628,3 +628,25 @@ func TestLongAnswerIsCut(t *testing.T) {
 		t.Error("the connection was lost and made again")
 	}
 }
+
+// TestStanzasGoXMPPFailsOn: stanzas anyone can send that go-xmpp's Recv
+// fails on (an avatar notice without items, or with an empty item) are
+// skipped; they used to end Outpost's connection ("read: EOF"), one
+// stanza each time it was back.
+func TestStanzasGoXMPPFailsOn(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	e.up(t)
+	sess := e.c.current()
+	out := e.p.JID("outpost")
+	eve := xmpptest.Connect(t, e.p, "eve", "eve-pw")
+	for _, items := range []string{"", "<item id='a'></item>"} {
+		eve.SendRaw(fmt.Sprintf(`<message to='%s/outpost'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:avatar:metadata'>%s</items></event></message>`, out, items))
+	}
+	eve.Sync()
+	alice := xmpptest.Connect(t, e.p, "alice", "alice-pw")
+	alice.Send(out, "help")
+	alice.Expect(wait, body(out, "Send an SMS"))
+	if e.c.current() != sess {
+		t.Error("the connection was lost and made again")
+	}
+}
