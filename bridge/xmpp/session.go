@@ -270,10 +270,14 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 					return err
 				}
 			case goxmpp.IQ:
-				if v.ID == keepID {
+				// Only the server answers Outpost's pings: ids are
+				// guessable from any chat Outpost sent, and a stranger's
+				// forged answer would count a delivery done early.
+				fromServer := v.From == "" || v.From == domain || bareOf(v.From) == c.self
+				if v.ID == keepID && fromServer {
 					keepID = ""
 				}
-				if w, ok := acks[v.ID]; ok {
+				if w, ok := acks[v.ID]; ok && fromServer {
 					delete(acks, v.ID)
 					w.ack <- nil
 					continue
@@ -402,7 +406,10 @@ type rosterQuery struct {
 // server or a client asks that go-xmpp does not.
 func (c *Connector) onIQ(out func(string) error, iq goxmpp.IQ) error {
 	var q rosterQuery
-	isRoster := len(iq.Query) > 0 && xml.Unmarshal(iq.Query, &q) == nil
+	// Only the account's own server speaks for its roster (RFC 6121
+	// 2.1.6): anyone else's is refused below like any other request.
+	own := iq.From == "" || bareOf(iq.From) == c.self
+	isRoster := own && len(iq.Query) > 0 && xml.Unmarshal(iq.Query, &q) == nil
 	switch {
 	case iq.Type == "result" && isRoster && strings.HasPrefix(iq.ID, "roster-"):
 		return c.syncRoster(out, q)

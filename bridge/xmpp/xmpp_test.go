@@ -650,3 +650,41 @@ func TestStanzasGoXMPPFailsOn(t *testing.T) {
 		t.Error("the connection was lost and made again")
 	}
 }
+
+// lockedBuffer is a log any goroutine may write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestForgedRoster: a roster result or push from anyone but Outpost's own
+// server is not taken for its roster (RFC 6121 2.1.6).
+func TestForgedRoster(t *testing.T) {
+	var logs lockedBuffer
+	e := newEnv(t, nil, func(o *Options) { o.Log = slog.New(slog.NewTextHandler(&logs, nil)) })
+	e.up(t)
+	out := e.p.JID("outpost")
+	eve := xmpptest.Connect(t, e.p, "eve", "eve-pw")
+	item := "<query xmlns='jabber:iq:roster'><item jid='mallory@outpost.test' subscription='both'/></query>"
+	eve.SendRaw(fmt.Sprintf("<iq to='%s/outpost' type='result' id='roster-1'>%s</iq>", out, item))
+	eve.SendRaw(fmt.Sprintf("<iq to='%s/outpost' type='set' id='push-1'>%s</iq>", out, item))
+	eve.Sync()
+	alice := xmpptest.Connect(t, e.p, "alice", "alice-pw")
+	alice.Send(out, "help")
+	alice.Expect(wait, body(out, "Send an SMS"))
+	if strings.Contains(logs.String(), "mallory") {
+		t.Errorf("a stranger's roster was taken for Outpost's:\n%s", logs.String())
+	}
+}
