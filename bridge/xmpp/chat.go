@@ -88,26 +88,36 @@ func (c *Connector) handleChat(ctx context.Context, s *session, ch goxmpp.Chat) 
 // even with every character escaped.
 const maxAnswer = 48 << 10
 
-const refusal = "Sorry, this is an SMS gateway for its own team only. Ask its administrator to add you."
-
-// refuse logs a stranger's chat and reports whether to tell them they
-// may not use the gateway: once in RefuseEvery, so that a flood of chats
-// gets one answer.
-func (c *Connector) refuse(from, full string) bool {
+// refusal is what a stranger is told: the refusal once in RefuseEvery,
+// "" in between (their chats are ignored). Only the refusals are logged,
+// each with the chats ignored since the one before, so that a flood does
+// not flood the log.
+func (c *Connector) refusal(full string) string {
+	from := bareOf(full)
 	now := time.Now()
 	c.mu.Lock()
-	last, seen := c.refused[from]
-	tell := !seen || now.Sub(last) >= c.opt.RefuseEvery
+	r, seen := c.refused[from]
+	tell := !seen || now.Sub(r.at) >= c.opt.RefuseEvery
+	ignored := r.ignored
 	if tell {
-		c.refused[from] = now
+		c.refused[from] = stranger{at: now}
+	} else {
+		r.ignored++
+		c.refused[from] = r
 	}
 	c.mu.Unlock()
 	if !tell {
-		c.opt.Log.Info("xmpp: ignored a chat from a stranger (refused already)", "from", full)
-		return false
+		c.opt.Log.Debug("xmpp: ignored a chat from a stranger (refused already)", "from", full)
+		return ""
 	}
-	c.opt.Log.Warn("xmpp: refused a chat from a stranger", "from", full)
-	return true
+	c.opt.Log.Warn("xmpp: refused a chat from a stranger", "from", full, "ignored_since_last_refusal", ignored)
+	return "Sorry, this is an SMS gateway for its own team only. Ask its administrator to add you."
+}
+
+// stranger is when one was last refused, and their chats ignored since.
+type stranger struct {
+	at      time.Time
+	ignored int
 }
 
 // maxStrangers bounds the strangers remembered for RefuseEvery.
@@ -118,8 +128,8 @@ const maxStrangers = 10000
 func (c *Connector) forgetStale(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for j, t := range c.refused {
-		if now.Sub(t) >= c.opt.RefuseEvery || len(c.refused) > maxStrangers {
+	for j, r := range c.refused {
+		if now.Sub(r.at) >= c.opt.RefuseEvery || len(c.refused) > maxStrangers {
 			delete(c.refused, j)
 		}
 	}
@@ -488,9 +498,94 @@ func render(cmd, arg string, res any) string {
 	}
 	var tree any
 	json.Unmarshal(b, &tree)
+	if m, ok := tree.(map[string]any); ok && cmd == "status" {
+		return statusText(m)
+	}
 	var sb strings.Builder
 	lines(&sb, "", tree)
 	return strings.TrimSpace(sb.String())
+}
+
+// statusText is the daemon's status (GET /v1/status's JSON) in a few
+// lines: each modem, the queues that hold something, the links, the
+// store and the disk.
+func statusText(st map[string]any) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v %v, up since %v", st["gateway_id"], st["version"], st["started_at"])
+	obj := func(v any) map[string]any { m, _ := v.(map[string]any); return m }
+	modems := obj(st["modems"])
+	for _, id := range sortedKeys(modems) {
+		m := obj(modems[id])
+		fmt.Fprintf(&b, "\nmodem %s: %v", id, m["state"])
+		if dbm, ok := m["signal_dbm"]; ok {
+			fmt.Fprintf(&b, ", signal %v dBm", scalar(dbm))
+		}
+		if op, ok := m["operator"]; ok {
+			fmt.Fprintf(&b, ", %v", op)
+		}
+		if reg, ok := m["registration"]; ok {
+			fmt.Fprintf(&b, " (%v)", reg)
+		}
+		if e, ok := m["error"]; ok {
+			fmt.Fprintf(&b, ", error: %v", e)
+		}
+	}
+	if len(modems) == 0 {
+		b.WriteString("\nno modem")
+	}
+	var qs []string
+	queues := obj(st["queues"])
+	for _, c := range sortedKeys(queues) {
+		q := obj(queues[c])
+		for _, state := range sortedKeys(q) {
+			qs = append(qs, fmt.Sprintf("%s %s %v", c, state, scalar(q[state])))
+		}
+	}
+	if len(qs) == 0 {
+		qs = []string{"empty"}
+	}
+	fmt.Fprintf(&b, "\nqueues: %s", strings.Join(qs, ", "))
+	links := obj(st["links"])
+	for _, name := range sortedKeys(links) {
+		l := obj(links[name])
+		fmt.Fprintf(&b, "\nlink %s: %v", name, l["state"])
+		if e, ok := l["error"]; ok {
+			fmt.Fprintf(&b, " (%v)", e)
+		}
+	}
+	if h := obj(st["hub_queue"]); h != nil && scalar(h["messages"]) != int64(0) {
+		fmt.Fprintf(&b, "\nhub queue: %v messages", scalar(h["messages"]))
+	}
+	if s := obj(st["store"]); s != nil {
+		fmt.Fprintf(&b, "\nstore: %s, WAL %s", size(s["db_bytes"]), size(s["wal_bytes"]))
+	}
+	if d := obj(st["disk"]); d != nil {
+		fmt.Fprintf(&b, "\ndisk: %s free of %s", size(d["free_bytes"]), size(d["total_bytes"]))
+	}
+	return b.String()
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// size writes a JSON byte count for people.
+func size(v any) string {
+	f, _ := v.(float64)
+	switch {
+	case f >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", f/(1<<30))
+	case f >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", f/(1<<20))
+	case f >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", f/(1<<10))
+	}
+	return fmt.Sprintf("%.0f bytes", f)
 }
 
 // lines writes a JSON value as "key: value" lines, nested ones indented.

@@ -126,6 +126,21 @@ func (c *Connector) answer(tx *store.Tx, m *store.Message) error {
 	return nil
 }
 
+// maxNoticeLines is the most numbers of one send that each get their
+// own line; a larger send gets one summary.
+const maxNoticeLines = 10
+
+// final reports whether a delivery state is an outcome the user hears of.
+// Sent is not: a delivery report is asked for every SMS of a chat, and a
+// summary waits for every number's.
+func final(state string) bool {
+	switch state {
+	case store.Delivered, store.Failed, store.Expired, store.Cancelled:
+		return true
+	}
+	return false
+}
+
 // noticeID is the id of the notice that message id's SMS to number
 // reached state: one per message, number and state, whatever retries.
 func noticeID(id, number, state string) string {
@@ -156,13 +171,17 @@ func (c *Connector) notice(tx *store.Tx, ch bridge.StatusChange) error {
 	if m.Direction != store.Out || m.Channel != c.Name() || !ok {
 		return nil
 	}
-	id := noticeID(m.ID, ch.To, ch.State)
-	switch _, err := tx.Message(id); {
-	case err == nil:
-		return nil // noticed already
-	case !errors.Is(err, store.ErrNotFound):
+	ds, err := tx.Deliveries(m.ID)
+	if err != nil {
 		return err
 	}
+	var sms []store.Delivery
+	for _, d := range ds {
+		if d.Connector == ch.Connector {
+			sms = append(sms, d)
+		}
+	}
+	id := noticeID(m.ID, ch.To, ch.State)
 	text := fmt.Sprintf("%s: %s to %s", ch.State, m.ID, ch.To)
 	if ch.State != store.Delivered {
 		reason := oneLine(ch.Detail)
@@ -170,6 +189,31 @@ func (c *Connector) notice(tx *store.Tx, ch bridge.StatusChange) error {
 			reason = "no reason given"
 		}
 		text = fmt.Sprintf("%s (%s): %s to %s", ch.State, reason, m.ID, ch.To)
+	}
+	if len(sms) > maxNoticeLines {
+		// A line per number would flood the chat: one summary once
+		// every number has its outcome.
+		counts := map[string]int{}
+		for _, d := range sms {
+			if !final(d.State) {
+				return nil
+			}
+			counts[d.State]++
+		}
+		id = noticeID(m.ID, "", "summary")
+		var parts []string
+		for _, st := range []string{store.Delivered, store.Failed, store.Expired, store.Cancelled} {
+			if counts[st] > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+			}
+		}
+		text = fmt.Sprintf("%s to %d numbers: %s (outpost show %s has each)", m.ID, len(sms), strings.Join(parts, ", "), m.ID)
+	}
+	switch _, err := tx.Message(id); {
+	case err == nil:
+		return nil // noticed already
+	case !errors.Is(err, store.ErrNotFound):
+		return err
 	}
 	req := bridge.SendRequest{ID: id, To: []string{"xmpp:" + user}, Text: text, Source: c.Name(), From: noticeFrom + m.ID}
 	n, err := c.router.SubmitIn(tx, req, fmt.Sprintf("notice of %s: SMS to %s %s", m.ID, ch.To, ch.State))
@@ -180,22 +224,12 @@ func (c *Connector) notice(tx *store.Tx, ch bridge.StatusChange) error {
 	if err != nil {
 		return err
 	}
-	if ch.State == store.Delivered {
+	if ch.State == store.Delivered && len(sms) == 1 {
 		chat, err := tx.XMPPChat(m.ID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		ds, err := tx.Deliveries(m.ID)
-		if err != nil {
-			return err
-		}
-		sms := 0
-		for _, d := range ds {
-			if d.Connector == ch.Connector {
-				sms++
-			}
-		}
-		if chat.Receipt && chat.StanzaID != "" && sms == 1 {
+		if chat.Receipt && chat.StanzaID != "" {
 			if err := tx.SetXMPPChat(n.ID, store.XMPPChat{JID: user, StanzaID: chat.StanzaID, Receipt: true}); err != nil {
 				return err
 			}

@@ -104,7 +104,7 @@ type Connector struct {
 	mu        sync.Mutex
 	sess      *session      // the live connection, or nil
 	readyCh   chan struct{} // closed while a session is live
-	refused   map[string]time.Time
+	refused   map[string]stranger
 	pending   map[string]pendingSend // long texts waiting for "yes", by user
 	presence  chan struct{}          // a change the presence may show
 	lastState string                 // the link's state, for status
@@ -154,7 +154,7 @@ func New(opt Options, r *bridge.Router) (*Connector, error) {
 		return nil, fmt.Errorf("xmpp.jid: %w", err)
 	}
 	c := &Connector{opt: opt, router: r, self: self, users: map[string]string{}, readyCh: make(chan struct{}),
-		refused: map[string]time.Time{}, pending: map[string]pendingSend{}, presence: make(chan struct{}, 1)}
+		refused: map[string]stranger{}, pending: map[string]pendingSend{}, presence: make(chan struct{}, 1)}
 	for _, u := range opt.Users {
 		bare, _, err := splitJID(u.JID)
 		if err != nil {
@@ -276,16 +276,12 @@ func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 			continue
 		}
 		c.opt.Log.Info("xmpp: logged in", "jid", c.self, "server", c.serverName())
-		since := time.Now()
+		began := time.Now()
 		err = c.serve(ctx, cl, conn)
 		if ctx.Err() != nil {
 			break
 		}
-		// Only a connection that lasted starts the backoff over: one
-		// the server ends right after the login (another Outpost on
-		// the same account, a policy) would otherwise be dialled again
-		// every ReconnectMin, for ever.
-		if time.Since(since) >= c.opt.ReconnectMax {
+		if time.Since(began) >= stableSession {
 			wait = c.opt.ReconnectMin
 		}
 		c.opt.Log.Warn("xmpp: connection lost; connecting again", "err", err, "retry_in", wait.String())
@@ -296,6 +292,11 @@ func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 	c.linkStatus("stopped", "")
 	return nil
 }
+
+// stableSession is how long a connection must have lasted for the next
+// attempt to start again from ReconnectMin: a server that drops every
+// session right after the login is not dialled every second.
+const stableSession = 30 * time.Second
 
 func (c *Connector) serverName() string {
 	if c.opt.Server != "" {

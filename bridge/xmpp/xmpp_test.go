@@ -182,6 +182,28 @@ func TestChatToSMSAndBack(t *testing.T) {
 	})
 }
 
+// TestGroupSummary: a send to more than maxNoticeLines numbers is told
+// of in one summary once every number has its outcome, not a line each.
+func TestGroupSummary(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	var big []string
+	for i := range 12 {
+		big = append(big, fmt.Sprintf("+1555555%04d", i))
+	}
+	e.router.Groups = map[string][]string{"big": big, "small": big[:2]}
+	e.up(t)
+	out := e.p.JID("outpost")
+	alice := xmpptest.Connect(t, e.p, "alice", "alice-pw")
+	alice.Send(out, "group:big hello all")
+	id := queuedID(t, alice.Expect(wait, body(out, "queued ")))
+	alice.Expect(wait, body(out, id+" to 12 numbers: 12 delivered"))
+	alice.Send(out, "group:small hello two")
+	id2 := queuedID(t, alice.Expect(wait, body(out, "queued ")))
+	alice.Expect(wait, body(out, "delivered: "+id2+" to "+big[0]))
+	alice.Expect(wait, body(out, "delivered: "+id2+" to "+big[1]))
+	alice.ExpectNone(time.Second, body(out, "delivered: "+id))
+}
+
 // TestStrangersAndRoles: a stranger gets one polite refusal and is then
 // ignored; a user without the admin role cannot ban; every unknown
 // command gets the help text.

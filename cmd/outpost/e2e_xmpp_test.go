@@ -168,7 +168,7 @@ func TestXMPPAdmin(t *testing.T) {
 	if _, ok := chat["disk"].(map[string]any)["free_bytes"]; !ok {
 		t.Errorf("status has no disk: %v", chat["disk"])
 	}
-	if s := ask("status"); !strings.Contains(s, "sim0") || !strings.Contains(s, "state: ready") {
+	if s := ask("status"); !strings.Contains(s, "modem sim0: ready, signal -") || !strings.Contains(s, "link xmpp: up") || !strings.Contains(s, "disk: ") {
 		t.Errorf("status by chat:\n%s", s)
 	}
 

@@ -26,6 +26,9 @@ var allowedImports = map[string][]string{
 	"bridge/*":    {"bridge", "store", "store/clock"},
 	// The SMS connector is where modems meet the codec.
 	"bridge/sms": {"bridge", "store", "store/clock", "hw", "pdu", "pdu/xform"},
+	// The XMPP tests' harness (a real Prosody, slixmpp clients) is for
+	// tests only and stands alone.
+	"bridge/xmpp/xmpptest": {},
 }
 
 func rule(pkg string) ([]string, bool) {
