@@ -118,6 +118,13 @@ func ParseAddress(s string) (Address, error) {
 		if err := checkJID(value); err != nil {
 			return Address{}, fmt.Errorf("%s: not a Jabber ID (%v)", s, err)
 		}
+		// One form for comparisons, as for mail: servers compare the
+		// user and the domain without case (the resource keeps its).
+		bare, res, hasRes := strings.Cut(value, "/")
+		value = strings.ToLower(bare)
+		if hasRes {
+			value += "/" + res
+		}
 	case SchemeMQTT, SchemeHub, SchemeOpenRosa:
 		if value == "" {
 			return Address{}, fmt.Errorf("%s: give %q alone (nothing after the colon)", s, scheme)
@@ -275,7 +282,7 @@ func checkJID(jid string) error {
 var schemeHints = map[string]string{
 	SchemeTel:      "configure a [[modem]]",
 	SchemeMailto:   "configure [email]",
-	SchemeXMPP:     "this version has no XMPP connector yet",
+	SchemeXMPP:     "configure [xmpp]",
 	SchemeWebhook:  "configure [[webhook]]",
 	SchemeMQTT:     "configure mqtt.listen or hub.url",
 	SchemeOpenRosa: "configure xform.openrosa.url",

@@ -124,7 +124,7 @@ func TestSendByScheme(t *testing.T) {
 		want string
 	}{
 		{[]string{"+15555550100", "mailto:ops@example.org"}, `"to": mailto:ops@example.org: no connector delivers to mailto: addresses (configure [email])`},
-		{[]string{"xmpp:nurse@example.org"}, `"to": xmpp:nurse@example.org: no connector delivers to xmpp: addresses (this version has no XMPP connector yet)`},
+		{[]string{"xmpp:nurse@example.org"}, `"to": xmpp:nurse@example.org: no connector delivers to xmpp: addresses (configure [xmpp])`},
 		{[]string{"hub"}, `"to": hub: no connector delivers to hub: addresses`},
 		{[]string{"webhook:nope"}, `"to": webhook:nope: no webhook is named "nope" (configured: crm)`},
 		{[]string{"webhook:crm", "fax:1234"}, `fax:1234: unknown scheme "fax"`},

@@ -68,10 +68,25 @@ func (c *Connector) handleChat(ctx context.Context, s *session, ch goxmpp.Chat) 
 	} else {
 		ans = c.command(bridge.WithCaller(ctx, c.Name(), "xmpp:"+from), from, role, ch, text)
 	}
+	if len(ans) > maxAnswer {
+		// A server ends the stream of a client that sends a stanza over
+		// its limit (Prosody's is 256 KiB): one long answer (audit
+		// --json) would cut Outpost off, and not reach the user either.
+		cut := maxAnswer
+		for cut > 0 && !utf8.RuneStart(ans[cut]) {
+			cut--
+		}
+		ans = ans[:cut] + fmt.Sprintf("\n… cut here: the answer has %d bytes, more than one chat message may carry. The CLI or the HTTP API gives it whole.", len(ans))
+	}
 	if ans != "" {
 		s.reply(ch.Remote, ans)
 	}
 }
+
+// maxAnswer bounds the text of an answer, in bytes, well under what
+// servers take in one stanza (Prosody and ejabberd: 256 KiB by default),
+// even with every character escaped.
+const maxAnswer = 48 << 10
 
 // refusal is what a stranger is told: the refusal once in RefuseEvery,
 // "" in between (their chats are ignored). Only the refusals are logged,
@@ -194,9 +209,16 @@ func (c *Connector) send(ctx context.Context, from, role string, ch goxmpp.Chat,
 			break
 		}
 		for _, a := range strings.Split(w, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				to = append(to, a)
+			if a = strings.TrimSpace(a); a == "" {
+				continue
 			}
+			// A chat sends SMS only: another scheme after a comma
+			// (xmpp:, mailto:, webhook:) would make Outpost a relay
+			// to anyone, in its own name.
+			if !looksLikeAddress(a) {
+				return fmt.Sprintf("Not sent: %q is not a phone number, group:NAME or topic:NAME.", a)
+			}
+			to = append(to, a)
 		}
 		rest = r
 		if !several && !strings.HasSuffix(w, ",") {

@@ -39,17 +39,19 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	if s == nil {
 		return bridge.Outcome{}, bridge.Outage(errors.New("not connected to the XMPP server"))
 	}
+	if m.Direction == store.In {
+		// ". text" answers it. Recorded before the chat goes out: the
+		// user can see it, and answer, before the server's answer to
+		// the ping behind it is back.
+		if err := c.router.Store.Update(ctx, func(tx *store.Tx) error { return tx.SetXMPPLastShown(to, m.Peer, m.ID) }); err != nil {
+			c.opt.Log.Warn("xmpp: cannot record the SMS shown to a user", "jid", to, "msg_id", m.ID, "err", err)
+		}
+	}
 	if err := s.deliver(ctx, stanza); err != nil {
 		if ctx.Err() != nil {
 			return bridge.Outcome{}, err
 		}
 		return bridge.Outcome{}, bridge.Outage(err)
-	}
-	if m.Direction == store.In {
-		// ". text" answers it.
-		if err := c.router.Store.Update(ctx, func(tx *store.Tx) error { return tx.SetXMPPLastShown(to, m.Peer, m.ID) }); err != nil {
-			c.opt.Log.Warn("xmpp: cannot record the SMS shown to a user", "jid", to, "msg_id", m.ID, "err", err)
-		}
 	}
 	return bridge.Outcome{State: store.Delivered, Detail: "handed to the XMPP server for " + to + " as " + what}, nil
 }
@@ -111,7 +113,9 @@ func (c *Connector) answer(tx *store.Tx, m *store.Message) error {
 	if err != nil {
 		return err
 	}
-	if slices.ContainsFunc(ds, func(d store.Delivery) bool { return d.Connector == c.Name() && d.Recipient == jid }) {
+	// A contact's address stored before addresses were lower-cased
+	// can differ in case alone.
+	if slices.ContainsFunc(ds, func(d store.Delivery) bool { return d.Connector == c.Name() && bareOf(d.Recipient) == jid }) {
 		return nil
 	}
 	d := &store.Delivery{MessageID: m.ID, Connector: c.Name(), Recipient: jid}

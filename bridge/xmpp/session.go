@@ -31,10 +31,12 @@ type write struct {
 	ack    chan error
 }
 
-// maxWaiting bounds the chats waiting for their answer: past it, a chat
-// is answered busy (the user sends it again) rather than held, which
-// would stop the owner, and with it the answers being written.
-const maxWaiting = 256
+// maxBacklog bounds the text of the chats waiting for their answer, in
+// bytes: past it, a chat is answered busy (the user sends it again)
+// rather than held, which would stop the owner, and with it the answers
+// being written. A count (256 chats) answered a user's burst of 300
+// with 29 busy; 4 MiB takes thousands of short chats.
+const maxBacklog = 4 << 20
 
 // session is one logged-in connection.
 type session struct {
@@ -136,13 +138,18 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 	readErr := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Add(2)
+	dec, mu := rawDecoder(cl)
 	go func() {
 		defer wg.Done()
 		for {
+			before := dec.InputOffset()
 			st, err := cl.Recv()
 			if err != nil {
-				if strings.HasPrefix(err.Error(), "unexpected XMPP message") {
-					continue // an element go-xmpp does not know (skipped)
+				// Anyone can send Outpost a stanza go-xmpp fails on:
+				// it costs them the stanza, not Outpost its connection.
+				if stanzaError(dec, mu, before, err) {
+					c.opt.Log.Debug("xmpp: skipped a stanza go-xmpp cannot read", "err", err)
+					continue
 				}
 				readErr <- err
 				return
@@ -154,7 +161,7 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 			}
 		}
 	}()
-	chats := make(chan goxmpp.Chat, maxWaiting)
+	chats := make(chan goxmpp.Chat)
 	go func() {
 		defer wg.Done()
 		for ch := range chats {
@@ -212,12 +219,24 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 	defer tick.Stop()
 	presenceTick := time.NewTicker(30 * time.Second)
 	defer presenceTick.Stop()
+	// The users' chats waiting for the worker, oldest first.
+	var backlog []goxmpp.Chat
+	backlogBytes := 0
 	for {
+		var next chan goxmpp.Chat
+		var head goxmpp.Chat
+		if len(backlog) > 0 {
+			next, head = chats, backlog[0]
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-readErr:
 			return fmt.Errorf("read: %w", err)
+		case next <- head:
+			backlogBytes -= len(head.Text)
+			backlog[0] = goxmpp.Chat{}
+			backlog = backlog[1:]
 		case ev := <-events:
 			lastRecv = time.Now()
 			switch v := ev.(type) {
@@ -239,23 +258,28 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 					}
 					continue
 				}
-				select {
-				case chats <- v:
-				default:
+				if backlogBytes+len(v.Text) > maxBacklog {
 					c.opt.Log.Warn("xmpp: too many chats waiting; one is answered busy", "from", v.Remote)
 					if err := out(chatStanza(v.Remote, newID("re"), "Busy: too many messages at once. Send it again in a minute.")); err != nil {
 						return err
 					}
+					continue
 				}
+				backlog = append(backlog, v)
+				backlogBytes += len(v.Text)
 			case goxmpp.Presence:
 				if err := c.onPresence(out, v); err != nil {
 					return err
 				}
 			case goxmpp.IQ:
-				if v.ID == keepID {
+				// Only the server answers Outpost's pings: ids are
+				// guessable from any chat Outpost sent, and a stranger's
+				// forged answer would count a delivery done early.
+				fromServer := v.From == "" || v.From == domain || bareOf(v.From) == c.self
+				if v.ID == keepID && fromServer {
 					keepID = ""
 				}
-				if w, ok := acks[v.ID]; ok {
+				if w, ok := acks[v.ID]; ok && fromServer {
 					delete(acks, v.ID)
 					w.ack <- nil
 					continue
@@ -384,7 +408,10 @@ type rosterQuery struct {
 // server or a client asks that go-xmpp does not.
 func (c *Connector) onIQ(out func(string) error, iq goxmpp.IQ) error {
 	var q rosterQuery
-	isRoster := len(iq.Query) > 0 && xml.Unmarshal(iq.Query, &q) == nil
+	// Only the account's own server speaks for its roster (RFC 6121
+	// 2.1.6): anyone else's is refused below like any other request.
+	own := iq.From == "" || bareOf(iq.From) == c.self
+	isRoster := own && len(iq.Query) > 0 && xml.Unmarshal(iq.Query, &q) == nil
 	switch {
 	case iq.Type == "result" && isRoster && strings.HasPrefix(iq.ID, "roster-"):
 		return c.syncRoster(out, q)

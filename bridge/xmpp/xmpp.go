@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,6 +75,8 @@ type Options struct {
 	// ReconnectMin and ReconnectMax bound the wait between connection
 	// attempts (defaults 1s and 1m).
 	ReconnectMin, ReconnectMax time.Duration
+	// LoginTimeout bounds a login (default 30s).
+	LoginTimeout time.Duration
 	// PingEvery is how often an idle connection is checked with a ping
 	// (XEP-0199); PingTimeout how long its answer may take before the
 	// connection is taken for dead (defaults 60s and 20s).
@@ -105,6 +108,9 @@ type Connector struct {
 	pending   map[string]pendingSend // long texts waiting for "yes", by user
 	presence  chan struct{}          // a change the presence may show
 	lastState string                 // the link's state, for status
+	// hung is closed once the last login given up on has returned
+	// (nil: none pending); Run's alone.
+	hung chan struct{}
 	// plain logs in with SASL PLAIN (over the verified TLS connection)
 	// after a server refused go-xmpp's SCRAM for its channel binding:
 	// go-xmpp says "y" (it thinks the server cannot bind) when the
@@ -131,6 +137,9 @@ func New(opt Options, r *bridge.Router) (*Connector, error) {
 		opt.ReconnectMax = time.Minute
 	}
 	opt.ReconnectMax = max(opt.ReconnectMax, opt.ReconnectMin)
+	if opt.LoginTimeout <= 0 {
+		opt.LoginTimeout = 30 * time.Second
+	}
 	if opt.PingEvery <= 0 {
 		opt.PingEvery = time.Minute
 	}
@@ -235,6 +244,20 @@ func (c *Connector) role(user string) string { return c.users[user] }
 func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 	wait := c.opt.ReconnectMin
 	for ctx.Err() == nil {
+		// A login given up on keeps its goroutine and socket until the
+		// server answers or closes: go-xmpp's handshake reads with no
+		// deadline, and its connection cannot be reached before the login
+		// returns. A server that accepts and never answers would otherwise
+		// cost one of each per attempt, for ever; its socket ends when the
+		// server restarts or the path dies (TCP keepalive).
+		if c.hung != nil {
+			select {
+			case <-c.hung:
+				c.hung = nil
+			case <-ctx.Done():
+				continue
+			}
+		}
 		c.linkStatus("connecting", "")
 		cl, conn, err := c.dial(ctx)
 		if err != nil && strings.Contains(err.Error(), "channel binding") && !c.plain.Load() {
@@ -295,10 +318,6 @@ func (c *Connector) linkStatus(state, lastErr string) {
 	c.router.LinkStatus("xmpp", st)
 }
 
-// handshakeTimeout bounds a login: go-xmpp's handshake reads with no
-// deadline of its own.
-const handshakeTimeout = 30 * time.Second
-
 // dial logs in. go-xmpp gives no way to close a connection that a read
 // is blocked on but its own Close, which reads the stream itself (racing
 // the reader) and leaves a goroutine behind for 10 s: the connection
@@ -322,12 +341,17 @@ func (c *Connector) dial(ctx context.Context) (*goxmpp.Client, net.Conn, error) 
 	}
 	done := make(chan result, 1)
 	abandoned := make(chan struct{})
+	returned := make(chan struct{})
 	go func() {
+		defer close(returned)
 		cl, err := o.NewClient()
 		var conn net.Conn
 		if err == nil {
 			if conn = rawConn(cl); conn == nil {
 				err = errors.New("go-xmpp's client has no connection field: Outpost needs go-xmpp v0.4.1")
+			} else if dec, _ := rawDecoder(cl); dec == nil {
+				conn.Close()
+				err = errors.New("go-xmpp's client has no decoder field: Outpost needs go-xmpp v0.4.1")
 			} else if !cl.IsEncrypted() {
 				conn.Close()
 				err = errors.New("the connection is not encrypted")
@@ -341,7 +365,7 @@ func (c *Connector) dial(ctx context.Context) (*goxmpp.Client, net.Conn, error) 
 			}
 		}
 	}()
-	t := time.NewTimer(handshakeTimeout)
+	t := time.NewTimer(c.opt.LoginTimeout)
 	defer t.Stop()
 	select {
 	case r := <-done:
@@ -351,7 +375,8 @@ func (c *Connector) dial(ctx context.Context) (*goxmpp.Client, net.Conn, error) 
 		return r.cl, r.conn, nil
 	case <-t.C:
 		close(abandoned)
-		return nil, nil, fmt.Errorf("no answer to the login within %s", handshakeTimeout)
+		c.hung = returned
+		return nil, nil, fmt.Errorf("no answer to the login within %s (the next attempt waits for the server to answer or close that connection)", c.opt.LoginTimeout)
 	case <-ctx.Done():
 		close(abandoned)
 		return nil, nil, ctx.Err()
@@ -382,6 +407,39 @@ func rawConn(cl *goxmpp.Client) net.Conn {
 		return nil
 	}
 	return *(*net.Conn)(unsafe.Pointer(f.UnsafeAddr()))
+}
+
+var (
+	decoderType = reflect.TypeOf((*xml.Decoder)(nil))
+	mutexType   = reflect.TypeOf(sync.Mutex{})
+)
+
+// rawDecoder is go-xmpp's stream decoder (Client.p) and the lock its
+// next() takes around decoding an element (Client.nextMutex), or nils
+// when the client has no such fields.
+func rawDecoder(cl *goxmpp.Client) (*xml.Decoder, *sync.Mutex) {
+	v := reflect.ValueOf(cl).Elem()
+	p, mu := v.FieldByName("p"), v.FieldByName("nextMutex")
+	if !p.IsValid() || p.Type() != decoderType || !mu.IsValid() || mu.Type() != mutexType {
+		return nil, nil
+	}
+	return *(**xml.Decoder)(unsafe.Pointer(p.UnsafeAddr())), (*sync.Mutex)(unsafe.Pointer(mu.UnsafeAddr()))
+}
+
+// stanzaError reports whether err, from a Recv that started at offset
+// before of dec, is about one stanza go-xmpp could not make sense of
+// (an avatar notice without items, from anyone, is "no avatar metadata
+// items available" or io.EOF) rather than the stream: the stanza was
+// read whole (the offset moved, and the lock that next() keeps after an
+// element fails to decode is free), and it is no stream error. The
+// stream's own errors stay: the decoder returns them again without
+// reading.
+func stanzaError(dec *xml.Decoder, mu *sync.Mutex, before int64, err error) bool {
+	if dec.InputOffset() == before || strings.HasPrefix(err.Error(), "stream error") || !mu.TryLock() {
+		return false
+	}
+	mu.Unlock()
+	return true
 }
 
 func sleep(ctx context.Context, d time.Duration) {

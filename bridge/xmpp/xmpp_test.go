@@ -293,7 +293,18 @@ func TestOutageKeepsOrder(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		v, _ := e.router.Message(context.Background(), id)
+		// The chat can reach alice before the ping behind it is
+		// answered and the delivery committed.
+		var v bridge.MessageView
+		waitFor(t, id+" delivered", func() bool {
+			v, _ = e.router.Message(context.Background(), id)
+			for _, d := range v.Deliveries {
+				if d.Connector == "xmpp" && (d.State == store.Queued || d.State == store.Sending) {
+					return false
+				}
+			}
+			return true
+		})
 		for _, d := range v.Deliveries {
 			if d.Connector == "xmpp" && (d.State != store.Delivered || d.Attempts > 1) {
 				t.Errorf("%s to %s: %s after %d attempts", id, d.Recipient, d.State, d.Attempts)
@@ -456,4 +467,246 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// TestChatSendsOnlySMS: a user cannot slip another scheme in after a
+// comma to make Outpost chat (or mail) someone in its own name.
+func TestChatSendsOnlySMS(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	e.up(t)
+	out := e.p.JID("outpost")
+	alice := xmpptest.Connect(t, e.p, "alice", "alice-pw")
+	eve := xmpptest.Connect(t, e.p, "eve", "eve-pw")
+	alice.Send(out, "+15555550100,xmpp:"+e.p.JID("eve")+" spam in Outpost's name")
+	alice.Expect(wait, body(out, `Not sent: "xmpp:`+e.p.JID("eve")+`" is not a phone number`))
+	eve.ExpectNone(2*time.Second, func(ev xmpptest.Event) bool { return ev.Kind == "message" })
+	if got := e.sms.texts(); len(got) != 0 {
+		t.Errorf("SMS sent: %q", got)
+	}
+	alice.Send(out, "+15555550100,+15555550101 both")
+	queuedID(t, alice.Expect(wait, body(out, "queued ")))
+	waitFor(t, "two SMS", func() bool { return len(e.sms.texts()) == 2 })
+}
+
+// TestFloods: a stranger's flood gets one refusal and does not crowd out
+// a user, whose own burst of 300 chats is answered in whole, in order.
+func TestFloods(t *testing.T) {
+	e := newEnv(t, nil, func(o *Options) { o.Log = nil })
+	e.up(t)
+	out := e.p.JID("outpost")
+	eve := xmpptest.Connect(t, e.p, "eve", "eve-pw")
+	alice := xmpptest.Connect(t, e.p, "alice", "alice-pw")
+	for i := range 500 {
+		eve.Send(out, fmt.Sprintf("spam %d", i))
+	}
+	alice.Send(out, "+15555550100 during the flood")
+	queuedID(t, alice.Expect(wait, body(out, "")))
+	eve.Sync()
+	alice.Send(out, "help")
+	alice.Expect(wait, body(out, "Send an SMS"))
+	n := 0
+	for _, ev := range eve.Events() {
+		if ev.Kind == "message" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the stranger got %d answers to 500 chats, want 1", n)
+	}
+
+	const burst = 300
+	for i := range burst {
+		alice.Send(out, fmt.Sprintf("+15555550100 n%d", i))
+	}
+	// Each SMS stores a notice to deliver too: slow under -race.
+	for deadline := time.Now().Add(2 * time.Minute); len(e.sms.texts()) < 1+burst; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d SMS of %d after 2 minutes", len(e.sms.texts()), 1+burst)
+		}
+	}
+	var answers []string
+	for _, ev := range alice.Events() {
+		if ev.Kind == "message" && (strings.HasPrefix(ev.Body, "queued") || strings.HasPrefix(ev.Body, "Busy")) {
+			answers = append(answers, ev.Body)
+		}
+	}
+	if len(answers) != 1+burst || strings.Contains(strings.Join(answers, "\n"), "Busy") {
+		t.Errorf("%d answers to %d chats: %q", len(answers), 1+burst, answers)
+	}
+	for i, s := range e.sms.texts()[1:] {
+		if want := fmt.Sprintf("+15555550100 n%d", i); s != want {
+			t.Fatalf("SMS %d is %q, want %q", i, s, want)
+		}
+	}
+}
+
+// TestKickedBacksOff: two connectors on one account kick each other out
+// (a stream conflict) right after each login; the backoff still grows to
+// its cap instead of starting over at every login.
+func TestKickedBacksOff(t *testing.T) {
+	p := xmpptest.StartProsody(t, "outpost.test", accounts)
+	cut := newCutter(t, p.Addr())
+	e1 := newEnv(t, p, func(o *Options) { o.Log = nil })
+	e1.up(t)
+	e2 := newEnv(t, p, func(o *Options) { o.Server = cut.ln.Addr().String(); o.Log = nil })
+	e2.up(t)
+	n := cut.accepted()
+	time.Sleep(5 * time.Second)
+	// 50, 100, 200, 400 ms, then 500 ms: about 12 in 5 s.
+	if got := cut.accepted() - n; got > 14 {
+		t.Errorf("%d connections in 5 s with reconnect_max 500ms", got)
+	}
+}
+
+// TestSilentServer: a server that accepts and never answers holds one
+// login, not one per attempt (each would keep a socket and a goroutine
+// for as long as the server does); the status says why; once that
+// connection closes, Outpost dials again.
+func TestSilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 100)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	p := xmpptest.StartProsody(t, "outpost.test", accounts)
+	e := newEnv(t, p, func(o *Options) {
+		o.Server = ln.Addr().String()
+		o.LoginTimeout = 200 * time.Millisecond
+		o.ReconnectMin, o.ReconnectMax = 20*time.Millisecond, 50*time.Millisecond
+	})
+	first := <-accepted
+	time.Sleep(2 * time.Second)
+	if n := len(accepted); n != 0 {
+		t.Errorf("%d more connections to a server that never answered the first", n)
+	}
+	st, _ := e.router.Links()["xmpp"].(map[string]any)
+	if st["state"] != "down" || !strings.Contains(fmt.Sprint(st["error"]), "no answer to the login") {
+		t.Errorf("status %v", st)
+	}
+	first.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(wait):
+		t.Fatal("no new attempt after the silent connection closed")
+	}
+}
+
+// TestRouteInAnyCase: a route to a user, written in another case than
+// the JID the user chats from, does not make the phone's answer arrive
+// twice (once for the route, once for the conversation).
+func TestRouteInAnyCase(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	e.router.Routes = []string{"xmpp:Alice@Outpost.test"}
+	e.up(t)
+	out := e.p.JID("outpost")
+	alice := xmpptest.Connect(t, e.p, "alice", "alice-pw")
+	alice.Send(out, "+15555550100 hi")
+	queuedID(t, alice.Expect(wait, body(out, "queued ")))
+	id := e.inbound(t, "+15555550100", "answer once")
+	alice.Expect(wait, body(out, "answer once"))
+	alice.ExpectNone(2*time.Second, body(out, "answer once"))
+	v, _ := e.router.Message(context.Background(), id)
+	for _, d := range v.Deliveries {
+		if d.Connector == "xmpp" && d.Recipient != "alice@outpost.test" {
+			t.Errorf("delivery to %q, want alice@outpost.test", d.Recipient)
+		}
+	}
+}
+
+// TestLongAnswerIsCut: an answer longer than a server takes in one
+// stanza (audit --json of thousands of entries) is cut, saying so,
+// instead of making the server end Outpost's stream.
+func TestLongAnswerIsCut(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	ctx := context.Background()
+	for i := range 2000 {
+		if _, err := e.router.Bans(ctx, "ban", fmt.Appendf(nil, `{"addr": "+1555%07d", "reason": "a reason long enough to fill the audit log faster"}`, i), "test", "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.up(t)
+	sess := e.c.current()
+	out := e.p.JID("outpost")
+	bob := xmpptest.Connect(t, e.p, "bob", "bob-pw")
+	bob.Send(out, "audit --json")
+	ev := bob.Expect(wait, body(out, "… cut here: the answer has "))
+	if len(ev.Body) > maxAnswer+200 || !strings.HasPrefix(ev.Body, "{") {
+		t.Errorf("answer of %d bytes: %.100q", len(ev.Body), ev.Body)
+	}
+	bob.Send(out, "queue")
+	bob.Expect(wait, body(out, "Nothing is queued."))
+	if e.c.current() != sess {
+		t.Error("the connection was lost and made again")
+	}
+}
+
+// TestStanzasGoXMPPFailsOn: stanzas anyone can send that go-xmpp's Recv
+// fails on (an avatar notice without items, or with an empty item) are
+// skipped; they used to end Outpost's connection ("read: EOF"), one
+// stanza each time it was back.
+func TestStanzasGoXMPPFailsOn(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	e.up(t)
+	sess := e.c.current()
+	out := e.p.JID("outpost")
+	eve := xmpptest.Connect(t, e.p, "eve", "eve-pw")
+	for _, items := range []string{"", "<item id='a'></item>"} {
+		eve.SendRaw(fmt.Sprintf(`<message to='%s/outpost'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:avatar:metadata'>%s</items></event></message>`, out, items))
+	}
+	eve.Sync()
+	alice := xmpptest.Connect(t, e.p, "alice", "alice-pw")
+	alice.Send(out, "help")
+	alice.Expect(wait, body(out, "Send an SMS"))
+	if e.c.current() != sess {
+		t.Error("the connection was lost and made again")
+	}
+}
+
+// lockedBuffer is a log any goroutine may write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestForgedRoster: a roster result or push from anyone but Outpost's own
+// server is not taken for its roster (RFC 6121 2.1.6).
+func TestForgedRoster(t *testing.T) {
+	var logs lockedBuffer
+	e := newEnv(t, nil, func(o *Options) { o.Log = slog.New(slog.NewTextHandler(&logs, nil)) })
+	e.up(t)
+	out := e.p.JID("outpost")
+	eve := xmpptest.Connect(t, e.p, "eve", "eve-pw")
+	item := "<query xmlns='jabber:iq:roster'><item jid='mallory@outpost.test' subscription='both'/></query>"
+	eve.SendRaw(fmt.Sprintf("<iq to='%s/outpost' type='result' id='roster-1'>%s</iq>", out, item))
+	eve.SendRaw(fmt.Sprintf("<iq to='%s/outpost' type='set' id='push-1'>%s</iq>", out, item))
+	eve.Sync()
+	alice := xmpptest.Connect(t, e.p, "alice", "alice-pw")
+	alice.Send(out, "help")
+	alice.Expect(wait, body(out, "Send an SMS"))
+	if strings.Contains(logs.String(), "mallory") {
+		t.Errorf("a stranger's roster was taken for Outpost's:\n%s", logs.String())
+	}
 }
