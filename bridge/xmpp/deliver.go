@@ -27,9 +27,12 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	if err != nil {
 		return bridge.Outcome{}, bridge.Permanent(err)
 	}
+	// The stanza's id is the message's: a bounce the server sends back
+	// for it names it.
+	id := "sms-" + m.ID
 	var stanza, what string
 	err = c.router.Store.View(ctx, func(tx *store.Tx) error {
-		stanza, what, err = c.render(tx, m, to)
+		stanza, what, err = c.render(tx, m, to, id)
 		return err
 	})
 	if err != nil {
@@ -47,8 +50,12 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 			c.opt.Log.Warn("xmpp: cannot record the SMS shown to a user", "jid", to, "msg_id", m.ID, "err", err)
 		}
 	}
-	if err := s.deliver(ctx, stanza); err != nil {
-		if ctx.Err() != nil {
+	if err := s.deliver(ctx, stanza, id, to); err != nil {
+		var b bounced
+		switch {
+		case errors.As(err, &b):
+			return bridge.Outcome{}, bridge.Permanent(err)
+		case ctx.Err() != nil:
 			return bridge.Outcome{}, err
 		}
 		return bridge.Outcome{}, bridge.Outage(err)
@@ -56,12 +63,12 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	return bridge.Outcome{State: store.Delivered, Detail: "handed to the XMPP server for " + to + " as " + what}, nil
 }
 
-// render is the stanza that delivers m to jid, and what it is.
-func (c *Connector) render(tx *store.Tx, m store.Message, jid string) (string, string, error) {
+// render is the stanza (with id) that delivers m to jid, and what it is.
+func (c *Connector) render(tx *store.Tx, m store.Message, jid, id string) (string, string, error) {
 	if strings.HasPrefix(m.FromAddr, noticeFrom) {
 		ch, err := tx.XMPPChat(m.ID)
 		if err == nil && ch.Receipt && ch.StanzaID != "" {
-			return receiptStanza(jid, ch.StanzaID), "a receipt", nil
+			return receiptStanza(jid, id, ch.StanzaID), "a receipt", nil
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return "", "", err
@@ -91,7 +98,7 @@ func (c *Connector) render(tx *store.Tx, m store.Message, jid string) (string, s
 		}
 		text = who + ": " + text
 	}
-	return chatStanza(jid, "sms-"+m.ID, text), "a chat message", nil
+	return chatStanza(jid, id, text), "a chat message", nil
 }
 
 // answer runs in the transaction that stores an inbound SMS: when its

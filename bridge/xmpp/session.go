@@ -29,6 +29,19 @@ const writeTimeout = 20 * time.Second
 type write struct {
 	stanza string
 	ack    chan error
+	// id and to are the stanza's id and bare recipient: an error
+	// message the server sends back from the recipient with that id
+	// fails the delivery (bounced) instead of the ping confirming it.
+	id, to string
+}
+
+// bounced is the error of a chat message the server sent back as an
+// error (an unknown or malformed account on its domain): sending it
+// again cannot help.
+type bounced struct{ to, why string }
+
+func (b bounced) Error() string {
+	return fmt.Sprintf("the XMPP server sent the message to %s back: %s", b.to, b.why)
 }
 
 // maxBacklog bounds the text of the chats waiting for their answer, in
@@ -95,10 +108,10 @@ func (s *session) reply(to, text string) { s.send(chatStanza(to, newID("re"), te
 var errSessionEnded = errors.New("the connection to the XMPP server ended")
 
 // deliver sends stanza and waits until the server has handled it.
-func (s *session) deliver(ctx context.Context, stanza string) error {
+func (s *session) deliver(ctx context.Context, stanza, id, to string) error {
 	ack := make(chan error, 1)
 	select {
-	case s.writes <- write{stanza: stanza, ack: ack}:
+	case s.writes <- write{stanza: stanza, ack: ack, id: id, to: to}:
 	case <-s.done:
 		return errSessionEnded
 	case <-ctx.Done():
@@ -176,8 +189,9 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 		return err
 	}
 	type waiting struct {
-		ack  chan error
-		sent time.Time
+		ack    chan error
+		sent   time.Time
+		id, to string // the stanza's (write)
 	}
 	acks := map[string]waiting{} // ping id → the delivery it confirms
 	keepID, keepSent := "", time.Time{}
@@ -241,7 +255,23 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 			lastRecv = time.Now()
 			switch v := ev.(type) {
 			case goxmpp.Chat:
-				if v.Type == "error" || v.Type == "groupchat" || bareOf(v.Remote) == c.self {
+				if v.Type == "error" {
+					// A bounce of a delivery comes before the answer to
+					// the ping behind it (the server handles the stream
+					// in order) when the server knows at once, as for
+					// its own accounts; one from another server comes
+					// later and is only logged.
+					for pid, w := range acks {
+						if v.ID != "" && v.ID == w.id && bareOf(v.Remote) == w.to {
+							delete(acks, pid)
+							w.ack <- bounced{to: w.to, why: bounceReason(v)}
+							break
+						}
+					}
+					c.opt.Log.Info("xmpp: the server sent a message back", "from", v.Remote, "id", v.ID, "why", bounceReason(v))
+					continue
+				}
+				if v.Type == "groupchat" || bareOf(v.Remote) == c.self {
 					continue
 				}
 				if strings.TrimSpace(v.Text) == "" {
@@ -302,7 +332,7 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 				return fmt.Errorf("write: %w", err)
 			}
 			if w.ack != nil {
-				acks[id] = waiting{w.ack, time.Now()}
+				acks[id] = waiting{w.ack, time.Now(), w.id, w.to}
 			}
 		case <-tick.C:
 			now := time.Now()
@@ -464,9 +494,30 @@ func receiptRequested(ch goxmpp.Chat) bool {
 	return false
 }
 
-// receiptStanza is the XEP-0184 receipt of the chat message id.
-func receiptStanza(to, id string) string {
+// receiptStanza is the XEP-0184 receipt (itself id) of the chat message
+// of.
+func receiptStanza(to, id, of string) string {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "<message to='%s' id='%s'><received xmlns='urn:xmpp:receipts' id='%s'/></message>", esc(to), esc(newID("rcpt")), esc(id))
+	fmt.Fprintf(&b, "<message to='%s' id='%s'><received xmlns='urn:xmpp:receipts' id='%s'/></message>", esc(to), esc(id), esc(of))
 	return b.String()
+}
+
+// bounceReason is what an error message says of why: its condition (an
+// element of the error, as go-xmpp keeps them), else its text.
+func bounceReason(v goxmpp.Chat) string {
+	for _, e := range v.OtherElem {
+		if e.XMLName.Local == "error" {
+			inner := e.InnerXML
+			if i := strings.Index(inner, "<"); i >= 0 {
+				name := inner[i+1:]
+				if j := strings.IndexAny(name, " />"); j > 0 {
+					return name[:j]
+				}
+			}
+		}
+	}
+	if t := strings.TrimSpace(v.Text); t != "" {
+		return clip(t, 100)
+	}
+	return "no reason given"
 }

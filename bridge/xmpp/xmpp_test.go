@@ -710,3 +710,31 @@ func TestForgedRoster(t *testing.T) {
 		t.Errorf("a stranger's roster was taken for Outpost's:\n%s", logs.String())
 	}
 }
+
+// TestBounceFails: a chat message to an account the server does not have
+// comes back as an error before the ping behind it is answered: the
+// delivery fails (permanent, with the reason) instead of counting as
+// delivered; the user's own messages behind it are not held up.
+func TestBounceFails(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	e.router.Rules = []bridge.Route{{From: "+15555550100", To: []string{"xmpp:nobody@outpost.test", "xmpp:alice@outpost.test"}}}
+	e.up(t)
+	alice := xmpptest.Connect(t, e.p, "alice", "alice-pw")
+	id := e.inbound(t, "+15555550100", "to nobody")
+	alice.Expect(wait, body(e.p.JID("outpost"), "+15555550100: to nobody"))
+	waitFor(t, "the bounce to fail the delivery", func() bool {
+		v, _ := e.router.Message(context.Background(), id)
+		for _, d := range v.Deliveries {
+			if d.Recipient == "nobody@outpost.test" {
+				return d.State == store.Failed && strings.Contains(d.LastError, "sent the message to nobody@outpost.test back")
+			}
+		}
+		return false
+	})
+	v, _ := e.router.Message(context.Background(), id)
+	for _, d := range v.Deliveries {
+		if d.Recipient == "nobody@outpost.test" {
+			t.Logf("bounced: %s", d.LastError)
+		}
+	}
+}
