@@ -53,6 +53,7 @@ type Status struct {
 	Since        time.Time `json:"since"`
 	Reconnects   int       `json:"reconnects"`
 	StatusReport string    `json:"status_reports,omitempty"` // how reports arrive
+	Balance      *Balance  `json:"balance,omitempty"`        // the SIM's credit (ussd.go)
 }
 
 // CanSend reports whether the modem can be given a message: it is ready

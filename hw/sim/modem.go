@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/warthog618/sms/encoding/tpdu"
+	"github.com/warthog618/sms/encoding/ucs2"
 )
 
 // Slots is the number of message slots on a simulated SIM.
@@ -46,6 +48,8 @@ type Faults struct {
 	// FailDeletes makes the next FailDeletes AT+CMGD answer "+CMS ERROR:
 	// 320" (memory failure) and delete nothing; each failure counts down.
 	FailDeletes int
+	// USSDDelay delays the network's answer to each USSD string.
+	USSDDelay time.Duration
 }
 
 // Modem is one simulated modem with its SIM. A modem keeps its SIM storage
@@ -67,6 +71,10 @@ type Modem struct {
 	sess           *session
 	sessions       int
 	commands       []string // every command received, for tests
+	balance        float64  // what the balance code answers (ussd.go)
+	ussdMenu       string   // the network's side of an open USSD session
+	ussdLog        []string
+	ussdSeq        int // moves on with every USSD string and cancel
 }
 
 func newModem(n *Network, number string) *Modem {
@@ -75,11 +83,12 @@ func newModem(n *Network, number string) *Modem {
 		d = "0" + d
 	}
 	return &Modem{
-		net:    n,
-		number: number,
-		IMEI:   "35" + d[len(d)-13:],
-		IMSI:   "00101" + d[len(d)-10:],
-		ICCID:  "8900101" + d[len(d)-12:] + "F",
+		net:     n,
+		number:  number,
+		IMEI:    "35" + d[len(d)-13:],
+		IMSI:    "00101" + d[len(d)-10:],
+		ICCID:   "8900101" + d[len(d)-12:] + "F",
+		balance: 100,
 	}
 }
 
@@ -201,7 +210,7 @@ func (m *Modem) retryPending() {
 // Serve speaks AT on rw until rw fails or ctx ends. Only one session is
 // active at a time; a new one replaces the old.
 func (m *Modem) Serve(ctx context.Context, rw io.ReadWriter) error {
-	s := &session{m: m, w: rw, echo: true, cmee: 0, mt: 0, ds: 0}
+	s := &session{m: m, w: rw, echo: true, cmee: 0, mt: 0, ds: 0, cscs: "GSM"}
 	m.mu.Lock()
 	m.sess = s
 	m.sessions++
@@ -244,6 +253,11 @@ type session struct {
 	mt, ds  int
 	creg    int
 	unacked []unacked
+	cscs    string // the TE character set: GSM, IRA or UCS2
+	cusdN   int
+	// afterOK runs, on its own, once the command's OK is written: an
+	// indication the command causes comes after it (ussd.go).
+	afterOK func()
 }
 
 type unacked struct {
@@ -369,6 +383,10 @@ func (s *session) command(line string, r *bufio.Reader) error {
 		}
 	}
 	s.ok()
+	if f := s.afterOK; f != nil {
+		s.afterOK = nil
+		go f()
+	}
 	return nil
 }
 
@@ -434,7 +452,7 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 	}
 	switch name {
 	case "Z", "&F":
-		s.echo, s.cmee, s.mt, s.ds, s.csms, s.cmgf = true, 0, 0, 0, 0, 0
+		s.echo, s.cmee, s.mt, s.ds, s.csms, s.cmgf, s.cscs = true, 0, 0, 0, 0, 0, "GSM"
 	case "E0", "E":
 		s.echo = false
 	case "E1":
@@ -496,10 +514,24 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 	case "+CSCS":
 		switch op {
 		case "?":
-			s.info(`+CSCS: "GSM"`)
+			s.info(fmt.Sprintf(`+CSCS: "%s"`, s.cscs))
 		case "=?":
 			s.info(`+CSCS: ("GSM","IRA","UCS2")`)
+		case "=":
+			cs := strings.Trim(arg, `"`)
+			if s.cscs == "UCS2" {
+				b, _ := hex.DecodeString(cs)
+				r, _ := ucs2.Decode(b)
+				cs = string(r)
+			}
+			if cs != "GSM" && cs != "IRA" && cs != "UCS2" {
+				s.cmeError(4)
+				return false
+			}
+			s.cscs = cs
 		}
+	case "+CUSD":
+		return s.cusd(op, arg)
 	case "+CSMS":
 		switch op {
 		case "?":
