@@ -47,6 +47,7 @@ var timeCols = []struct{ table, col string }{
 	{"xmpp_conversations", "updated_at"}, {"xmpp_conversations", "expires_at"}, {"xmpp_last_shown", "at"},
 	{"optouts", "at"}, {"subscriptions", "at"}, {"people_log", "at"},
 	{"quota_counts", "at"},
+	{"modem_balance", "at"},
 }
 
 // recordedCols are the times that say when something happened (not when
@@ -58,6 +59,7 @@ var recordedCols = []struct{ table, col string }{
 	{"email_conversations", "updated_at"}, {"xmpp_conversations", "updated_at"}, {"xmpp_last_shown", "at"},
 	{"optouts", "at"}, {"subscriptions", "at"}, {"people_log", "at"},
 	{"quota_counts", "at"},
+	{"modem_balance", "at"},
 }
 
 // floorMS is clock.Floor in unix ms.
