@@ -519,10 +519,11 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 			s.info(`+CSCS: ("GSM","IRA","UCS2")`)
 		case "=":
 			cs := strings.Trim(arg, `"`)
-			if s.cscs == "UCS2" {
-				b, _ := hex.DecodeString(cs)
-				r, _ := ucs2.Decode(b)
-				cs = string(r)
+			// In UCS2 the name may come encoded too ("00470053004D").
+			if b, err := hex.DecodeString(cs); err == nil && s.cscs == "UCS2" && len(b) > 0 {
+				if r, err := ucs2.Decode(b); err == nil {
+					cs = string(r)
+				}
 			}
 			if cs != "GSM" && cs != "IRA" && cs != "UCS2" {
 				s.cmeError(4)
