@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost-sms/outpost/bridge/xmpp/xmpptest"
 	"github.com/outpost-sms/outpost/hw/sim"
 	"github.com/outpost-sms/outpost/store"
 )
@@ -257,5 +258,38 @@ func TestGammuGetUSSD(t *testing.T) {
 	}
 	if !strings.Contains(string(out), `"`+sim.BalanceText(100)+`"`) || !strings.Contains(string(out), "No action needed") {
 		t.Fatalf("gammu getussd:\n%s", out)
+	}
+}
+
+// TestUSSDAdminXMPP runs a USSD menu by chat: an admin may, a user may
+// not; the session is audited with the admin's JID.
+func TestUSSDAdminXMPP(t *testing.T) {
+	p := xmpptest.StartProsody(t, "outpost.test", xmppAccounts)
+	g := xmppGateway(t, p, "")
+	g.start()
+	out := "outpost@outpost.test"
+	bob := xmpptest.Connect(t, p, "bob", "bob-pw")
+	g.waitDelivered(g.send("warm up"))
+	bob.Send(out, "ussd sim0 *123# 2 1")
+	got := bob.Expect(xmppWait, chatFrom(out, "")).Body
+	want := "1. Balance\n2. Bundles\n(waiting for an answer)\n---\n1. Daily\n2. Weekly\n(waiting for an answer)\n---\nDaily bundle activated\n(done)"
+	if got != want {
+		t.Fatalf("ussd by chat:\n%s\nwant\n%s", got, want)
+	}
+	bob.Send(out, "ussd sim0 *999#")
+	if got := bob.Expect(xmppWait, chatFrom(out, "")).Body; !strings.Contains(got, "ussd failed") || !strings.Contains(got, "not supported") {
+		t.Errorf("unknown code by chat: %q", got)
+	}
+	bob.Send(out, "ussd nosuch *100#")
+	if got := bob.Expect(xmppWait, chatFrom(out, "")).Body; !strings.Contains(got, `no modem "nosuch"`) {
+		t.Errorf("unknown modem by chat: %q", got)
+	}
+	alice := xmpptest.Connect(t, p, "alice", "alice-pw")
+	alice.Send(out, "ussd sim0 *100#")
+	if got := alice.Expect(xmppWait, chatFrom(out, "")).Body; !strings.Contains(got, "is for admins") {
+		t.Errorf("a user ran ussd: %q", got)
+	}
+	if o, _, _ := g.cli("audit"); !strings.Contains(o, "xmpp:bob@outpost.test") || !strings.Contains(o, "code *123#, 2 answer(s)") {
+		t.Errorf("the chat's session is not audited with the admin:\n%s", o)
 	}
 }
