@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -86,6 +87,9 @@ var ErrUSSD = errors.New("USSD")
 type ussdConn struct {
 	once    sync.Once
 	replies chan USSDReply
+	// active: a session waits for screens; others are the network's own
+	// messages, logged.
+	active atomic.Bool
 	// packed: the modem wants the code as GSM 7-bit packed hex (Huawei),
 	// learned when it refused it as text.
 	packed bool
@@ -126,6 +130,8 @@ func (m *ATModem) USSD(ctx context.Context, code string, answers []string) ([]US
 	for len(u.replies) > 0 {
 		<-u.replies
 	}
+	u.active.Store(true)
+	defer u.active.Store(false)
 	timeout := m.cfg.USSDTimeout
 	if timeout == 0 {
 		timeout = defaultUSSDTimeout
@@ -254,10 +260,14 @@ func (m *ATModem) onCUSD(c *conn, line string) {
 		m.log.Warn("unparsable USSD answer", "line", line, "err", err)
 		return
 	}
+	if !c.ussd.active.Load() {
+		m.log.Info("USSD message from the network, no session waiting for it", "status", r.Status, "text", r.Text)
+		return
+	}
 	select {
 	case c.ussd.replies <- r:
 	default:
-		m.log.Info("USSD message with no session waiting for it", "status", r.Status, "text", r.Text)
+		m.log.Warn("USSD screens come faster than they are read; dropped one", "status", r.Status, "text", r.Text)
 	}
 }
 

@@ -206,9 +206,18 @@ func (c *Connector) CheckBalance(ctx context.Context, id string) error {
 		return err
 	}
 	rec := store.ModemBalance{Modem: id, Amount: &amount, Currency: currency, Text: text, Low: bc.Low > 0 && amount < bc.Low}
+	alerted := false
 	if rec.Low && !prev.Low && len(bc.Alert) > 0 {
 		_, err = c.router.SubmitTx(ctx, c.alert(id, bc, rec), func(tx *store.Tx, _ *store.Message) error { return tx.SetModemBalance(rec) })
-	} else {
+		alerted = err == nil
+		if errors.Is(err, bridge.ErrInvalid) || errors.Is(err, bridge.ErrOptedOut) {
+			// Refused (an address banned or opted out since the start):
+			// trying again at every check would not help.
+			c.Log.Error("low balance alert refused", "modem", id, "to", bc.Alert, "err", err)
+			err = nil
+		}
+	}
+	if err == nil && !alerted {
 		err = c.Store.Update(ctx, func(tx *store.Tx) error { return tx.SetModemBalance(rec) })
 	}
 	if err != nil {
