@@ -237,3 +237,26 @@ func (c *chunky) Read(p []byte) (int, error) {
 	c.data = c.data[n:]
 	return n, nil
 }
+
+// A modem that wants USSD strings as packed GSM 7-bit hex (Huawei) and
+// answers so: the text is refused, the packed form learned and decoded.
+func TestUSSDPackedModem(t *testing.T) {
+	r := newRig(t, nil)
+	r.waitState(StateReady)
+	r.sim.SetFaults(sim.Faults{USSDPacked: true})
+	got, err := r.modem.USSD(context.Background(), sim.MenuCode, []string{"2", "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []USSDReply{{USSDMenu, "1. Balance\n2. Bundles", 15}, {USSDMenu, "1. Daily\n2. Weekly", 15}, {USSDDone, "Weekly bundle activated", 15}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("screens\n%+v\nwant\n%+v", got, want)
+	}
+	if codes := r.sim.USSDCodes(); !slices.Equal(codes, []string{sim.MenuCode, "2", "2"}) {
+		t.Fatalf("the network got %q", codes)
+	}
+	cmds := strings.Join(r.sim.Commands(), "\n")
+	if !strings.Contains(cmds, `AT+CUSD=1,"*123#",15`) || !strings.Contains(cmds, `AT+CUSD=1,"AA986C3602",15`) || strings.Count(cmds, `AT+CUSD=1,"32",15`) != 2 {
+		t.Fatalf("commands:\n%s", cmds)
+	}
+}

@@ -319,7 +319,7 @@ func cmdSim(args []string) int {
 	number := fs.String("number", "+15555550123", "the simulated modem's own number")
 	delay := fs.Duration("echo-delay", 0, "delay of the echo's answer and of status reports")
 	level := fs.String("log-level", "info", "log level (trace shows AT traffic)")
-	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report; \"network off\" / \"network on\" takes the network away (not registered, sends refused with +CMS ERROR: 331) and brings it back; \"send-error CODE\" makes AT+CMGS answer +CMS ERROR: CODE (512: SMSC busy; 0: off); \"fail-delete N\" makes the next N AT+CMGD fail; \"balance N\" sets the credit *100# answers; \"ussd-delay DURATION\" delays the network's USSD answers")
+	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report; \"network off\" / \"network on\" takes the network away (not registered, sends refused with +CMS ERROR: 331) and brings it back; \"send-error CODE\" makes AT+CMGS answer +CMS ERROR: CODE (512: SMSC busy; 0: off); \"fail-delete N\" makes the next N AT+CMGD fail; \"balance N\" sets the credit *100# answers; \"ussd-delay DURATION\" delays the network's USSD answers; \"ussd-packed on\" makes the modem want USSD strings as packed GSM 7-bit hex, as Huawei's do")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost sim --pty PATH\n\nServes one simulated GSM modem (and a network with the echo\nsubscriber "+sim.EchoNumber+") at PATH until killed.")
 		fs.PrintDefaults()
@@ -364,12 +364,12 @@ func cmdSim(args []string) int {
 				switch verb {
 				case "deliver", "report":
 					err = m.Inject(strings.TrimSpace(arg), verb == "report")
-				case "network", "send-error", "fail-delete", "balance", "ussd-delay":
+				case "network", "send-error", "fail-delete", "balance", "ussd-delay", "ussd-packed":
 					err = simFault(m, verb, strings.TrimSpace(arg))
 				case "":
 					continue
 				default:
-					err = fmt.Errorf("unknown command %q (want deliver HEX, report HEX, network on|off, send-error CODE, fail-delete N, balance N or ussd-delay DURATION)", verb)
+					err = fmt.Errorf("unknown command %q (want deliver HEX, report HEX, network on|off, send-error CODE, fail-delete N, balance N, ussd-delay DURATION or ussd-packed on|off)", verb)
 				}
 				if err != nil {
 					log.Error("sim control", "err", err)
@@ -390,7 +390,7 @@ func cmdSim(args []string) int {
 func simFault(m *sim.Modem, verb, arg string) error {
 	f := m.Faults()
 	switch verb {
-	case "balance", "ussd-delay":
+	case "balance", "ussd-delay", "ussd-packed":
 		return simUSSD(m, verb, arg) // ussd.go
 	case "network":
 		if arg != "on" && arg != "off" {

@@ -158,8 +158,18 @@ func balanceLine(raw json.RawMessage) string {
 }
 
 // simUSSD changes the simulated network's USSD side (outpost sim
-// --control): the balance *100# answers, the delay of its answers.
+// --control): the balance *100# answers, the delay of its answers, and
+// whether the modem wants packed GSM 7-bit hex (a Huawei).
 func simUSSD(m *sim.Modem, verb, arg string) error {
+	if verb == "ussd-packed" {
+		if arg != "on" && arg != "off" {
+			return fmt.Errorf("ussd-packed %q: want on or off", arg)
+		}
+		f := m.Faults()
+		f.USSDPacked = arg == "on"
+		m.SetFaults(f)
+		return nil
+	}
 	if verb == "balance" {
 		v, err := strconv.ParseFloat(arg, 64)
 		if err != nil {

@@ -50,6 +50,9 @@ type Faults struct {
 	FailDeletes int
 	// USSDDelay delays the network's answer to each USSD string.
 	USSDDelay time.Duration
+	// USSDPacked makes the modem take and give USSD strings as packed
+	// GSM 7-bit hex, as Huawei's do (a string as text is an error).
+	USSDPacked bool
 }
 
 // Modem is one simulated modem with its SIM. A modem keeps its SIM storage

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warthog618/sms/encoding/gsm7"
 	"github.com/warthog618/sms/encoding/ucs2"
 )
 
@@ -110,7 +111,17 @@ func (s *session) cusd(op, arg string) bool {
 	if j := strings.LastIndexByte(str, '"'); strings.HasPrefix(str, `"`) && j > 0 {
 		str = str[1:j]
 	}
-	if s.cscs == "UCS2" {
+	f := m.Faults()
+	switch {
+	case f.USSDPacked:
+		b, err := hex.DecodeString(str)
+		t, err2 := gsm7.Decode(gsm7.Unpack7BitUSSD(b, 0))
+		if err != nil || err2 != nil || len(b) == 0 {
+			s.cmeError(100) // unknown: text where the modem wants hex
+			return false
+		}
+		str = string(t)
+	case s.cscs == "UCS2":
 		b, err := hex.DecodeString(str)
 		r, err2 := ucs2.Decode(b)
 		if err != nil || err2 != nil {
@@ -119,12 +130,12 @@ func (s *session) cusd(op, arg string) bool {
 		}
 		str = string(r)
 	}
-	f := m.Faults()
 	if f.NoNetwork {
 		s.cmeError(30) // no network service
 		return false
 	}
-	line := s.cusdLine(m.ussdAnswer(str))
+	st, text := m.ussdAnswer(str)
+	line := s.cusdLine(f.USSDPacked, st, text)
 	m.mu.Lock()
 	seq := m.ussdSeq
 	m.mu.Unlock()
@@ -145,10 +156,14 @@ func (s *session) cusd(op, arg string) bool {
 
 // cusdLine writes a +CUSD indication as a SIM800 does: text in the TE
 // character set (with its line breaks), or UCS-2 hex when that is
-// AT+CSCS="UCS2".
-func (s *session) cusdLine(st int, text string) string {
+// AT+CSCS="UCS2"; with packed, as a Huawei does: packed GSM 7-bit hex.
+func (s *session) cusdLine(packed bool, st int, text string) string {
 	if text == "" {
 		return fmt.Sprintf("+CUSD: %d", st)
+	}
+	if packed {
+		g, _ := gsm7.Encode([]byte(text))
+		return fmt.Sprintf(`+CUSD: %d,"%X",15`, st, gsm7.Pack7BitUSSD(g, 0))
 	}
 	if s.cscs == "UCS2" {
 		return fmt.Sprintf(`+CUSD: %d,"%X",72`, st, ucs2.Encode([]rune(text)))
