@@ -521,6 +521,15 @@ func statusText(st map[string]any) string {
 		if e, ok := m["error"]; ok {
 			fmt.Fprintf(&b, ", error: %v", e)
 		}
+		if bal := obj(m["balance"]); bal != nil {
+			if a, ok := bal["amount"].(float64); ok {
+				cur, _ := bal["currency"].(string)
+				fmt.Fprintf(&b, ", balance %s", strings.TrimSpace(fmt.Sprintf("%.2f %s", a, cur)))
+			}
+			if p, ok := bal["paused"]; ok {
+				fmt.Fprintf(&b, ", sending paused: %v", p)
+			}
+		}
 	}
 	if len(modems) == 0 {
 		b.WriteString("\nno modem")
