@@ -127,10 +127,12 @@ func TestSendDuringUSSD(t *testing.T) {
 		done <- result{got, err, time.Now()}
 	}()
 	waitFor(t, "the USSD string to reach the network", func() bool { return len(r.sim.USSDCodes()) == 1 })
+	start := time.Now()
 	if _, err := r.modem.SendPDU(ctx, mustEncode(t, "during ussd")); err != nil {
 		t.Fatal(err)
 	}
 	sent := time.Now()
+	t.Logf("AT+CMGS took %s during the USSD session", sent.Sub(start))
 	res := <-done
 	if res.err != nil || len(res.got) != 1 || res.got[0].Text != sim.BalanceText(100) {
 		t.Fatalf("screens %+v err %v", res.got, res.err)
@@ -138,6 +140,7 @@ func TestSendDuringUSSD(t *testing.T) {
 	if !sent.Before(res.at) {
 		t.Fatal("the SMS waited for the USSD session")
 	}
+	t.Logf("the SMS was accepted %s before the USSD answer", res.at.Sub(sent).Round(time.Millisecond))
 }
 
 func waitFor(t *testing.T, what string, f func() bool) {

@@ -151,6 +151,7 @@ low_balance_alert = ["+15555550100"]
 	if !sentAt.Before(r.at) {
 		t.Errorf("the SMS went out after the USSD session (%s), not during it", r.at.Sub(sentAt))
 	}
+	t.Logf("the SMS was sent at least %s before the slow USSD answer", r.at.Sub(sentAt).Round(time.Millisecond))
 	g.waitEcho("during ussd")
 	control("ussd-delay 0")
 
