@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/outpost-sms/outpost/bridge"
 )
@@ -15,7 +16,7 @@ func init() {
 		ops: []string{"ussd"},
 		run: func(c *Connector, ctx context.Context, op string, payload []byte) (any, error) {
 			if len(payload) > MaxSendRequest {
-				return nil, bridge.ErrInvalid
+				return nil, fmt.Errorf("%w: the request is too large", bridge.ErrInvalid)
 			}
 			ans, err := c.router.USSDOp(ctx, payload)
 			return AdminReply{OK: ans.OK, Result: ans, Error: ans.Error}, err
