@@ -88,10 +88,10 @@ func RetryAfter(err error) int {
 }
 
 // automatic says the router makes the send itself (a confirmation of
-// STOP, START, JOIN or LEAVE, a route's auto-reply): no source quota
+// STOP, START, JOIN or LEAVE, a route's auto-reply, an alert): no source quota
 // applies, and no number's bound or quiet hours hold it back.
 func (req SendRequest) automatic() bool {
-	return req.Source == ReplyChannel || req.Source == PeopleChannel
+	return req.Source == ReplyChannel || req.Source == PeopleChannel || req.Source == AlertChannel
 }
 
 // limits are the bounds of who, and what the message names them by.
@@ -374,7 +374,7 @@ func (h *Router) holdQuiet(tx *store.Tx, c Connector) error {
 	if !quiet {
 		return nil
 	}
-	ds, err := tx.DueBefore(c.Name(), q.Priority, q.began(now), []string{ReplyChannel, PeopleChannel}, 100)
+	ds, err := tx.DueBefore(c.Name(), q.Priority, q.began(now), []string{ReplyChannel, PeopleChannel, AlertChannel}, 100)
 	if err != nil {
 		return err
 	}

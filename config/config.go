@@ -648,6 +648,63 @@ type Modem struct {
 	// ResetsPerHour bounds the resets of a hung modem (AT+CFUN=1,1, USB
 	// re-authorise, USB power cycle) in any hour; -1 turns them off.
 	ResetsPerHour int `toml:"resets_per_hour"`
+	// BalanceUSSD is the USSD code that reads the SIM's credit, dialled
+	// every BalanceEvery; BalanceRegex finds the amount in the answer
+	// (default: bridge/sms.DefaultBalanceRegex). Below LowBalance (when
+	// set) LowBalanceAlert's addresses are told once per crossing and,
+	// with PauseOnLowBalance, only alerts go through the modem until a
+	// check reads more.
+	BalanceUSSD       string   `toml:"balance_ussd"`
+	BalanceRegex      string   `toml:"balance_regex"`
+	BalanceEvery      Duration `toml:"balance_every"`
+	LowBalance        float64  `toml:"low_balance"`
+	PauseOnLowBalance bool     `toml:"pause_on_low_balance"`
+	LowBalanceAlert   []string `toml:"low_balance_alert"`
+}
+
+// ussdCode is what a USSD code may be: printable ASCII, no quote.
+var ussdCode = regexp.MustCompile(`^[ -!#-~]{1,160}$`)
+
+// validateBalance checks the balance keys of a [[modem]] (p names it).
+func (m Modem) validateBalance(p string, bad func(string, any, string)) {
+	if m.BalanceUSSD == "" {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"balance_regex", m.BalanceRegex != ""}, {"balance_every", m.BalanceEvery.Duration != 0}, {"low_balance", m.LowBalance != 0},
+			{"pause_on_low_balance", m.PauseOnLowBalance}, {"low_balance_alert", len(m.LowBalanceAlert) > 0}} {
+			if k.set {
+				bad(p+k.key, nil, "needs balance_ussd (the USSD code that reads the balance, such as \"*100#\")")
+			}
+		}
+		return
+	}
+	if !ussdCode.MatchString(m.BalanceUSSD) {
+		bad(p+"balance_ussd", m.BalanceUSSD, "must be a USSD code such as \"*100#\" (printable ASCII, no quote, at most 160)")
+	}
+	if m.BalanceRegex != "" {
+		re, err := regexp.Compile(m.BalanceRegex)
+		switch {
+		case err != nil:
+			bad(p+"balance_regex", m.BalanceRegex, "is not a regular expression: "+err.Error())
+		case re.SubexpIndex("amount") < 0 && re.NumSubexp() == 0:
+			bad(p+"balance_regex", m.BalanceRegex, "must capture the amount: a group named amount, (?P<amount>…), or a first group")
+		}
+	}
+	if m.BalanceEvery.Duration < time.Second {
+		bad(p+"balance_every", m.BalanceEvery.String(), "must be at least 1s")
+	}
+	if m.LowBalance < 0 {
+		bad(p+"low_balance", m.LowBalance, "must not be negative")
+	}
+	if (m.PauseOnLowBalance || len(m.LowBalanceAlert) > 0) && m.LowBalance == 0 {
+		bad(p+"low_balance", m.LowBalance, "is needed for pause_on_low_balance and low_balance_alert: the amount below which the balance is low")
+	}
+	for _, a := range m.LowBalanceAlert {
+		if strings.TrimSpace(a) == "" {
+			bad(p+"low_balance_alert", a, "must be addresses (mailto:…, xmpp:…, a phone number…)")
+		}
+	}
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").
@@ -750,6 +807,9 @@ func (c *Config) applyModemDefaults() {
 		}
 		if m.ResetsPerHour == 0 {
 			m.ResetsPerHour = 6
+		}
+		if m.BalanceUSSD != "" && m.BalanceEvery.Duration == 0 {
+			m.BalanceEvery.Duration = 6 * time.Hour
 		}
 		if m.Type == "sim" && m.Number == "" {
 			m.Number = fmt.Sprintf("+1555555%04d", 123+i)
@@ -1340,6 +1400,7 @@ func (c Config) Validate() error {
 		if m.ResetsPerHour < -1 {
 			bad(p+"resets_per_hour", m.ResetsPerHour, "must be -1 (no resets) or more")
 		}
+		m.validateBalance(p, bad)
 	}
 	errs = append(errs, c.Email.problems()...)
 	errs = append(errs, c.XMPP.problems()...)

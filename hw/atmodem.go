@@ -52,6 +52,9 @@ type Config struct {
 	StorageWarn int
 	// Heal configures the resets of a hung modem (heal.go).
 	Heal Heal
+	// USSDTimeout bounds the wait for each screen of a USSD session
+	// (default 30s).
+	USSDTimeout time.Duration
 }
 
 // ATModem is a Modem on a serial line, supervised: it reconnects by itself
@@ -62,6 +65,7 @@ type ATModem struct {
 	incoming chan Inbound
 	cancel   context.CancelFunc
 	done     chan struct{}
+	ussdMu   chan struct{} // one USSD session at a time (ussd.go)
 
 	mu       sync.Mutex
 	cur      *conn
@@ -98,6 +102,7 @@ type conn struct {
 	events chan event
 	hung   chan struct{}
 	once   sync.Once
+	ussd   *ussdConn
 }
 
 func (c *conn) markHung() { c.once.Do(func() { close(c.hung) }) }
@@ -147,6 +152,7 @@ func Start(cfg Config) *ATModem {
 		incoming: make(chan Inbound),
 		cancel:   cancel,
 		done:     make(chan struct{}),
+		ussdMu:   make(chan struct{}, 1),
 		status:   Status{ID: cfg.ID, Device: cfg.Device, State: StateConnecting, Signal: 99, Since: time.Now()},
 		inflight: map[int]bool{},
 		deleted:  map[int][sha256.Size]byte{},
@@ -399,8 +405,8 @@ func (m *ATModem) session(ctx context.Context, id uint64) (ready bool, err error
 		// Found by identity (scan.go): wherever it is this time.
 		m.setStatus(func(s *Status) { s.Device = p.Device() })
 	}
-	c := &conn{id: id, port: port, events: make(chan event, 64), hung: make(chan struct{})}
-	c.at = at.New(newTrace(port, m.log), at.WithTimeout(m.cfg.CommandTimeout))
+	c := &conn{id: id, port: port, events: make(chan event, 64), hung: make(chan struct{}), ussd: &ussdConn{replies: make(chan USSDReply, 4)}}
+	c.at = at.New(newCUSDLines(newTrace(port, m.log)), at.WithTimeout(m.cfg.CommandTimeout))
 	defer func() {
 		select {
 		case <-c.hung:

@@ -74,6 +74,7 @@ type Status struct {
 	Resets    int       `json:"resets,omitempty"`
 	LastReset string    `json:"last_reset,omitempty"`
 	ResetAt   time.Time `json:"reset_at,omitzero"`
+	Balance   *Balance  `json:"balance,omitempty"` // the SIM's credit (ussd.go)
 }
 
 // CanSend reports whether the modem can be given a message: it is ready

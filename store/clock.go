@@ -48,6 +48,7 @@ var timeCols = []struct{ table, col string }{
 	{"optouts", "at"}, {"subscriptions", "at"}, {"people_log", "at"},
 	{"quota_counts", "at"},
 	{"modem_samples", "at"},
+	{"modem_balance", "at"},
 }
 
 // recordedCols are the times that say when something happened (not when
@@ -60,6 +61,7 @@ var recordedCols = []struct{ table, col string }{
 	{"optouts", "at"}, {"subscriptions", "at"}, {"people_log", "at"},
 	{"quota_counts", "at"},
 	{"modem_samples", "at"},
+	{"modem_balance", "at"},
 }
 
 // floorMS is clock.Floor in unix ms.

@@ -108,6 +108,7 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/hub/set-aside/requeue", s.requeue)
 	mux.HandleFunc("POST /v1/people/{op}", s.people)
 	mux.HandleFunc("GET /v1/quota", s.quota)
+	mux.HandleFunc("POST /v1/modems/{id}/ussd", s.ussd)
 	s.contactRoutes(mux) // contacts.go: /v1/contacts…, /v1/groups…
 	s.banRoutes(mux)     // bans.go: /v1/bans…, /v1/audit
 	s.messageRoutes(mux) // messages.go: GET /v1/messages, mark, DELETE

@@ -47,7 +47,12 @@ type Connector struct {
 	// every inbound message, part or status report: an error rolls it
 	// back, as a full disk or a busy database would.
 	BeforeCommit func() error
+	// Balances are the credit checks of the modems that have one, by
+	// modem id (balance.go).
+	Balances map[string]BalanceCheck
 
+	balMu  sync.Mutex
+	pause  map[string]string // modem id → why only alerts go through it
 	modems map[string]hw.Modem
 	order  []string
 	router *bridge.Router
@@ -154,10 +159,14 @@ func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 			c.receive(ctx, m)
 		}()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		c.expireLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		c.balanceLoops(ctx)
 	}()
 	wg.Wait()
 	return nil
@@ -617,8 +626,11 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	for _, p := range done {
 		sent[p.Seq] = true
 	}
-	modemID, modem := c.pickModem(ctx)
+	modemID, modem := c.pickModem(ctx, m.Channel == bridge.AlertChannel)
 	if modem == nil {
+		if why := c.pausedWhy(ctx); why != "" {
+			return bridge.Outcome{}, bridge.Outage(errors.New(why))
+		}
 		return bridge.Outcome{}, bridge.Outage(fmt.Errorf("no modem ready and registered: %w", hw.ErrNotReady))
 	}
 	var mrs []string
@@ -661,12 +673,13 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 }
 
 // WaitReady implements bridge.Waiter: it returns once a modem is ready
-// and not known to be off the network.
+// and not known to be off the network (paused or not: an alert may go
+// through a paused one).
 func (c *Connector) WaitReady(ctx context.Context) error {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if _, m := c.pickModem(ctx); m != nil {
+		if _, m := c.pickModem(ctx, true); m != nil {
 			return nil
 		}
 		select {
@@ -678,15 +691,40 @@ func (c *Connector) WaitReady(ctx context.Context) error {
 }
 
 // pickModem returns the first modem that is ready and registered (or
-// whose registration is unknown).
-func (c *Connector) pickModem(ctx context.Context) (string, hw.Modem) {
+// whose registration is unknown) and not paused for its balance; with
+// paused, a paused one when no other can send (an alert about the
+// balance may still go through it).
+func (c *Connector) pickModem(ctx context.Context, paused bool) (string, hw.Modem) {
+	fallback := ""
 	for _, id := range c.order {
 		m := c.modems[id]
 		if st, err := m.Status(ctx); err == nil && st.CanSend() {
-			return id, m
+			if c.paused(id) == "" {
+				return id, m
+			}
+			if paused && fallback == "" {
+				fallback = id
+			}
 		}
 	}
+	if fallback != "" {
+		return fallback, c.modems[fallback]
+	}
 	return "", nil
+}
+
+// pausedWhy says why no modem takes a message when the ready ones are
+// all paused ("" when none is).
+func (c *Connector) pausedWhy(ctx context.Context) string {
+	var why []string
+	for _, id := range c.order {
+		if st, err := c.modems[id].Status(ctx); err == nil && st.CanSend() {
+			if p := c.paused(id); p != "" {
+				why = append(why, "modem "+id+" paused: "+p)
+			}
+		}
+	}
+	return strings.Join(why, "; ")
 }
 
 // crash kills the process at a named point when CrashAt names it: the

@@ -31,7 +31,7 @@ type pendingSend struct {
 }
 
 // adminCommands are the commands of role admin.
-var adminCommands = []string{"status", "queue", "show", "retry", "cancel", "ban", "unban", "stats", "audit"}
+var adminCommands = []string{"status", "queue", "show", "retry", "cancel", "ban", "unban", "stats", "audit", "ussd"}
 
 const userHelp = `Send an SMS: +15555550100 your text (or several numbers with commas, group:NAME, topic:NAME, or a contact's name, then the text).
 Answer the last SMS shown to you: . your text (or: reply your text)
@@ -47,6 +47,7 @@ retry ID, cancel ID
 ban NUMBER [reason], unban NUMBER
 stats [NUMBER]: counts of the last 7 days
 audit [SINCE]: who changed what (since: 7d, 36h or a time)
+ussd MODEM CODE [ANSWER…]: run a USSD code (*100#), answering its menus
 Add --json to an admin command for the answer as the API gives it.`
 
 // help is the help text for role.
@@ -394,6 +395,16 @@ func (c *Connector) admin(ctx context.Context, from, cmd, args string) string {
 		res, err = c.bans(ctx, from, "audit", bridge.BanRequest{Since: args})
 	case "stats":
 		res, err = c.router.StatsOf(ctx, bridge.StatsRequest{Number: arg})
+	case "ussd":
+		f := strings.Fields(rest)
+		if arg == "" || len(f) == 0 {
+			return "Which modem and code? ussd m1 *100# (then the answers to its menus, if any)"
+		}
+		b, _ := json.Marshal(bridge.USSDRequest{Modem: arg, Code: f[0], Answers: f[1:]})
+		res, err = c.router.USSDOp(ctx, b)
+		if bridge.IsOutage(err) {
+			err = fmt.Errorf("%w: %v", bridge.ErrInvalid, err)
+		}
 	}
 	if err != nil {
 		if bridge.MessageOpRefused(err) {
@@ -467,6 +478,18 @@ func render(cmd, arg string, res any) string {
 		return b.String()
 	case bridge.Managed:
 		return fmt.Sprintf("%s %s: %s", cmd, arg, v.Summary)
+	case bridge.USSDAnswer:
+		var b strings.Builder
+		for i, sc := range v.Screens {
+			if i > 0 {
+				b.WriteString("\n---\n")
+			}
+			fmt.Fprintf(&b, "%s\n(%s)", sc.Text, sc.State)
+		}
+		if v.Error != "" {
+			fmt.Fprintf(&b, "\nussd failed: %s", v.Error)
+		}
+		return strings.TrimPrefix(b.String(), "\n")
 	case bridge.BanAnswer:
 		if cmd == "audit" {
 			if len(v.Audit) == 0 {
@@ -528,6 +551,15 @@ func statusText(st map[string]any) string {
 		}
 		if e, ok := m["error"]; ok {
 			fmt.Fprintf(&b, ", error: %v", e)
+		}
+		if bal := obj(m["balance"]); bal != nil {
+			if a, ok := bal["amount"].(float64); ok {
+				cur, _ := bal["currency"].(string)
+				fmt.Fprintf(&b, ", balance %s", strings.TrimSpace(fmt.Sprintf("%.2f %s", a, cur)))
+			}
+			if p, ok := bal["paused"]; ok {
+				fmt.Fprintf(&b, ", sending paused: %v", p)
+			}
 		}
 	}
 	if len(modems) == 0 {

@@ -365,6 +365,9 @@ func cmdStatus(args []string) int {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", id, m.State, printable(m.Operator, false), signal, m.Registered,
 			printable(m.IMEI, false), printable(m.Error, false))
+		if b := balanceLine(r); b != "" { // ussd.go
+			fmt.Fprintf(w, "  balance\t%s\n", b)
+		}
 	}
 	fmt.Fprintln(w, "\nQUEUE\tSTATE\tCOUNT")
 	for q, states := range s.Queues {

@@ -353,7 +353,7 @@ func cmdSim(args []string) int {
 	number := fs.String("number", "+15555550123", "the simulated modem's own number")
 	delay := fs.Duration("echo-delay", 0, "delay of the echo's answer and of status reports")
 	level := fs.String("log-level", "info", "log level (trace shows AT traffic)")
-	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report; \"network off\" / \"network on\" takes the network away (not registered, sends refused with +CMS ERROR: 331) and brings it back; \"send-error CODE\" makes AT+CMGS answer +CMS ERROR: CODE (512: SMSC busy; 0: off); \"fail-delete N\" makes the next N AT+CMGD fail; "+simFaultHelp+"; "+simControlCallsStore)
+	control := fs.Bool("control", false, "read lines from stdin: \"deliver HEX\" hands the modem an SMS (a PDU with SMSC prefix) as if the network sent it; \"report HEX\" a status report; \"network off\" / \"network on\" takes the network away (not registered, sends refused with +CMS ERROR: 331) and brings it back; \"send-error CODE\" makes AT+CMGS answer +CMS ERROR: CODE (512: SMSC busy; 0: off); \"fail-delete N\" makes the next N AT+CMGD fail; "+simFaultHelp+"; "+simControlCallsStore+"; \"balance N\" sets the credit *100# answers; \"ussd-delay DURATION\" delays the network's USSD answers; \"ussd-packed on\" makes the modem want USSD strings as packed GSM 7-bit hex, as Huawei's do")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost sim --pty PATH\n\nServes one simulated GSM modem (and a network with the echo\nsubscriber "+sim.EchoNumber+") at PATH until killed.")
 		fs.PrintDefaults()
@@ -421,6 +421,8 @@ func cmdSim(args []string) int {
 func simFault(m *sim.Modem, verb, arg string) error {
 	f := m.Faults()
 	switch verb {
+	case "balance", "ussd-delay", "ussd-packed":
+		return simUSSD(m, verb, arg) // ussd.go
 	case "network":
 		if arg != "on" && arg != "off" {
 			return fmt.Errorf("network %q: want on or off", arg)
@@ -538,6 +540,9 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 		}
 		smsConn.Forms = fo
 	}
+	if smsConn.Balances, err = balanceChecks(cfg); err != nil { // ussd.go
+		return nil, nil, err
+	}
 	router.Add(smsConn)
 	if or := cfg.XForm.OpenRosa; or.URL != "" {
 		router.Add(openrosa.New(openrosa.Options{URL: or.URL, User: or.User, Password: or.Password, Timeout: or.Timeout.Duration}))
@@ -640,7 +645,7 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 			link.SetLocal(mq)
 		}
 	}
-	return em, mq, nil
+	return em, mq, checkAlerts(cfg, router)
 }
 
 // configDigest identifies the config in effect (the defaults and the

@@ -51,6 +51,7 @@ commands:
                  import FILE.csv, export
   group          groups of contacts: group add|rm|list NAME, group members NAME [--add C] [--rm C]
   sim            serve one simulated modem on a pty: --pty PATH
+  ussd           run a USSD code on a modem: ussd MODEM CODE [ANSWER…] (ussd m1 '*100#')
   decode         decode PDUs and forms: decode pdu HEX [--json], decode pdu --batch --json,
                  decode join, decode xform FILE
   encode         encode sms --to NUMBER --text TEXT (the PDUs Outpost would send),
@@ -105,6 +106,8 @@ func run(args []string) int {
 		return cmdGroup(rest)
 	case "sim":
 		return cmdSim(rest)
+	case "ussd":
+		return cmdUSSD(rest)
 	case "decode":
 		return cmdDecode(rest)
 	case "encode":

@@ -115,7 +115,7 @@ func simControlLine(m *sim.Modem, plug *simPlug, path, line string, log *slog.Lo
 	switch verb {
 	case "deliver", "report":
 		err = m.Inject(arg, verb == "report")
-	case "network", "send-error", "fail-delete":
+	case "network", "send-error", "fail-delete", "balance", "ussd-delay", "ussd-packed":
 		err = simFault(m, verb, arg)
 	case "hang", "garbage", "registration", "slow-send", "reset-delay":
 		err = simMisbehave(m, verb, arg)
@@ -133,7 +133,7 @@ func simControlLine(m *sim.Modem, plug *simPlug, path, line string, log *slog.Lo
 	case "":
 		return nil
 	default:
-		err = fmt.Errorf("unknown command %q (want deliver HEX, report HEX, network on|off, send-error CODE, fail-delete N, hang on|off, garbage on|off, registration on|none|denied, slow-send DURATION, reset-delay DURATION, call NUMBER [RINGS [EVERY]], store N, store-fill N [KIND], unplug or replug [PATH])", verb)
+		err = fmt.Errorf("unknown command %q (want deliver HEX, report HEX, network on|off, send-error CODE, fail-delete N, hang on|off, garbage on|off, registration on|none|denied, slow-send DURATION, reset-delay DURATION, call NUMBER [RINGS [EVERY]], store N, store-fill N [KIND], balance N, ussd-delay DURATION, ussd-packed on|off, unplug or replug [PATH])", verb)
 	}
 	if err != nil {
 		log.Error("sim control", "err", err)

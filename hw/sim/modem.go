@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/warthog618/sms/encoding/tpdu"
+	"github.com/warthog618/sms/encoding/ucs2"
 )
 
 // Slots is the number of message slots on a simulated SIM.
@@ -48,6 +49,11 @@ type Faults struct {
 	// 320" (memory failure) and delete nothing; each failure counts down.
 	FailDeletes  int
 	Misbehaviour // faults.go
+	// USSDDelay delays the network's answer to each USSD string.
+	USSDDelay time.Duration
+	// USSDPacked makes the modem take and give USSD strings as packed
+	// GSM 7-bit hex, as Huawei's do (a string as text is an error).
+	USSDPacked bool
 }
 
 // Modem is one simulated modem with its SIM. A modem keeps its SIM storage
@@ -75,6 +81,10 @@ type Modem struct {
 	refuseCLIP     bool
 	resets         int
 	searchUntil    time.Time // searching for the network after a reset
+	balance        float64   // what the balance code answers (ussd.go)
+	ussdMenu       string    // the network's side of an open USSD session
+	ussdLog        []string
+	ussdSeq        int // moves on with every USSD string and cancel
 }
 
 func newModem(n *Network, number string) *Modem {
@@ -83,11 +93,12 @@ func newModem(n *Network, number string) *Modem {
 		d = "0" + d
 	}
 	return &Modem{
-		net:    n,
-		number: number,
-		IMEI:   "35" + d[len(d)-13:],
-		IMSI:   "00101" + d[len(d)-10:],
-		ICCID:  "8900101" + d[len(d)-12:] + "F",
+		net:     n,
+		number:  number,
+		IMEI:    "35" + d[len(d)-13:],
+		IMSI:    "00101" + d[len(d)-10:],
+		ICCID:   "8900101" + d[len(d)-12:] + "F",
+		balance: 100,
 	}
 }
 
@@ -209,7 +220,7 @@ func (m *Modem) retryPending() {
 // Serve speaks AT on rw until rw fails or ctx ends. Only one session is
 // active at a time; a new one replaces the old.
 func (m *Modem) Serve(ctx context.Context, rw io.ReadWriter) error {
-	s := &session{m: m, w: rw, echo: true, cmee: 0, mt: 0, ds: 0}
+	s := &session{m: m, w: rw, echo: true, cmee: 0, mt: 0, ds: 0, cscs: "GSM"}
 	m.mu.Lock()
 	m.sess = s
 	m.sessions++
@@ -256,6 +267,11 @@ type session struct {
 	cgregN  int  // +CGREG=<n>
 	copsFmt int  // +COPS=3,<format>
 	unacked []unacked
+	cscs    string // the TE character set: GSM, IRA or UCS2
+	cusdN   int
+	// afterOK runs, on its own, once the command's OK is written: an
+	// indication the command causes comes after it (ussd.go).
+	afterOK func()
 }
 
 type unacked struct {
@@ -380,6 +396,10 @@ func (s *session) command(line string, r *bufio.Reader) error {
 		}
 	}
 	s.ok()
+	if f := s.afterOK; f != nil {
+		s.afterOK = nil
+		go f()
+	}
 	return nil
 }
 
@@ -446,7 +466,7 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 	}
 	switch name {
 	case "Z", "&F":
-		s.echo, s.cmee, s.mt, s.ds, s.csms, s.cmgf = true, 0, 0, 0, 0, 0
+		s.echo, s.cmee, s.mt, s.ds, s.csms, s.cmgf, s.cscs = true, 0, 0, 0, 0, 0, "GSM"
 	case "E0", "E":
 		s.echo = false
 	case "E1":
@@ -508,10 +528,25 @@ func (s *session) one(c string, r *bufio.Reader) bool {
 	case "+CSCS":
 		switch op {
 		case "?":
-			s.info(`+CSCS: "GSM"`)
+			s.info(fmt.Sprintf(`+CSCS: "%s"`, s.cscs))
 		case "=?":
 			s.info(`+CSCS: ("GSM","IRA","UCS2")`)
+		case "=":
+			cs := strings.Trim(arg, `"`)
+			// In UCS2 the name may come encoded too ("00470053004D").
+			if b, err := hex.DecodeString(cs); err == nil && s.cscs == "UCS2" && len(b) > 0 {
+				if r, err := ucs2.Decode(b); err == nil {
+					cs = string(r)
+				}
+			}
+			if cs != "GSM" && cs != "IRA" && cs != "UCS2" {
+				s.cmeError(4)
+				return false
+			}
+			s.cscs = cs
 		}
+	case "+CUSD":
+		return s.cusd(op, arg)
 	case "+CSMS":
 		switch op {
 		case "?":
