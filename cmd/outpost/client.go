@@ -127,6 +127,7 @@ func cmdSend(args []string) int {
 	id := fs.String("id", "", "the message's id (1-64 of A-Z a-z 0-9 . _ : -; default: a new one): the same send with the same id is stored once, so a send whose answer was lost can be run again")
 	inReplyTo := fs.String("in-reply-to", "", "the id of the inbound message this answers (the only way to reach a number that opted out: its own message's id)")
 	channels := fs.String("channels", "", "the channels a group of contacts is reached on: sms, email, xmpp, comma-separated (default sms)")
+	modem := fs.String("modem", "", "the id of the [[modem]] the SMS must go out through (default: the gateway chooses)")
 	mk := clientFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost send --to NUMBER --text TEXT\n\nQueues one SMS and prints its id on the last line.")
@@ -185,7 +186,7 @@ func cmdSend(args []string) int {
 		bp := bridge.Priority(prio)
 		body.Priority = &bp
 	}
-	body.InReplyTo = *inReplyTo
+	body.InReplyTo, body.Modem = *inReplyTo, *modem
 	if *channels != "" {
 		body.Channels = strings.Split(strings.ReplaceAll(*channels, " ", ""), ",")
 	}

@@ -169,6 +169,7 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 	// The simulated modems share one network: each reaches the others'
 	// numbers (and the echo subscriber).
 	var network *sim.Network
+	sims := map[string]*sim.Modem{}
 	for _, mc := range cfg.Modems {
 		router.ModemIDs = append(router.ModemIDs, mc.ID)
 		device := mc.Device
@@ -177,8 +178,14 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 			// real serial and AT code drives it.
 			if network == nil {
 				network = sim.NewNetwork(log.With("component", "sim"))
+				if c, err := simSpeed(); err != nil {
+					return err
+				} else if c != nil {
+					network.Now = c.Now
+				}
 			}
 			sm := network.NewModem(mc.Number)
+			sims[mc.ID] = sm
 			device = filepath.Join(cfg.DataDir, "sim-"+mc.ID+".pty")
 			p, err := sim.OpenPTY(device)
 			if err != nil {
@@ -198,6 +205,9 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		})
 		defer m.Close()
 		modems[mc.ID] = m
+	}
+	if err := simControl(ctx, sims, log); err != nil {
+		return err
 	}
 	var api *bhttp.Server
 	em, mq, err := connectors(cfg, router, log, modems, func(ctx context.Context) (any, error) { return api.Status(ctx) })
@@ -491,6 +501,7 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 	}
 	smsConn := bsms.New(router, modems)
 	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
+	smsConn.Modems, smsConn.Clock = modemOptions(cfg), limitsClock()
 	smsConn.ReassemblyTimeout = cfg.SMS.ReassemblyTimeout.Duration
 	smsConn.Languages = map[string][]int{}
 	for prefix, name := range cfg.SMS.NationalLanguages {

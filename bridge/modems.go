@@ -1,0 +1,68 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/outpost-sms/outpost/store"
+)
+
+// checkModem says what is wrong with a send request's "modem": it must be
+// a configured modem's id.
+func (h *Router) checkModem(id string) error {
+	if id == "" || slices.Contains(h.ModemIDs, id) {
+		return nil
+	}
+	if len(h.ModemIDs) == 0 {
+		return fmt.Errorf(`"modem" %q: this gateway has no modem`, id)
+	}
+	return fmt.Errorf(`"modem" %q is not a configured modem (%s)`, id, strings.Join(h.ModemIDs, ", "))
+}
+
+// keepReplyModem records, inside tx, the modem an answer to an inbound
+// SMS should go out through: the one it came in on, so that the person
+// gets the answer from the number they wrote to. A request that names
+// its modem needs none.
+func (h *Router) keepReplyModem(tx *store.Tx, req SendRequest, id string) error {
+	if req.Modem != "" {
+		return nil
+	}
+	modem := req.replyModem
+	if modem == "" && req.InReplyTo != "" {
+		in, err := tx.Message(req.InReplyTo)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		case in.Direction == store.In:
+			modem = in.Modem
+		}
+	}
+	if modem == "" {
+		return nil
+	}
+	return tx.SetReplyModem(id, modem)
+}
+
+// OnRoutingStatus registers f to say how the modems take part in
+// sending (the SMS connector: limits, loads, rests), for status.
+func (h *Router) OnRoutingStatus(f func() any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.routing = f
+}
+
+// RoutingStatus is what the function given to OnRoutingStatus says (nil
+// without one).
+func (h *Router) RoutingStatus() any {
+	h.mu.Lock()
+	f := h.routing
+	h.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f()
+}

@@ -1,0 +1,44 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// SetReplyModem records the modem an outbound message, an answer, should
+// go out through when it can.
+func (tx *Tx) SetReplyModem(messageID, modem string) error {
+	_, err := tx.exec(`INSERT OR REPLACE INTO reply_modems (message_id, modem) VALUES (?, ?)`, messageID, modem)
+	return err
+}
+
+// ReplyModem is the modem SetReplyModem recorded ("" when none).
+func (tx *Tx) ReplyModem(messageID string) (string, error) {
+	var modem string
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT modem FROM reply_modems WHERE message_id = ?`, messageID).Scan(&modem)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return modem, err
+}
+
+// PartsSentSince counts the parts each modem has had accepted since a
+// time.
+func (tx *Tx) PartsSentSince(since time.Time) (map[string]int, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT modem, COUNT(*) FROM sent_parts INDEXED BY sent_parts_sent WHERE sent_at >= ? GROUP BY modem`, ms(since))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}
