@@ -12,6 +12,9 @@ import (
 // checkModem says what is wrong with a send request's "modem": it must be
 // a configured modem's id.
 func (h *Router) checkModem(id string) error {
+	if h.ReceiveOnly[id] {
+		return fmt.Errorf(`"modem" %q is receive-only (send = false): it sends nothing`, id)
+	}
 	if id == "" || slices.Contains(h.ModemIDs, id) {
 		return nil
 	}

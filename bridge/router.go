@@ -263,6 +263,9 @@ type Router struct {
 	// ModemIDs are the configured modems' ids (stats.go: a modem asked
 	// for must be one of them, or have sent something).
 	ModemIDs []string
+	// ReceiveOnly are the modems configured with send = false: a send
+	// request cannot name one.
+	ReceiveOnly map[string]bool
 	// Quota bounds sends per source and per number, and holds them in
 	// the quiet hours (quota.go).
 	Quota Quota

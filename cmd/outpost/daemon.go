@@ -501,7 +501,7 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 	}
 	smsConn := bsms.New(router, modems)
 	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
-	smsConn.Modems, smsConn.Clock = modemOptions(cfg), limitsClock()
+	configureRouting(cfg, router, smsConn)
 	smsConn.ReassemblyTimeout = cfg.SMS.ReassemblyTimeout.Duration
 	smsConn.Languages = map[string][]int{}
 	for prefix, name := range cfg.SMS.NationalLanguages {

@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	bsms "github.com/outpost-sms/outpost/bridge/sms"
-	"github.com/outpost-sms/outpost/config"
 	"github.com/outpost-sms/outpost/hw/sim"
 )
 
@@ -99,16 +98,4 @@ func simLine(sims map[string]*sim.Modem, line string) error {
 		return nil
 	}
 	return simFault(m, f[1], f[2])
-}
-
-// modemOptions are the [[modem]]s' routing keys as the SMS connector
-// takes them.
-func modemOptions(cfg config.Config) map[string]bsms.ModemOptions {
-	out := map[string]bsms.ModemOptions{}
-	for _, m := range cfg.Modems {
-		n, per, _ := config.ParseRate(m.Rate) // checked with the config
-		out[m.ID] = bsms.ModemOptions{Prefixes: m.Prefixes, ReceiveOnly: !m.CanSend(), Rate: n, Per: per,
-			DailyLimit: m.DailyLimit, Jitter: m.Jitter.Duration}
-	}
-	return out
 }
