@@ -231,10 +231,11 @@ var errLimited = errors.New("waiting for a modem's limit")
 // registered, not receive-only, not rested, within their limits) it
 // takes the forced or sticky one, else the one the message answers,
 // else those whose prefixes match the number longest, and among them
-// the least loaded (parts in flight and sent in the last minute). When
-// none may send, the error says why and how long to wait:
-// bridge.Unavailable for limits and rests (the message waits, uncounted,
-// while others go), bridge.Outage when no modem is ready at all.
+// the least loaded (parts in flight and sent in the last minute); a
+// rested modem only when no other may send. When none may send, the
+// error says why and how long to wait: bridge.Unavailable for limits
+// (the message waits, uncounted, while others go), bridge.Outage when
+// no modem is ready at all.
 func (c *Connector) acquire(ctx context.Context, p pick) (string, hw.Modem, error) {
 	c.lanesInit()
 	cands := c.order
@@ -263,6 +264,7 @@ func (c *Connector) acquire(ctx context.Context, p pick) (string, hw.Modem, erro
 		}
 	}
 	best, bestLen, bestLoad := "", -1, 0
+	rested := "" // the last resort: better than none
 	for _, id := range cands {
 		l := c.rt.lanes[id]
 		switch {
@@ -277,15 +279,17 @@ func (c *Connector) acquire(ctx context.Context, p pick) (string, hw.Modem, erro
 		case !ready[id]:
 			why = append(why, id+": not ready or not registered")
 			continue
-		case l.until > now:
-			why = append(why, fmt.Sprintf("%s: rested for %s after %d failures in a row (%s)", id, c.rt.clock.Real(l.until-now).Round(time.Second), restAfter, l.lastErr))
-			waitFor(l.until - now)
-			continue
 		}
 		l.trim(now)
 		if reason, d := l.limited(now, wall); reason != "" {
 			why = append(why, fmt.Sprintf("%s: %s, next in %s", id, reason, c.rt.clock.Real(d).Round(time.Millisecond)))
 			waitFor(d)
+			continue
+		}
+		if l.until > now {
+			if rested == "" {
+				rested = id
+			}
 			continue
 		}
 		n, load := l.prefixLen(p.to), l.inflight+l.since(now, time.Minute)
@@ -295,6 +299,12 @@ func (c *Connector) acquire(ctx context.Context, p pick) (string, hw.Modem, erro
 		if n > bestLen || (n == bestLen && load < bestLoad) {
 			best, bestLen, bestLoad = id, n, load
 		}
+	}
+	if best == "" {
+		// A modem rested while others can send is given nothing; when
+		// none can, it is tried again, as the dispatcher's backoff
+		// allows: resting it would only hold everything back.
+		best = rested
 	}
 	if best != "" {
 		l := c.rt.lanes[best]

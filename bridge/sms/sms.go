@@ -637,6 +637,7 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 		pk.stick = p.Modem
 	}
 	var mrs, moved []string
+	var lastErr error // of the last modem the part was moved from
 	via := pk.stick
 	for _, p := range parts {
 		if sent[p.Seq] {
@@ -644,10 +645,12 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 		}
 		for {
 			modemID, modem, err := c.acquire(ctx, pk)
-			if err != nil {
-				if len(moved) > 0 {
-					err = fmt.Errorf("%w (after %s)", err, strings.Join(moved, "; "))
-				}
+			switch {
+			case err != nil && lastErr != nil && bridge.IsOutage(err):
+				return bridge.Outcome{}, bridge.Outage(fmt.Errorf("%w; no other modem can take it", lastErr))
+			case err != nil && len(moved) > 0:
+				return bridge.Outcome{}, fmt.Errorf("%w (after %s)", err, strings.Join(moved, "; "))
+			case err != nil:
 				return bridge.Outcome{}, err
 			}
 			c.jitter(ctx, modemID)
@@ -660,7 +663,7 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 					// Not the message's fault: another modem may take it.
 					// No answer does not prove the part did not go out:
 					// as after any retry, it may arrive twice.
-					pk.exclude[modemID] = true
+					pk.exclude[modemID], lastErr = true, err
 					why := fmt.Sprintf("%s failed (%v)", modemID, errors.Unwrap(err))
 					moved = append(moved, why)
 					c.Log.Warn("part not sent through a modem; trying another", "msg_id", d.MessageID, "modem", modemID, "err", err)

@@ -341,52 +341,55 @@ func TestModemFailover(t *testing.T) {
 }
 
 // TestModemRateLimit: a burst of 100 with rate = "6/min" on the three
-// modems that send. The simulated network's clock runs 40 times faster
+// modems that send. The simulated network's clock runs 30 times faster
 // than real time, and the limits count in it: the burst takes more than
 // five of its minutes. No window of a minute holds more than six of one
 // modem's parts, by the network's own time stamps; nothing fails and no
 // attempt is used by waiting.
 func TestModemRateLimit(t *testing.T) {
 	g := newRack(t, map[string]string{"m1": `rate = "6/min"`, "m2": `rate = "6/min"`, "m3": `rate = "6/min"`, "m4": "send = false"})
-	g.start("OUTPOST_SIM_SPEED=40")
+	g.start("OUTPOST_SIM_SPEED=30")
 	g.waitRackReady()
 
 	const n = 100
 	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = g.queue(fmt.Sprintf(`{"to": %q, "text": "rate %03d", "report": false}`, rackNumbers["m4"], i))
+	post := func(from, to int) {
+		for i := from; i < to; i++ {
+			ids[i] = g.queue(fmt.Sprintf(`{"to": %q, "text": "rate %03d", "report": false}`, rackNumbers["m4"], i))
+		}
 	}
-	// While it lasts, the queue says why it waits.
-	waitFor(t, "a message waiting for the rate", 20*time.Second, func() bool {
-		for _, id := range ids[n-10:] {
-			if s := g.show(id); s.State == "queued" && hasEvent(s, "rate 6/min reached") {
+	// 30 fill the three modems' minute (18) and wait: status says why.
+	post(0, 30)
+	waitFor(t, "the modems to say they wait for their rate", 20*time.Second, func() bool {
+		for _, r := range g.rackStatus().Routing {
+			if strings.Contains(r.Waiting, "rate 6/min reached") {
 				return true
 			}
 		}
 		return false
 	})
-	st := g.rackStatus()
-	waiting := 0
-	for _, id := range []string{"m1", "m2", "m3"} {
-		if strings.Contains(st.Routing[id].Waiting, "rate 6/min reached") {
-			waiting++
-		}
-	}
-	if waiting == 0 {
-		t.Errorf("during the burst no modem says it waits for its rate: %+v", st.Routing)
-	}
-
+	post(30, n)
 	var got map[string][]rackInbound
 	waitFor(t, "m4 to receive the 100", 50*time.Second, func() bool {
 		got = g.received("m4", "rate ")
 		return len(got) == n
 	})
+	waited := 0
 	for _, id := range ids {
 		s := g.show(id)
 		if s.State != "sent" || s.Deliveries[0].Attempts != 1 {
 			t.Errorf("%s: %s after %d attempts (want sent after 1); history %+v", id, s.State, s.Deliveries[0].Attempts, s.Events)
 		}
+		if hasEvent(s, "queued: not counted: waiting for a modem's limit: no modem can take it now: m1: rate 6/min reached, next in") {
+			waited++
+		}
 	}
+	// Claimed with more than the free places, the others said why they
+	// waited in their history.
+	if waited == 0 {
+		t.Errorf("no message's history says it waited for the rate")
+	}
+	t.Logf("%d messages waited in the queue for the rate", waited)
 	// The network's time stamps, per sending modem.
 	stamps := map[string][]time.Time{}
 	for text, ms := range got {
