@@ -24,6 +24,7 @@ import (
 	bhttp "github.com/outpost-sms/outpost/bridge/http"
 	"github.com/outpost-sms/outpost/bridge/hub"
 	bmqtt "github.com/outpost-sms/outpost/bridge/mqtt"
+	bsms "github.com/outpost-sms/outpost/bridge/sms"
 	"github.com/outpost-sms/outpost/store"
 )
 
@@ -346,6 +347,7 @@ func cmdStatus(args []string) int {
 		HubQueue   store.HubStats             `json:"hub_queue"`
 		Store      store.Files                `json:"store"`
 		Retention  *bridge.PruneStats         `json:"retention"`
+		Routing    map[string]bsms.RouteState `json:"routing"`
 	}
 	if code := fetch("status", mk, "/v1/status", *asJSON, &s); code >= 0 {
 		return code
@@ -367,6 +369,7 @@ func cmdStatus(args []string) int {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", id, m.State, printable(m.Operator, false), signal, m.Registered,
 			printable(m.IMEI, false), printable(m.Error, false))
 	}
+	routingNotes(w, s.Routing)
 	fmt.Fprintln(w, "\nQUEUE\tSTATE\tCOUNT")
 	for q, states := range s.Queues {
 		for st, n := range states {

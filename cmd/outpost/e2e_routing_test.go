@@ -338,6 +338,9 @@ func TestModemFailover(t *testing.T) {
 	if moved == 0 || st.Rests == 0 || st.RestedFor == "" || !strings.Contains(st.LastError, "512") {
 		t.Errorf("m2 refusing every send: %d parts moved, status %+v: want it rested, with its error", moved, st)
 	}
+	if out, _, _ := g.cli("status"); !regexp.MustCompile(`m2 +rested for .*after failing in a row: .*512`).MatchString(out) {
+		t.Errorf("outpost status does not say m2 is rested:\n%s", out)
+	}
 }
 
 // TestModemRateLimit: a burst of 100 with rate = "6/min" on the three
