@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/outpost-sms/outpost/store"
 )
@@ -25,9 +26,10 @@ func (h *Router) checkModem(id string) error {
 }
 
 // keepReplyModem records, inside tx, the modem an answer to an inbound
-// SMS should go out through: the one it came in on, so that the person
-// gets the answer from the number they wrote to. A request that names
-// its modem needs none.
+// SMS should go out through: the one it came in on (in_reply_to, a
+// route's auto-reply, a conversation by mail or chat), so that the
+// person gets the answer from the number they wrote to. A request that
+// names its modem needs none.
 func (h *Router) keepReplyModem(tx *store.Tx, req SendRequest, id string) error {
 	if req.Modem != "" {
 		return nil
@@ -44,11 +46,26 @@ func (h *Router) keepReplyModem(tx *store.Tx, req SendRequest, id string) error 
 			modem = in.Modem
 		}
 	}
+	if modem == "" && conversational[req.Source] && len(req.To) == 1 {
+		// A person answering by mail or chat: the conversation is with
+		// the number's last SMS.
+		var err error
+		if modem, err = tx.LastInboundModem(req.To[0], tx.Now().Add(-conversationAge)); err != nil {
+			return err
+		}
+	}
 	if modem == "" {
 		return nil
 	}
 	return tx.SetReplyModem(id, modem)
 }
+
+// conversational are the channels a person answers an SMS on without
+// naming it: their SMS goes out through the modem the number's last SMS
+// came in on, when it came within conversationAge.
+var conversational = map[string]bool{"email": true, "xmpp": true}
+
+const conversationAge = 7 * 24 * time.Hour
 
 // OnRoutingStatus registers f to say how the modems take part in
 // sending (the SMS connector: limits, loads, rests), for status.

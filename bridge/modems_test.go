@@ -134,3 +134,44 @@ func TestParallelDelivery(t *testing.T) {
 		t.Errorf("to one recipient: %v, want in order", got)
 	}
 }
+
+// TestReplyModem: an answer (in_reply_to, or by mail or chat to a number
+// that texted) is to go out through the modem the SMS came in on; a
+// plain send is not.
+func TestReplyModem(t *testing.T) {
+	s, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "o.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := bridge.New(s, nil)
+	r.Add(&fake{})
+	r.ModemIDs = []string{"m1", "m2"}
+	ctx := context.Background()
+	text := "hello"
+	in := &store.Message{Peer: "+15555550177", Modem: "m2", Text: &text, Source: "sms", State: store.Complete, FromAddr: "tel:+15555550177"}
+	if err := s.Update(ctx, func(tx *store.Tx) error { return r.StoreInbound(tx, in, "test") }); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		req  bridge.SendRequest
+		want string
+	}{
+		{bridge.SendRequest{Source: "cli", InReplyTo: in.ID}, "m2"},
+		{bridge.SendRequest{Source: "email"}, "m2"},
+		{bridge.SendRequest{Source: "xmpp"}, "m2"},
+		{bridge.SendRequest{Source: "cli"}, ""},
+		{bridge.SendRequest{Source: "email", Modem: "m1"}, ""},
+	} {
+		tc.req.To, tc.req.Text = []string{"+15555550177"}, "answer"
+		id, err := r.Submit(ctx, tc.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		s.View(ctx, func(tx *store.Tx) (err error) { got, err = tx.ReplyModem(id); return })
+		if got != tc.want {
+			t.Errorf("%+v: reply modem %q, want %q", tc.req, got, tc.want)
+		}
+	}
+}

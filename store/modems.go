@@ -42,3 +42,15 @@ func (tx *Tx) PartsSentSince(since time.Time) (map[string]int, error) {
 	}
 	return out, rows.Err()
 }
+
+// LastInboundModem is the modem the last SMS from peer since a time came
+// in on ("" when none came).
+func (tx *Tx) LastInboundModem(peer string, since time.Time) (string, error) {
+	var modem string
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT modem FROM messages INDEXED BY messages_peer
+		WHERE peer = ? AND created_at >= ? AND direction = 'in' AND channel = 'sms' ORDER BY created_at DESC, id DESC LIMIT 1`, peer, ms(since)).Scan(&modem)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return modem, err
+}
