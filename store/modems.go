@@ -54,3 +54,23 @@ func (tx *Tx) LastInboundModem(peer string, since time.Time) (string, error) {
 	}
 	return modem, err
 }
+
+// PartTimesSince is when each modem had its parts accepted since a
+// time, oldest first.
+func (tx *Tx) PartTimesSince(since time.Time) (map[string][]time.Time, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT modem, sent_at FROM sent_parts INDEXED BY sent_parts_sent WHERE sent_at >= ? ORDER BY sent_at`, ms(since))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]time.Time{}
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, err
+		}
+		out[id] = append(out[id], fromMS(at))
+	}
+	return out, rows.Err()
+}

@@ -66,7 +66,8 @@ type lane struct {
 	inflight int
 	day      string // the local date today counts
 	today    int
-	fails    int // in a row
+	downAt   time.Duration // seen not ready since (elapsed; 0: ready)
+	fails    int           // in a row
 	rest     time.Duration
 	until    time.Duration // rested until (elapsed)
 	rests    int
@@ -115,25 +116,40 @@ func (c *Connector) lanesInit() {
 	})
 }
 
-// seedToday counts what each modem sent since local midnight (by the
-// store's clock), so that daily_limit holds across restarts.
+// seedToday counts what each modem sent since local midnight and, with
+// the box's clock, when it sent its parts of the last hour (by the
+// store's clock), so that daily_limit and rate hold across restarts: a
+// daemon restarting in a loop does not send a rate's worth each time.
 func (c *Connector) seedToday(ctx context.Context) {
-	now := c.rt.clock.Now()
-	day := now.Format(time.DateOnly)
+	day := c.rt.clock.Now().Local().Format(time.DateOnly)
+	_, box := c.rt.clock.(systemClock)
 	var counts map[string]int
+	var recent map[string][]time.Time
+	var now time.Time
 	err := c.Store.View(ctx, func(tx *store.Tx) (err error) {
-		y, m, d := tx.Now().Date()
-		counts, err = tx.PartsSentSince(time.Date(y, m, d, 0, 0, 0, 0, tx.Now().Location()))
+		now = tx.Now()
+		y, m, d := now.Local().Date()
+		if counts, err = tx.PartsSentSince(time.Date(y, m, d, 0, 0, 0, 0, time.Local)); err != nil || !box {
+			return err
+		}
+		recent, err = tx.PartTimesSince(now.Add(-time.Hour))
 		return err
 	})
 	if err != nil {
-		c.Log.Warn("cannot count today's parts per modem; daily limits count from now", "err", err)
+		c.Log.Warn("cannot count the parts each modem sent; its limits count from now", "err", err)
 		return
 	}
 	c.rt.mu.Lock()
 	defer c.rt.mu.Unlock()
+	el := c.rt.clock.Elapsed()
 	for id, l := range c.rt.lanes {
 		l.day, l.today = day, counts[id]
+		for _, t := range recent[id] {
+			if ago := now.Sub(t); ago >= 0 {
+				l.sent = append(l.sent, el-ago)
+			}
+		}
+		l.trim(el)
 	}
 }
 
@@ -160,7 +176,7 @@ func (l *lane) since(now, d time.Duration) int {
 }
 
 func (l *lane) newDay(wall time.Time) {
-	if day := wall.Format(time.DateOnly); day != l.day {
+	if day := wall.Local().Format(time.DateOnly); day != l.day {
 		l.day, l.today = day, 0
 	}
 }
@@ -170,8 +186,8 @@ func (l *lane) newDay(wall time.Time) {
 func (l *lane) limited(now time.Duration, wall time.Time) (string, time.Duration) {
 	l.newDay(wall)
 	if l.opts.DailyLimit > 0 && l.today+l.inflight >= l.opts.DailyLimit {
-		y, m, d := wall.Date()
-		midnight := time.Date(y, m, d+1, 0, 0, 0, 0, wall.Location())
+		y, m, d := wall.Local().Date()
+		midnight := time.Date(y, m, d+1, 0, 0, 0, 0, time.Local)
 		return fmt.Sprintf("daily limit of %d parts reached (sent %d today)", l.opts.DailyLimit, l.today), max(midnight.Sub(wall), time.Second)
 	}
 	if l.opts.Rate > 0 {
@@ -257,7 +273,7 @@ func (c *Connector) acquire(ctx context.Context, p pick) (string, hw.Modem, erro
 	defer c.rt.mu.Unlock()
 	now, wall := c.rt.clock.Elapsed(), c.rt.clock.Now()
 	var why []string
-	var wait time.Duration
+	var wait, down time.Duration
 	waitFor := func(d time.Duration) {
 		if wait == 0 || d < wait {
 			wait = d
@@ -278,8 +294,13 @@ func (c *Connector) acquire(ctx context.Context, p pick) (string, hw.Modem, erro
 			continue
 		case !ready[id]:
 			why = append(why, id+": not ready or not registered")
+			if l.downAt == 0 {
+				l.downAt = now
+			}
+			down = max(down, now-l.downAt)
 			continue
 		}
+		l.downAt = 0
 		l.trim(now)
 		if reason, d := l.limited(now, wall); reason != "" {
 			why = append(why, fmt.Sprintf("%s: %s, next in %s", id, reason, c.rt.clock.Real(d).Round(time.Millisecond)))
@@ -318,8 +339,9 @@ func (c *Connector) acquire(ctx context.Context, p pick) (string, hw.Modem, erro
 		return "", nil, bridge.Unavailable(fmt.Errorf("%w: %w", errLimited, err), c.rt.clock.Real(wait))
 	case p.forced != "" || p.stick != "":
 		// Only this modem will do: the message waits for it while the
-		// others' messages go.
-		return "", nil, bridge.Unavailable(fmt.Errorf("%w: %w", hw.ErrNotReady, err), 5*time.Second)
+		// others' messages go, looked at less often the longer it is
+		// down (its history gets a line each time).
+		return "", nil, bridge.Unavailable(fmt.Errorf("%w: %w", hw.ErrNotReady, err), c.rt.clock.Real(min(max(down/4, 5*time.Second), 5*time.Minute)))
 	}
 	return "", nil, bridge.Outage(fmt.Errorf("%w: %w", hw.ErrNotReady, err))
 }

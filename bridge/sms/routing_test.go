@@ -239,6 +239,13 @@ func TestDeliverFailsOver(t *testing.T) {
 	if _, _, err := c2.acquire(context.Background(), pick{to: "+1"}); err == nil || !strings.Contains(err.Error(), "daily limit of 1 parts reached (sent 1 today)") {
 		t.Errorf("after a restart: %v", err)
 	}
+	c3, _, _ := newRouting(t, r.Store, map[string]ModemOptions{"m2": {Rate: 1, Per: time.Hour}})
+	c3.Clock = nil
+	c3.lanesInit()
+	c3.seedToday(context.Background())
+	if _, _, err := c3.acquire(context.Background(), pick{to: "+1"}); err == nil || !strings.Contains(err.Error(), "rate 1/h reached, next in 59m") {
+		t.Errorf("rate after a restart: %v", err)
+	}
 }
 
 func waitView(t *testing.T, r *bridge.Router, id string, cond func(bridge.MessageView) bool) {
