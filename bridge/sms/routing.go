@@ -377,6 +377,18 @@ func (c *Connector) release(id string, err error) {
 	}
 }
 
+// failWait is how long a message that only one modem will do waits
+// after that modem failed it: longer the more it fails in a row.
+func (c *Connector) failWait(id string) time.Duration {
+	c.rt.mu.Lock()
+	defer c.rt.mu.Unlock()
+	d := 2 * time.Second
+	for range c.rt.lanes[id].fails {
+		d = min(2*d, 5*time.Minute)
+	}
+	return c.rt.clock.Real(d)
+}
+
 // jitter waits a random part of the modem's jitter before a part.
 func (c *Connector) jitter(ctx context.Context, id string) {
 	j := c.Modems[id].Jitter

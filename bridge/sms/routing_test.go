@@ -36,8 +36,10 @@ type fakeModem struct {
 	mu   sync.Mutex
 	err  error
 	sent int
-	in   chan hw.Inbound
-	done chan struct{}
+	// failAfter, when not 0, makes err the answer once that many are sent.
+	failAfter int
+	in        chan hw.Inbound
+	done      chan struct{}
 }
 
 func newFake() *fakeModem { return &fakeModem{in: make(chan hw.Inbound), done: make(chan struct{})} }
@@ -45,7 +47,7 @@ func newFake() *fakeModem { return &fakeModem{in: make(chan hw.Inbound), done: m
 func (f *fakeModem) SendPDU(context.Context, []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.err != nil {
+	if f.err != nil && f.sent >= f.failAfter {
 		return 0, f.err
 	}
 	f.sent++
@@ -60,6 +62,11 @@ func (f *fakeModem) Status(context.Context) (hw.Status, error) {
 	return hw.Status{State: hw.StateReady, Registration: "home"}, nil
 }
 func (f *fakeModem) count() int { f.mu.Lock(); defer f.mu.Unlock(); return f.sent }
+func (f *fakeModem) fail(err error, after int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err, f.failAfter = err, after
+}
 
 func newRouting(t *testing.T, s *store.Store, opts map[string]ModemOptions) (*Connector, map[string]*fakeModem, *fakeClock) {
 	t.Helper()
@@ -261,4 +268,44 @@ func waitView(t *testing.T, r *bridge.Router, id string, cond func(bridge.Messag
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestPartsStayOnOneModem: a long message whose second part fails on
+// the modem that took its first waits for that modem (uncounted, the
+// other modem free) instead of mixing sender numbers; a message forced
+// to a modem no longer configured fails with why.
+func TestPartsStayOnOneModem(t *testing.T) {
+	c, fakes, _ := newRouting(t, nil, map[string]ModemOptions{"m1": {}, "m2": {}})
+	fakes["m1"].fail(fmt.Errorf("AT+CMGS: %w", &hw.CMSError{Code: 512}), 1)
+	r := c.router
+	r.ModemIDs = []string{"m1", "m2", "m3"}
+	r.Add(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	id, err := r.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: strings.Repeat("long ", 50), Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, r, id, func(v bridge.MessageView) bool {
+		return v.Deliveries[0].State == store.Queued && strings.Contains(v.Deliveries[0].LastError, "part 2/2") && strings.Contains(v.Deliveries[0].LastError, "512")
+	})
+	if v, _ := r.Message(ctx, id); v.Deliveries[0].Attempts != 0 || fakes["m2"].count() != 0 {
+		t.Errorf("attempts %d, m2 sent %d: want the second part waiting for m1, uncounted", v.Deliveries[0].Attempts, fakes["m2"].count())
+	}
+	fakes["m1"].fail(nil, 0)
+	waitView(t, r, id, func(v bridge.MessageView) bool { return v.State == store.Sent })
+	if fakes["m1"].count() != 2 || fakes["m2"].count() != 0 {
+		t.Errorf("m1 sent %d, m2 %d: want both parts through m1", fakes["m1"].count(), fakes["m2"].count())
+	}
+	gone, err := r.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: "x", Source: "test", Modem: "m3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, r, gone, func(v bridge.MessageView) bool {
+		return v.State == store.Failed && strings.Contains(v.Deliveries[0].LastError, "modem m3, which the message must go out through, is no longer configured")
+	})
+	cancel()
+	<-done
 }

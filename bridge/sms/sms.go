@@ -630,11 +630,16 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	if m.Direction == store.Out {
 		pk.forced = m.Modem
 	}
+	if _, ok := c.modems[pk.forced]; pk.forced != "" && !ok {
+		return bridge.Outcome{}, bridge.Permanent(fmt.Errorf("modem %s, which the message must go out through, is no longer configured: send it again through another", pk.forced))
+	}
 	for _, p := range done {
 		sent[p.Seq] = true
 		// The parts of one message go out from one number, or the phone
-		// cannot join them.
-		pk.stick = p.Modem
+		// cannot join them (unless that modem is gone from the config).
+		if _, ok := c.modems[p.Modem]; ok {
+			pk.stick = p.Modem
+		}
 	}
 	var mrs, moved []string
 	var lastErr error // of the last modem the part was moved from
@@ -670,10 +675,14 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 					c.event(ctx, d, fmt.Sprintf("part %d/%d not sent through %s: %v; trying another modem", p.Seq, p.Total, modemID, errors.Unwrap(err)))
 					continue
 				}
-				switch cls {
-				case hw.Permanent:
+				switch {
+				case cls == hw.Permanent:
 					return bridge.Outcome{}, bridge.Permanent(err)
-				case hw.Outage:
+				case cls == hw.Outage && (pk.forced != "" || pk.stick != ""):
+					// Only this modem will do: the message waits for it
+					// while the other modems' messages go.
+					return bridge.Outcome{}, bridge.Unavailable(err, c.failWait(modemID))
+				case cls == hw.Outage:
 					return bridge.Outcome{}, bridge.Outage(err)
 				}
 				return bridge.Outcome{}, err
