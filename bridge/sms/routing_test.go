@@ -309,3 +309,35 @@ func TestPartsStayOnOneModem(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// recClock records what real waits are asked of it, and waits none.
+type recClock struct {
+	fakeClock
+	asked []time.Duration
+}
+
+func (r *recClock) Real(d time.Duration) time.Duration { r.asked = append(r.asked, d); return 0 }
+
+func TestJitter(t *testing.T) {
+	c, _, _ := newRouting(t, nil, map[string]ModemOptions{"m1": {Jitter: 2 * time.Second}, "m2": {}})
+	clk := &recClock{}
+	c.Clock = clk
+	c.lanesInit()
+	c.jitter(context.Background(), "m2")
+	if len(clk.asked) != 0 {
+		t.Fatalf("a modem without jitter waited %v", clk.asked)
+	}
+	seen := map[time.Duration]bool{}
+	for range 20 {
+		c.jitter(context.Background(), "m1")
+	}
+	for _, d := range clk.asked {
+		if d < 0 || d >= 2*time.Second {
+			t.Errorf("jitter %s out of [0, 2s)", d)
+		}
+		seen[d] = true
+	}
+	if len(clk.asked) != 20 || len(seen) < 10 {
+		t.Errorf("20 jitters: %v", clk.asked)
+	}
+}
