@@ -72,7 +72,6 @@ type lane struct {
 	until    time.Duration // rested until (elapsed)
 	rests    int
 	lastErr  string
-	total    int
 }
 
 // RouteState is a modem's part in sending, for status.
@@ -359,7 +358,6 @@ func (c *Connector) release(id string, err error) {
 	if err == nil {
 		l.sent = append(l.sent, now)
 		l.today++
-		l.total++
 		l.fails, l.rest = 0, restMin
 		return
 	}
