@@ -149,16 +149,7 @@ func (h *Router) dispatchLane(ctx context.Context, c Connector, lane store.Lane,
 			sleep(ctx, time.Second)
 			continue
 		}
-		var cause error
-		for _, d := range claimed {
-			if cause != nil {
-				h.putBack(ctx, c, d, cause)
-				continue
-			}
-			if err := h.deliverOne(ctx, c, d); IsOutage(err) {
-				cause = err
-			}
-		}
+		cause := h.deliverAll(ctx, c, claimed)
 		if cause != nil {
 			down++
 			wait := h.backoff(down)
@@ -184,6 +175,71 @@ func (h *Router) dispatchLane(ctx context.Context, c Connector, lane store.Lane,
 		}
 		t.Stop()
 	}
+}
+
+// Parallel is implemented by a connector that can deliver several at
+// once (the SMS connector: one part per modem): Parallel says how many.
+// Deliveries to one recipient still go one after the other, in order.
+type Parallel interface {
+	Parallel() int
+}
+
+// deliverAll delivers claimed deliveries, several at once when c is
+// Parallel, and returns the first outage: the deliveries not yet started
+// then go back to the queue untried.
+func (h *Router) deliverAll(ctx context.Context, c Connector, claimed []store.Delivery) error {
+	n := 1
+	if p, ok := c.(Parallel); ok {
+		n = max(p.Parallel(), 1)
+	}
+	var mu sync.Mutex
+	var cause error
+	outage := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return cause
+	}
+	one := func(d store.Delivery) {
+		if err := outage(); err != nil {
+			h.putBack(ctx, c, d, err)
+			return
+		}
+		if err := h.deliverOne(ctx, c, d); IsOutage(err) {
+			mu.Lock()
+			if cause == nil {
+				cause = err
+			}
+			mu.Unlock()
+		}
+	}
+	if n == 1 {
+		for _, d := range claimed {
+			one(d)
+		}
+		return cause
+	}
+	var order []string
+	chains := map[string][]store.Delivery{}
+	for _, d := range claimed {
+		if _, ok := chains[d.Recipient]; !ok {
+			order = append(order, d.Recipient)
+		}
+		chains[d.Recipient] = append(chains[d.Recipient], d)
+	}
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for _, r := range order {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			for _, d := range chains[r] {
+				one(d)
+			}
+		}()
+	}
+	wg.Wait()
+	return cause
 }
 
 // putBack returns a claimed delivery that was not tried, because its

@@ -203,6 +203,13 @@ type SendRequest struct {
 	// confirmStop marks the confirmation of a STOP, which goes to the
 	// number that just opted out.
 	confirmStop bool
+	// Modem forces the SMS to go out through this modem (one of
+	// Router.ModemIDs; stored as the message's modem); empty: the SMS
+	// connector chooses (modems.go).
+	Modem string `json:"modem,omitempty"`
+	// replyModem is the modem of the inbound message a route's
+	// auto-reply answers.
+	replyModem string
 	// Notes, when set, gets what the send left out in the transaction
 	// that stored it (numbers over quota.per_number_per_hour), for the
 	// reply's notes.
@@ -256,6 +263,9 @@ type Router struct {
 	// ModemIDs are the configured modems' ids (stats.go: a modem asked
 	// for must be one of them, or have sent something).
 	ModemIDs []string
+	// ReceiveOnly are the modems configured with send = false: a send
+	// request cannot name one.
+	ReceiveOnly map[string]bool
 	// Quota bounds sends per source and per number, and holds them in
 	// the quiet hours (quota.go).
 	Quota Quota
@@ -272,6 +282,7 @@ type Router struct {
 	modems      map[string]any
 	links       map[string]any
 	expiry      chan struct{} // a new expiry time to watch
+	routing     func() any    // modems.go
 
 	flightMu sync.Mutex
 	inflight map[int64]bool // deliveries handed to their connector now
@@ -494,6 +505,9 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 	if len(req.To) == 0 {
 		return nil, nil, fmt.Errorf("%w: \"to\" is missing: give a phone number or a list of them", ErrInvalid)
 	}
+	if err := h.checkModem(req.Modem); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	if req.Text == "" && req.Data == nil {
 		return nil, nil, fmt.Errorf("%w: \"text\" is empty", ErrInvalid)
 	}
@@ -546,8 +560,11 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 	}
 	m := &store.Message{ID: req.ID, Direction: store.Out, Peer: strings.Join(req.To, ","), Report: req.Report, Flash: req.Flash, Source: req.Source,
 		Port: req.Port, Validity: req.Validity, Priority: req.Priority, NotBefore: req.NotBefore, ExpiresAt: req.Expires,
-		Channel: req.Source, FromAddr: req.From}
+		Channel: req.Source, FromAddr: req.From, Modem: req.Modem}
 	accepted := "accepted via " + req.Source
+	if req.Modem != "" {
+		accepted += " (through modem " + req.Modem + ")"
+	}
 	if req.note != "" {
 		accepted += " (" + req.note + ")"
 	}
@@ -602,6 +619,9 @@ func (h *Router) prepare(req SendRequest) (*store.Message, func(*store.Tx) error
 			return err
 		}
 		skipped = append(skipped, over...)
+		if err := h.keepReplyModem(tx, req, m.ID); err != nil {
+			return err
+		}
 		if req.Notes != nil {
 			*req.Notes = over
 		}
@@ -675,8 +695,8 @@ func sameRequest(old store.Message, m *store.Message, req SendRequest) string {
 		return fmt.Sprintf("a message to %s", old.Peer)
 	case text(old.Text) != text(m.Text) || !bytes.Equal(old.Data, m.Data) || (old.Text == nil) != (m.Text == nil):
 		return "a message with another text or data"
-	case old.Port != m.Port || old.Validity != m.Validity || old.Report != m.Report || old.Flash != m.Flash || old.Priority != m.Priority:
-		return "a message with other options (port, validity, report, flash or priority)"
+	case old.Port != m.Port || old.Validity != m.Validity || old.Report != m.Report || old.Flash != m.Flash || old.Priority != m.Priority || old.Modem != m.Modem:
+		return "a message with other options (port, validity, report, flash, priority or modem)"
 	case req.notBeforeRel && old.NotBefore.IsZero() != m.NotBefore.IsZero(),
 		!req.notBeforeRel && ms(old.NotBefore) != ms(m.NotBefore):
 		return "a message with another \"not_before\""

@@ -182,7 +182,7 @@ func (h *Router) reply(tx *store.Tx, m *store.Message, n int, text string) error
 		return fail(errors.New(why))
 	}
 	req := SendRequest{To: []string{m.FromAddr}, Text: text, Source: ReplyChannel, From: fmt.Sprintf("route:%d", n),
-		note: fmt.Sprintf("auto-reply of route %d to %s", n, m.ID)}
+		note: fmt.Sprintf("auto-reply of route %d to %s", n, m.ID), replyModem: m.Modem}
 	out, write, err := h.prepare(req)
 	if err != nil {
 		return fail(err)

@@ -38,6 +38,8 @@ type SendJSON struct {
 	// Channels are the channels a group of contacts is reached on
 	// ("sms", "email", "xmpp"; default sms).
 	Channels []string `json:"channels,omitempty"`
+	// Modem is the id of the modem the SMS must go out through.
+	Modem string `json:"modem,omitempty"`
 }
 
 // SendReply is the answer to a send request, the same on every API: the
@@ -104,7 +106,7 @@ func ParseSend(b []byte, source string) (SendRequest, SendJSON, error) {
 		}
 		return SendRequest{}, p, fmt.Errorf("bad JSON: something after the request at byte %d: %q: send one JSON object", at, rest)
 	}
-	req := SendRequest{ID: p.ID, Text: p.Text, Report: p.Report == nil || *p.Report, Flash: p.Flash, Source: source, Channels: p.Channels}
+	req := SendRequest{ID: p.ID, Text: p.Text, Report: p.Report == nil || *p.Report, Flash: p.Flash, Source: source, Channels: p.Channels, Modem: p.Modem}
 	if p.InReplyTo != "" {
 		if err := CheckID(p.InReplyTo); err != nil {
 			return req, p, fmt.Errorf(`"in_reply_to": %v`, strings.TrimPrefix(err.Error(), `"id" `))

@@ -660,6 +660,16 @@ type Modem struct {
 	LowBalance        float64  `toml:"low_balance"`
 	PauseOnLowBalance bool     `toml:"pause_on_low_balance"`
 	LowBalanceAlert   []string `toml:"low_balance_alert"`
+	// Routing of sends (routing.go): Prefixes are the numbers this modem
+	// is preferred for (its operator's: on-net is cheaper and surer);
+	// Send false makes it receive-only; Rate ("6/min") and DailyLimit
+	// (parts per day by the box's clock) are the carrier's limits it
+	// keeps; Jitter is the most of a random wait between its parts.
+	Prefixes   []string `toml:"prefixes"`
+	Send       *bool    `toml:"send"`
+	Rate       string   `toml:"rate"`
+	DailyLimit int      `toml:"daily_limit"`
+	Jitter     Duration `toml:"jitter"`
 }
 
 // ussdCode is what a USSD code may be: printable ASCII, no quote.
@@ -1365,6 +1375,7 @@ func (c Config) Validate() error {
 		if m.PIN != "" && !regexp.MustCompile(`^[0-9]{4,8}$`).MatchString(m.PIN) {
 			bad(p+"pin", "****", "must be 4 to 8 digits")
 		}
+		checkModemRouting(p, m, bad)
 		if m.CommandTimeout.Duration < 100*time.Millisecond {
 			bad(p+"command_timeout", m.CommandTimeout.String(), "must be at least 100ms")
 		}

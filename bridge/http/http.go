@@ -67,6 +67,8 @@ type StatusBody struct {
 	Disk Disk `json:"disk"`
 	// Retention is what the retention pruner deleted since start.
 	Retention *bridge.PruneStats `json:"retention,omitempty"`
+	// Routing is each modem's part in sending: limits, load, rest.
+	Routing any `json:"routing,omitempty"`
 }
 
 // Listen binds the socket. A stale socket file from a killed daemon is
@@ -295,7 +297,7 @@ func (s *Server) Status(ctx context.Context) (StatusBody, error) {
 		return StatusBody{}, err
 	}
 	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Router.Modems(), Queues: q, Reassembly: ra, Links: s.Router.Links(),
-		Store: s.Router.Store.Files(), Disk: diskOf(filepath.Dir(s.Socket))}
+		Store: s.Router.Store.Files(), Disk: diskOf(filepath.Dir(s.Socket)), Routing: s.Router.RoutingStatus()}
 	if s.Pruner != nil {
 		st := s.Pruner.Stats()
 		body.Retention = &st

@@ -53,9 +53,15 @@ type Connector struct {
 
 	balMu  sync.Mutex
 	pause  map[string]string // modem id → why only alerts go through it
+	// Modems are the modems' routing options, by id (routing.go).
+	Modems map[string]ModemOptions
+	// Clock is the time the limits count in (nil: the box's).
+	Clock Clock
+
 	modems map[string]hw.Modem
 	order  []string
 	router *bridge.Router
+	rt     sendState
 }
 
 // FormOptions configure form recognition.
@@ -150,6 +156,8 @@ func (c *Connector) languagesFor(number string) []int {
 // Run implements bridge.Connector: it reads every modem's messages until
 // ctx ends.
 func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
+	c.lanesInit()
+	c.seedToday(ctx)
 	var wg sync.WaitGroup
 	for _, id := range c.order {
 		m := c.modems[id]
@@ -619,67 +627,124 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 		return bridge.Outcome{}, bridge.Permanent(err)
 	}
 	var done []store.SentPart
-	if err := c.Store.View(ctx, func(tx *store.Tx) (err error) { done, err = tx.SentParts(d.ID); return }); err != nil {
+	prefer := ""
+	if err := c.Store.View(ctx, func(tx *store.Tx) (err error) {
+		if done, err = tx.SentParts(d.ID); err != nil {
+			return err
+		}
+		prefer, err = tx.ReplyModem(m.ID)
+		return err
+	}); err != nil {
 		return bridge.Outcome{}, err
 	}
 	sent := map[int]bool{}
+	pk := pick{to: d.Recipient, prefer: prefer, exclude: map[string]bool{}, alert: m.Channel == bridge.AlertChannel}
+	if m.Direction == store.Out {
+		pk.forced = m.Modem
+	}
+	if _, ok := c.modems[pk.forced]; pk.forced != "" && !ok {
+		return bridge.Outcome{}, bridge.Permanent(fmt.Errorf("modem %s, which the message must go out through, is no longer configured: send it again through another", pk.forced))
+	}
 	for _, p := range done {
 		sent[p.Seq] = true
-	}
-	modemID, modem := c.pickModem(ctx, m.Channel == bridge.AlertChannel)
-	if modem == nil {
-		if why := c.pausedWhy(ctx); why != "" {
-			return bridge.Outcome{}, bridge.Outage(errors.New(why))
+		// The parts of one message go out from one number, or the phone
+		// cannot join them (unless that modem is gone from the config).
+		if _, ok := c.modems[p.Modem]; ok {
+			pk.stick = p.Modem
 		}
-		return bridge.Outcome{}, bridge.Outage(fmt.Errorf("no modem ready and registered: %w", hw.ErrNotReady))
 	}
-	var mrs []string
+	var mrs, moved []string
+	var lastErr error // of the last modem the part was moved from
+	via := pk.stick
 	for _, p := range parts {
 		if sent[p.Seq] {
 			continue
 		}
-		mr, err := modem.SendPDU(ctx, p.TPDU)
-		if err != nil {
-			err = fmt.Errorf("send part %d/%d to %s via %s: %w", p.Seq, p.Total, d.Recipient, modemID, err)
-			switch hw.Classify(err) {
-			case hw.Permanent:
-				return bridge.Outcome{}, bridge.Permanent(err)
-			case hw.Outage:
-				return bridge.Outcome{}, bridge.Outage(err)
+		for {
+			modemID, modem, err := c.acquire(ctx, pk)
+			switch {
+			case err != nil && lastErr != nil && bridge.IsOutage(err):
+				return bridge.Outcome{}, bridge.Outage(fmt.Errorf("%w; no other modem can take it", lastErr))
+			case err != nil && len(moved) > 0:
+				return bridge.Outcome{}, fmt.Errorf("%w (after %s)", err, strings.Join(moved, "; "))
+			case err != nil:
+				return bridge.Outcome{}, err
 			}
-			return bridge.Outcome{}, err
-		}
-		c.crash("after-cmgs-before-commit")
-		mrs = append(mrs, fmt.Sprint(mr))
-		sp := store.SentPart{DeliveryID: d.ID, Seq: p.Seq, Total: p.Total, Modem: modemID, MR: mr, Recipient: d.Recipient}
-		if err := c.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
-			if err := tx.RecordSentPart(sp); err != nil {
-				return err
+			c.jitter(ctx, modemID)
+			mr, err := modem.SendPDU(ctx, p.TPDU)
+			c.release(modemID, err)
+			if err != nil {
+				err = fmt.Errorf("send part %d/%d to %s via %s: %w", p.Seq, p.Total, d.Recipient, modemID, err)
+				cls := hw.Classify(err)
+				if cls == hw.Outage && pk.forced == "" && pk.stick == "" && ctx.Err() == nil {
+					// Not the message's fault: another modem may take it.
+					// No answer does not prove the part did not go out:
+					// as after any retry, it may arrive twice.
+					pk.exclude[modemID], lastErr = true, err
+					why := fmt.Sprintf("%s failed (%v)", modemID, errors.Unwrap(err))
+					moved = append(moved, why)
+					c.Log.Warn("part not sent through a modem; trying another", "msg_id", d.MessageID, "modem", modemID, "err", err)
+					c.event(ctx, d, fmt.Sprintf("part %d/%d not sent through %s: %v; trying another modem", p.Seq, p.Total, modemID, errors.Unwrap(err)))
+					continue
+				}
+				switch {
+				case cls == hw.Permanent:
+					return bridge.Outcome{}, bridge.Permanent(err)
+				case cls == hw.Outage && (pk.forced != "" || pk.stick != ""):
+					// Only this modem will do: the message waits for it
+					// while the other modems' messages go.
+					return bridge.Outcome{}, bridge.Unavailable(err, c.failWait(modemID))
+				case cls == hw.Outage:
+					return bridge.Outcome{}, bridge.Outage(err)
+				}
+				return bridge.Outcome{}, err
 			}
-			if err := tx.AppendEvent(d.MessageID, d.ID, store.Sending, fmt.Sprintf("part %d/%d accepted by %s, reference %d", p.Seq, p.Total, modemID, mr)); err != nil {
-				return err
+			c.crash("after-cmgs-before-commit")
+			mrs = append(mrs, fmt.Sprint(mr))
+			pk.stick, via = modemID, modemID
+			sp := store.SentPart{DeliveryID: d.ID, Seq: p.Seq, Total: p.Total, Modem: modemID, MR: mr, Recipient: d.Recipient}
+			if err := c.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+				if err := tx.RecordSentPart(sp); err != nil {
+					return err
+				}
+				if err := tx.AppendEvent(d.MessageID, d.ID, store.Sending, fmt.Sprintf("part %d/%d accepted by %s, reference %d", p.Seq, p.Total, modemID, mr)); err != nil {
+					return err
+				}
+				st, ok, err := tx.TakeOrphanReport(modemID, mr, d.Recipient, tx.Now().Add(-orphanWindow))
+				if err != nil || !ok {
+					return err
+				}
+				return c.applyReport(tx, sp, st)
+			}); err != nil {
+				return bridge.Outcome{}, fmt.Errorf("record part %d/%d: %w", p.Seq, p.Total, err)
 			}
-			st, ok, err := tx.TakeOrphanReport(modemID, mr, d.Recipient, tx.Now().Add(-orphanWindow))
-			if err != nil || !ok {
-				return err
-			}
-			return c.applyReport(tx, sp, st)
-		}); err != nil {
-			return bridge.Outcome{}, fmt.Errorf("record part %d/%d: %w", p.Seq, p.Total, err)
+			break
 		}
 	}
-	detail := fmt.Sprintf("%d part(s) via %s, references %s", len(parts), modemID, strings.Join(mrs, ","))
+	detail := fmt.Sprintf("%d part(s) via %s, references %s", len(parts), via, strings.Join(mrs, ","))
+	if len(moved) > 0 {
+		detail += "; moved after " + strings.Join(moved, "; ")
+	}
 	return bridge.Outcome{State: store.Sent, Detail: detail}, nil
 }
 
-// WaitReady implements bridge.Waiter: it returns once a modem is ready
-// and not known to be off the network (paused or not: an alert may go
-// through a paused one).
+// event adds a line to a delivery's history.
+func (c *Connector) event(ctx context.Context, d store.Delivery, detail string) {
+	if err := c.Store.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+		return tx.AppendEvent(d.MessageID, d.ID, store.Sending, detail)
+	}); err != nil {
+		c.Log.Warn("history of a delivery", "msg_id", d.MessageID, "err", err)
+	}
+}
+
+// WaitReady implements bridge.Waiter: it returns once a modem may take a
+// part (ready, registered, not rested, within its limits), so that the
+// dispatcher claims nothing while none can.
 func (c *Connector) WaitReady(ctx context.Context) error {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if _, m := c.pickModem(ctx, true); m != nil {
+		if c.canSendSome(ctx) {
 			return nil
 		}
 		select {
@@ -688,43 +753,6 @@ func (c *Connector) WaitReady(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-}
-
-// pickModem returns the first modem that is ready and registered (or
-// whose registration is unknown) and not paused for its balance; with
-// paused, a paused one when no other can send (an alert about the
-// balance may still go through it).
-func (c *Connector) pickModem(ctx context.Context, paused bool) (string, hw.Modem) {
-	fallback := ""
-	for _, id := range c.order {
-		m := c.modems[id]
-		if st, err := m.Status(ctx); err == nil && st.CanSend() {
-			if c.paused(id) == "" {
-				return id, m
-			}
-			if paused && fallback == "" {
-				fallback = id
-			}
-		}
-	}
-	if fallback != "" {
-		return fallback, c.modems[fallback]
-	}
-	return "", nil
-}
-
-// pausedWhy says why no modem takes a message when the ready ones are
-// all paused ("" when none is).
-func (c *Connector) pausedWhy(ctx context.Context) string {
-	var why []string
-	for _, id := range c.order {
-		if st, err := c.modems[id].Status(ctx); err == nil && st.CanSend() {
-			if p := c.paused(id); p != "" {
-				why = append(why, "modem "+id+" paused: "+p)
-			}
-		}
-	}
-	return strings.Join(why, "; ")
 }
 
 // crash kills the process at a named point when CrashAt names it: the

@@ -24,6 +24,7 @@ import (
 	bhttp "github.com/outpost-sms/outpost/bridge/http"
 	"github.com/outpost-sms/outpost/bridge/hub"
 	bmqtt "github.com/outpost-sms/outpost/bridge/mqtt"
+	bsms "github.com/outpost-sms/outpost/bridge/sms"
 	"github.com/outpost-sms/outpost/store"
 )
 
@@ -127,6 +128,7 @@ func cmdSend(args []string) int {
 	id := fs.String("id", "", "the message's id (1-64 of A-Z a-z 0-9 . _ : -; default: a new one): the same send with the same id is stored once, so a send whose answer was lost can be run again")
 	inReplyTo := fs.String("in-reply-to", "", "the id of the inbound message this answers (the only way to reach a number that opted out: its own message's id)")
 	channels := fs.String("channels", "", "the channels a group of contacts is reached on: sms, email, xmpp, comma-separated (default sms)")
+	modem := fs.String("modem", "", "the id of the [[modem]] the SMS must go out through (default: the gateway chooses)")
 	mk := clientFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost send --to NUMBER --text TEXT\n\nQueues one SMS and prints its id on the last line.")
@@ -185,7 +187,7 @@ func cmdSend(args []string) int {
 		bp := bridge.Priority(prio)
 		body.Priority = &bp
 	}
-	body.InReplyTo = *inReplyTo
+	body.InReplyTo, body.Modem = *inReplyTo, *modem
 	if *channels != "" {
 		body.Channels = strings.Split(strings.ReplaceAll(*channels, " ", ""), ",")
 	}
@@ -345,6 +347,7 @@ func cmdStatus(args []string) int {
 		HubQueue   store.HubStats             `json:"hub_queue"`
 		Store      store.Files                `json:"store"`
 		Retention  *bridge.PruneStats         `json:"retention"`
+		Routing    map[string]bsms.RouteState `json:"routing"`
 	}
 	if code := fetch("status", mk, "/v1/status", *asJSON, &s); code >= 0 {
 		return code
@@ -369,6 +372,7 @@ func cmdStatus(args []string) int {
 			fmt.Fprintf(w, "  balance\t%s\n", b)
 		}
 	}
+	routingNotes(w, s.Routing)
 	fmt.Fprintln(w, "\nQUEUE\tSTATE\tCOUNT")
 	for q, states := range s.Queues {
 		for st, n := range states {

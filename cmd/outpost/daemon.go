@@ -194,6 +194,11 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 			// real serial and AT code drives it.
 			if network == nil {
 				network = sim.NewNetwork(log.With("component", "sim"))
+				if c, err := simSpeed(); err != nil {
+					return err
+				} else if c != nil {
+					network.Now = c.Now
+				}
 			}
 			sm := network.NewModem(mc.Number)
 			device = filepath.Join(cfg.DataDir, "sim-"+mc.ID+".pty")
@@ -524,6 +529,7 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 	}
 	smsConn := bsms.New(router, modems)
 	smsConn.CrashAt = os.Getenv("OUTPOST_CRASH_AT")
+	configureRouting(cfg, router, smsConn)
 	smsConn.ReassemblyTimeout = cfg.SMS.ReassemblyTimeout.Duration
 	smsConn.Languages = map[string][]int{}
 	for prefix, name := range cfg.SMS.NationalLanguages {

@@ -92,6 +92,9 @@ func (n *Network) modem(number string) *Modem {
 func (n *Network) submit(from *Modem, sub *tpdu.TPDU, mr byte) int {
 	to := sub.DA.Number()
 	submitted := n.Now()
+	// Stamped now, when the service centre takes it: the recipient sees
+	// the time it was sent, however late it is handed on.
+	deliver := n.deliverFrom(from.number, sub)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -104,7 +107,7 @@ func (n *Network) submit(from *Modem, sub *tpdu.TPDU, mr byte) int {
 			n.toEcho(from, sub)
 		default:
 			if dst := n.modem(to); dst != nil {
-				dst.receive(n.deliverFrom(from.number, sub), false)
+				dst.receive(deliver, false)
 			} else {
 				status = 0x43 // not obtainable
 			}
