@@ -257,6 +257,9 @@ func (h *History) Report(ctx context.Context, ids []string, numbers map[string]s
 			r.Device, r.IMEI, r.ICCID, r.State = st.Device, st.IMEI, st.ICCID, st.State
 			r.Registration, r.Operator, r.Network, r.Signal, r.SignalDBm = st.Registration, st.Operator, st.Network, st.Signal, st.SignalDBm
 			r.LastError, r.Since, r.Hangs, r.Resets, r.LastReset, r.ResetAt = st.Error, st.Since, st.Hangs, st.Resets, st.LastReset, st.ResetAt
+			if st.Balance != nil {
+				r.Balance = st.Balance
+			}
 		}
 		ss, err := h.Samples(ctx, id, now.Add(-24*time.Hour))
 		if err != nil {

@@ -51,8 +51,8 @@ type Connector struct {
 	// modem id (balance.go).
 	Balances map[string]BalanceCheck
 
-	balMu  sync.Mutex
-	pause  map[string]string // modem id → why only alerts go through it
+	balMu sync.Mutex
+	pause map[string]string // modem id → why only alerts go through it
 	// Modems are the modems' routing options, by id (routing.go).
 	Modems map[string]ModemOptions
 	// Clock is the time the limits count in (nil: the box's).

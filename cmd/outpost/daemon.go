@@ -579,7 +579,8 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 			ReconnectMax: x.ReconnectMax.Duration, PingEvery: x.PingEvery.Duration, Status: status, Log: log,
 			ModemsReady: func() (ready, total int) {
 				for _, v := range router.Modems() {
-					if s, ok := v.(hw.Status); ok && s.CanSend() {
+					// A modem paused for its balance carries only alerts.
+					if s, ok := v.(hw.Status); ok && s.CanSend() && (s.Balance == nil || s.Balance.Paused == "") {
 						ready++
 					}
 				}
