@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -261,14 +262,22 @@ func (c *Connector) serve(ctx context.Context, cl *goxmpp.Client, conn net.Conn)
 					// in order) when the server knows at once, as for
 					// its own accounts; one from another server comes
 					// later and is only logged.
+					matched := false
 					for pid, w := range acks {
 						if v.ID != "" && v.ID == w.id && bareOf(v.Remote) == w.to {
 							delete(acks, pid)
 							w.ack <- bounced{to: w.to, why: bounceReason(v)}
+							matched = true
 							break
 						}
 					}
-					c.opt.Log.Info("xmpp: the server sent a message back", "from", v.Remote, "id", v.ID, "why", bounceReason(v))
+					// Anyone can send error messages: only a bounce of a
+					// delivery is worth the log's attention.
+					level := slog.LevelDebug
+					if matched || strings.HasPrefix(v.ID, "sms-") {
+						level = slog.LevelInfo
+					}
+					c.opt.Log.Log(ctx, level, "xmpp: the server sent a message back", "from", v.Remote, "id", v.ID, "why", bounceReason(v))
 					continue
 				}
 				if v.Type == "groupchat" || bareOf(v.Remote) == c.self {
