@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -192,21 +191,14 @@ func TestSIMStoreFull(t *testing.T) {
 // simulated SIM (AT+CMGW) until it is full, where the SIM refuses with
 // +CMS ERROR: 322 as a real one does; Gammu reads the use back.
 func TestGammuFillsSIMStore(t *testing.T) {
-	gammu, err := exec.LookPath("gammu")
-	if err != nil {
-		if os.Getenv("OUTPOST_REQUIRE_TOOLS") != "" {
-			t.Fatal("gammu is not installed (scripts/test.sh installs it)")
-		}
-		t.Skip("gammu is not installed; scripts/test.sh installs it")
-	}
+	gammu := needTool(t, "gammu")
 	dir := t.TempDir()
 	dev, modem := controlledSim(t, dir)
 	if _, err := fmt.Fprintln(modem.stdin, "store 2"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the SIM to shrink", 10*time.Second, func() bool { return strings.Contains(modem.out.String(), "command=store") })
-	rc := filepath.Join(dir, "gammurc")
-	os.WriteFile(rc, []byte(fmt.Sprintf("[gammu]\ndevice = %s\nconnection = at\n", dev)), 0o600)
+	rc := gammuConfig(t, dir, dev)
 	run := func(args ...string) (string, error) {
 		out, err := exec.Command(gammu, append([]string{"-c", rc}, args...)...).CombinedOutput()
 		return string(out), err

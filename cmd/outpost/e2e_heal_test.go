@@ -259,17 +259,10 @@ func TestFaultMatrix(t *testing.T) {
 // TestGammuNetworkInfoAgainstSim: Gammu's networkinfo reads registration,
 // cell, operator and packet attach from "outpost sim".
 func TestGammuNetworkInfoAgainstSim(t *testing.T) {
-	gammu, err := exec.LookPath("gammu")
-	if err != nil {
-		if os.Getenv("OUTPOST_REQUIRE_TOOLS") != "" {
-			t.Fatal("gammu is not installed (scripts/test.sh installs it)")
-		}
-		t.Skip("gammu is not installed; scripts/test.sh installs it")
-	}
+	gammu := needTool(t, "gammu")
 	dir := t.TempDir()
 	dev, simProc := controlledSim(t, dir)
-	rc := filepath.Join(dir, "gammurc")
-	os.WriteFile(rc, []byte(fmt.Sprintf("[gammu]\ndevice = %s\nconnection = at\n", dev)), 0o600)
+	rc := gammuConfig(t, dir, dev)
 	run := func() string {
 		t.Helper()
 		out, err := exec.Command(gammu, "-c", rc, "networkinfo").CombinedOutput()

@@ -552,19 +552,22 @@ func TestModemUnpluggedAndBack(t *testing.T) {
 	}
 }
 
+// gammuConfig writes a Gammu config in dir for the AT modem at dev.
+func gammuConfig(t *testing.T, dir, dev string) string {
+	t.Helper()
+	rc := filepath.Join(dir, "gammurc")
+	if err := os.WriteFile(rc, []byte(fmt.Sprintf("[gammu]\ndevice = %s\nconnection = at\n", dev)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
 // TestGammuAgainstSim points a real AT client, Gammu, at "outpost sim".
 func TestGammuAgainstSim(t *testing.T) {
-	gammu, err := exec.LookPath("gammu")
-	if err != nil {
-		if os.Getenv("OUTPOST_REQUIRE_TOOLS") != "" {
-			t.Fatal("gammu is not installed (scripts/test.sh installs it)")
-		}
-		t.Skip("gammu is not installed; scripts/test.sh installs it")
-	}
+	gammu := needTool(t, "gammu")
 	dir := t.TempDir()
 	dev, _ := simModem(t, dir)
-	rc := filepath.Join(dir, "gammurc")
-	os.WriteFile(rc, []byte(fmt.Sprintf("[gammu]\ndevice = %s\nconnection = at\n", dev)), 0o600)
+	rc := gammuConfig(t, dir, dev)
 	run := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(gammu, append([]string{"-c", rc}, args...)...)

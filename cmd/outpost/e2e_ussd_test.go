@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -242,17 +241,10 @@ func TestUSSDAdminMQTT(t *testing.T) {
 // AT+CSCS="UCS2", dials the code in UCS-2 hex and decodes the UCS-2
 // answer.
 func TestGammuGetUSSD(t *testing.T) {
-	gammu, err := exec.LookPath("gammu")
-	if err != nil {
-		if os.Getenv("OUTPOST_REQUIRE_TOOLS") != "" {
-			t.Fatal("gammu is not installed (scripts/test.sh installs it)")
-		}
-		t.Skip("gammu is not installed; scripts/test.sh installs it")
-	}
+	gammu := needTool(t, "gammu")
 	dir := t.TempDir()
 	dev, _ := simModem(t, dir)
-	rc := filepath.Join(dir, "gammurc")
-	os.WriteFile(rc, []byte(fmt.Sprintf("[gammu]\ndevice = %s\nconnection = at\n", dev)), 0o600)
+	rc := gammuConfig(t, dir, dev)
 	out, err := exec.Command(gammu, "-c", rc, "getussd", sim.BalanceCode).CombinedOutput()
 	if err != nil {
 		t.Fatalf("gammu getussd: %v\n%s", err, out)
