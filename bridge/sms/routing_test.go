@@ -341,3 +341,50 @@ func TestJitter(t *testing.T) {
 		t.Errorf("20 jitters: %v", clk.asked)
 	}
 }
+
+// TestForcedModemMadeReceiveOnly: a message forced to a modem, or whose
+// first parts went through one, that is receive-only after a restart
+// (send = false) does not wait forever for it: the forced one fails with
+// why, the other finishes on another modem.
+func TestForcedModemMadeReceiveOnly(t *testing.T) {
+	c, fakes, _ := newRouting(t, nil, map[string]ModemOptions{"m1": {}, "m2": {}})
+	fakes["m1"].fail(fmt.Errorf("AT+CMGS: %w", &hw.CMSError{Code: 512}), 1)
+	r := c.router
+	r.ModemIDs = []string{"m1", "m2"}
+	r.Add(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	long, err := r.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: strings.Repeat("long ", 50), Source: "test", Modem: ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, r, long, func(v bridge.MessageView) bool {
+		return v.Deliveries[0].State == store.Queued && strings.Contains(v.Deliveries[0].LastError, "part 2/2")
+	})
+	forced, err := r.Submit(ctx, bridge.SendRequest{To: []string{"+15555550101"}, Text: "only m1", Source: "test", Modem: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, r, forced, func(v bridge.MessageView) bool { return strings.Contains(v.Deliveries[0].LastError, "512") })
+	cancel()
+	<-done
+
+	c2, fakes2, _ := newRouting(t, r.Store, map[string]ModemOptions{"m1": {ReceiveOnly: true}, "m2": {}})
+	r2 := c2.router
+	r2.ModemIDs, r2.ReceiveOnly = []string{"m1", "m2"}, map[string]bool{"m1": true}
+	r2.Add(c2)
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	done = make(chan error)
+	go func() { done <- r2.Run(ctx) }()
+	waitView(t, r2, forced, func(v bridge.MessageView) bool {
+		return v.State == store.Failed && strings.Contains(v.Deliveries[0].LastError, "m1, which the message must go out through, is receive-only")
+	})
+	waitView(t, r2, long, func(v bridge.MessageView) bool { return v.State == store.Sent })
+	if fakes2["m2"].count() != 1 {
+		t.Errorf("m2 sent %d parts: want the long message's second", fakes2["m2"].count())
+	}
+	cancel()
+	<-done
+}
