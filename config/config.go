@@ -1362,6 +1362,11 @@ func (c Config) Validate() error {
 			if m.Device == "" && m.IMEI == "" && m.ICCID == "" {
 				bad(p+"device", m.Device, "a serial modem needs a device path, or an imei or iccid to find it by (outpost modems scan lists them)")
 			}
+			if m.Device != "" && (m.IMEI != "" || m.ICCID != "") {
+				// The device would be opened and the identity never
+				// checked: after the ports renumber, another SIM sends.
+				bad(p+"device", m.Device, "give the device or an imei or iccid to find it by, not both")
+			}
 		case "sim":
 		default:
 			bad(p+"type", m.Type, `must be "serial" or "sim"`)
