@@ -388,3 +388,42 @@ func TestForcedModemMadeReceiveOnly(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestDailyLimitClockSetBack: the box's clock set back a day (or moved
+// forward and corrected) does not give daily_limit a second day's parts:
+// the count starts again at a later date, or once a whole day has passed
+// by the monotonic clock.
+func TestDailyLimitClockSetBack(t *testing.T) {
+	c, _, clk := newRouting(t, nil, map[string]ModemOptions{"m1": {DailyLimit: 2}})
+	ctx := context.Background()
+	take(t, c, pick{to: "+1"}, nil)
+	take(t, c, pick{to: "+1"}, nil)
+	clk.mu.Lock()
+	clk.wall = clk.wall.Add(-24 * time.Hour)
+	clk.mu.Unlock()
+	_, _, err := c.acquire(ctx, pick{to: "+1"})
+	if err == nil || !strings.Contains(err.Error(), "daily limit of 2 parts reached (sent 2 today)") {
+		t.Fatalf("after the clock went back a day: %v; want the limit still reached", err)
+	}
+	if !errors.Is(err, errLimited) {
+		t.Errorf("%v: want the message waiting for the limit, uncounted", err)
+	}
+	// A day later by the monotonic clock the count starts again,
+	// whatever the date says.
+	clk.advance(24 * time.Hour)
+	take(t, c, pick{to: "+1"}, nil)
+
+	// Moved forward a day, two parts, then corrected: still two today.
+	clk.advance(time.Hour)
+	clk.mu.Lock()
+	clk.wall = clk.wall.Add(48 * time.Hour)
+	clk.mu.Unlock()
+	take(t, c, pick{to: "+1"}, nil)
+	take(t, c, pick{to: "+1"}, nil)
+	clk.mu.Lock()
+	clk.wall = clk.wall.Add(-48 * time.Hour)
+	clk.mu.Unlock()
+	if _, _, err := c.acquire(ctx, pick{to: "+1"}); err == nil {
+		t.Errorf("after the clock was corrected back: a third part today")
+	}
+}
