@@ -51,3 +51,27 @@ func TestHoldersPtyInProcessSimulator(t *testing.T) {
 		t.Errorf("a program with the port open: holders %v, %v; want it", hs, err)
 	}
 }
+
+// A scan's glob may match any device (/dev/*): only serial ports are
+// listed, so none other is opened (opening /dev/watchdog arms it) and no
+// AT is written to a console (/dev/console, the virtual terminals) or to
+// the user's terminal (/dev/tty).
+func TestPortsAreSerialOnly(t *testing.T) {
+	path, _ := deadPort(t)
+	var globs []string
+	for _, d := range []string{"/dev/null", "/dev/zero", "/dev/random", "/dev/kmsg", "/dev/tty", "/dev/console", "/dev/tty0", "/dev/tty1", "/dev/ptmx"} {
+		if _, err := os.Stat(d); err == nil {
+			globs = append(globs, d)
+		}
+	}
+	if len(globs) < 5 {
+		t.Fatalf("too few devices to try: %v", globs)
+	}
+	ports, err := Ports(append(globs, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ports) != 1 || ports[0].Path != path {
+		t.Errorf("ports of %v and a pty: %+v; want the pty alone", globs, ports)
+	}
+}
