@@ -81,18 +81,7 @@ func (c *client) do(method, path string, body any, out any) error {
 	req.Header.Set(bhttp.ByHeader, cliBy())
 	resp, err := c.http.Do(req)
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return fmt.Errorf("%w on %s within %s (it may be hung or very busy; see its log)", errNoAnswer, c.socket, c.http.Timeout)
-		}
-		// Only a failed dial means nothing is there: a daemon that took
-		// the request and hung up (killed, crashed, stopped) may have
-		// done what was asked.
-		var oe *net.OpError
-		if !errors.As(err, &oe) || oe.Op != "dial" {
-			return fmt.Errorf("%w: it closed the connection before answering (%v; it may have stopped or crashed: see its log)", errNoAnswer, err)
-		}
-		return fmt.Errorf("%w (cannot reach %s: %v)", errNoDaemon, c.socket, err)
+		return c.doErr(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -108,6 +97,22 @@ func (c *client) do(method, path string, body any, out any) error {
 		return nil
 	}
 	return json.Unmarshal(b, out)
+}
+
+// doErr says what a request that got no answer means.
+func (c *client) doErr(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w on %s within %s (it may be hung or very busy; see its log)", errNoAnswer, c.socket, c.http.Timeout)
+	}
+	// Only a failed dial means nothing is there: a daemon that took
+	// the request and hung up (killed, crashed, stopped) may have
+	// done what was asked.
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "dial" {
+		return fmt.Errorf("%w: it closed the connection before answering (%v; it may have stopped or crashed: see its log)", errNoAnswer, err)
+	}
+	return fmt.Errorf("%w (cannot reach %s: %v)", errNoDaemon, c.socket, err)
 }
 
 func fail(cmd string, err error) int {

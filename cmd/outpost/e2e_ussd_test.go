@@ -294,3 +294,25 @@ func TestUSSDAdminXMPP(t *testing.T) {
 		t.Errorf("the chat's session is not audited with the admin:\n%s", o)
 	}
 }
+
+// A USSD session that outlasts --timeout says the daemon did not answer
+// in time, not that no daemon runs; and no daemon is told as such.
+func TestUSSDTimeoutIsNotNoDaemon(t *testing.T) {
+	dir := t.TempDir()
+	dev, simProc := controlledSim(t, dir)
+	g := newGatewayWith(t, dev, "")
+	g.start()
+	waitFor(t, "the modem ready", 20*time.Second, func() bool { out, _, _ := g.cli("status"); return strings.Contains(out, "ready") })
+	if _, err := fmt.Fprintln(simProc.stdin, "ussd-delay 5s"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	_, errs, code := g.cli("ussd", "--timeout", "1s", "m1", "*100#")
+	if code != 1 || strings.Contains(errs, "no daemon is running") || !strings.Contains(errs, "the daemon does not answer") {
+		t.Errorf("a session longer than --timeout: exit %d, %q", code, errs)
+	}
+	g.d.stop()
+	if _, errs, code := g.cli("ussd", "m1", "*100#"); code != 1 || !strings.Contains(errs, "no daemon is running") {
+		t.Errorf("no daemon: exit %d, %q", code, errs)
+	}
+}
