@@ -94,6 +94,9 @@ low_balance_alert = ["+15555550100"]
 	if out, _, _ := g.cli("status"); !strings.Contains(out, "100.00 KES, read") {
 		t.Errorf("status does not show the balance:\n%s", out)
 	}
+	if out, _, _ := g.cli("modems"); !strings.Contains(out, "balance: 100.00 KES, read") {
+		t.Errorf("outpost modems does not show the balance as status does:\n%s", out)
+	}
 	mt := &topics{t: t, got: got}
 	waitFor(t, "the retained modem topic with the balance", 20*time.Second, func() bool {
 		v := mt.next("modem status", func(tp string) bool { return tp == "outpost/gw1/modem/m1/status" })
