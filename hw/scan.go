@@ -114,6 +114,9 @@ func serialDevice(path string) bool {
 	case major == 5, major == 4 && minor < 64:
 		return false
 	}
+	if _, err := os.Stat("/sys/dev/char"); err != nil {
+		return true // no sysfs (a container's): the device cannot be told
+	}
 	class, err := os.Readlink(fmt.Sprintf("/sys/dev/char/%d:%d/subsystem", major, minor))
 	return err == nil && filepath.Base(class) == "tty"
 }
