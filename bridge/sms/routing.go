@@ -67,7 +67,7 @@ type lane struct {
 	day      string // the local date today counts
 	dayAt    time.Duration
 	today    int
-	downAt   time.Duration // seen not ready since (elapsed; 0: ready)
+	downAt   time.Duration // seen not ready, or paused, since (elapsed; 0: ready)
 	fails    int           // in a row
 	rest     time.Duration
 	until    time.Duration // rested until (elapsed)
@@ -311,16 +311,22 @@ func (c *Connector) acquire(ctx context.Context, p pick) (string, hw.Modem, erro
 			down = max(down, now-l.downAt)
 			continue
 		}
-		l.downAt = 0
 		if pw := c.paused(id); pw != "" {
 			// Low balance: only alerts, and only when no other modem
-			// can take them.
+			// can take them. A message only it will do waits as for a
+			// modem that is down: a pause lasts until a balance check,
+			// hours maybe.
 			why = append(why, id+": paused: "+pw)
 			if p.alert && paused == "" {
 				paused = id
 			}
+			if l.downAt == 0 {
+				l.downAt = now
+			}
+			down = max(down, now-l.downAt)
 			continue
 		}
+		l.downAt = 0
 		l.trim(now)
 		if reason, d := l.limited(now, wall); reason != "" {
 			why = append(why, fmt.Sprintf("%s: %s, next in %s", id, reason, c.rt.clock.Real(d).Round(time.Millisecond)))

@@ -427,3 +427,24 @@ func TestDailyLimitClockSetBack(t *testing.T) {
 		t.Errorf("after the clock was corrected back: a third part today")
 	}
 }
+
+// TestForcedToPausedModemWaitsLonger: a message forced to a modem paused
+// for its balance is looked at less often the longer the pause lasts,
+// as for a modem that is down: not every 5 s for hours (two history
+// lines each time).
+func TestForcedToPausedModemWaitsLonger(t *testing.T) {
+	c, _, _ := newRouting(t, nil, map[string]ModemOptions{"m1": {}, "m2": {}})
+	clk := &recClock{fakeClock: fakeClock{wall: time.Date(2026, 12, 2, 12, 0, 0, 0, time.Local), el: time.Hour}}
+	c.Clock = clk
+	c.setPaused("m1", "balance 1.00 is below low_balance 50")
+	ctx := context.Background()
+	for range 3 {
+		if _, _, err := c.acquire(ctx, pick{to: "+1", forced: "m1"}); err == nil || !strings.Contains(err.Error(), "m1: paused: balance 1.00") {
+			t.Fatalf("forced to a paused modem: %v", err)
+		}
+		clk.advance(time.Hour)
+	}
+	if n := len(clk.asked); n == 0 || clk.asked[n-1] < time.Minute {
+		t.Errorf("waits %v while m1 stays paused for hours: want them growing to minutes", clk.asked)
+	}
+}
