@@ -144,6 +144,9 @@ func (c *Connector) seedToday(ctx context.Context) {
 	el := c.rt.clock.Elapsed()
 	for id, l := range c.rt.lanes {
 		l.day, l.today, l.dayAt = day, counts[id], el
+		if box {
+			l.sent = l.sent[:0] // counted again (after a jump of the clock)
+		}
 		for _, t := range recent[id] {
 			if ago := now.Sub(t); ago >= 0 {
 				l.sent = append(l.sent, el-ago)

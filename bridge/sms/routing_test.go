@@ -13,6 +13,7 @@ import (
 	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/hw"
 	"github.com/outpost-sms/outpost/store"
+	"github.com/outpost-sms/outpost/store/clock"
 )
 
 // fakeClock is a Clock the test moves.
@@ -446,5 +447,55 @@ func TestForcedToPausedModemWaitsLonger(t *testing.T) {
 	}
 	if n := len(clk.asked); n == 0 || clk.asked[n-1] < time.Minute {
 		t.Errorf("waits %v while m1 stays paused for hours: want them growing to minutes", clk.asked)
+	}
+}
+
+// fakeBox is the store's fake clock as the connector's.
+type fakeBox struct{ *clock.Fake }
+
+func (fakeBox) Real(d time.Duration) time.Duration { return d }
+
+// TestDailyLimitAcrossClockSet: a box without a real-time clock boots in
+// 1970 and sends; when NTP sets the clock, the stored times move and the
+// parts sent so far count for the day the clock now says, instead of
+// being forgotten with 1970's day (a second day's parts in one).
+func TestDailyLimitAcrossClockSet(t *testing.T) {
+	s, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	f := clock.NewFake(time.Date(1970, 1, 1, 0, 0, 42, 0, time.UTC))
+	s.SetClock(f)
+	c, fakes, _ := newRouting(t, s, map[string]ModemOptions{"m1": {DailyLimit: 3}})
+	c.Clock = fakeBox{f}
+	r := c.router
+	r.ModemIDs = []string{"m1"}
+	r.Add(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for i := range 2 {
+		id, err := r.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: fmt.Sprint("before NTP ", i), Source: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitView(t, r, id, func(v bridge.MessageView) bool { return v.State == store.Sent })
+	}
+	f.Advance(time.Minute)
+	f.Set(time.Date(2026, 12, 2, 12, 0, 0, 0, time.Local))
+	var ids []string
+	for i := range 3 {
+		id, err := r.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: fmt.Sprint("after NTP ", i), Source: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	waitView(t, r, ids[0], func(v bridge.MessageView) bool { return v.State == store.Sent })
+	time.Sleep(500 * time.Millisecond)
+	if n := fakes["m1"].count(); n != 3 {
+		t.Errorf("m1 sent %d parts today with daily_limit = 3", n)
 	}
 }

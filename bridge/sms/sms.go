@@ -158,6 +158,14 @@ func (c *Connector) languagesFor(number string) []int {
 func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 	c.lanesInit()
 	c.seedToday(ctx)
+	// A clock set (NTP, GPS; a box without a real-time clock boots in
+	// 1970) moves the stored times: the parts sent so far count for the
+	// day the clock now says instead of being forgotten with the old one.
+	c.Store.OnJump(func() {
+		if ctx.Err() == nil {
+			go c.seedToday(ctx)
+		}
+	})
 	var wg sync.WaitGroup
 	for _, id := range c.order {
 		m := c.modems[id]
