@@ -1349,6 +1349,7 @@ func (c Config) Validate() error {
 		}
 	}
 	ids := map[string]bool{}
+	numbers := map[string]string{} // without "+": the modem's id
 	for i, m := range c.Modems {
 		p := fmt.Sprintf("modem %d: ", i+1)
 		if m.ID == "" || strings.ContainsAny(m.ID, "/+# ") {
@@ -1376,6 +1377,12 @@ func (c Config) Validate() error {
 		}
 		if m.Number != "" && !regexp.MustCompile(`^\+?[0-9]{3,20}$`).MatchString(m.Number) {
 			bad(p+"number", m.Number, "must be a phone number such as +254700000001")
+		} else if other := numbers[strings.TrimPrefix(m.Number, "+")]; m.Number != "" && other != "" {
+			// Answers go out through the number a message came in on,
+			// and two simulated modems of one number are one.
+			bad(p+"number", m.Number, "is modem "+other+"'s number")
+		} else if m.Number != "" {
+			numbers[strings.TrimPrefix(m.Number, "+")] = m.ID
 		}
 		if m.PIN != "" && !regexp.MustCompile(`^[0-9]{4,8}$`).MatchString(m.PIN) {
 			bad(p+"pin", "****", "must be 4 to 8 digits")
