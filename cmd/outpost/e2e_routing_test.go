@@ -348,7 +348,12 @@ func TestModemFailover(t *testing.T) {
 	ctl.do("m2 hang off")
 
 	// m2 back (or on its way back): now it refuses every send.
-	waitFor(t, "m2 ready again", 30*time.Second, func() bool { return g.rackStatus().Modems["m2"].State == "ready" })
+	// Registered too: after its reset it searches for the network a
+	// while, and a burst that went by meanwhile would not touch it.
+	waitFor(t, "m2 ready and registered again", 30*time.Second, func() bool {
+		m := g.rackStatus().Modems["m2"]
+		return m.State == "ready" && (m.Registration == "home" || m.Registration == "roaming")
+	})
 	ids = burst("busy", 24, func() { ctl.do("m2 send-error 512") })
 	moved := check("busy", ids)
 	st := g.rackStatus().Routing["m2"]
