@@ -1349,6 +1349,7 @@ func (c Config) Validate() error {
 		}
 	}
 	ids := map[string]bool{}
+	numbers := map[string]string{} // without "+": the modem's id
 	for i, m := range c.Modems {
 		p := fmt.Sprintf("modem %d: ", i+1)
 		if m.ID == "" || strings.ContainsAny(m.ID, "/+# ") {
@@ -1362,6 +1363,11 @@ func (c Config) Validate() error {
 			if m.Device == "" && m.IMEI == "" && m.ICCID == "" {
 				bad(p+"device", m.Device, "a serial modem needs a device path, or an imei or iccid to find it by (outpost modems scan lists them)")
 			}
+			if m.Device != "" && (m.IMEI != "" || m.ICCID != "") {
+				// The device would be opened and the identity never
+				// checked: after the ports renumber, another SIM sends.
+				bad(p+"device", m.Device, "give the device or an imei or iccid to find it by, not both")
+			}
 		case "sim":
 		default:
 			bad(p+"type", m.Type, `must be "serial" or "sim"`)
@@ -1371,6 +1377,12 @@ func (c Config) Validate() error {
 		}
 		if m.Number != "" && !regexp.MustCompile(`^\+?[0-9]{3,20}$`).MatchString(m.Number) {
 			bad(p+"number", m.Number, "must be a phone number such as +254700000001")
+		} else if other := numbers[strings.TrimPrefix(m.Number, "+")]; m.Number != "" && other != "" {
+			// Answers go out through the number a message came in on,
+			// and two simulated modems of one number are one.
+			bad(p+"number", m.Number, "is modem "+other+"'s number")
+		} else if m.Number != "" {
+			numbers[strings.TrimPrefix(m.Number, "+")] = m.ID
 		}
 		if m.PIN != "" && !regexp.MustCompile(`^[0-9]{4,8}$`).MatchString(m.PIN) {
 			bad(p+"pin", "****", "must be 4 to 8 digits")

@@ -46,6 +46,10 @@ resets_per_hour = -2
 [[modem]]
 type = "sim"
 imei = "350015555550123"
+[[modem]]
+type = "serial"
+device = "/dev/ttyUSB0"
+iccid = "8900101015555550201F"
 `))
 	for _, want := range []string{
 		`modem 1: device = "": a serial modem needs a device path, or an imei or iccid`,
@@ -54,6 +58,8 @@ imei = "350015555550123"
 		`modem 2: scan = "relative/*": must be absolute path patterns`,
 		`modem 2: resets_per_hour = -2`,
 		`modem 3: type = "sim": imei, iccid and scan find a "serial" modem`,
+		// The device would win, and the modem on it be used whoever it is.
+		`modem 4: device = "/dev/ttyUSB0": give the device or an imei or iccid to find it by, not both`,
 		`sms.history_every = "10ms": must be at least 1s`,
 		`sms.history_keep = "1m0s": must be at least 1h`,
 	} {

@@ -38,10 +38,12 @@ prefixes = ["25470", "+25470", "+25470"]
 rate = "6 per minute"
 daily_limit = -1
 jitter = "1h"
+number = "+254700000071"
 [[modem]]
 id = "m2"
 type = "sim"
 rate = "0/min"
+number = "254700000071"
 [[modem]]
 id = "m3"
 type = "sim"
@@ -56,6 +58,8 @@ rate = "1/s"
 		`modem 1: jitter = "1h0m0s": must be between 0 and 10m`,
 		`modem 2: rate = "0/min": the count must be at least 1`,
 		`modem 3: send = false: a receive-only modem sends nothing`,
+		// Two simulated modems of one number are one on the network.
+		`modem 2: number = "254700000071": is modem m1's number`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)

@@ -20,7 +20,10 @@ func (h Holder) String() string { return fmt.Sprintf("%s (pid %d)", h.Name, h.PI
 
 // Holders lists the processes other than this one that have device open,
 // read from procRoot ("/proc"). A pty's device side (the process holding
-// its master: a modem simulator) is not a holder: it is the modem.
+// its master: a modem simulator) is not a holder: it is the modem. It
+// keeps one descriptor of the terminal side open (so the pty outlives
+// its users); more than one is a user in the same process, such as a
+// daemon running its simulated modems in-process.
 func Holders(procRoot, device string) ([]Holder, error) {
 	real, err := filepath.EvalSymlinks(device)
 	if err != nil {
@@ -53,7 +56,7 @@ func Holders(procRoot, device string) ([]Holder, error) {
 		if err != nil {
 			continue // gone, or not ours to look at
 		}
-		holds, device := false, false
+		holds, device := 0, false
 		for _, fd := range fds {
 			link, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
 			if err != nil || !strings.HasPrefix(link, "/dev/") {
@@ -66,11 +69,11 @@ func Holders(procRoot, device string) ([]Holder, error) {
 			}
 			if fi, err := os.Stat(filepath.Join(fdDir, fd.Name())); err == nil {
 				if s, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode()&os.ModeCharDevice != 0 && s.Rdev == st.Rdev {
-					holds = true
+					holds++
 				}
 			}
 		}
-		if holds && !device {
+		if holds > 1 || holds == 1 && !device {
 			out = append(out, Holder{PID: pid, Name: procName(procRoot, p.Name())})
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/warthog618/modem/at"
 	"go.bug.st/serial/enumerator"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultScan is where modems are looked for when a config names none:
@@ -62,7 +63,7 @@ func Ports(globs []string) ([]PortInfo, error) {
 			if err != nil {
 				continue // a dangling link: a device that went away
 			}
-			if fi, err := os.Stat(real); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+			if !serialDevice(real) {
 				continue
 			}
 			if e, ok := byReal[real]; ok {
@@ -90,6 +91,34 @@ func Ports(globs []string) ([]PortInfo, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
+}
+
+// serialDevice says whether path is a serial port: a character device of
+// the tty class, or a pty's terminal side (in no class), but not a
+// console (/dev/tty, /dev/console, the virtual terminals) nor /dev/ptmx.
+// A glob such as /dev/* must not have the scan open any other device
+// (opening /dev/watchdog arms it) nor type AT on a console.
+func serialDevice(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	major, minor := unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))
+	switch {
+	case strings.HasPrefix(path, "/dev/pts/") && path != "/dev/pts/ptmx":
+		return true
+	case major == 5, major == 4 && minor < 64:
+		return false
+	}
+	if _, err := os.Stat("/sys/dev/char"); err != nil {
+		return true // no sysfs (a container's): the device cannot be told
+	}
+	class, err := os.Readlink(fmt.Sprintf("/sys/dev/char/%d:%d/subsystem", major, minor))
+	return err == nil && filepath.Base(class) == "tty"
 }
 
 // Probe asks the modem on path who it is (AT, then its IMEI, SIM and

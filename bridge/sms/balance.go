@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -81,7 +82,13 @@ func parseAmount(s string) (float64, error) {
 	case strings.Count(s, ".") > 1:
 		s = strings.ReplaceAll(s, ".", "")
 	}
-	return strconv.ParseFloat(s, 64)
+	f, err := strconv.ParseFloat(s, 64)
+	if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		// A regex of one's own may capture a word such as "NaN":
+		// it is no amount, and would break the status's JSON.
+		return 0, fmt.Errorf("%q is not an amount", s)
+	}
+	return f, err
 }
 
 // paused says why sends are held back from modem id ("" when they are not).

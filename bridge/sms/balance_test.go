@@ -41,4 +41,12 @@ func TestParseBalance(t *testing.T) {
 	if a, cur, ok := ParseBalance(regexp.MustCompile(`(left) (?P<amount>\d+) (?P<currency>\w+)`), "left 9 SMS"); !ok || a != 9 || cur != "SMS" {
 		t.Errorf("named: %v %q %v", a, cur, ok)
 	}
+	// A loose regex of one's own may capture a word ParseFloat reads:
+	// NaN or Inf is no amount (NaN would break the status's JSON and
+	// never be low).
+	for _, text := range []string{"Balance: NaN.", "Balance: Inf.", "Balance: -infinity."} {
+		if a, _, ok := ParseBalance(regexp.MustCompile(`Balance: (\S+?)\.`), text); ok {
+			t.Errorf("%q: read %v", text, a)
+		}
+	}
 }

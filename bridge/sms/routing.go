@@ -65,8 +65,9 @@ type lane struct {
 	sent     []time.Duration // elapsed times of the recent parts, oldest first
 	inflight int
 	day      string // the local date today counts
+	dayAt    time.Duration
 	today    int
-	downAt   time.Duration // seen not ready since (elapsed; 0: ready)
+	downAt   time.Duration // seen not ready, or paused, since (elapsed; 0: ready)
 	fails    int           // in a row
 	rest     time.Duration
 	until    time.Duration // rested until (elapsed)
@@ -142,7 +143,10 @@ func (c *Connector) seedToday(ctx context.Context) {
 	defer c.rt.mu.Unlock()
 	el := c.rt.clock.Elapsed()
 	for id, l := range c.rt.lanes {
-		l.day, l.today = day, counts[id]
+		l.day, l.today, l.dayAt = day, counts[id], el
+		if box {
+			l.sent = l.sent[:0] // counted again (after a jump of the clock)
+		}
 		for _, t := range recent[id] {
 			if ago := now.Sub(t); ago >= 0 {
 				l.sent = append(l.sent, el-ago)
@@ -174,20 +178,27 @@ func (l *lane) since(now, d time.Duration) int {
 	return n
 }
 
-func (l *lane) newDay(wall time.Time) {
-	if day := wall.Local().Format(time.DateOnly); day != l.day {
-		l.day, l.today = day, 0
+// newDay starts the count of a new day at a later date, or once a whole
+// day has passed by the monotonic clock whatever the date: a clock set
+// back (or set forward and corrected) must not give the carrier a second
+// day's parts in one.
+func (l *lane) newDay(wall time.Time, now time.Duration) {
+	if day := wall.Local().Format(time.DateOnly); day > l.day || now-l.dayAt >= 24*time.Hour {
+		l.day, l.today, l.dayAt = day, 0, now
 	}
 }
 
 // limited says, when the lane is at a limit, why and how long (of the
 // clock) until it can take a part; "" when it can.
 func (l *lane) limited(now time.Duration, wall time.Time) (string, time.Duration) {
-	l.newDay(wall)
+	l.newDay(wall, now)
 	if l.opts.DailyLimit > 0 && l.today+l.inflight >= l.opts.DailyLimit {
 		y, m, d := wall.Local().Date()
-		midnight := time.Date(y, m, d+1, 0, 0, 0, 0, time.Local)
-		return fmt.Sprintf("daily limit of %d parts reached (sent %d today)", l.opts.DailyLimit, l.today), max(midnight.Sub(wall), time.Second)
+		wait := time.Date(y, m, d+1, 0, 0, 0, 0, time.Local).Sub(wall)
+		if wall.Local().Format(time.DateOnly) < l.day {
+			wait = l.dayAt + 24*time.Hour - now // the clock went back
+		}
+		return fmt.Sprintf("daily limit of %d parts reached (sent %d today)", l.opts.DailyLimit, l.today), max(wait, time.Second)
 	}
 	if l.opts.Rate > 0 {
 		in := l.since(now, l.opts.Per)
@@ -303,16 +314,22 @@ func (c *Connector) acquire(ctx context.Context, p pick) (string, hw.Modem, erro
 			down = max(down, now-l.downAt)
 			continue
 		}
-		l.downAt = 0
 		if pw := c.paused(id); pw != "" {
 			// Low balance: only alerts, and only when no other modem
-			// can take them.
+			// can take them. A message only it will do waits as for a
+			// modem that is down: a pause lasts until a balance check,
+			// hours maybe.
 			why = append(why, id+": paused: "+pw)
 			if p.alert && paused == "" {
 				paused = id
 			}
+			if l.downAt == 0 {
+				l.downAt = now
+			}
+			down = max(down, now-l.downAt)
 			continue
 		}
+		l.downAt = 0
 		l.trim(now)
 		if reason, d := l.limited(now, wall); reason != "" {
 			why = append(why, fmt.Sprintf("%s: %s, next in %s", id, reason, c.rt.clock.Real(d).Round(time.Millisecond)))
@@ -345,7 +362,7 @@ func (c *Connector) acquire(ctx context.Context, p pick) (string, hw.Modem, erro
 	if best != "" {
 		l := c.rt.lanes[best]
 		l.inflight++
-		l.newDay(wall)
+		l.newDay(wall, now)
 		return best, c.modems[best], nil
 	}
 	err := fmt.Errorf("no modem can take it now: %s", strings.Join(why, "; "))
@@ -440,7 +457,7 @@ func (c *Connector) RoutingStatus() any {
 	out := map[string]RouteState{}
 	for id, l := range c.rt.lanes {
 		l.trim(now)
-		l.newDay(wall)
+		l.newDay(wall, now)
 		s := RouteState{Send: !l.opts.ReceiveOnly, Prefixes: l.opts.Prefixes, DailyLimit: l.opts.DailyLimit, InFlight: l.inflight,
 			LastMinute: l.since(now, time.Minute), Today: l.today, Failures: l.fails, Rests: l.rests, LastError: l.lastErr}
 		if l.opts.Rate > 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/outpost-sms/outpost/bridge"
 	"github.com/outpost-sms/outpost/hw"
 	"github.com/outpost-sms/outpost/store"
+	"github.com/outpost-sms/outpost/store/clock"
 )
 
 // fakeClock is a Clock the test moves.
@@ -339,5 +340,162 @@ func TestJitter(t *testing.T) {
 	}
 	if len(clk.asked) != 20 || len(seen) < 10 {
 		t.Errorf("20 jitters: %v", clk.asked)
+	}
+}
+
+// TestForcedModemMadeReceiveOnly: a message forced to a modem, or whose
+// first parts went through one, that is receive-only after a restart
+// (send = false) does not wait forever for it: the forced one fails with
+// why, the other finishes on another modem.
+func TestForcedModemMadeReceiveOnly(t *testing.T) {
+	c, fakes, _ := newRouting(t, nil, map[string]ModemOptions{"m1": {}, "m2": {}})
+	fakes["m1"].fail(fmt.Errorf("AT+CMGS: %w", &hw.CMSError{Code: 512}), 1)
+	r := c.router
+	r.ModemIDs = []string{"m1", "m2"}
+	r.Add(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	long, err := r.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: strings.Repeat("long ", 50), Source: "test", Modem: ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, r, long, func(v bridge.MessageView) bool {
+		return v.Deliveries[0].State == store.Queued && strings.Contains(v.Deliveries[0].LastError, "part 2/2")
+	})
+	forced, err := r.Submit(ctx, bridge.SendRequest{To: []string{"+15555550101"}, Text: "only m1", Source: "test", Modem: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, r, forced, func(v bridge.MessageView) bool { return strings.Contains(v.Deliveries[0].LastError, "512") })
+	cancel()
+	<-done
+
+	c2, fakes2, _ := newRouting(t, r.Store, map[string]ModemOptions{"m1": {ReceiveOnly: true}, "m2": {}})
+	r2 := c2.router
+	r2.ModemIDs, r2.ReceiveOnly = []string{"m1", "m2"}, map[string]bool{"m1": true}
+	r2.Add(c2)
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	done = make(chan error)
+	go func() { done <- r2.Run(ctx) }()
+	waitView(t, r2, forced, func(v bridge.MessageView) bool {
+		return v.State == store.Failed && strings.Contains(v.Deliveries[0].LastError, "m1, which the message must go out through, is receive-only")
+	})
+	waitView(t, r2, long, func(v bridge.MessageView) bool { return v.State == store.Sent })
+	if fakes2["m2"].count() != 1 {
+		t.Errorf("m2 sent %d parts: want the long message's second", fakes2["m2"].count())
+	}
+	cancel()
+	<-done
+}
+
+// TestDailyLimitClockSetBack: the box's clock set back a day (or moved
+// forward and corrected) does not give daily_limit a second day's parts:
+// the count starts again at a later date, or once a whole day has passed
+// by the monotonic clock.
+func TestDailyLimitClockSetBack(t *testing.T) {
+	c, _, clk := newRouting(t, nil, map[string]ModemOptions{"m1": {DailyLimit: 2}})
+	ctx := context.Background()
+	take(t, c, pick{to: "+1"}, nil)
+	take(t, c, pick{to: "+1"}, nil)
+	clk.mu.Lock()
+	clk.wall = clk.wall.Add(-24 * time.Hour)
+	clk.mu.Unlock()
+	_, _, err := c.acquire(ctx, pick{to: "+1"})
+	if err == nil || !strings.Contains(err.Error(), "daily limit of 2 parts reached (sent 2 today)") {
+		t.Fatalf("after the clock went back a day: %v; want the limit still reached", err)
+	}
+	if !errors.Is(err, errLimited) {
+		t.Errorf("%v: want the message waiting for the limit, uncounted", err)
+	}
+	// A day later by the monotonic clock the count starts again,
+	// whatever the date says.
+	clk.advance(24 * time.Hour)
+	take(t, c, pick{to: "+1"}, nil)
+
+	// Moved forward a day, two parts, then corrected: still two today.
+	clk.advance(time.Hour)
+	clk.mu.Lock()
+	clk.wall = clk.wall.Add(48 * time.Hour)
+	clk.mu.Unlock()
+	take(t, c, pick{to: "+1"}, nil)
+	take(t, c, pick{to: "+1"}, nil)
+	clk.mu.Lock()
+	clk.wall = clk.wall.Add(-48 * time.Hour)
+	clk.mu.Unlock()
+	if _, _, err := c.acquire(ctx, pick{to: "+1"}); err == nil {
+		t.Errorf("after the clock was corrected back: a third part today")
+	}
+}
+
+// TestForcedToPausedModemWaitsLonger: a message forced to a modem paused
+// for its balance is looked at less often the longer the pause lasts,
+// as for a modem that is down: not every 5 s for hours (two history
+// lines each time).
+func TestForcedToPausedModemWaitsLonger(t *testing.T) {
+	c, _, _ := newRouting(t, nil, map[string]ModemOptions{"m1": {}, "m2": {}})
+	clk := &recClock{fakeClock: fakeClock{wall: time.Date(2026, 12, 2, 12, 0, 0, 0, time.Local), el: time.Hour}}
+	c.Clock = clk
+	c.setPaused("m1", "balance 1.00 is below low_balance 50")
+	ctx := context.Background()
+	for range 3 {
+		if _, _, err := c.acquire(ctx, pick{to: "+1", forced: "m1"}); err == nil || !strings.Contains(err.Error(), "m1: paused: balance 1.00") {
+			t.Fatalf("forced to a paused modem: %v", err)
+		}
+		clk.advance(time.Hour)
+	}
+	if n := len(clk.asked); n == 0 || clk.asked[n-1] < time.Minute {
+		t.Errorf("waits %v while m1 stays paused for hours: want them growing to minutes", clk.asked)
+	}
+}
+
+// fakeBox is the store's fake clock as the connector's.
+type fakeBox struct{ *clock.Fake }
+
+func (fakeBox) Real(d time.Duration) time.Duration { return d }
+
+// TestDailyLimitAcrossClockSet: a box without a real-time clock boots in
+// 1970 and sends; when NTP sets the clock, the stored times move and the
+// parts sent so far count for the day the clock now says, instead of
+// being forgotten with 1970's day (a second day's parts in one).
+func TestDailyLimitAcrossClockSet(t *testing.T) {
+	s, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outpost.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	f := clock.NewFake(time.Date(1970, 1, 1, 0, 0, 42, 0, time.UTC))
+	s.SetClock(f)
+	c, fakes, _ := newRouting(t, s, map[string]ModemOptions{"m1": {DailyLimit: 3}})
+	c.Clock = fakeBox{f}
+	r := c.router
+	r.ModemIDs = []string{"m1"}
+	r.Add(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for i := range 2 {
+		id, err := r.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: fmt.Sprint("before NTP ", i), Source: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitView(t, r, id, func(v bridge.MessageView) bool { return v.State == store.Sent })
+	}
+	f.Advance(time.Minute)
+	f.Set(time.Date(2026, 12, 2, 12, 0, 0, 0, time.Local))
+	var ids []string
+	for i := range 3 {
+		id, err := r.Submit(ctx, bridge.SendRequest{To: []string{"+15555550100"}, Text: fmt.Sprint("after NTP ", i), Source: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	waitView(t, r, ids[0], func(v bridge.MessageView) bool { return v.State == store.Sent })
+	time.Sleep(500 * time.Millisecond)
+	if n := fakes["m1"].count(); n != 3 {
+		t.Errorf("m1 sent %d parts today with daily_limit = 3", n)
 	}
 }

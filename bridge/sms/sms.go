@@ -158,6 +158,14 @@ func (c *Connector) languagesFor(number string) []int {
 func (c *Connector) Run(ctx context.Context, _ *bridge.Router) error {
 	c.lanesInit()
 	c.seedToday(ctx)
+	// A clock set (NTP, GPS; a box without a real-time clock boots in
+	// 1970) moves the stored times: the parts sent so far count for the
+	// day the clock now says instead of being forgotten with the old one.
+	c.Store.OnJump(func() {
+		if ctx.Err() == nil {
+			go c.seedToday(ctx)
+		}
+	})
 	var wg sync.WaitGroup
 	for _, id := range c.order {
 		m := c.modems[id]
@@ -645,11 +653,17 @@ func (c *Connector) Deliver(ctx context.Context, m store.Message, d store.Delive
 	if _, ok := c.modems[pk.forced]; pk.forced != "" && !ok {
 		return bridge.Outcome{}, bridge.Permanent(fmt.Errorf("modem %s, which the message must go out through, is no longer configured: send it again through another", pk.forced))
 	}
+	if pk.forced != "" && c.Modems[pk.forced].ReceiveOnly {
+		// Made receive-only since (send = false and a restart): waiting
+		// for it would be waiting forever.
+		return bridge.Outcome{}, bridge.Permanent(fmt.Errorf("modem %s, which the message must go out through, is receive-only (send = false): send it again through another", pk.forced))
+	}
 	for _, p := range done {
 		sent[p.Seq] = true
 		// The parts of one message go out from one number, or the phone
-		// cannot join them (unless that modem is gone from the config).
-		if _, ok := c.modems[p.Modem]; ok {
+		// cannot join them (unless that modem is gone from the config or
+		// sends no more).
+		if _, ok := c.modems[p.Modem]; ok && !c.Modems[p.Modem].ReceiveOnly {
 			pk.stick = p.Modem
 		}
 	}

@@ -9,12 +9,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -81,18 +83,7 @@ func (c *client) do(method, path string, body any, out any) error {
 	req.Header.Set(bhttp.ByHeader, cliBy())
 	resp, err := c.http.Do(req)
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return fmt.Errorf("%w on %s within %s (it may be hung or very busy; see its log)", errNoAnswer, c.socket, c.http.Timeout)
-		}
-		// Only a failed dial means nothing is there: a daemon that took
-		// the request and hung up (killed, crashed, stopped) may have
-		// done what was asked.
-		var oe *net.OpError
-		if !errors.As(err, &oe) || oe.Op != "dial" {
-			return fmt.Errorf("%w: it closed the connection before answering (%v; it may have stopped or crashed: see its log)", errNoAnswer, err)
-		}
-		return fmt.Errorf("%w (cannot reach %s: %v)", errNoDaemon, c.socket, err)
+		return c.doErr(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -108,6 +99,22 @@ func (c *client) do(method, path string, body any, out any) error {
 		return nil
 	}
 	return json.Unmarshal(b, out)
+}
+
+// doErr says what a request that got no answer means.
+func (c *client) doErr(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w on %s within %s (it may be hung or very busy; see its log)", errNoAnswer, c.socket, c.http.Timeout)
+	}
+	// Only a failed dial means nothing is there: a daemon that took
+	// the request and hung up (killed, crashed, stopped) may have
+	// done what was asked.
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "dial" {
+		return fmt.Errorf("%w: it closed the connection before answering (%v; it may have stopped or crashed: see its log)", errNoAnswer, err)
+	}
+	return fmt.Errorf("%w (cannot reach %s: %v)", errNoDaemon, c.socket, err)
 }
 
 func fail(cmd string, err error) int {
@@ -355,7 +362,12 @@ func cmdStatus(args []string) int {
 	fmt.Printf("gateway %s, version %s, up since %s\n", s.GatewayID, s.Version, s.StartedAt.Local().Format(time.DateTime))
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "\nMODEM\tSTATE\tOPERATOR\tSIGNAL\tREGISTERED\tIMEI\tERROR")
-	for id, r := range s.Modems {
+	// The modems in order of id; each one's balance and routing after the
+	// table, on lines of their own: a long note in a column of the table
+	// would widen it and break its alignment.
+	var balances []string
+	for _, id := range slices.Sorted(maps.Keys(s.Modems)) {
+		r := s.Modems[id]
 		var m struct {
 			State, Operator, IMEI, Error string
 			SignalDBm                    int  `json:"signal_dbm"`
@@ -369,8 +381,12 @@ func cmdStatus(args []string) int {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", id, m.State, printable(m.Operator, false), signal, m.Registered,
 			printable(m.IMEI, false), printable(m.Error, false))
 		if b := balanceLine(r); b != "" { // ussd.go
-			fmt.Fprintf(w, "  balance\t%s\n", b)
+			balances = append(balances, fmt.Sprintf("%s\tbalance %s\n", id, b))
 		}
+	}
+	fmt.Fprintln(w)
+	for _, b := range balances {
+		fmt.Fprint(w, b)
 	}
 	routingNotes(w, s.Routing)
 	fmt.Fprintln(w, "\nQUEUE\tSTATE\tCOUNT")

@@ -168,6 +168,21 @@ func TestModemRouting(t *testing.T) {
 	g.start()
 	g.waitRackReady()
 
+	// Status lists the modems in order, in one aligned table.
+	out, _, _ := g.cli("status")
+	var rows []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[0], "m") && f[1] == "ready" {
+			rows = append(rows, f[0])
+			if strings.Index(l, "ready") != strings.Index(out[strings.Index(out, "MODEM"):], "STATE") {
+				t.Errorf("status: the row of %s is not aligned with its header:\n%s", f[0], out)
+			}
+		}
+	}
+	if fmt.Sprint(rows) != "[m1 m2 m3 m4]" {
+		t.Errorf("status lists the modems %v, want in order:\n%s", rows, out)
+	}
+
 	// The longest prefix wins: m2's +254730000 over m1's +2547300.
 	id := g.sendTo(rackNumbers["m4"], "route by prefix")
 	if s := g.waitState(id, "delivered"); via(s) != "m2" {

@@ -93,6 +93,9 @@ low_balance_alert = ["+15555550100"]
 	if out, _, _ := g.cli("status"); !strings.Contains(out, "100.00 KES, read") {
 		t.Errorf("status does not show the balance:\n%s", out)
 	}
+	if out, _, _ := g.cli("modems"); !strings.Contains(out, "balance: 100.00 KES, read") {
+		t.Errorf("outpost modems does not show the balance as status does:\n%s", out)
+	}
 	mt := &topics{t: t, got: got}
 	waitFor(t, "the retained modem topic with the balance", 20*time.Second, func() bool {
 		v := mt.next("modem status", func(tp string) bool { return tp == "outpost/gw1/modem/m1/status" })
@@ -284,5 +287,27 @@ func TestUSSDAdminXMPP(t *testing.T) {
 	}
 	if o, _, _ := g.cli("audit"); !strings.Contains(o, "xmpp:bob@outpost.test") || !strings.Contains(o, "code *123#, 2 answer(s)") {
 		t.Errorf("the chat's session is not audited with the admin:\n%s", o)
+	}
+}
+
+// A USSD session that outlasts --timeout says the daemon did not answer
+// in time, not that no daemon runs; and no daemon is told as such.
+func TestUSSDTimeoutIsNotNoDaemon(t *testing.T) {
+	dir := t.TempDir()
+	dev, simProc := controlledSim(t, dir)
+	g := newGatewayWith(t, dev, "")
+	g.start()
+	waitFor(t, "the modem ready", 20*time.Second, func() bool { out, _, _ := g.cli("status"); return strings.Contains(out, "ready") })
+	if _, err := fmt.Fprintln(simProc.stdin, "ussd-delay 5s"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	_, errs, code := g.cli("ussd", "--timeout", "1s", "m1", "*100#")
+	if code != 1 || strings.Contains(errs, "no daemon is running") || !strings.Contains(errs, "the daemon does not answer") {
+		t.Errorf("a session longer than --timeout: exit %d, %q", code, errs)
+	}
+	g.d.stop()
+	if _, errs, code := g.cli("ussd", "m1", "*100#"); code != 1 || !strings.Contains(errs, "no daemon is running") {
+		t.Errorf("no daemon: exit %d, %q", code, errs)
 	}
 }

@@ -61,8 +61,9 @@ func cmdModems(args []string) int {
 		}
 		fmt.Printf("  today: %d sent (%d parts), %d failed, %d received\n", m.Today.Sent, m.Today.Parts, m.Today.Failed, m.Today.Received)
 		if m.Balance != nil {
-			b, _ := json.Marshal(m.Balance)
-			fmt.Printf("  balance: %s\n", b)
+			// As status prints it: the amount, not the API's JSON.
+			b, _ := json.Marshal(map[string]any{"balance": m.Balance})
+			fmt.Printf("  balance: %s\n", balanceLine(b))
 		}
 		if m.Hangs > 0 || m.Resets > 0 {
 			fmt.Printf("  hangs %d, resets %d", m.Hangs, m.Resets)

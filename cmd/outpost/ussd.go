@@ -58,7 +58,7 @@ meanwhile. Exits 1 when the network refused or ended the session early.`)
 	req.Header.Set(bhttp.ByHeader, cliBy())
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fail("ussd", fmt.Errorf("%w (%v)", errNoDaemon, err))
+		return fail("ussd", c.doErr(err))
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
