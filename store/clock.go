@@ -49,6 +49,7 @@ var timeCols = []struct{ table, col string }{
 	{"quota_counts", "at"},
 	{"modem_samples", "at"},
 	{"modem_balance", "at"},
+	{"api_tokens", "created_at"}, {"api_tokens", "expires_at"}, {"api_tokens", "last_used"},
 }
 
 // recordedCols are the times that say when something happened (not when
@@ -62,6 +63,7 @@ var recordedCols = []struct{ table, col string }{
 	{"quota_counts", "at"},
 	{"modem_samples", "at"},
 	{"modem_balance", "at"},
+	{"api_tokens", "created_at"}, {"api_tokens", "last_used"},
 }
 
 // floorMS is clock.Floor in unix ms.
