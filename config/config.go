@@ -65,6 +65,32 @@ type Config struct {
 	// Quota bounds sends per source and per number, and holds them in
 	// the quiet hours (quota.go).
 	Quota Quota `toml:"quota"`
+	// HTTP is the HTTP API on TCP, with tokens ([http]).
+	HTTP HTTP `toml:"http"`
+}
+
+// HTTP serves the API on a TCP address (empty: off, the default): every
+// request needs a token (outpost token add) but /healthz and /readyz.
+// With TLSCert and TLSKey (PEM files) it is HTTPS.
+type HTTP struct {
+	Listen  string `toml:"listen"`
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+}
+
+// validate reports the problems of [http].
+func (h HTTP) validate(bad func(field string, value any, why string)) {
+	if h.Listen != "" {
+		if _, _, err := net.SplitHostPort(h.Listen); err != nil || !validAddr(h.Listen) {
+			bad("http.listen", h.Listen, "must be host:port with a port 0–65535 (empty: no HTTP API on TCP)")
+		}
+	}
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		bad("http.tls_cert/tls_key", h.TLSCert, "HTTPS needs a certificate and its key (PEM files); give both or neither")
+	}
+	if h.TLSCert != "" && h.Listen == "" {
+		bad("http.tls_cert", h.TLSCert, "is set but http.listen is empty: give http.listen too")
+	}
 }
 
 // Retention bounds how long finished messages ([retention] messages),
@@ -1181,6 +1207,7 @@ func (c Config) Validate() error {
 	default:
 		bad("log_level", c.LogLevel, "must be one of trace, debug, info, warn, error")
 	}
+	c.HTTP.validate(bad)
 	if c.MQTT.Prefix == "" || strings.ContainsAny(c.MQTT.Prefix, "+# ") {
 		bad("mqtt.prefix", c.MQTT.Prefix, "must be a non-empty topic without wildcards or spaces")
 	}
