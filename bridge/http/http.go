@@ -44,8 +44,10 @@ type Server struct {
 	Pruner *bridge.Pruner
 	// ModemReport answers GET /v1/modems (nil: not found).
 	ModemReport func(context.Context) (any, error)
-	started     time.Time
-	ln          net.Listener
+	// TCP is the API on a TCP address with tokens (nil: none).
+	TCP     *TCP
+	started time.Time
+	ln      net.Listener
 }
 
 // StatusBody is the answer of GET /v1/status.
@@ -111,17 +113,34 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/people/{op}", s.people)
 	mux.HandleFunc("GET /v1/quota", s.quota)
 	mux.HandleFunc("POST /v1/modems/{id}/ussd", s.ussd)
-	s.contactRoutes(mux) // contacts.go: /v1/contacts…, /v1/groups…
-	s.banRoutes(mux)     // bans.go: /v1/bans…, /v1/audit
-	s.messageRoutes(mux) // messages.go: GET /v1/messages, mark, DELETE
-	s.statsRoutes(mux)   // stats.go: GET /v1/stats
+	s.contactRoutes(mux)                      // contacts.go: /v1/contacts…, /v1/groups…
+	s.banRoutes(mux)                          // bans.go: /v1/bans…, /v1/audit
+	s.messageRoutes(mux)                      // messages.go: GET /v1/messages, mark, DELETE
+	s.statsRoutes(mux)                        // stats.go: GET /v1/stats
+	s.tokenRoutes(mux)                        // tokens.go: /v1/tokens…
+	mux.HandleFunc("GET /healthz", s.healthz) // tcp.go
+	mux.HandleFunc("GET /readyz", s.readyz)
 	srv := &http.Server{Handler: recoverPanics(s.Log, withCaller(mux)), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	var tcp *http.Server
+	if s.TCP != nil {
+		if s.TCP.ln == nil {
+			if err := s.ListenTCP(); err != nil {
+				srv.Close()
+				return err
+			}
+		}
+		tcp = &http.Server{Handler: recoverPanics(s.Log, s.tcpHandler(mux)), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- tcp.Serve(s.TCP.ln) }()
+	}
 	select {
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		if tcp != nil {
+			tcp.Shutdown(sctx)
+		}
 		srv.Shutdown(sctx)
 		os.Remove(s.Socket)
 		return nil
@@ -181,6 +200,9 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, req.By = caller(r)
+	if tok, ok := tokenOf(r); ok {
+		req.From = "token:" + tok.Name // show lets a user token read only these
+	}
 	var skipped []string
 	req.Notes = &skipped
 	id, err := s.Router.Submit(r.Context(), req)
@@ -207,9 +229,18 @@ func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no message with id %q", r.PathValue("id")))
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err)
+	case !ownMessage(r, v.FromAddr):
+		writeError(w, http.StatusForbidden, fmt.Errorf("message %s was not sent with this token: a user token reads only its own sends", r.PathValue("id")))
 	default:
 		writeJSON(w, http.StatusOK, v)
 	}
+}
+
+// ownMessage is whether the request may read a message sent from
+// fromAddr: always on the socket and with an admin token.
+func ownMessage(r *http.Request, fromAddr string) bool {
+	tok, ok := tokenOf(r)
+	return !ok || tok.Role == RoleAdmin || fromAddr == "token:"+tok.Name
 }
 
 // manageBody is the optional body of retry and cancel: who asks, for the
