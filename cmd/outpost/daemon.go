@@ -267,6 +267,13 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 	if err := api.Listen(); err != nil {
 		return err
 	}
+	if cfg.HTTP.Listen != "" {
+		api.TCP = &bhttp.TCP{Addr: cfg.HTTP.Listen, TLSCert: cfg.HTTP.TLSCert, TLSKey: cfg.HTTP.TLSKey}
+		if err := api.ListenTCP(); err != nil {
+			return err
+		}
+		log.Info("HTTP API listening", "addr", api.TCPAddr(), "tls", cfg.HTTP.TLSCert != "")
+	}
 	// Retention: old finished messages and history pruned in small
 	// batches. Tests only: OUTPOST_PRUNE_AFTER is when the first run
 	// starts (default a minute after start).

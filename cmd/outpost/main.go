@@ -45,6 +45,7 @@ commands:
   topic          topics' subscribers: topic list [TOPIC], topic subscribe|unsubscribe TOPIC ADDR, topic log [ADDR]
   ban, unban     bans: ban NUMBER [--reason R], ban list, unban NUMBER
   audit          the audit log: audit [--since 1h|RFC3339] [--who W]
+  token          tokens of the HTTP API on TCP: token add NAME --role user|admin [--expires 720h], list, rm NAME
   stats          statistics: stats [NUMBER] [--since 7d] [--modem M]: a number's traffic, modems, channels
   quota          a source's SMS this hour and day and its bounds: quota [--who W] [--number N]
   contact        contacts: contact add NAME --phone N [--email E], edit, rm, list, show,
@@ -96,6 +97,8 @@ func run(args []string) int {
 		return cmdPeople(cmd, rest)
 	case "ban", "unban", "audit":
 		return cmdBans(cmd, rest)
+	case "token":
+		return cmdTokens(rest) // tokens.go
 	case "stats":
 		return cmdStats(rest)
 	case "quota":
