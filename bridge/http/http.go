@@ -4,6 +4,8 @@
 // /cancel, GET /v1/inbox, GET /v1/status, GET /v1/hub/set-aside and
 // POST /v1/hub/set-aside/requeue.
 // Errors are JSON {"error": "..."} with a 4xx status for bad requests.
+// The same routes are served on TCP ([http] listen) with tokens and
+// roles, and /healthz and /readyz: see tcp.go.
 package http
 
 import (
@@ -131,7 +133,10 @@ func (s *Server) Run(ctx context.Context) error {
 				return err
 			}
 		}
-		tcp = &http.Server{Handler: recoverPanics(s.Log, s.tcpHandler(mux)), ReadHeaderTimeout: 10 * time.Second}
+		// A remote client's TLS handshake errors go to the daemon's log,
+		// not to stderr unformatted.
+		tcp = &http.Server{Handler: recoverPanics(s.Log, s.tcpHandler(mux)), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)}
 		go func() { errc <- tcp.Serve(s.TCP.ln) }()
 	}
 	select {

@@ -2,10 +2,19 @@ package http_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -222,5 +231,59 @@ func TestHealthAndReady(t *testing.T) {
 	router.Store.Close()
 	if code, v := tcpCall(t, base, "", "GET", "/readyz", ""); code != 503 || v["store"] == "writable" {
 		t.Errorf("readyz, store closed: %d %v", code, v)
+	}
+}
+
+// With tls_cert and tls_key the TCP listener is HTTPS (a client that
+// trusts the certificate gets in; plain HTTP does not); a bad pair is
+// an error naming http.tls_cert.
+func TestTCPWithTLS(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "outpost.local"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"outpost.local"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+
+	router := newRouter(t)
+	bad := &bhttp.Server{Socket: filepath.Join(dir, "bad.sock"), Router: router, Log: router.Log, TCP: &bhttp.TCP{Addr: "127.0.0.1:0", TLSCert: keyFile, TLSKey: keyFile}}
+	if err := bad.ListenTCP(); err == nil || !strings.Contains(err.Error(), "http.tls_cert") {
+		t.Errorf("a key as the certificate: %v", err)
+	}
+	srv := &bhttp.Server{Socket: filepath.Join(dir, "outpost.sock"), Router: router, Log: router.Log, TCP: &bhttp.TCP{Addr: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile}}
+	if err := srv.ListenTCP(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	pool := x509.NewCertPool()
+	cert, _ := x509.ParseCertificate(der)
+	pool.AddCert(cert)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get("https://" + srv.TCPAddr() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil {
+		t.Errorf("https /healthz: %d, TLS %v", resp.StatusCode, resp.TLS != nil)
+	}
+	resp, err = http.Get("http://" + srv.TCPAddr() + "/healthz")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Errorf("plain HTTP on the TLS listener answered 200")
+		}
 	}
 }
