@@ -19,8 +19,8 @@ const MaxBy = 100
 
 // ClaimedBy is who the audit log records for a request of channel from
 // caller (who the front end knows asks) that says it is by by: by itself
-// on the CLI and HTTP, the caller with by as a detail on MQTT; the caller
-// when by is empty.
+// on the CLI and HTTP's socket, the caller with by as a detail on MQTT
+// and for an HTTP token ("token:NAME"); the caller when by is empty.
 func ClaimedBy(channel, caller, by string) string {
 	by = strings.TrimSpace(by)
 	if len(by) > MaxBy {
@@ -29,7 +29,7 @@ func ClaimedBy(channel, caller, by string) string {
 	switch {
 	case by == "":
 		return caller
-	case channel == "mqtt":
+	case channel == "mqtt" || strings.HasPrefix(caller, "token:"):
 		return caller + " (for " + strconv.Quote(by) + ")"
 	}
 	return by

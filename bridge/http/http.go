@@ -272,7 +272,7 @@ func (s *Server) manage(op func(ctx context.Context, id, by string) (bridge.Mana
 				return
 			}
 		}
-		by := who(b.By)
+		by := claimed(r, b.By) // tcp.go
 		res, err := op(r.Context(), id, by)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -406,7 +406,7 @@ func (s *Server) requeue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf(`%d ids: at most %d are set aside`, len(b.IDs), store.MaxSetAside))
 		return
 	}
-	by := who(b.By)
+	by := claimed(r, b.By) // tcp.go
 	var moved []store.HubRequeued
 	err := s.Router.Store.Update(r.Context(), func(tx *store.Tx) (err error) {
 		if moved, err = tx.RequeueHubSetAside(b.IDs, b.All); err != nil {

@@ -75,7 +75,7 @@ func (s *Server) markMessage(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, 4096, &b, `{"read": true, "handled": true, "tag": "T", "by": "who"}`) {
 		return
 	}
-	v, err := s.Router.MarkMessage(r.Context(), id, b.Mark, who(b.By))
+	v, err := s.Router.MarkMessage(r.Context(), id, b.Mark, claimed(r, b.By))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Errorf("no message with id %q", id))

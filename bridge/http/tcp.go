@@ -55,6 +55,16 @@ func tokenOf(r *http.Request) (store.APIToken, bool) {
 	return t, ok
 }
 
+// claimed is who a request's "by" stands for: by itself on the socket
+// (the CLI's --by), the token with by as a detail on TCP (a token holder
+// cannot write someone else's name into the history and the audit).
+func claimed(r *http.Request, by string) string {
+	if tok, ok := tokenOf(r); ok {
+		return bridge.ClaimedBy("http", "token:"+tok.Name, by)
+	}
+	return who(by)
+}
+
 // HashToken is how a token is stored: the hex SHA-256 of its text. A
 // token is 32 random bytes, so a plain hash is enough to keep a copy of
 // the database from giving access.

@@ -196,6 +196,27 @@ func TestTCPTokensAndRoles(t *testing.T) {
 	if code, v := tcpCall(t, base, admin, "POST", "/v1/messages", `{"to":"+15555550100","text":"`+strings.Repeat("x", 2<<20)+`"}`); code != 413 || v["error"] == nil {
 		t.Errorf("413: %d %v", code, v)
 	}
+	// A token's "by" is a detail: the audit says which token asked.
+	if code, v := tcpCall(t, base, admin, "POST", "/v1/messages/"+theirs+"/cancel", `{"by":"mallory"}`); code != 200 {
+		t.Errorf("admin cancel: %d %v", code, v)
+	}
+	if code, v := tcpCall(t, base, admin, "POST", "/v1/bans", `{"addr":"+15550009999","by":"mallory"}`); code != 200 {
+		t.Errorf("admin ban: %d %v", code, v)
+	}
+	_, b := sock("GET", "/v1/audit", "")
+	var audit struct {
+		Audit []struct{ Who, Channel, Op string }
+	}
+	json.Unmarshal(b, &audit)
+	ops := map[string]string{}
+	for _, e := range audit.Audit {
+		ops[e.Op] = e.Who + " via " + e.Channel
+	}
+	for _, op := range []string{"cancel", "ban"} {
+		if want := `token:ops (for "mallory") via http`; ops[op] != want {
+			t.Errorf("audit of %s: %q, want %q (all: %s)", op, ops[op], want, b)
+		}
+	}
 	// Removed: refused.
 	if code, b := sock("DELETE", "/v1/tokens/desk", ""); code != 200 {
 		t.Errorf("token rm: %d %s", code, b)
