@@ -147,6 +147,20 @@ func TestHTTPTokensEndToEnd(t *testing.T) {
 		t.Errorf("405: %d %v", code, v)
 	}
 
+	var list []struct {
+		Name     string
+		LastUsed time.Time `json:"last_used"`
+		Expires  time.Time
+	}
+	out, _, _ = g.cli("token", "list", "--json")
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 3 {
+		t.Fatalf("token list --json: %v %s", err, out)
+	}
+	for _, tk := range list { // brief was refused (expired): never used
+		if tk.Name != "brief" && (tk.LastUsed.IsZero() || time.Since(tk.LastUsed) > time.Minute) || tk.Name == "ops" && time.Until(tk.Expires) < 719*time.Hour {
+			t.Errorf("token %s: last used %v, expires %v", tk.Name, tk.LastUsed, tk.Expires)
+		}
+	}
 	if out, errs, code := g.cli("token", "rm", "desk"); code != 0 || !strings.Contains(out, "removed") {
 		t.Errorf("token rm: exit %d: %s%s", code, out, errs)
 	}
