@@ -44,6 +44,9 @@ type Server struct {
 	// Pruner is the retention pruner whose counts status shows (nil:
 	// none).
 	Pruner *bridge.Pruner
+	// CanSend says whether a modem's status (Router.Modems) is one that
+	// can send now, for /readyz (nil: its state is "ready").
+	CanSend func(status any) bool
 	// ModemReport answers GET /v1/modems (nil: not found).
 	ModemReport func(context.Context) (any, error)
 	// TCP is the API on a TCP address with tokens (nil: none).

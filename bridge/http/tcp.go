@@ -270,7 +270,7 @@ type Ready struct {
 }
 
 // readyz answers 200 when the store can begin a write and at least one
-// modem is ready, else 503; the body says which.
+// modem can send (CanSend), else 503; the body says which.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
@@ -285,7 +285,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		b, _ := json.Marshal(st)
 		json.Unmarshal(b, &v)
 		body.Modems[id] = v.State
-		if v.State == "ready" {
+		ready := v.State == "ready"
+		if s.CanSend != nil {
+			ready = s.CanSend(st)
+		}
+		if ready {
 			body.ModemsReady = append(body.ModemsReady, id)
 		}
 	}

@@ -256,7 +256,7 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		}
 		defer em.Close()
 	}
-	api = &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Router: router, Log: log}
+	api = &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Router: router, Log: log, CanSend: modemCanSend}
 	api.ModemReport = func(ctx context.Context) (any, error) {
 		numbers := map[string]string{}
 		for _, m := range cfg.Modems {
@@ -503,6 +503,14 @@ func cmdConfig(args []string) int {
 	return 0
 }
 
+// modemCanSend says whether a modem's status (Router.Modems) is one that
+// can send now: ready, on the network, and not paused for its balance (a
+// paused modem carries only alerts).
+func modemCanSend(v any) bool {
+	s, ok := v.(hw.Status)
+	return ok && s.CanSend() && (s.Balance == nil || s.Balance.Paused == "")
+}
+
 // connectors builds every connector cfg configures and adds it to router,
 // without starting any (the email connector does not listen yet): what
 // the daemon runs, and what outpost config check routes through as a
@@ -586,8 +594,7 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 			ReconnectMax: x.ReconnectMax.Duration, PingEvery: x.PingEvery.Duration, Status: status, Log: log,
 			ModemsReady: func() (ready, total int) {
 				for _, v := range router.Modems() {
-					// A modem paused for its balance carries only alerts.
-					if s, ok := v.(hw.Status); ok && s.CanSend() && (s.Balance == nil || s.Balance.Paused == "") {
+					if modemCanSend(v) {
 						ready++
 					}
 				}
