@@ -98,6 +98,9 @@ type Uplink struct {
 	local func(topic string, payload []byte, retain bool, qos byte)
 	// report is told the link's state on every change.
 	report func(LinkState)
+	// waiting, when set (tests), is told each wait between attempts: the
+	// backoff it was drawn from and the wait itself.
+	waiting func(backoff, d time.Duration)
 	// acked runs in the transaction that deletes messages the hub
 	// acknowledged, with the deliveries they were copies of
 	// (HubMessage.DeliveryID; none: not called).
@@ -244,6 +247,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 		// Full jitter on the upper half: many boxes do not reconnect in
 		// step after the hub restarts.
 		d := backoff/2 + rand.N(backoff/2+1)
+		if u.waiting != nil {
+			u.waiting(backoff, d)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -287,6 +293,9 @@ func (u *Uplink) session(ctx context.Context) (int, error) {
 		// resends: the queue in SQLite does.
 		SetCleanSession(u.downlink == nil).SetAutoReconnect(false).SetConnectRetry(false).
 		SetAutoAckDisabled(true).
+		// MQTT 3.1.1 only: left at 0, paho tries 3.1.1 and then 3.1 on
+		// any failure, two connections per attempt to a hub that is down.
+		SetProtocolVersion(4).
 		SetKeepAlive(u.opt.KeepAlive).SetPingTimeout(10 * time.Second).SetConnectTimeout(10 * time.Second).
 		SetWriteTimeout(10 * time.Second).SetOrderMatters(true).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {

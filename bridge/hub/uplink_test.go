@@ -156,25 +156,69 @@ func TestLongOutageBacksOff(t *testing.T) {
 		LongOutage: 300 * time.Millisecond, RetryLong: 400 * time.Millisecond}, s, "", log)
 	var states []LinkState
 	u.report = func(st LinkState) { mu.Lock(); states = append(states, st); mu.Unlock() }
+	// The waits are checked, not the wall clock between connections: on a
+	// loaded 2-core CI machine with -race a session can take far longer
+	// than the waits, and a timing window flakes.
+	type wait struct {
+		at         time.Duration
+		backoff, d time.Duration
+	}
+	var waits []wait
 	start := time.Now()
+	u.waiting = func(b, d time.Duration) {
+		mu.Lock()
+		waits = append(waits, wait{time.Since(start), b, d})
+		mu.Unlock()
+	}
 	done := make(chan struct{})
 	go func() { u.Run(ctx); close(done) }()
-	time.Sleep(1500 * time.Millisecond) // the outage under test
+	// The outage lasts until two waits at the long bound have been drawn.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		long := 0
+		for _, w := range waits {
+			if w.backoff == 400*time.Millisecond {
+				long++
+			}
+		}
+		mu.Unlock()
+		if long >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no two waits at RetryLong (400ms) after 20 s: %+v", waits)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	cancel()
 	<-done
 	mu.Lock()
 	defer mu.Unlock()
-	early, late := 0, 0
-	for _, a := range attempts {
-		switch {
-		case a.Sub(start) < 250*time.Millisecond:
+	early := 0
+	for i, w := range waits {
+		if w.d < w.backoff/2 || w.d > w.backoff {
+			t.Errorf("wait %d: %v drawn from a backoff of %v (want within its upper half)", i, w.d, w.backoff)
+		}
+		if w.backoff > 400*time.Millisecond {
+			t.Errorf("wait %d: backoff %v over RetryLong", i, w.backoff)
+		}
+		// Until LongOutage has passed the bound is RetryMax.
+		if w.at < 300*time.Millisecond {
 			early++
-		case a.Sub(start) > 1000*time.Millisecond:
-			late++
+			if w.backoff > 4*time.Millisecond {
+				t.Errorf("wait %d at %v: backoff %v over RetryMax before LongOutage", i, w.at, w.backoff)
+			}
+		}
+		if i > 0 && w.backoff < waits[i-1].backoff {
+			t.Errorf("wait %d: backoff fell from %v to %v while the hub stayed down", i, waits[i-1].backoff, w.backoff)
 		}
 	}
-	if early < 10 || late > 4 {
-		t.Errorf("%d attempts in the first 250 ms (want many), %d in the last 500 ms (want at most 4: one per 200–400 ms)", early, late)
+	if early < 10 {
+		t.Errorf("%d attempts in the first 300 ms, want many (RetryMax is 4ms)", early)
+	}
+	if len(attempts) > len(waits)+1 {
+		t.Errorf("%d connections for %d waits: an attempt without its wait", len(attempts), len(waits))
 	}
 	logMu.Lock()
 	n := strings.Count(logged.String(), "hub link down; retrying")

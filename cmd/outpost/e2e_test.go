@@ -153,14 +153,32 @@ func cli(t *testing.T, dir string, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
+// freePort returns a loopback address free now and never handed out
+// before in this run: a port reserved for a server that is down (a relay
+// started later) must not be given again to the next one asked for, which
+// the kernel may well do once the first is closed.
 func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		givenPortsMu.Lock()
+		seen := givenPorts[addr]
+		givenPorts[addr] = true
+		givenPortsMu.Unlock()
+		if !seen {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+var (
+	givenPortsMu sync.Mutex
+	givenPorts   = map[string]bool{}
+)
 
 // gateway is a daemon in its own folder with its own config.
 type gateway struct {
