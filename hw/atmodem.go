@@ -387,6 +387,18 @@ func (m *ATModem) supervise(ctx context.Context) {
 
 type permanentError struct{ err error }
 
+// refusedForGood wraps err (of a command the modem must support) in
+// format, as a permanent error only when the modem answered it with an
+// error: a port that closed or a modem that did not answer (unplugged,
+// hung, busy) says nothing about what it supports, and is retried.
+func refusedForGood(err error, format string) error {
+	err = fmt.Errorf(format, err)
+	if errors.Is(err, ErrNotReady) {
+		return err
+	}
+	return &permanentError{err}
+}
+
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
@@ -497,7 +509,7 @@ func (m *ATModem) init(c *conn) error {
 		return err
 	}
 	if _, err := m.command(c, "+CMGF=0", m.cfg.CommandTimeout); err != nil {
-		return &permanentError{fmt.Errorf("init: PDU mode not supported: %w", err)}
+		return refusedForGood(err, "init: PDU mode not supported: %w")
 	}
 	// Prefer the SIM for everything; some modems only offer ME.
 	if _, err := m.command(c, `+CPMS="SM","SM","SM"`, m.cfg.CommandTimeout); err != nil {
@@ -527,7 +539,7 @@ func (m *ATModem) init(c *conn) error {
 	}
 	if m.cfg.Direct {
 		if _, err := m.command(c, "+CSMS=1", m.cfg.CommandTimeout); err != nil {
-			return &permanentError{fmt.Errorf("init: direct delivery needs +CSMS=1: %w", err)}
+			return refusedForGood(err, "init: direct delivery needs +CSMS=1: %w")
 		}
 		c.direct = true
 		cnmi = []struct{ cmd, reports string }{{"+CNMI=2,2,0,1,0", "direct (+CDS)"}}

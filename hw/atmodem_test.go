@@ -3,6 +3,7 @@ package hw
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -325,5 +326,20 @@ func TestStaleAnswerIsNotASIMState(t *testing.T) {
 	r.mu.Unlock()
 	if opens < 2 {
 		t.Fatalf("ready after %d opens: the stale answer was not noticed", opens)
+	}
+}
+
+// A modem unplugged during its start (the port closed under +CMGF) is
+// tried again when it comes back; only a modem that answers ERROR to
+// what it must support is given up on.
+func TestInitRefusedForGoodOnlyOnAnAnswer(t *testing.T) {
+	var perm *permanentError
+	closed := fmt.Errorf("AT+CMGF=0: port closed (modem unplugged?): %w", ErrNotReady)
+	if err := refusedForGood(closed, "init: PDU mode not supported: %w"); errors.As(err, &perm) {
+		t.Errorf("a closed port made permanent: %v", err)
+	}
+	answered := fmt.Errorf("AT+CMGF=0: %w", &CMEError{Code: 4, Text: "operation not supported"})
+	if err := refusedForGood(answered, "init: PDU mode not supported: %w"); !errors.As(err, &perm) {
+		t.Errorf("an ERROR answer not permanent: %v", err)
 	}
 }

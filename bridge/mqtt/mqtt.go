@@ -225,7 +225,10 @@ func (c *Connector) Run(ctx context.Context, router *bridge.Router) error {
 	}
 	c.once.Do(func() { close(c.ready) })
 	<-ctx.Done()
-	c.server.Publish(c.base+"status", []byte("offline"), true, 1)
+	// Not retained: the broker and its retained messages end with this
+	// process, and a retained write here raced a client subscribing at
+	// the same moment (mochi's retainPath, above) in a full test run.
+	c.server.Publish(c.base+"status", []byte("offline"), false, 1)
 	return c.server.Close()
 }
 
