@@ -152,13 +152,20 @@ func TestMetrics(t *testing.T) {
 	router.LinkStatus("hub", map[string]any{"connected": true, "forwarded": 7})
 	router.LinkStatus("xmpp", map[string]any{"state": "down"})
 	for i, to := range []string{"+15555550100", "+15555550101"} {
-		code, v := tcpCall(t, base, user, "POST", "/v1/messages", `{"to":"`+to+`","text":"hi"}`)
+		code, v := tcpCall(t, base, user, "POST", "/v1/messages", `{"id":"m`+to[1:]+`","to":"`+to+`","text":"hi"}`)
 		if code != 201 {
 			t.Fatalf("send %d: %d %v", i, code, v)
 		}
 	}
 	if code, v := tcpCall(t, base, user, "POST", "/v1/messages", `{"to":"+15555550100"}`); code != 400 {
 		t.Fatalf("empty send: %d %v", code, v)
+	}
+	// The same request again is no refusal; another one with its id is.
+	if code, v := tcpCall(t, base, user, "POST", "/v1/messages", `{"id":"m15555550100","to":"+15555550100","text":"hi"}`); code != 201 {
+		t.Fatalf("same send again: %d %v", code, v)
+	}
+	if code, v := tcpCall(t, base, user, "POST", "/v1/messages", `{"id":"m15555550100","to":"+15555550100","text":"other"}`); code != 409 {
+		t.Fatalf("conflicting id: %d %v", code, v)
 	}
 	// A delivery left queued for a connector that is not there, a minute
 	// old.
@@ -194,6 +201,7 @@ func TestMetrics(t *testing.T) {
 		`outpost_deliveries_total{connector="sms",state="sent"}`:                    2,
 		`outpost_delivery_latency_seconds_count{connector="sms",state="sent"}`:      2,
 		`outpost_send_refused_total{channel="http",reason="invalid"}`:               1,
+		`outpost_send_refused_total{channel="http",reason="conflict"}`:              1,
 		`outpost_queue_deliveries{connector="webhook",state="queued"}`:              1,
 		`outpost_modem_up{modem="m1"}`:                                              1,
 		`outpost_modem_up{modem="m2"}`:                                              0,
