@@ -38,6 +38,10 @@ func scrapeTCP(t *testing.T, base, token string) (int, string) {
 	if resp.StatusCode == 200 && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
 		t.Errorf("/metrics Content-Type %q", resp.Header.Get("Content-Type"))
 	}
+	// The client asked for gzip; the answer is plain (metrics.go: memory).
+	if resp.Uncompressed {
+		t.Error("/metrics answered gzip")
+	}
 	return resp.StatusCode, string(b)
 }
 
@@ -240,7 +244,7 @@ func TestMetrics(t *testing.T) {
 		now["outpost_store_writes_total"] <= before["outpost_store_writes_total"] {
 		t.Errorf("commits did not move: %v → %v", before["outpost_store_commit_duration_seconds_count"], now["outpost_store_commit_duration_seconds_count"])
 	}
-	for _, k := range []string{"outpost_store_database_bytes", "outpost_disk_size_bytes", "outpost_uptime_seconds", "process_resident_memory_bytes", "go_goroutines"} {
+	for _, k := range []string{"outpost_store_database_bytes", "outpost_disk_size_bytes", "outpost_uptime_seconds", "process_resident_memory_bytes"} {
 		if now[k] <= 0 {
 			t.Errorf("%s = %v, want > 0", k, now[k])
 		}
