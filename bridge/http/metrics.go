@@ -61,7 +61,7 @@ func (s *Server) initMetrics() {
 			Help:    "Time from a message being stored to its delivery being sent (accepted by the connector or the network) or delivered (reported), by connector.",
 			Buckets: []float64{0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 4 * 3600, 24 * 3600}}, []string{"connector", "state"})
 		m.parts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outpost_modem_parts_sent_total",
-			Help: "SMS parts each modem had accepted by the network since start."}, []string{"modem"})
+			Help: "SMS parts the network accepted from each modem since start."}, []string{"modem"})
 		m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outpost_send_refused_total",
 			Help: "Send requests refused since start, by channel and reason (invalid, conflict, opted_out, quota)."}, []string{"channel", "reason"})
 		m.commits = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "outpost_store_commit_duration_seconds",
@@ -97,7 +97,7 @@ func (s *Server) initMetrics() {
 			// A store that cannot be read leaves out its figures, not
 			// the modems' and the process's.
 			ErrorHandling: promhttp.ContinueOnError,
-			// A scrape is about 15 KB on the LAN; a gzip writer for it
+			// A scrape is some 10 KB on the LAN; a gzip writer for it
 			// held more than a megabyte.
 			DisableCompression: true,
 		})
