@@ -97,7 +97,7 @@ func (s *Server) initMetrics() {
 			// A store that cannot be read leaves out its figures, not
 			// the modems' and the process's.
 			ErrorHandling: promhttp.ContinueOnError,
-			// A scrape is some 10 KB on the LAN; a gzip writer for it
+			// A scrape is some 13 KB on the LAN; a gzip writer for it
 			// held more than a megabyte.
 			DisableCompression: true,
 		})

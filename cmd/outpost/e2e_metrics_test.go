@@ -163,5 +163,5 @@ func TestMetricsEndToEnd(t *testing.T) {
 	if !strings.Contains(body, `outpost_build_info{gateway_id="gw1",version="`) {
 		t.Errorf("outpost_build_info for gateway gw1 missing")
 	}
-	t.Logf("rss %.1f MiB after the exchange; %d series", now["process_resident_memory_bytes"]/(1<<20), len(now))
+	t.Logf("rss %.1f MiB after the exchange (race build); %d series, %d bytes a scrape", now["process_resident_memory_bytes"]/(1<<20), len(now), len(body))
 }
