@@ -279,6 +279,7 @@ type Router struct {
 	onInboundTx []func(*store.Tx, *store.Message) error
 	onAuditTx   []func(*store.Tx, store.AuditEntry) error
 	onModem     []func(id string, status any)
+	onRefused   []func(channel string, err error)
 	modems      map[string]any
 	links       map[string]any
 	expiry      chan struct{} // a new expiry time to watch
@@ -338,6 +339,31 @@ func (h *Router) OnModemStatus(f func(id string, status any)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.onModem = append(h.onModem, f)
+}
+
+// OnRefused registers f to be called with every send request refused
+// for what it asks (ErrInvalid, ErrConflict, ErrOptedOut, ErrQuota),
+// with its channel. f must not block.
+func (h *Router) OnRefused(f func(channel string, err error)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onRefused = append(h.onRefused, f)
+}
+
+// refused tells the OnRefused functions of err when it refuses a send
+// request (a store that failed refuses nothing: the request may come
+// again), and returns it.
+func (h *Router) refused(channel string, err error) error {
+	if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrConflict) && !errors.Is(err, ErrOptedOut) && !errors.Is(err, ErrQuota) {
+		return err
+	}
+	h.mu.Lock()
+	fs := append([]func(string, error){}, h.onRefused...)
+	h.mu.Unlock()
+	for _, f := range fs {
+		f(channel, err)
+	}
+	return err
 }
 
 // ModemStatus records and publishes a modem's status.
@@ -439,9 +465,10 @@ func (h *Router) Transition(tx *store.Tx, id int64, t store.Transition) (store.D
 func (h *Router) Submit(ctx context.Context, req SendRequest) (string, error) {
 	m, write, err := h.prepare(req)
 	if err != nil {
-		return "", err
+		return "", h.refused(req.Source, err)
 	}
-	return h.stored(m, h.Store.Update(ctx, write))
+	id, err := h.stored(m, h.Store.Update(ctx, write))
+	return id, h.refused(req.Source, err)
 }
 
 // SubmitTx is Submit with f run in the transaction that stores the
@@ -451,14 +478,15 @@ func (h *Router) Submit(ctx context.Context, req SendRequest) (string, error) {
 func (h *Router) SubmitTx(ctx context.Context, req SendRequest, f func(*store.Tx, *store.Message) error) (string, error) {
 	m, write, err := h.prepare(req)
 	if err != nil {
-		return "", err
+		return "", h.refused(req.Source, err)
 	}
-	return h.stored(m, h.Store.Update(ctx, func(tx *store.Tx) error {
+	id, err := h.stored(m, h.Store.Update(ctx, func(tx *store.Tx) error {
 		if err := write(tx); err != nil {
 			return err
 		}
 		return f(tx, m)
 	}))
+	return id, h.refused(req.Source, err)
 }
 
 // SubmitAsync is Submit without waiting for the commit: it validates req
@@ -469,10 +497,13 @@ func (h *Router) SubmitTx(ctx context.Context, req SendRequest, f func(*store.Tx
 func (h *Router) SubmitAsync(ctx context.Context, req SendRequest, done func(id string, err error)) {
 	m, write, err := h.prepare(req)
 	if err != nil {
-		done("", err)
+		done("", h.refused(req.Source, err))
 		return
 	}
-	h.Store.Submit(ctx, write, func(err error) { done(h.stored(m, err)) })
+	h.Store.Submit(ctx, write, func(err error) {
+		id, err := h.stored(m, err)
+		done(id, h.refused(req.Source, err))
+	})
 }
 
 // stored is what committing m came to: its id, also when the same

@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # tests start on a loopback port of their own), swaks (the SMTP client that
 # mails the email connector; libnet-ssleay-perl gives it STARTTLS), python3-aiosmtpd (the relay it mails to),
 # prosody (the XMPP server the XMPP tests start on a loopback port of their
-# own) and python3-slixmpp (the XMPP client they drive).
-packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients swaks libnet-ssleay-perl python3-aiosmtpd prosody python3-slixmpp)
+# own) and python3-slixmpp (the XMPP client they drive); prometheus for
+# promtool (check metrics on /metrics).
+packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients swaks libnet-ssleay-perl python3-aiosmtpd prosody python3-slixmpp prometheus)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,6 +28,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$sudo service mosquitto stop >/dev/null 2>&1 || true
 	# Likewise a system XMPP server on 5222, the port clients default to.
 	$sudo service prosody stop >/dev/null 2>&1 || true
+	# And a system Prometheus (on 9090), which the tests do not use.
+	$sudo service prometheus stop >/dev/null 2>&1 || true
 fi
 # Tests that need these tools fail, rather than skip, when they are absent.
 export OUTPOST_REQUIRE_TOOLS=1

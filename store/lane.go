@@ -26,6 +26,7 @@ func (tx *Tx) InsertEventDelivery(d *Delivery, body []byte, detail string) error
 		return fmt.Errorf("insert delivery: %w", err)
 	}
 	d.ID, _ = res.LastInsertId()
+	tx.hookDelivery(*d)
 	return tx.AppendEvent(d.MessageID, d.ID, d.State, detail)
 }
 

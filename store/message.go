@@ -163,6 +163,7 @@ func (tx *Tx) InsertMessage(m *Message) error {
 	if err != nil {
 		return fmt.Errorf("insert message: %w", err)
 	}
+	tx.hookMessage(m)
 	return nil
 }
 
@@ -191,6 +192,7 @@ func (tx *Tx) InsertDelivery(d *Delivery, detail string) error {
 		return fmt.Errorf("insert delivery: %w", err)
 	}
 	d.ID, _ = res.LastInsertId()
+	tx.hookDelivery(*d)
 	return tx.AppendEvent(d.MessageID, d.ID, d.State, detail)
 }
 
@@ -240,6 +242,7 @@ func (tx *Tx) SetDeliveryState(id int64, t Transition) (Delivery, error) {
 	if err != nil {
 		return Delivery{}, err
 	}
+	tx.hookDelivery(d)
 	return d, tx.AppendEvent(d.MessageID, id, t.State, t.Summary())
 }
 

@@ -160,6 +160,9 @@ func (tx *Tx) RecordSentPart(p SentPart) error {
 	_, err := tx.exec(`INSERT INTO sent_parts (delivery_id, seq, total, modem, mr, recipient, state, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (delivery_id, seq) DO UPDATE SET modem = excluded.modem, mr = excluded.mr, state = excluded.state, status = NULL, sent_at = excluded.sent_at`,
 		p.DeliveryID, p.Seq, p.Total, p.Modem, p.MR, p.Recipient, p.State, ms(tx.now))
+	if err == nil {
+		tx.hookSentPart(p.Modem)
+	}
 	return err
 }
 

@@ -75,6 +75,8 @@ type Store struct {
 	hubDelivery HubDeliveryFunc
 	// hubAtMost bounds the hub queue from above (see hubBound).
 	hubAtMost hubBound
+	// hooks count what commits, for metrics (SetHooks).
+	hooks atomic.Pointer[Hooks]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -467,6 +469,7 @@ func (s *Store) commitGroup(group []*write) {
 		}
 	}
 	now := s.observe()
+	began := time.Now()
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		fail(fmt.Errorf("begin: %w", err))
@@ -510,6 +513,9 @@ func (s *Store) commitGroup(group []*write) {
 	if err := sqlTx.Commit(); err != nil {
 		fail(fmt.Errorf("commit: %w", err))
 		return
+	}
+	if h := s.hooks.Load(); h != nil && h.Commit != nil && len(group) > 0 {
+		h.Commit(time.Since(began), len(group))
 	}
 	if jumped != nil {
 		s.jump = nil

@@ -23,6 +23,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -53,6 +54,9 @@ type Server struct {
 	TCP     *TCP
 	started time.Time
 	ln      net.Listener
+	// metrics serves GET /metrics (metrics.go).
+	metrics     *metrics
+	metricsOnce sync.Once
 }
 
 // StatusBody is the answer of GET /v1/status.
@@ -82,6 +86,7 @@ type StatusBody struct {
 // replaced; a live one (another daemon) is an error. Run calls it when it
 // was not called before.
 func (s *Server) Listen() error {
+	s.initMetrics() // before the router runs: nothing is missed
 	if c, err := net.Dial("unix", s.Socket); err == nil {
 		c.Close()
 		return fmt.Errorf("another daemon is listening on %s", s.Socket)
@@ -125,6 +130,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.tokenRoutes(mux)                        // tokens.go: /v1/tokens…
 	mux.HandleFunc("GET /healthz", s.healthz) // tcp.go
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /metrics", s.serveMetrics) // metrics.go
 	srv := &http.Server{Handler: recoverPanics(s.Log, withCaller(mux)), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()

@@ -149,7 +149,7 @@ func serve(t *testing.T, router *bridge.Router, sock string) func(path, body str
 
 // request runs the API for hub on sock until the test ends and returns a
 // function that sends a request and returns the status and the answer.
-func request(t *testing.T, router *bridge.Router, sock string) func(method, path, body string) (int, []byte) {
+func request(t testing.TB, router *bridge.Router, sock string) func(method, path, body string) (int, []byte) {
 	t.Helper()
 	srv := &bhttp.Server{Socket: sock, Router: router, Log: router.Log}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -45,6 +45,7 @@ var userRoutes = map[string]bool{
 	"GET /v1/inbox":         true,
 	"GET /healthz":          true,
 	"GET /readyz":           true,
+	"GET /metrics":          true,
 }
 
 type tokenKey struct{}
@@ -191,9 +192,10 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request) (store.APITo
 		return refuse(fmt.Sprintf("token %q expired at %s", tok.Name, tok.ExpiresAt.Format(time.RFC3339)))
 	}
 	s.TCP.fails.clear(host)
-	// last_used is written at most once a minute a token: the SD card
-	// would see a write for every request otherwise.
-	if now.Sub(tok.LastUsed) > time.Minute {
+	// last_used is written at most once a minute a token (an hour for
+	// scrapes): the SD card would see a write for every request
+	// otherwise.
+	if now.Sub(tok.LastUsed) > touchEvery(r) { // metrics.go
 		if err := s.Router.Store.Update(r.Context(), func(tx *store.Tx) error { return tx.TouchToken(tok.Name) }); err != nil {
 			s.Log.Warn("token's last use not recorded", "token", tok.Name, "err", err)
 		}
