@@ -51,6 +51,7 @@ type Server struct {
 	ModemReport func(context.Context) (any, error)
 	// TCP is the API on a TCP address with tokens (nil: none).
 	TCP     *TCP
+	events  events // events.go
 	started time.Time
 	ln      net.Listener
 }
@@ -123,6 +124,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.messageRoutes(mux)                      // messages.go: GET /v1/messages, mark, DELETE
 	s.statsRoutes(mux)                        // stats.go: GET /v1/stats
 	s.tokenRoutes(mux)                        // tokens.go: /v1/tokens…
+	s.userRoutes(ctx, mux)                    // users.go: /v1/users…, /v1/events
 	mux.HandleFunc("GET /healthz", s.healthz) // tcp.go
 	mux.HandleFunc("GET /readyz", s.readyz)
 	srv := &http.Server{Handler: recoverPanics(s.Log, withCaller(mux)), ReadHeaderTimeout: 10 * time.Second}
@@ -208,8 +210,8 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, req.By = caller(r)
-	if tok, ok := tokenOf(r); ok {
-		req.From = "token:" + tok.Name // show lets a user token read only these
+	if id, _, ok := callerOf(r); ok {
+		req.From = id // show lets a user token or session read only these
 	}
 	var skipped []string
 	req.Notes = &skipped
@@ -247,8 +249,8 @@ func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 // ownMessage is whether the request may read a message sent from
 // fromAddr: always on the socket and with an admin token.
 func ownMessage(r *http.Request, fromAddr string) bool {
-	tok, ok := tokenOf(r)
-	return !ok || tok.Role == RoleAdmin || fromAddr == "token:"+tok.Name
+	id, role, ok := callerOf(r)
+	return !ok || role == RoleAdmin || fromAddr == id
 }
 
 // manageBody is the optional body of retry and cancel: who asks, for the
