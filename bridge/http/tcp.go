@@ -30,8 +30,8 @@ type TCP struct {
 	// SessionIdle ends a console session unused this long (0:
 	// DefaultSessionIdle).
 	SessionIdle time.Duration
-	ln              net.Listener
-	fails           failures
+	ln          net.Listener
+	fails       failures
 }
 
 // The roles of a token.
