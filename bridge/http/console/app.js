@@ -40,6 +40,27 @@
     });
   }
 
+  // syncList makes ul show items, newest first, keeping the node of an
+  // item whose sig is unchanged where it is: a live update never closes
+  // a reply being typed or a history being read.
+  function syncList(ul, items, render, sig, empty) {
+    var have = {};
+    Array.from(ul.children).forEach(function (li) { have[li.dataset.id || ""] = li; });
+    var keep = {};
+    items.forEach(function (m) { keep[m.id] = true; });
+    Object.keys(have).forEach(function (id) { if (!keep[id]) have[id].remove(); });
+    if (items.length === 0) { ul.replaceChildren(el("li", { text: empty })); return; }
+    items.forEach(function (m, i) {
+      var old = have[m.id], node = old;
+      if (!old || old.dataset.sig !== sig(m)) {
+        node = render(m);
+        node.dataset.sig = sig(m);
+        if (old) old.replaceWith(node);
+      }
+      if (ul.children[i] !== node) ul.insertBefore(node, ul.children[i] || null);
+    });
+  }
+
   function section(name) { return document.getElementById("page-" + name); }
 
   function showError(name, err) {
@@ -55,7 +76,8 @@
     return isNaN(d) ? t : d.toLocaleString();
   }
 
-  function peer(m) { return (m.from_addr || m.peer || "").replace(/^tel:/, ""); }
+  // peer is who sent an inbound message, or whom an outbound one is to.
+  function peer(m) { return ((m.direction === "in" ? m.from_addr : "") || m.peer || "").replace(/^tel:/, ""); }
 
   function say(text) { document.getElementById("live").textContent = text; }
 
@@ -102,11 +124,11 @@
       if (!m.read) buttons.append(mark({ read: true }, "Mark read"));
       if (!m.handled) buttons.append(mark({ handled: true }, "Mark handled"));
       var tid = "tag-" + m.id;
-      var tag = el("input", { id: tid, class: "tag-input", size: "10" });
-      buttons.append(el("label", { for: tid, class: "hint", text: "Tag" }), tag,
+      var tag = el("input", { id: tid, size: "10" });
+      buttons.append(el("span", { class: "tagbox" }, el("label", { for: tid, text: "Tag" }), tag,
         el("button", { type: "button", class: "small", text: "Add tag", onclick: function () {
           if (tag.value.trim()) api("POST", "/v1/messages/" + m.id + "/mark", { tag: tag.value.trim() }).then(loadInbox, function (e) { showError("inbox", e); });
-        } }));
+        } })));
     }
     li.append(buttons, reply);
     return li;
@@ -115,8 +137,9 @@
   function loadInbox() {
     return api("GET", "/v1/inbox?limit=50").then(function (list) {
       showError("inbox");
-      var ul = document.getElementById("inbox-list");
-      ul.replaceChildren.apply(ul, list.length ? list.map(inboxItem) : [el("li", { text: "No messages yet." })]);
+      syncList(document.getElementById("inbox-list"), list, inboxItem, function (m) {
+        return JSON.stringify([m.read, m.handled, m.tags]);
+      }, "No messages yet.");
     }, function (e) { showError("inbox", e); });
   }
 
@@ -197,7 +220,9 @@
     if (m.state === "queued" || m.state === "scheduled") buttons.append(manage(m, "cancel"));
     li.append(el("div", { class: "meta" }, m.direction === "in" ? "from " : "to ", el("strong", { text: peer(m) }), " · ", when(m.created_at),
       " · ", el("span", { class: "state state-" + m.state, text: m.state })),
-      el("p", { class: "body", text: m.text || "" }), err ? el("p", { class: "bad", text: "Last error: " + err }) : null, buttons, box);
+      el("p", { class: "body", text: m.text || "" }));
+    if (err) li.append(el("p", { class: "bad", text: "Last error: " + err }));
+    li.append(buttons, box);
     return li;
   }
 
@@ -209,9 +234,9 @@
     if (n) q.set("number", n);
     return api("GET", "/v1/messages?" + q).then(function (p) {
       showError("messages");
-      var ul = document.getElementById("messages-list");
-      var list = p.messages || [];
-      ul.replaceChildren.apply(ul, list.length ? list.map(messageItem) : [el("li", { text: "No messages." })]);
+      syncList(document.getElementById("messages-list"), p.messages || [], messageItem, function (m) {
+        return JSON.stringify([m.state, (m.deliveries || []).map(function (d) { return [d.state, d.attempts, d.last_error]; })]);
+      }, "No messages.");
     }, function (e) { showError("messages", e); });
   }
 
@@ -325,6 +350,7 @@
         m.append(el("tr", null, el("td", { text: id }), el("td", { class: "state-" + s.state, text: s.state + (p ? " (paused)" : "") + (s.error ? ": " + s.error : "") }),
           el("td", null, pauseButton(id, p, loadStatus))));
       });
+      if (Object.keys(names).length === 0) q.append(el("tr", null, el("td", { colspan: "3", text: "Nothing waiting." })));
       document.getElementById("status-body").replaceChildren(dl, m, q);
     }, function (e) { showError("status", e); });
   }
