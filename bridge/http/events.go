@@ -24,9 +24,9 @@ import (
 // to reload.
 const eventBuffer = 64
 
-// EventHeartbeat is how often an idle stream gets a comment line, so
+// eventHeartbeat is how often an idle stream gets a comment line, so
 // that proxies and the browser see it alive.
-var EventHeartbeat = 20 * time.Second
+const eventHeartbeat = 20 * time.Second
 
 type event struct {
 	name string
@@ -146,7 +146,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, "retry: 3000\n: hello\n\n")
 	fl.Flush()
-	beat := time.NewTicker(EventHeartbeat)
+	beat := time.NewTicker(eventHeartbeat)
 	defer beat.Stop()
 	for {
 		select {
