@@ -77,6 +77,8 @@ type StatusBody struct {
 	Retention *bridge.PruneStats `json:"retention,omitempty"`
 	// Routing is each modem's part in sending: limits, load, rest.
 	Routing any `json:"routing,omitempty"`
+	// Connectors are the connectors' names (sms, mqtt, hub, …).
+	Connectors []string `json:"connectors"`
 }
 
 // Listen binds the socket. A stale socket file from a killed daemon is
@@ -338,7 +340,7 @@ func (s *Server) Status(ctx context.Context) (StatusBody, error) {
 		return StatusBody{}, err
 	}
 	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Router.Modems(), Queues: q, Reassembly: ra, Links: s.Router.Links(),
-		Store: s.Router.Store.Files(), Disk: diskOf(filepath.Dir(s.Socket)), Routing: s.Router.RoutingStatus()}
+		Store: s.Router.Store.Files(), Disk: diskOf(filepath.Dir(s.Socket)), Routing: s.Router.RoutingStatus(), Connectors: s.Router.ConnectorNames()}
 	if s.Pruner != nil {
 		st := s.Pruner.Stats()
 		body.Retention = &st

@@ -575,7 +575,7 @@ var pageLoaded = map[string]string{
 	"messages": `document.querySelector("#messages-list li") !== null`,
 	"contacts": `document.querySelector("#groups-list li") !== null`,
 	"modems":   `document.querySelector("#modems-list article") !== null`,
-	"status":   `document.querySelector("#status-body table") !== null`,
+	"status":   `document.querySelector('#status-body button[data-name="sms"]') !== null && document.querySelector('#status-body button[data-name="mqtt"]') !== null`,
 }
 
 // browser is the tab the browser test drives.

@@ -329,9 +329,10 @@
       row("Database", bytes(st.store.db_bytes) + " (WAL " + bytes(st.store.wal_bytes) + ")");
       row("Waiting for parts", st.reassembly.messages + " messages");
       row("Hub queue", st.hub_queue.messages + " messages, " + st.hub_queue.set_aside + " set aside");
-      var q = el("table", null, el("caption", { class: "hint", text: "Queues by connector" }),
+      var q = el("table", null, el("caption", { class: "hint", text: "Connectors and their queues" }),
         el("tr", null, el("th", { scope: "col", text: "Connector" }), el("th", { scope: "col", text: "Waiting" }), el("th", { scope: "col", text: "" })));
       var names = {};
+      (st.connectors || []).forEach(function (k) { names[k] = true; });
       Object.keys(st.queues || {}).forEach(function (k) { names[k] = true; });
       Object.keys(st.links || {}).forEach(function (k) { names[k] = true; });
       paused.forEach(function (k) { if (!(st.modems || {})[k]) names[k] = true; });
