@@ -520,6 +520,8 @@ func TestConsoleBrowser(t *testing.T) {
 	run("retry", chromedp.Click(chromedp.CSS(item+` button.retry`)))
 	g.waitDelivered(id)
 	poll("delivered on the page without reload", `document.querySelector('`+item+`').dataset.state === "delivered" && window.notReloaded === true`)
+	run("history", chromedp.Click(chromedp.CSS(item+` button[aria-expanded]`)))
+	poll("the history", `(document.querySelector('`+item+` table') || {textContent: ""}).textContent.indexOf("retried by user:ann") >= 0`)
 
 	// Pause and resume from the Modems page: the operations API, or, on a
 	// daemon without it, the error shown on the page.
