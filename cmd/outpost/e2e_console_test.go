@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/creack/pty"
 
 	"github.com/outpost-sms/outpost/pdu"
 )
@@ -638,5 +639,44 @@ func (b *browser) shoot(dir, name string) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		b.t.Fatal(err)
+	}
+}
+
+// On a terminal, outpost user add asks for the password twice without
+// echoing it; two that differ add nobody.
+func TestUserPasswordOnTerminal(t *testing.T) {
+	g := newGateway(t, "")
+	g.start()
+	ask := func(first, second string) (string, error) {
+		cmd := exec.Command(binary, "user", "add", "tty", "--role", "user", "--config", g.config)
+		cmd.Dir = g.dir
+		tty, err := pty.Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tty.Close()
+		var out syncBuffer
+		go io.Copy(&out, tty)
+		waitFor(t, "the first prompt", 20*time.Second, func() bool { return strings.Contains(out.String(), "password for tty: ") })
+		fmt.Fprint(tty, first+"\n")
+		waitFor(t, "the second prompt", 20*time.Second, func() bool { return strings.Contains(out.String(), "again: ") })
+		fmt.Fprint(tty, second+"\n")
+		err = cmd.Wait()
+		time.Sleep(100 * time.Millisecond) // the last output
+		return out.String(), err
+	}
+	out, err := ask("horse battery", "horse batterx")
+	if err == nil || !strings.Contains(out, "the two passwords differ") {
+		t.Errorf("different passwords: %v\n%s", err, out)
+	}
+	out, err = ask("horse battery", "horse battery")
+	if err != nil || !strings.Contains(out, "user tty added") {
+		t.Fatalf("user add on a terminal: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "horse") {
+		t.Errorf("the password was echoed:\n%s", out)
+	}
+	if list, _, _ := g.cli("user", "list"); !strings.Contains(list, "tty") {
+		t.Errorf("user list: %s", list)
 	}
 }
