@@ -569,6 +569,15 @@ func TestConsoleBrowser(t *testing.T) {
 	if len(errs) > 0 {
 		t.Errorf("errors shown on the status page: %v", errs)
 	}
+
+	// Log out with the header's button: back at the login form, and the
+	// console is closed to this browser.
+	run("log out", chromedp.Click(chromedp.CSS(".logout button")), chromedp.WaitVisible(chromedp.CSS("#login-btn")))
+	b.shoot(shots, "login-phone")
+	run("the console after logout", chromedp.Navigate(base+"/#status"), chromedp.WaitVisible(chromedp.CSS("#login-btn")))
+	if !strings.Contains(g.d.out.String(), "console logout") {
+		t.Error("the logout is not in the daemon's log")
+	}
 }
 
 // pageLoaded says when a page has drawn what the API answered.
