@@ -76,6 +76,8 @@ type HTTP struct {
 	Listen  string `toml:"listen"`
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// SessionIdle ends a web console session unused this long (0: 12h).
+	SessionIdle Duration `toml:"session_idle"`
 }
 
 // validate reports the problems of [http].
@@ -90,6 +92,9 @@ func (h HTTP) validate(bad func(field string, value any, why string)) {
 	}
 	if h.TLSCert != "" && h.Listen == "" {
 		bad("http.tls_cert", h.TLSCert, "is set but http.listen is empty: give http.listen too")
+	}
+	if h.SessionIdle.Duration < 0 || (h.SessionIdle.Duration > 0 && h.SessionIdle.Duration < time.Minute) {
+		bad("http.session_idle", h.SessionIdle.Duration, "must be at least 1m (0: 12h)")
 	}
 }
 

@@ -27,6 +27,7 @@ func TestHTTPSection(t *testing.T) {
 		"listen = \"h:99999\"":                      "http.listen",
 		"listen = \":8080\"\ntls_cert = \"c.pem\"":  "http.tls_cert/tls_key",
 		"tls_cert = \"c.pem\"\ntls_key = \"k.pem\"": "http.tls_cert",
+		"session_idle = \"30s\"":                    "http.session_idle",
 	} {
 		c, err := Parse("f.toml", []byte("gateway_id = \"gw\"\n[http]\n"+body+"\n"))
 		if err != nil {

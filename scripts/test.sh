@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # tests start on a loopback port of their own), swaks (the SMTP client that
 # mails the email connector; libnet-ssleay-perl gives it STARTTLS), python3-aiosmtpd (the relay it mails to),
 # prosody (the XMPP server the XMPP tests start on a loopback port of their
-# own) and python3-slixmpp (the XMPP client they drive); prometheus for
-# promtool (check metrics on /metrics).
-packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients swaks libnet-ssleay-perl python3-aiosmtpd prosody python3-slixmpp prometheus)
+# own), python3-slixmpp (the XMPP client they drive), prometheus for
+# promtool (check metrics on /metrics) and chromium (the browser the web
+# console's tests drive headless).
+packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients swaks libnet-ssleay-perl python3-aiosmtpd prosody python3-slixmpp prometheus chromium)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

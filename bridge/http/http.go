@@ -52,6 +52,7 @@ type Server struct {
 	ModemReport func(context.Context) (any, error)
 	// TCP is the API on a TCP address with tokens (nil: none).
 	TCP     *TCP
+	events  events // events.go
 	started time.Time
 	ln      net.Listener
 	// metrics serves GET /metrics (metrics.go).
@@ -80,6 +81,8 @@ type StatusBody struct {
 	Retention *bridge.PruneStats `json:"retention,omitempty"`
 	// Routing is each modem's part in sending: limits, load, rest.
 	Routing any `json:"routing,omitempty"`
+	// Connectors are the connectors' names (sms, mqtt, hub, …).
+	Connectors []string `json:"connectors"`
 }
 
 // Listen binds the socket. A stale socket file from a killed daemon is
@@ -128,6 +131,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.messageRoutes(mux)                      // messages.go: GET /v1/messages, mark, DELETE
 	s.statsRoutes(mux)                        // stats.go: GET /v1/stats
 	s.tokenRoutes(mux)                        // tokens.go: /v1/tokens…
+	s.userRoutes(ctx, mux)                    // users.go: /v1/users…, /v1/events
 	mux.HandleFunc("GET /healthz", s.healthz) // tcp.go
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /metrics", s.serveMetrics) // metrics.go
@@ -214,8 +218,8 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, req.By = caller(r)
-	if tok, ok := tokenOf(r); ok {
-		req.From = "token:" + tok.Name // show lets a user token read only these
+	if id, _, ok := callerOf(r); ok {
+		req.From = id // show lets a user token or session read only these
 	}
 	var skipped []string
 	req.Notes = &skipped
@@ -253,8 +257,8 @@ func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 // ownMessage is whether the request may read a message sent from
 // fromAddr: always on the socket and with an admin token.
 func ownMessage(r *http.Request, fromAddr string) bool {
-	tok, ok := tokenOf(r)
-	return !ok || tok.Role == RoleAdmin || fromAddr == "token:"+tok.Name
+	id, role, ok := callerOf(r)
+	return !ok || role == RoleAdmin || fromAddr == id
 }
 
 // manageBody is the optional body of retry and cancel: who asks, for the
@@ -342,7 +346,7 @@ func (s *Server) Status(ctx context.Context) (StatusBody, error) {
 		return StatusBody{}, err
 	}
 	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Router.Modems(), Queues: q, Reassembly: ra, Links: s.Router.Links(),
-		Store: s.Router.Store.Files(), Disk: diskOf(filepath.Dir(s.Socket)), Routing: s.Router.RoutingStatus()}
+		Store: s.Router.Store.Files(), Disk: diskOf(filepath.Dir(s.Socket)), Routing: s.Router.RoutingStatus(), Connectors: s.Router.ConnectorNames()}
 	if s.Pruner != nil {
 		st := s.Pruner.Stats()
 		body.Retention = &st

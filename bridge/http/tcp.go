@@ -27,8 +27,11 @@ type TCP struct {
 	Addr string
 	// TLSCert and TLSKey are PEM files; both empty: plain HTTP.
 	TLSCert, TLSKey string
-	ln              net.Listener
-	fails           failures
+	// SessionIdle ends a console session unused this long (0:
+	// DefaultSessionIdle).
+	SessionIdle time.Duration
+	ln          net.Listener
+	fails       failures
 }
 
 // The roles of a token.
@@ -43,6 +46,7 @@ var userRoutes = map[string]bool{
 	"POST /v1/messages":     true,
 	"GET /v1/messages/{id}": true,
 	"GET /v1/inbox":         true,
+	"GET /v1/events":        true,
 	"GET /healthz":          true,
 	"GET /readyz":           true,
 	"GET /metrics":          true,
@@ -60,8 +64,8 @@ func tokenOf(r *http.Request) (store.APIToken, bool) {
 // (the CLI's --by), the token with by as a detail on TCP (a token holder
 // cannot write someone else's name into the history and the audit).
 func claimed(r *http.Request, by string) string {
-	if tok, ok := tokenOf(r); ok {
-		return bridge.ClaimedBy("http", "token:"+tok.Name, by)
+	if id, _, ok := callerOf(r); ok {
+		return bridge.ClaimedBy("http", id, by)
 	}
 	return who(by)
 }
@@ -106,19 +110,31 @@ func (s *Server) tcpHandler(mux *http.ServeMux) http.Handler {
 		// the CLI's, never a remote client's.
 		r.Header.Del(ChannelHeader)
 		r.Header.Del(ByHeader)
+		if s.serveConsole(w, r) { // console.go
+			return
+		}
 		_, pattern := mux.Handler(r)
 		if pattern != "GET /healthz" && pattern != "GET /readyz" {
-			tok, ok := s.checkToken(w, r)
-			if !ok {
+			// A console session (cookie) is the other way in.
+			if sess, found, ok := s.checkSession(w, r); found {
+				if !ok {
+					return
+				}
+				r = withSession(r, sess)
+			} else {
+				tok, ok := s.checkToken(w, r)
+				if !ok {
+					return
+				}
+				r = r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok))
+			}
+			id, role, _ := callerOf(r)
+			if role != RoleAdmin && !userRoutes[pattern] {
+				writeError(w, http.StatusForbidden, fmt.Errorf("%s has role %s: %s %s needs role admin", id, role, r.Method, r.URL.Path))
 				return
 			}
-			if tok.Role != RoleAdmin && !userRoutes[pattern] {
-				writeError(w, http.StatusForbidden, fmt.Errorf("token %q has role %s: %s %s needs an admin token", tok.Name, tok.Role, r.Method, r.URL.Path))
-				return
-			}
-			r.Header.Set(ByHeader, "token:"+tok.Name)
-			ctx := bridge.WithCaller(r.Context(), "http", "token:"+tok.Name)
-			r = r.WithContext(context.WithValue(ctx, tokenKey{}, tok))
+			r.Header.Set(ByHeader, id)
+			r = r.WithContext(bridge.WithCaller(r.Context(), "http", id))
 		}
 		if pattern == "" {
 			mux.ServeHTTP(&jsonErrors{ResponseWriter: w, path: r.URL.Path, method: r.Method}, r)

@@ -300,6 +300,11 @@ func TestTCPWithTLS(t *testing.T) {
 	if resp.StatusCode != 200 || resp.TLS == nil {
 		t.Errorf("https /healthz: %d, TLS %v", resp.StatusCode, resp.TLS != nil)
 	}
+	// Over TLS the console's cookies are Secure.
+	if resp, err = c.Get("https://" + srv.TCPAddr() + "/login"); err != nil || !strings.Contains(resp.Header.Get("Set-Cookie"), "; Secure") {
+		t.Errorf("login page over TLS: %v, Set-Cookie %q", err, resp.Header.Get("Set-Cookie"))
+	}
+	resp.Body.Close()
 	resp, err = http.Get("http://" + srv.TCPAddr() + "/healthz")
 	if err == nil {
 		resp.Body.Close()

@@ -268,7 +268,7 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		return err
 	}
 	if cfg.HTTP.Listen != "" {
-		api.TCP = &bhttp.TCP{Addr: cfg.HTTP.Listen, TLSCert: cfg.HTTP.TLSCert, TLSKey: cfg.HTTP.TLSKey}
+		api.TCP = &bhttp.TCP{Addr: cfg.HTTP.Listen, TLSCert: cfg.HTTP.TLSCert, TLSKey: cfg.HTTP.TLSKey, SessionIdle: cfg.HTTP.SessionIdle.Duration}
 		if err := api.ListenTCP(); err != nil {
 			return err
 		}
