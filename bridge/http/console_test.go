@@ -24,7 +24,11 @@ func (c *shiftClock) Now() time.Time {
 	return time.Now().Add(c.shift)
 }
 
-func (c *shiftClock) Elapsed() time.Duration { return time.Duration(time.Now().UnixNano()) + c.shift }
+func (c *shiftClock) Elapsed() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Duration(time.Now().UnixNano()) + c.shift
+}
 
 func (c *shiftClock) add(d time.Duration) {
 	c.mu.Lock()
