@@ -50,6 +50,7 @@ var timeCols = []struct{ table, col string }{
 	{"modem_samples", "at"},
 	{"modem_balance", "at"},
 	{"api_tokens", "created_at"}, {"api_tokens", "expires_at"}, {"api_tokens", "last_used"},
+	{"paused", "since"},
 }
 
 // recordedCols are the times that say when something happened (not when
@@ -64,6 +65,7 @@ var recordedCols = []struct{ table, col string }{
 	{"modem_samples", "at"},
 	{"modem_balance", "at"},
 	{"api_tokens", "created_at"}, {"api_tokens", "last_used"},
+	{"paused", "since"},
 }
 
 // floorMS is clock.Floor in unix ms.

@@ -76,6 +76,8 @@ type StatusBody struct {
 	Retention *bridge.PruneStats `json:"retention,omitempty"`
 	// Routing is each modem's part in sending: limits, load, rest.
 	Routing any `json:"routing,omitempty"`
+	// Paused are the modems and connectors an operator paused, sorted.
+	Paused []string `json:"paused"`
 }
 
 // Listen binds the socket. A stale socket file from a killed daemon is
@@ -118,12 +120,14 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/people/{op}", s.people)
 	mux.HandleFunc("GET /v1/quota", s.quota)
 	mux.HandleFunc("POST /v1/modems/{id}/ussd", s.ussd)
-	s.contactRoutes(mux)                      // contacts.go: /v1/contacts…, /v1/groups…
-	s.banRoutes(mux)                          // bans.go: /v1/bans…, /v1/audit
-	s.messageRoutes(mux)                      // messages.go: GET /v1/messages, mark, DELETE
-	s.statsRoutes(mux)                        // stats.go: GET /v1/stats
-	s.tokenRoutes(mux)                        // tokens.go: /v1/tokens…
-	mux.HandleFunc("GET /healthz", s.healthz) // tcp.go
+	s.contactRoutes(mux)                              // contacts.go: /v1/contacts…, /v1/groups…
+	s.banRoutes(mux)                                  // bans.go: /v1/bans…, /v1/audit
+	s.messageRoutes(mux)                              // messages.go: GET /v1/messages, mark, DELETE
+	s.statsRoutes(mux)                                // stats.go: GET /v1/stats
+	s.tokenRoutes(mux)                                // tokens.go: /v1/tokens…
+	s.pauseRoutes(mux)                                // pause.go: /v1/pause/{name}, /v1/resume/{name}
+	mux.HandleFunc("GET /v1/openapi.json", s.openapi) // openapi.go
+	mux.HandleFunc("GET /healthz", s.healthz)         // tcp.go
 	mux.HandleFunc("GET /readyz", s.readyz)
 	srv := &http.Server{Handler: recoverPanics(s.Log, withCaller(mux)), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
@@ -337,6 +341,15 @@ func (s *Server) Status(ctx context.Context) (StatusBody, error) {
 	}
 	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Router.Modems(), Queues: q, Reassembly: ra, Links: s.Router.Links(),
 		Store: s.Router.Store.Files(), Disk: diskOf(filepath.Dir(s.Socket)), Routing: s.Router.RoutingStatus()}
+	body.Paused = s.Router.PausedNames()
+	for _, name := range body.Paused {
+		if v, ok := body.Modems[name]; ok {
+			body.Modems[name] = withPaused(v) // pause.go
+		}
+		if v, ok := body.Links[name]; ok {
+			body.Links[name] = withPaused(v)
+		}
+	}
 	if s.Pruner != nil {
 		st := s.Pruner.Stats()
 		body.Retention = &st

@@ -593,8 +593,8 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 			MaxParts: x.MaxParts, Parts: smsConn.Parts, ConversationTTL: x.ConversationTTL.Duration,
 			ReconnectMax: x.ReconnectMax.Duration, PingEvery: x.PingEvery.Duration, Status: status, Log: log,
 			ModemsReady: func() (ready, total int) {
-				for _, v := range router.Modems() {
-					if modemCanSend(v) {
+				for id, v := range router.Modems() {
+					if modemCanSend(v) && !router.Paused(id) {
 						ready++
 					}
 				}
