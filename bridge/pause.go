@@ -29,16 +29,26 @@ type PauseAnswer struct {
 	Paused bool   `json:"paused"`
 }
 
-// LoadPaused reads the stored pauses; Run calls it before anything is
-// sent.
+// LoadPaused reads the stored pauses, once: the daemon calls it before
+// it serves or sends anything; Run calls it too (for a router that was
+// not given them).
 func (h *Router) LoadPaused(ctx context.Context) error {
+	h.mu.Lock()
+	loaded := h.pausedLoaded
+	h.mu.Unlock()
+	if loaded {
+		return nil
+	}
 	var ps []store.Pause
 	if err := h.Store.View(ctx, func(tx *store.Tx) (err error) { ps, err = tx.Paused(); return err }); err != nil {
 		return fmt.Errorf("paused modems and connectors: %w", err)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.paused = map[string]bool{}
+	if h.pausedLoaded {
+		return nil
+	}
+	h.pausedLoaded = true
 	for _, p := range ps {
 		h.paused[p.Name] = true
 		h.Log.Warn("paused (outpost resume "+p.Name+" to go on)", "name", p.Name, "kind", p.Kind, "since", p.Since, "by", p.By)

@@ -270,20 +270,21 @@ type Router struct {
 	// the quiet hours (quota.go).
 	Quota Quota
 
-	mu          sync.Mutex
-	connectors  map[string]Connector
-	wake        map[string]chan struct{}
-	laneWake    map[string][]chan struct{} // the lanes of a Laned connector
-	onStatus    []func(StatusChange)
-	onStatusTx  []func(*store.Tx, StatusChange) error
-	onInboundTx []func(*store.Tx, *store.Message) error
-	onAuditTx   []func(*store.Tx, store.AuditEntry) error
-	onModem     []func(id string, status any)
-	modems      map[string]any
-	links       map[string]any
-	expiry      chan struct{}   // a new expiry time to watch
-	routing     func() any      // modems.go
-	paused      map[string]bool // pause.go
+	mu           sync.Mutex
+	connectors   map[string]Connector
+	wake         map[string]chan struct{}
+	laneWake     map[string][]chan struct{} // the lanes of a Laned connector
+	onStatus     []func(StatusChange)
+	onStatusTx   []func(*store.Tx, StatusChange) error
+	onInboundTx  []func(*store.Tx, *store.Message) error
+	onAuditTx    []func(*store.Tx, store.AuditEntry) error
+	onModem      []func(id string, status any)
+	modems       map[string]any
+	links        map[string]any
+	expiry       chan struct{}   // a new expiry time to watch
+	routing      func() any      // modems.go
+	paused       map[string]bool // pause.go
+	pausedLoaded bool
 
 	flightMu sync.Mutex
 	inflight map[int64]bool // deliveries handed to their connector now

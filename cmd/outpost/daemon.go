@@ -264,6 +264,10 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		}
 		return hist.Report(ctx, router.ModemIDs, numbers, router.Modems())
 	}
+	// Before anything is served or sent: a restart does not undo a pause.
+	if err := router.LoadPaused(ctx); err != nil {
+		return err
+	}
 	if err := api.Listen(); err != nil {
 		return err
 	}
