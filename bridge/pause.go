@@ -63,11 +63,12 @@ func (h *Router) Paused(name string) bool {
 	return h.paused[name]
 }
 
-// PausedNames are the paused modems and connectors, sorted.
+// PausedNames are the paused modems and connectors, sorted (empty, not
+// nil, when none: status says [] then).
 func (h *Router) PausedNames() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return slices.Sorted(maps.Keys(h.paused))
+	return append([]string{}, slices.Sorted(maps.Keys(h.paused))...)
 }
 
 // kindOf says whether name is a modem or a connector ("" neither): a
