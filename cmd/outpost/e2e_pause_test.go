@@ -117,7 +117,9 @@ func TestPauseModemEndToEnd(t *testing.T) {
 		t.Errorf("status after resume: %s", out)
 	}
 	out, _, _ = g.cli("audit", "--json")
-	var log struct{ Audit []struct{ Who, Channel, Op, Target string } }
+	var log struct {
+		Audit []struct{ Who, Channel, Op, Target string }
+	}
 	json.Unmarshal([]byte(out), &log)
 	var ops []string
 	for _, e := range log.Audit {
