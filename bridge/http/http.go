@@ -213,6 +213,9 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	}
 	_, req.By = caller(r)
 	if tok, ok := tokenOf(r); ok {
+		// The token is who sends, for its quota ([[quota.source]] who =
+		// "token:NAME") and the audit, whatever the request says.
+		req.By = "token:" + tok.Name
 		req.From = "token:" + tok.Name // show lets a user token read only these
 	}
 	var skipped []string
