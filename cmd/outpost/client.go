@@ -376,8 +376,12 @@ func cmdStatus(args []string) int {
 			State, Operator, IMEI, Error string
 			SignalDBm                    int  `json:"signal_dbm"`
 			Registered                   bool `json:"registered"`
+			Paused                       bool `json:"paused"`
 		}
 		json.Unmarshal(r, &m)
+		if m.Paused {
+			m.State += " (paused)"
+		}
 		signal := "unknown"
 		if m.SignalDBm != 0 {
 			signal = fmt.Sprintf("%d dBm", m.SignalDBm)

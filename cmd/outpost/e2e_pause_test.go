@@ -75,7 +75,7 @@ func TestPauseModemEndToEnd(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &st); err != nil || fmt.Sprint(st.Paused) != "[m1]" || !st.Modems["m1"].Paused || st.Modems["m2"].Paused {
 			t.Errorf("%s: status: %v %+v", when, err, st)
 		}
-		if out, _, _ := g.cli("status"); !strings.Contains(out, "paused: m1") {
+		if out, _, _ := g.cli("status"); !strings.Contains(out, "paused: m1") || !strings.Contains(out, "ready (paused)") {
 			t.Errorf("%s: outpost status does not say m1 is paused:\n%s", when, out)
 		}
 		waitFor(t, "m2 ready", 30*time.Second, func() bool {
