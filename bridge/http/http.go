@@ -120,15 +120,16 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/people/{op}", s.people)
 	mux.HandleFunc("GET /v1/quota", s.quota)
 	mux.HandleFunc("POST /v1/modems/{id}/ussd", s.ussd)
-	s.contactRoutes(mux)                              // contacts.go: /v1/contacts…, /v1/groups…
-	s.banRoutes(mux)                                  // bans.go: /v1/bans…, /v1/audit
-	s.messageRoutes(mux)                              // messages.go: GET /v1/messages, mark, DELETE
-	s.statsRoutes(mux)                                // stats.go: GET /v1/stats
-	s.tokenRoutes(mux)                                // tokens.go: /v1/tokens…
-	s.pauseRoutes(mux)                                // pause.go: /v1/pause/{name}, /v1/resume/{name}
-	mux.HandleFunc("GET /v1/openapi.json", s.openapi) // openapi.go
-	mux.HandleFunc("GET /healthz", s.healthz)         // tcp.go
+	s.contactRoutes(mux)                      // contacts.go: /v1/contacts…, /v1/groups…
+	s.banRoutes(mux)                          // bans.go: /v1/bans…, /v1/audit
+	s.messageRoutes(mux)                      // messages.go: GET /v1/messages, mark, DELETE
+	s.statsRoutes(mux)                        // stats.go: GET /v1/stats
+	s.tokenRoutes(mux)                        // tokens.go: /v1/tokens…
+	mux.HandleFunc("GET /healthz", s.healthz) // tcp.go
 	mux.HandleFunc("GET /readyz", s.readyz)
+	// pause.go: /v1/pause/{name}, /v1/resume/{name}; openapi.go
+	s.pauseRoutes(mux)
+	mux.HandleFunc("GET /v1/openapi.json", s.openapi)
 	srv := &http.Server{Handler: recoverPanics(s.Log, withCaller(mux)), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()

@@ -66,6 +66,9 @@ func registeredRoutes(t *testing.T) map[string]string {
 				return true
 			}
 			p, _ := strconv.Unquote(lit.Value)
+			if method, path, ok := strings.Cut(p, " "); !ok || method != strings.ToUpper(method) || !strings.HasPrefix(path, "/") {
+				t.Errorf("%s: route %q: give its method (\"GET /path\"): the API documents each method of a path", where, p)
+			}
 			out[p] = where
 			return true
 		})
