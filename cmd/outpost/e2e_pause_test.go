@@ -132,3 +132,49 @@ func TestPauseModemEndToEnd(t *testing.T) {
 		t.Errorf("audit of pause and resume: %v\n%s", ops, out)
 	}
 }
+
+// TestPauseConnectorEndToEnd: outpost pause mqtt holds the local
+// broker's deliveries: the echo still comes in (the modem is not
+// paused) and is stored, its delivery to MQTT waits queued, no attempt
+// used, and nothing is published on sms/in; outpost resume mqtt and a
+// subscriber gets it.
+func TestPauseConnectorEndToEnd(t *testing.T) {
+	g := newGateway(t, "")
+	g.start()
+	_, got := g.subscribe("watcher")
+	if out, errs, code := g.cli("pause", "mqtt"); code != 0 || !strings.Contains(out, "connector mqtt paused") {
+		t.Fatalf("outpost pause mqtt: exit %d: %s%s", code, out, errs)
+	}
+	g.waitDelivered(g.send("while mqtt is paused"))
+	echo := g.waitEcho("while mqtt is paused")
+	onSMSIn := func(d time.Duration) bool {
+		deadline := time.After(d)
+		for {
+			select {
+			case m := <-got:
+				if m.Topic() == "outpost/gw1/sms/in" && strings.Contains(string(m.Payload()), "while mqtt is paused") {
+					return true
+				}
+			case <-deadline:
+				return false
+			}
+		}
+	}
+	if onSMSIn(3 * time.Second) {
+		t.Fatal("the echo was published on sms/in while mqtt was paused")
+	}
+	s := g.show(echo.ID)
+	if len(s.Deliveries) != 1 || s.Deliveries[0].State != "queued" || s.Deliveries[0].Attempts != 0 {
+		t.Errorf("the echo's delivery to mqtt while paused: %+v", s.Deliveries)
+	}
+	if out, errs, code := g.cli("resume", "mqtt"); code != 0 || !strings.Contains(out, "connector mqtt resumed") {
+		t.Fatalf("outpost resume mqtt: exit %d: %s%s", code, out, errs)
+	}
+	if !onSMSIn(20 * time.Second) {
+		t.Fatal("the echo did not reach sms/in after resume")
+	}
+	waitFor(t, "the echo's delivery to mqtt", 20*time.Second, func() bool { return g.show(echo.ID).Deliveries[0].State == "delivered" })
+	if s := g.show(echo.ID); s.Deliveries[0].Attempts != 1 {
+		t.Errorf("the echo's delivery after resume: %+v", s.Deliveries)
+	}
+}
