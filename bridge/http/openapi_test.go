@@ -1,10 +1,12 @@
 package http_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -16,6 +18,8 @@ import (
 	"testing"
 
 	bhttp "github.com/outpost-sms/outpost/bridge/http"
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator"
 )
 
 // openAPIDoc is what the test reads of openapi.json.
@@ -92,6 +96,21 @@ func TestOpenAPICoversTheMux(t *testing.T) {
 	if doc.OpenAPI != "3.1.0" {
 		t.Errorf("openapi.json: openapi %q, want 3.1.0", doc.OpenAPI)
 	}
+	// Checked against the OpenAPI 3.1 schema by a third party's
+	// validator, which then checks the real answers below.
+	spec, err := libopenapi.NewDocument(raw)
+	if err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	check, errs := validator.NewValidator(spec)
+	if len(errs) > 0 {
+		t.Fatalf("openapi.json: %v", errs)
+	}
+	if ok, errs := check.ValidateDocument(); !ok {
+		for _, e := range errs {
+			t.Errorf("openapi.json is not valid OpenAPI 3.1: %s: %s %v", e.Message, e.Reason, e.SchemaValidationErrors)
+		}
+	}
 	documented := map[string]openAPIOperation{}
 	for path, ops := range doc.Paths {
 		for method, op := range ops {
@@ -156,11 +175,21 @@ func TestOpenAPICoversTheMux(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e struct{ Error string }
-		json.NewDecoder(resp.Body).Decode(&e)
+		b, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
+		var e struct{ Error string }
+		json.Unmarshal(b, &e)
 		if strings.HasPrefix(e.Error, "no route ") || strings.Contains(e.Error, " not allowed on ") {
 			t.Errorf("TCP: documented %s is not served: %d %s", p, resp.StatusCode, e.Error)
+			continue
+		}
+		// The answer is one the description says: its status, its
+		// content type, its body's schema.
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		if ok, errs := check.ValidateHttpResponse(req, resp); !ok {
+			for _, e := range errs {
+				t.Errorf("%s answered %d %s, not as openapi.json says: %s: %s %v", p, resp.StatusCode, b, e.Message, e.Reason, e.SchemaValidationErrors)
+			}
 		}
 	}
 	if t.Failed() {
