@@ -117,6 +117,15 @@ func (h *Router) dispatchLane(ctx context.Context, c Connector, lane store.Lane,
 	waiter, _ := c.(Waiter)
 	down := 0 // consecutive outages
 	for ctx.Err() == nil {
+		if h.Paused(c.Name()) {
+			// Nothing is claimed: the deliveries keep their place and
+			// their attempts; Resume wakes the lane.
+			select {
+			case <-ctx.Done():
+			case <-wake:
+			}
+			continue
+		}
 		if waiter != nil && waiter.WaitReady(ctx) != nil {
 			return
 		}

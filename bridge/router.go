@@ -270,20 +270,22 @@ type Router struct {
 	// the quiet hours (quota.go).
 	Quota Quota
 
-	mu          sync.Mutex
-	connectors  map[string]Connector
-	wake        map[string]chan struct{}
-	laneWake    map[string][]chan struct{} // the lanes of a Laned connector
-	onStatus    []func(StatusChange)
-	onStatusTx  []func(*store.Tx, StatusChange) error
-	onInboundTx []func(*store.Tx, *store.Message) error
-	onAuditTx   []func(*store.Tx, store.AuditEntry) error
-	onModem     []func(id string, status any)
-	onRefused   []func(channel string, err error)
-	modems      map[string]any
-	links       map[string]any
-	expiry      chan struct{} // a new expiry time to watch
-	routing     func() any    // modems.go
+	mu           sync.Mutex
+	connectors   map[string]Connector
+	wake         map[string]chan struct{}
+	laneWake     map[string][]chan struct{} // the lanes of a Laned connector
+	onStatus     []func(StatusChange)
+	onStatusTx   []func(*store.Tx, StatusChange) error
+	onInboundTx  []func(*store.Tx, *store.Message) error
+	onAuditTx    []func(*store.Tx, store.AuditEntry) error
+	onModem      []func(id string, status any)
+	onRefused    []func(channel string, err error)
+	modems       map[string]any
+	links        map[string]any
+	expiry       chan struct{}   // a new expiry time to watch
+	routing      func() any      // modems.go
+	paused       map[string]bool // pause.go
+	pausedLoaded bool
 
 	flightMu sync.Mutex
 	inflight map[int64]bool // deliveries handed to their connector now
@@ -296,7 +298,7 @@ func New(s *store.Store, log *slog.Logger) *Router {
 	}
 	return &Router{Store: s, Log: log, MaxAttempts: 10, RetryMin: 2 * time.Second, RetryMax: 5 * time.Minute,
 		connectors: map[string]Connector{}, wake: map[string]chan struct{}{}, laneWake: map[string][]chan struct{}{}, modems: map[string]any{}, links: map[string]any{},
-		expiry: make(chan struct{}, 1), inflight: map[int64]bool{}}
+		expiry: make(chan struct{}, 1), inflight: map[int64]bool{}, paused: map[string]bool{}}
 }
 
 // Add registers a connector. Call before Run.
@@ -1015,6 +1017,9 @@ func (h *Router) Reassembly(ctx context.Context) (store.Reassembly, error) {
 // Run starts every connector and its dispatcher, and returns when ctx
 // ends and all of them have stopped, with the first error.
 func (h *Router) Run(ctx context.Context) error {
+	if err := h.LoadPaused(ctx); err != nil {
+		return err
+	}
 	h.mu.Lock()
 	var cs []Connector
 	for _, c := range h.connectors {

@@ -51,6 +51,7 @@ var timeCols = []struct{ table, col string }{
 	{"modem_balance", "at"},
 	{"api_tokens", "created_at"}, {"api_tokens", "expires_at"}, {"api_tokens", "last_used"},
 	{"users", "created_at"}, {"sessions", "created_at"}, {"sessions", "last_used"},
+	{"paused", "since"},
 }
 
 // recordedCols are the times that say when something happened (not when
@@ -66,6 +67,7 @@ var recordedCols = []struct{ table, col string }{
 	{"modem_balance", "at"},
 	{"api_tokens", "created_at"}, {"api_tokens", "last_used"},
 	{"users", "created_at"}, {"sessions", "created_at"}, {"sessions", "last_used"},
+	{"paused", "since"},
 }
 
 // floorMS is clock.Floor in unix ms.

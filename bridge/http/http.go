@@ -83,6 +83,8 @@ type StatusBody struct {
 	Routing any `json:"routing,omitempty"`
 	// Connectors are the connectors' names (sms, mqtt, hub, …).
 	Connectors []string `json:"connectors"`
+	// Paused are the modems and connectors an operator paused, sorted.
+	Paused []string `json:"paused"`
 }
 
 // Listen binds the socket. A stale socket file from a killed daemon is
@@ -135,6 +137,9 @@ func (s *Server) Run(ctx context.Context) error {
 	mux.HandleFunc("GET /healthz", s.healthz) // tcp.go
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /metrics", s.serveMetrics) // metrics.go
+	// pause.go: /v1/pause/{name}, /v1/resume/{name}; openapi.go
+	s.pauseRoutes(mux)
+	mux.HandleFunc("GET /v1/openapi.json", s.openapi)
 	srv := &http.Server{Handler: recoverPanics(s.Log, withCaller(mux)), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
@@ -219,6 +224,10 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	}
 	_, req.By = caller(r)
 	if id, _, ok := callerOf(r); ok {
+		// The token or the console's user is who sends, for its quota
+		// ([[quota.source]] who = "token:NAME") and the audit, whatever
+		// the request says.
+		req.By = id
 		req.From = id // show lets a user token or session read only these
 	}
 	var skipped []string
@@ -347,6 +356,15 @@ func (s *Server) Status(ctx context.Context) (StatusBody, error) {
 	}
 	body := StatusBody{GatewayID: s.GatewayID, Version: s.Version, StartedAt: s.started, Modems: s.Router.Modems(), Queues: q, Reassembly: ra, Links: s.Router.Links(),
 		Store: s.Router.Store.Files(), Disk: diskOf(filepath.Dir(s.Socket)), Routing: s.Router.RoutingStatus(), Connectors: s.Router.ConnectorNames()}
+	body.Paused = s.Router.PausedNames()
+	for _, name := range body.Paused {
+		if v, ok := body.Modems[name]; ok {
+			body.Modems[name] = withPaused(v) // pause.go
+		}
+		if v, ok := body.Links[name]; ok {
+			body.Links[name] = withPaused(v)
+		}
+	}
 	if s.Pruner != nil {
 		st := s.Pruner.Stats()
 		body.Retention = &st

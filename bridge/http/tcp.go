@@ -52,6 +52,14 @@ var userRoutes = map[string]bool{
 	"GET /metrics":          true,
 }
 
+// public are the routes that need no token: probes, and the API's
+// description.
+var public = map[string]bool{
+	"GET /healthz":         true,
+	"GET /readyz":          true,
+	"GET /v1/openapi.json": true,
+}
+
 type tokenKey struct{}
 
 // tokenOf is the token a TCP request came with (false on the socket).
@@ -114,7 +122,7 @@ func (s *Server) tcpHandler(mux *http.ServeMux) http.Handler {
 			return
 		}
 		_, pattern := mux.Handler(r)
-		if pattern != "GET /healthz" && pattern != "GET /readyz" {
+		if !public[pattern] {
 			// A console session (cookie) is the other way in.
 			if sess, found, ok := s.checkSession(w, r); found {
 				if !ok {
@@ -307,6 +315,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		if s.CanSend != nil {
 			ready = s.CanSend(st)
 		}
+		ready = ready && !s.Router.Paused(id) // an operator's pause
 		if ready {
 			body.ModemsReady = append(body.ModemsReady, id)
 		}

@@ -82,6 +82,7 @@ func New(opts Options, router *bridge.Router) *Connector {
 	c.uplink.local = c.fromHub
 	c.uplink.report = func(st LinkState) { router.LinkStatus("hub", liveLink{st, c.uplink}) }
 	c.uplink.acked = c.acked
+	c.uplink.paused = func() bool { return router.Paused(bridge.SchemeHub) }
 	if router.Store != nil { // nil for a dry run (config check)
 		router.Store.OnHubDelivery(c.copyChanged)
 	}

@@ -98,6 +98,10 @@ type Uplink struct {
 	local func(topic string, payload []byte, retain bool, qos byte)
 	// report is told the link's state on every change.
 	report func(LinkState)
+	// paused, when set, says an operator paused the hub: nothing more
+	// of the queue is published (it keeps its order) until Wake after
+	// it says false; the link stays up for what the hub sends.
+	paused func() bool
 	// waiting, when set (tests), is told each wait between attempts: the
 	// backoff it was drawn from and the wait itself.
 	waiting func(backoff, d time.Duration)
@@ -444,7 +448,8 @@ func (u *Uplink) drain(ctx context.Context, client paho.Client, lost chan error)
 		// A suspect goes alone: published once all before it are
 		// acknowledged, and nothing after it until it is.
 		probing := len(flight) > 0 && u.suspect(flight[len(flight)-1].id)
-		if room := u.opt.Window - len(flight) - deleting; room > 0 && !probing && inBytes < u.opt.WindowBytes {
+		held := u.paused != nil && u.paused()
+		if room := u.opt.Window - len(flight) - deleting; room > 0 && !probing && !held && inBytes < u.opt.WindowBytes {
 			var batch []store.HubMessage
 			err := u.store.View(ctx, func(tx *store.Tx) (err error) {
 				batch, err = tx.HubBatchBytes(lastID, room, u.opt.WindowBytes-inBytes)

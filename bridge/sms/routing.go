@@ -314,6 +314,16 @@ func (c *Connector) acquire(ctx context.Context, p pick) (string, hw.Modem, erro
 			down = max(down, now-l.downAt)
 			continue
 		}
+		if c.router.Paused(id) {
+			// An operator's pause: nothing goes through it, not even
+			// an alert, until outpost resume.
+			why = append(why, id+": paused (outpost resume "+id+")")
+			if l.downAt == 0 {
+				l.downAt = now
+			}
+			down = max(down, now-l.downAt)
+			continue
+		}
 		if pw := c.paused(id); pw != "" {
 			// Low balance: only alerts, and only when no other modem
 			// can take them. A message only it will do waits as for a

@@ -355,11 +355,15 @@ func cmdStatus(args []string) int {
 		Store      store.Files                `json:"store"`
 		Retention  *bridge.PruneStats         `json:"retention"`
 		Routing    map[string]bsms.RouteState `json:"routing"`
+		Paused     []string                   `json:"paused"`
 	}
 	if code := fetch("status", mk, "/v1/status", *asJSON, &s); code >= 0 {
 		return code
 	}
 	fmt.Printf("gateway %s, version %s, up since %s\n", s.GatewayID, s.Version, s.StartedAt.Local().Format(time.DateTime))
+	if len(s.Paused) > 0 {
+		fmt.Printf("paused: %s (outpost resume NAME)\n", strings.Join(s.Paused, ", "))
+	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "\nMODEM\tSTATE\tOPERATOR\tSIGNAL\tREGISTERED\tIMEI\tERROR")
 	// The modems in order of id; each one's balance and routing after the
@@ -372,8 +376,12 @@ func cmdStatus(args []string) int {
 			State, Operator, IMEI, Error string
 			SignalDBm                    int  `json:"signal_dbm"`
 			Registered                   bool `json:"registered"`
+			Paused                       bool `json:"paused"`
 		}
 		json.Unmarshal(r, &m)
+		if m.Paused {
+			m.State += " (paused)"
+		}
 		signal := "unknown"
 		if m.SignalDBm != 0 {
 			signal = fmt.Sprintf("%d dBm", m.SignalDBm)

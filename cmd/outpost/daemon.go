@@ -264,6 +264,10 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		}
 		return hist.Report(ctx, router.ModemIDs, numbers, router.Modems())
 	}
+	// Before anything is served or sent: a restart does not undo a pause.
+	if err := router.LoadPaused(ctx); err != nil {
+		return err
+	}
 	if err := api.Listen(); err != nil {
 		return err
 	}
@@ -593,8 +597,8 @@ func connectors(cfg config.Config, router *bridge.Router, log *slog.Logger, mode
 			MaxParts: x.MaxParts, Parts: smsConn.Parts, ConversationTTL: x.ConversationTTL.Duration,
 			ReconnectMax: x.ReconnectMax.Duration, PingEvery: x.PingEvery.Duration, Status: status, Log: log,
 			ModemsReady: func() (ready, total int) {
-				for _, v := range router.Modems() {
-					if modemCanSend(v) {
+				for id, v := range router.Modems() {
+					if modemCanSend(v) && !router.Paused(id) {
 						ready++
 					}
 				}

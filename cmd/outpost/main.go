@@ -47,6 +47,7 @@ commands:
   audit          the audit log: audit [--since 1h|RFC3339] [--who W]
   token          tokens of the HTTP API on TCP: token add NAME --role user|admin [--expires 720h], list, rm NAME
   user           web console users: user add NAME --role user|admin, list, rm NAME, passwd NAME
+  pause, resume  pause NAME / resume NAME: a modem or a connector stops sending (kept queued), or goes on
   stats          statistics: stats [NUMBER] [--since 7d] [--modem M]: a number's traffic, modems, channels
   quota          a source's SMS this hour and day and its bounds: quota [--who W] [--number N]
   contact        contacts: contact add NAME --phone N [--email E], edit, rm, list, show,
@@ -102,6 +103,8 @@ func run(args []string) int {
 		return cmdTokens(rest) // tokens.go
 	case "user":
 		return cmdUsers(rest) // users.go
+	case "pause", "resume":
+		return cmdPause(cmd, rest) // pause.go
 	case "stats":
 		return cmdStats(rest)
 	case "quota":
