@@ -10,8 +10,11 @@ cd "$(dirname "$0")/.."
 # tests start on a loopback port of their own), swaks (the SMTP client that
 # mails the email connector; libnet-ssleay-perl gives it STARTTLS), python3-aiosmtpd (the relay it mails to),
 # prosody (the XMPP server the XMPP tests start on a loopback port of their
-# own) and python3-slixmpp (the XMPP client they drive).
-packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients swaks libnet-ssleay-perl python3-aiosmtpd prosody python3-slixmpp)
+# own) and python3-slixmpp (the XMPP client they drive). The package check
+# (scripts/check-package.sh): lintian, systemd (systemd-analyze),
+# qemu-user-static (the arm binaries run under it), file, adduser.
+packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients swaks libnet-ssleay-perl python3-aiosmtpd prosody python3-slixmpp
+	lintian systemd qemu-user-static file adduser)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -44,3 +47,6 @@ go vet ./...
 
 echo "go test -race -count=1 ./..."
 go test -race -count=1 -timeout 15m "$@" ./...
+
+echo "scripts/check-package.sh"
+scripts/check-package.sh
