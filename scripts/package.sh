@@ -59,12 +59,23 @@ goarch() {
 }
 
 echo "outpost $version ($describe)"
+# All at once: one build leaves a core idle for long stretches (the
+# SQLite package is one huge compile, then the link).
+pids=()
 for arch in "${arches[@]}"; do
 	env_=$(goarch "$arch")
 	echo "build dist/outpost-linux-$arch"
 	# shellcheck disable=SC2086 # env_ is words on purpose
 	env CGO_ENABLED=0 GOOS=linux $env_ go build -trimpath -ldflags "$ldflags" \
-		-o "dist/outpost-linux-$arch" ./cmd/outpost
+		-o "dist/outpost-linux-$arch" ./cmd/outpost >"$work/build-$arch.log" 2>&1 &
+	pids+=($!)
+done
+for i in "${!arches[@]}"; do
+	wait "${pids[$i]}" || {
+		cat "$work/build-${arches[$i]}.log" >&2
+		echo "package.sh: the ${arches[$i]} build failed" >&2
+		exit 1
+	}
 done
 
 # The man page is the --help text, so it cannot fall behind: read from a
