@@ -25,7 +25,7 @@ step() {
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 
-for tool in dpkg-deb lintian systemd-analyze qemu-aarch64-static qemu-arm-static setpriv unshare ip; do
+for tool in dpkg-deb lintian systemd-analyze udevadm qemu-aarch64-static qemu-arm-static setpriv unshare ip; do
 	command -v "$tool" >/dev/null || fail "$tool is missing (scripts/test.sh installs it)"
 done
 if dpkg-query -W -f='${Status}' outpost 2>/dev/null | grep -q installed; then
@@ -47,9 +47,8 @@ trap cleanup EXIT
 
 # A daemon on its own loopback: its config's ports (the broker's 1883)
 # may be taken on this machine by anything else; the CLI reaches it over
-# its Unix socket all the same.
-# An array, not a function: "${own_net[@]}" CMD & is CMD itself in the
-# background ($! its pid, which SIGTERM reaches), not a subshell.
+# its Unix socket all the same. An array, not a function: with it
+# "CMD &" is CMD itself ($! its pid, which SIGTERM reaches), no subshell.
 own_net=($sudo unshare -n sh -c 'ip link set lo up && exec "$@"' sh)
 
 # OUTPOST_PACKAGE_BUILT=1 checks the packages already in dist/ (after a
@@ -93,6 +92,12 @@ dpkg-query -W -f='${Conffiles}\n' outpost | grep -q /etc/outpost/outpost.toml ||
 /usr/bin/outpost config check /etc/outpost/outpost.toml || fail "the installed config does not pass its own check"
 systemd-analyze verify outpost.service || fail "systemd-analyze verify outpost.service"
 [ -f /usr/share/man/man8/outpost.8.gz ] || fail "no man page"
+# udev reads every rules file for a test event and names each line it
+# cannot parse ("FILE:LINE Invalid key …"); a container has no USB modem
+# to show the rules' effect on.
+$sudo udevadm test --action=add /sys/class/tty/tty0 >"$tmp/udev.log" 2>&1 || true
+grep -q 'Reading rules file: .*/61-outpost.rules' "$tmp/udev.log" || fail "udevadm test did not read 61-outpost.rules: $(cat "$tmp/udev.log")"
+! grep -E '^/[^ ]*/61-outpost\.rules:[0-9]+ ' "$tmp/udev.log" || fail "udev does not take 61-outpost.rules"
 
 step "run the installed binary on the installed config"
 unset OUTPOST_CONFIG

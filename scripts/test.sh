@@ -11,11 +11,12 @@ cd "$(dirname "$0")/.."
 # mails the email connector; libnet-ssleay-perl gives it STARTTLS), python3-aiosmtpd (the relay it mails to),
 # prosody (the XMPP server the XMPP tests start on a loopback port of their
 # own) and python3-slixmpp (the XMPP client they drive). The package check
-# (scripts/check-package.sh): lintian, systemd (systemd-analyze),
-# qemu-user-static (the arm binaries run under it), file, adduser, iproute2
-# (the loopback of the daemons' own network namespace).
+# (scripts/check-package.sh): lintian, systemd (systemd-analyze), udev
+# (udevadm test reads the rules), qemu-user-static (the arm binaries run
+# under it), file, adduser, iproute2 (the loopback of the daemons' own
+# network namespace).
 packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients swaks libnet-ssleay-perl python3-aiosmtpd prosody python3-slixmpp
-	lintian systemd qemu-user-static file adduser iproute2)
+	lintian systemd udev qemu-user-static file adduser iproute2)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
