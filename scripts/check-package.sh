@@ -79,6 +79,9 @@ grep -v 'running with root privileges' "$tmp/lintian.log" || true
 
 step "install (dpkg -i)"
 deb=dist/outpost_${version}_amd64.deb
+# What the package may touch, to compare after the purge: all of it goes.
+files() { find /etc /lib /usr /var/lib /opt -xdev -path /var/lib/dpkg -prune -o -print 2>/dev/null | sort; }
+files >"$tmp/files.before"
 installed=1
 $sudo dpkg -i "$deb" >"$tmp/dpkg.log" 2>&1 || {
 	cat "$tmp/dpkg.log"
@@ -166,6 +169,11 @@ done
 # that the next run makes it again.
 $sudo deluser --system outpost >/dev/null 2>&1 || $sudo userdel outpost
 installed=""
+files >"$tmp/files.after"
+if ! diff "$tmp/files.before" "$tmp/files.after" >"$tmp/files.diff"; then
+	cat "$tmp/files.diff"
+	fail "install and purge did not leave the file system as it was"
+fi
 
 # The oldest CPU each package is for: Pi 3 (arm64), Pi 2 (armhf), Pi Zero/1 (armel).
 for spec in "arm64 qemu-aarch64-static cortex-a53" "armhf qemu-arm-static cortex-a7" "armel qemu-arm-static arm1176"; do
