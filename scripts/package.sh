@@ -43,6 +43,7 @@ maintainer=${DEB_MAINTAINER:-$(git log -1 --format='%an <%ae>')}
 ldflags="-s -w -X main.version=$version -X github.com/outpost-sms/outpost/store/clock.buildDate=$build_date"
 
 mkdir -p dist
+for arch in "${arches[@]}"; do rm -f "dist/outpost-linux-$arch" dist/outpost_*_"$arch".deb; done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -61,19 +62,19 @@ goarch() {
 echo "outpost $version ($describe)"
 # All at once: one build leaves a core idle for long stretches (the
 # SQLite package is one huge compile, then the link).
-pids=()
+declare -A pids
 for arch in "${arches[@]}"; do
 	env_=$(goarch "$arch")
 	echo "build dist/outpost-linux-$arch"
 	# shellcheck disable=SC2086 # env_ is words on purpose
 	env CGO_ENABLED=0 GOOS=linux $env_ go build -trimpath -ldflags "$ldflags" \
 		-o "dist/outpost-linux-$arch" ./cmd/outpost >"$work/build-$arch.log" 2>&1 &
-	pids+=($!)
+	pids[$arch]=$!
 done
-for i in "${!arches[@]}"; do
-	wait "${pids[$i]}" || {
-		cat "$work/build-${arches[$i]}.log" >&2
-		echo "package.sh: the ${arches[$i]} build failed" >&2
+for arch in "${arches[@]}"; do
+	wait "${pids[$arch]}" || {
+		cat "$work/build-$arch.log" >&2
+		echo "package.sh: the $arch build failed" >&2
 		exit 1
 	}
 done
@@ -242,6 +243,15 @@ CONTROL
 	# Files dated by the commit: the same commit builds the same package.
 	find "$root" -exec touch -h -d "@$commit_time" {} +
 	deb=dist/outpost_${version}_$arch.deb
-	SOURCE_DATE_EPOCH=$commit_time dpkg-deb --build --root-owner-group "$root" "$deb" >/dev/null
-	echo "package $deb"
+	# In the background too: xz takes a core for about 12 s a package.
+	SOURCE_DATE_EPOCH=$commit_time dpkg-deb --build --root-owner-group "$root" "$deb" >"$work/deb-$arch.log" 2>&1 &
+	pids[$arch]=$!
+done
+for arch in "${arches[@]}"; do
+	wait "${pids[$arch]}" || {
+		cat "$work/deb-$arch.log" >&2
+		echo "package.sh: dpkg-deb failed for $arch" >&2
+		exit 1
+	}
+	echo "package dist/outpost_${version}_$arch.deb"
 done
