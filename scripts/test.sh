@@ -12,8 +12,13 @@ cd "$(dirname "$0")/.."
 # prosody (the XMPP server the XMPP tests start on a loopback port of their
 # own), python3-slixmpp (the XMPP client they drive), prometheus for
 # promtool (check metrics on /metrics) and chromium (the browser the web
-# console's tests drive headless).
-packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients swaks libnet-ssleay-perl python3-aiosmtpd prosody python3-slixmpp prometheus chromium)
+# console's tests drive headless). The package check
+# (scripts/check-package.sh): lintian, systemd (systemd-analyze), udev
+# (udevadm test reads the rules), qemu-user-static (the arm binaries run
+# under it), file, adduser, iproute2 (the loopback of the daemons' own
+# network namespace).
+packages=(gammu python3-gammu libwbxml2-utils mosquitto mosquitto-clients swaks libnet-ssleay-perl python3-aiosmtpd prosody python3-slixmpp prometheus chromium
+	lintian systemd udev qemu-user-static file adduser iproute2)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -48,3 +53,6 @@ go vet ./...
 
 echo "go test -race -count=1 ./..."
 go test -race -count=1 -timeout 15m "$@" ./...
+
+echo "scripts/check-package.sh"
+scripts/check-package.sh

@@ -38,7 +38,7 @@ type client struct {
 
 // clientFlags adds the flags that find the daemon.
 func clientFlags(fs *flag.FlagSet) func() (*client, error) {
-	cfgPath := fs.String("config", "", "the daemon's config file (to find its data folder)")
+	cfgPath := fs.String("config", "", "the daemon's config file, to find its data folder (default $OUTPOST_CONFIG, else "+systemConfig+" when present)")
 	dataDir := fs.String("data-dir", "", "the daemon's data folder (default from the config, else ./outpost-data)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the daemon's answer")
 	if fs.Lookup("by") == nil { // bans.go: who asks, for the audit log
@@ -47,7 +47,7 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 	return func() (*client, error) {
 		dir := *dataDir
 		if dir == "" {
-			c, err := loadConfig(*cfgPath)
+			c, err := clientConfig(*cfgPath) // discover.go
 			if err != nil {
 				return nil, err
 			}

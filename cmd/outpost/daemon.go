@@ -59,7 +59,7 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 
 func cmdRun(args []string) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	cfgPath := fs.String("config", "", "config file (TOML); without it, the built-in defaults")
+	cfgPath := fs.String("config", "", "config file (TOML); default $OUTPOST_CONFIG, else the built-in defaults")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: outpost run [--config FILE]\n\nRuns the daemon until SIGINT or SIGTERM.")
 		fs.PrintDefaults()
@@ -67,8 +67,18 @@ func cmdRun(args []string) int {
 	if _, code := parseArgs(fs, args, 0, 0); code >= 0 {
 		return code
 	}
+	// Not the installed config: that one is the service's (its unit
+	// names it), and a daemon run by hand there would fight it for the
+	// data folder and the ports.
+	from := ""
+	if *cfgPath == "" {
+		*cfgPath, from = envConfig()
+	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
+		if from != "" {
+			err = fmt.Errorf("%w (%s)", err, from)
+		}
 		fmt.Fprintln(os.Stderr, "outpost:", err)
 		return 1
 	}
@@ -337,6 +347,14 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 	}
 	log.Info("outpost running", up...)
 	running = true
+	// A Type=notify unit counts as started from here: the store is open
+	// and the socket, the broker and the HTTP API listen.
+	if err := sdNotify("READY=1\nSTATUS=running"); err != nil {
+		log.Warn("could not tell systemd the daemon is ready", "err", err)
+	}
+	// Before the parts are stopped (the defers run in reverse), so that
+	// systemd waits for the exit instead of seeing a daemon that hangs.
+	defer sdNotify("STOPPING=1")
 	select {
 	case <-ctx.Done():
 		return nil

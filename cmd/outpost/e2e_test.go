@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 	// A race-enabled binary sleeps a second at exit unless told not to;
 	// the CLI runs hundreds of times here.
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
+	// The tests' CLI finds their daemons in ./outpost-data, also on a
+	// box where the package installed /etc/outpost/outpost.toml.
+	os.Setenv("OUTPOST_CONFIG", "")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

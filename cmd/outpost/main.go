@@ -27,7 +27,7 @@ const usage = `outpost: an SMS gateway for places with bad or no internet
 usage: outpost <command> [flags]
 
 commands:
-  run            run the daemon (with no --config: simulated modem, local broker, ./outpost-data)
+  run            run the daemon (with no --config nor $OUTPOST_CONFIG: simulated modem, local broker, ./outpost-data)
   send           queue one SMS: --to NUMBER --text TEXT
   show ID        a message with each destination's state and its history
   retry ID       put a failed or expired message back in the queue (attempts reset)
