@@ -28,8 +28,12 @@ type Storage struct {
 
 // storageState belongs to the supervisor goroutine.
 type storageState struct {
-	// backoff spaces the clearing runs of a store that stays full.
-	backoff time.Duration
+	// backoff spaces the clearing runs of a store that stays full;
+	// nextClear is when the next may run (monotonic): each failed delete
+	// asks for a check, and without it a store whose deletes fail was
+	// cleared again as fast as the modem answered.
+	backoff   time.Duration
+	nextClear time.Time
 }
 
 const (
@@ -138,8 +142,11 @@ func (m *ATModem) checkStorage(ctx context.Context, c *conn) error {
 		m.log.Warn("message store filling up", "memory", mem, "used", used, "total", total)
 	}
 	if !full {
-		m.store.backoff = 0
+		m.store.backoff, m.store.nextClear = 0, time.Time{}
 		return nil
+	}
+	if time.Now().Before(m.store.nextClear) {
+		return nil // the run after the backoff is already due
 	}
 	return m.clearStore(ctx, c, used, total)
 }
@@ -177,6 +184,7 @@ func (m *ATModem) clearStore(ctx context.Context, c *conn, used, total int) erro
 	m.setStatus(func(s *Status) { s.Storage.Warning = warning })
 	m.log.Info("clearing the full message store", "inbound", inbound, "saved_by_another_program", foreign)
 	m.store.backoff = min(max(m.store.backoff*2, clearBackoffMin), clearBackoffMax)
+	m.store.nextClear = time.Now().Add(m.store.backoff)
 	time.AfterFunc(m.store.backoff, m.requestStorageCheck)
 	return nil
 }

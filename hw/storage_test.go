@@ -111,6 +111,28 @@ func TestFullStoreClearedOfCommitted(t *testing.T) {
 	if st.Storage.Used != 5 || st.Storage.Total != 5 || st.Storage.TimesFull != 1 || st.Storage.Warning == "" || r.sim.Pending() != n-5 {
 		t.Fatalf("full store: %+v, network keeps %d", st.Storage, r.sim.Pending())
 	}
+	// While its deletes keep failing, the store is cleared once a
+	// backoff (1 s, doubling), not again after each failed delete.
+	listings := func() int {
+		k := 0
+		for _, c := range r.sim.Commands() {
+			if strings.Contains(c, "+CMGL=4") {
+				k++
+			}
+		}
+		return k
+	}
+	before := listings()
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); {
+		select {
+		case in := <-r.modem.Incoming():
+			handle(in)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if k := listings() - before; k > 3 {
+		t.Errorf("the full store was listed %d times in 1.5 s while its deletes failed: the clearing runs must back off", k)
+	}
 	f.FailDeletes = 0
 	r.sim.SetFaults(f)
 	waitStatus("every message in and the store empty", func(s Status) bool {
