@@ -218,7 +218,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if u.Name == "" {
 		hash = dummyHash
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u.Name == "" {
+	// bcrypt compares only the first 72 bytes: a longer password, which
+	// no user can have, would pass as its first 72.
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u.Name == "" || len(password) > 72 {
 		s.slowDown(r, "refused console login", fmt.Sprintf("wrong name or password for %q", name))
 		s.loginPage(w, r, http.StatusUnauthorized, "Wrong name or password.")
 		return

@@ -1,0 +1,142 @@
+package http_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// openEvents opens GET /v1/events with token and returns the answer
+// (its body is the stream, closed when the test ends).
+func openEvents(t *testing.T, base, token string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// untilBye reads the stream until "event: bye" and its end; the client's
+// timeout (beyond the 20 s heartbeat) fails it otherwise.
+func untilBye(t *testing.T, what string, resp *http.Response) {
+	t.Helper()
+	sc := bufio.NewScanner(resp.Body)
+	bye := false
+	for sc.Scan() {
+		bye = bye || sc.Text() == "event: bye"
+	}
+	if !bye {
+		t.Errorf("%s: the stream ended without bye: %v", what, sc.Err())
+	}
+}
+
+// A token's event stream ends when the token is removed, and when it
+// expires: before, it went on delivering events to a revoked token.
+func TestEventStreamEndsWithItsToken(t *testing.T) {
+	sock, base := serveTCP(t, newRouter(t))
+	add := func(body string) string {
+		t.Helper()
+		code, b := sock("POST", "/v1/tokens", body)
+		var v struct{ Token string }
+		if code != 201 || json.Unmarshal(b, &v) != nil {
+			t.Fatalf("token add %s: %d %s", body, code, b)
+		}
+		return v.Token
+	}
+	gone, brief, other := add(`{"name":"gone","role":"admin"}`), add(`{"name":"brief","role":"user","expires":"2s"}`), add(`{"name":"other","role":"user"}`)
+	s1, s2, s3 := openEvents(t, base, gone), openEvents(t, base, brief), openEvents(t, base, other)
+	for _, r := range []*http.Response{s1, s2, s3} {
+		if r.StatusCode != 200 {
+			t.Fatalf("events: %d", r.StatusCode)
+		}
+	}
+	if code, b := sock("DELETE", "/v1/tokens/gone", ""); code != 200 {
+		t.Fatalf("token rm: %d %s", code, b)
+	}
+	untilBye(t, "removed token", s1)
+	untilBye(t, "expired token", s2)
+	// Another token's stream goes on: it gets the heartbeat's data, not an end.
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(s3.Body)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "event: ") {
+				line <- sc.Text()
+				return
+			}
+		}
+		line <- "end"
+	}()
+	if code, b := sock("POST", "/v1/tokens", `{"name":"x","role":"user"}`); code != 201 {
+		t.Fatalf("token add: %d %s", code, b)
+	}
+	select {
+	case l := <-line:
+		t.Errorf("the other token's stream: %q", l)
+	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+// One token (or session) cannot hold an unbounded number of event
+// streams: each costs memory on a small box (1,000 took 45 MB).
+func TestEventStreamsBounded(t *testing.T) {
+	sock, base := serveTCP(t, newRouter(t))
+	code, b := sock("POST", "/v1/tokens", `{"name":"many","role":"user"}`)
+	var v struct{ Token string }
+	if code != 201 || json.Unmarshal(b, &v) != nil {
+		t.Fatalf("token add: %d %s", code, b)
+	}
+	var open []*http.Response
+	for i := 0; i < 100; i++ {
+		r := openEvents(t, base, v.Token)
+		if r.StatusCode != 200 {
+			var e struct{ Error string }
+			if r.StatusCode != 429 || json.NewDecoder(r.Body).Decode(&e) != nil || !strings.Contains(e.Error, "event streams") {
+				t.Fatalf("stream %d: %d %q", i+1, r.StatusCode, e.Error)
+			}
+			t.Logf("stream %d refused: %s", i+1, e.Error)
+			break
+		}
+		open = append(open, r)
+	}
+	if len(open) == 100 {
+		t.Fatal("100 event streams for one token")
+	}
+	// One closed, another may open.
+	open[0].Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := openEvents(t, base, v.Token)
+		if r.StatusCode == 200 {
+			break
+		}
+		r.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("a stream closed, yet another is refused: %d", r.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// bcrypt reads 72 bytes: a login with a longer password (whose first 72
+// bytes are the password) is refused, as adding it is.
+func TestLoginPasswordOver72(t *testing.T) {
+	sock, base := serveTCP(t, newRouter(t))
+	pw := strings.Repeat("p", 72)
+	if code, b := sock("POST", "/v1/users", `{"name":"ann","role":"user","password":"`+pw+`"}`); code != 201 {
+		t.Fatalf("add user: %d %s", code, b)
+	}
+	if _, csrf := login(t, base, "ann", pw+"-and-more"); csrf != "" {
+		t.Error("a 82-byte password logged in as the 72-byte one")
+	}
+	if _, csrf := login(t, base, "ann", pw); csrf == "" {
+		t.Error("the right password did not log in")
+	}
+}
