@@ -32,6 +32,7 @@ type TCP struct {
 	SessionIdle time.Duration
 	ln          net.Listener
 	fails       failures
+	logins      turns // console.go
 }
 
 // The roles of a token.

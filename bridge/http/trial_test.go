@@ -3,8 +3,13 @@ package http_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -138,5 +143,59 @@ func TestLoginPasswordOver72(t *testing.T) {
 	}
 	if _, csrf := login(t, base, "ann", pw); csrf == "" {
 		t.Error("the right password did not log in")
+	}
+}
+
+// Wrong logins sent all at once from one address are checked one at a
+// time, each after the delay of the failures before it, and those
+// beyond a few waiting are refused at once: before, 60 in parallel were
+// all checked (bcrypt each) within about 16 s, the delay bounding
+// nothing.
+func TestParallelLoginsTakeTurns(t *testing.T) {
+	sock, base := serveTCP(t, newRouter(t))
+	if code, b := sock("POST", "/v1/users", `{"name":"ann","role":"user","password":"correct horse"}`); code != 201 {
+		t.Fatalf("add user: %d %s", code, b)
+	}
+	const n = 20
+	type attempt struct {
+		c    *http.Client
+		csrf string
+	}
+	var ready []attempt
+	for range n {
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: 60 * time.Second}
+		resp, err := c.Get(base + "/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ready = append(ready, attempt{c, string(csrfInPage.FindSubmatch(b)[1])})
+	}
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for i, a := range ready {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := a.c.PostForm(base+"/login", url.Values{"csrf": {a.csrf}, "name": {"ann"}, "password": {fmt.Sprint("guess ", i)}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	t.Logf("answers: %v", count)
+	if count[http.StatusUnauthorized] > 6 || count[http.StatusTooManyRequests] == 0 || count[http.StatusUnauthorized]+count[http.StatusTooManyRequests] != n {
+		t.Errorf("%d wrong logins at once: %v; want at most 6 checked (401), the others 429", n, count)
 	}
 }
