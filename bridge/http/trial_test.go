@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bhttp "github.com/outpost-sms/outpost/bridge/http"
 )
 
 // openEvents opens GET /v1/events with token and returns the answer
@@ -197,5 +200,96 @@ func TestParallelLoginsTakeTurns(t *testing.T) {
 	t.Logf("answers: %v", count)
 	if count[http.StatusUnauthorized] > 6 || count[http.StatusTooManyRequests] == 0 || count[http.StatusUnauthorized]+count[http.StatusTooManyRequests] != n {
 		t.Errorf("%d wrong logins at once: %v; want at most 6 checked (401), the others 429", n, count)
+	}
+}
+
+// An unauthenticated client cannot hold connections without end: an
+// idle keep-alive connection and a request whose body never comes are
+// closed after the timeouts (2,000 idle ones took the daemon from 32 to
+// 66 MB and were held as long as the client liked), while an event
+// stream, which reads nothing, lives on; past the connection cap a new
+// connection waits until one closes.
+func TestTCPConnectionsBounded(t *testing.T) {
+	bhttp.SetTCPLimits(t, time.Second, 100)
+	sock, base := serveTCP(t, newRouter(t))
+	addr := strings.TrimPrefix(base, "http://")
+	code, b := sock("POST", "/v1/tokens", `{"name":"ev","role":"user"}`)
+	var v struct{ Token string }
+	if code != 201 || json.Unmarshal(b, &v) != nil {
+		t.Fatalf("token add: %d %s", code, b)
+	}
+	closed := func(what string, c net.Conn) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, err := io.Copy(io.Discard, c)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("%s: still open after 30 s", what)
+		}
+	}
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	idle := dial()
+	fmt.Fprint(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	stalled := dial()
+	fmt.Fprint(stalled, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\ncsrf=")
+	stream := openEvents(t, base, v.Token)
+	closed("an idle keep-alive connection", idle)
+	closed("a login whose body never comes", stalled)
+	got := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, stream.Body)
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Errorf("the event stream ended after the read timeout: %v", err)
+	case <-time.After(3 * time.Second):
+	}
+}
+
+// Past the connection cap, a new connection is served only once another
+// closes.
+func TestTCPConnectionCap(t *testing.T) {
+	bhttp.SetTCPLimits(t, time.Minute, 3)
+	_, base := serveTCP(t, newRouter(t))
+	addr := strings.TrimPrefix(base, "http://")
+	var held []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprint(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		if _, err := c.Read(make([]byte, 512)); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 60 * time.Second}).Get(base + "/healthz")
+		if err != nil {
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	select {
+	case code := <-answered:
+		t.Fatalf("a fourth connection past a cap of 3 was answered: %d", code)
+	case <-time.After(time.Second):
+	}
+	held[0].Close()
+	if code := <-answered; code != 200 {
+		t.Errorf("once one closed: %d", code)
 	}
 }
