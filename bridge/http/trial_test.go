@@ -293,3 +293,20 @@ func TestTCPConnectionCap(t *testing.T) {
 		t.Errorf("once one closed: %d", code)
 	}
 }
+
+// A user token asking for a path that does not exist is told so (404),
+// not that it needs role admin.
+func TestUserTokenUnknownPath(t *testing.T) {
+	sock, base := serveTCP(t, newRouter(t))
+	code, b := sock("POST", "/v1/tokens", `{"name":"desk","role":"user"}`)
+	var v struct{ Token string }
+	if code != 201 || json.Unmarshal(b, &v) != nil {
+		t.Fatalf("token add: %d %s", code, b)
+	}
+	if code, e := tcpCall(t, base, v.Token, "GET", "/v1/nowhere", ""); code != 404 || !strings.Contains(e["error"].(string), "no route") {
+		t.Errorf("GET /v1/nowhere: %d %v", code, e)
+	}
+	if code, e := tcpCall(t, base, v.Token, "GET", "/v1/tokens", ""); code != 403 {
+		t.Errorf("GET /v1/tokens: %d %v", code, e)
+	}
+}
