@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/outpost-sms/outpost/store"
@@ -187,6 +188,57 @@ func (s *Server) slowDown(r *http.Request, what, why string) {
 	}
 }
 
+// maxLoginsWaiting is how many logins of one address may wait for
+// their turn; more are refused at once.
+const maxLoginsWaiting = 4
+
+// turns lets one login of an address at a time be checked and slowed
+// down: in parallel, the delay after a failure bounded nothing (60 wrong
+// logins at once were all checked within 16 s, a bcrypt each).
+type turns struct {
+	mu sync.Mutex
+	m  map[string]*turn
+}
+
+type turn struct {
+	ch      chan struct{}
+	waiting int
+}
+
+// take waits for host's turn and returns the function that ends it;
+// false when too many wait already or r's context ends.
+func (t *turns) take(ctx context.Context, host string) (func(), bool) {
+	t.mu.Lock()
+	if t.m == nil {
+		t.m = map[string]*turn{}
+	}
+	e := t.m[host]
+	if e == nil {
+		e = &turn{ch: make(chan struct{}, 1)}
+		t.m[host] = e
+	}
+	if e.waiting > maxLoginsWaiting {
+		t.mu.Unlock()
+		return nil, false
+	}
+	e.waiting++
+	t.mu.Unlock()
+	leave := func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if e.waiting--; e.waiting == 0 {
+			delete(t.m, host)
+		}
+	}
+	select {
+	case e.ch <- struct{}{}:
+		return func() { <-e.ch; leave() }, true
+	case <-ctx.Done():
+		leave()
+		return nil, false
+	}
+}
+
 // dummyHash is compared against for an unknown user, so that a wrong
 // name takes as long as a wrong password.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.DefaultCost)
@@ -204,6 +256,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, errors.New("login form without its CSRF token (or from another site): load /login and try again"))
 		return
 	}
+	done, ok := s.TCP.logins.take(r.Context(), remoteHost(r))
+	if !ok {
+		s.Log.Warn("refused console login", "remote", r.RemoteAddr, "reason", "too many at once from this address")
+		writeError(w, http.StatusTooManyRequests, fmt.Errorf("%d logins from this address wait already: try again later", maxLoginsWaiting))
+		return
+	}
+	defer done()
 	name, password := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("password")
 	var u store.User
 	err = s.Router.Store.View(r.Context(), func(tx *store.Tx) (err error) {
@@ -218,7 +277,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if u.Name == "" {
 		hash = dummyHash
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u.Name == "" {
+	// bcrypt compares only the first 72 bytes: a longer password, which
+	// no user can have, would pass as its first 72.
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u.Name == "" || len(password) > 72 {
 		s.slowDown(r, "refused console login", fmt.Sprintf("wrong name or password for %q", name))
 		s.loginPage(w, r, http.StatusUnauthorized, "Wrong name or password.")
 		return

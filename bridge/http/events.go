@@ -24,6 +24,14 @@ import (
 // to reload.
 const eventBuffer = 64
 
+// At most maxStreamsPerCaller streams a token or a session, and
+// maxStreams in all: each holds a connection and its buffers (1,000 took
+// 45 MB), and the box is small.
+const (
+	maxStreamsPerCaller = 8
+	maxStreams          = 128
+)
+
 // eventHeartbeat is how often an idle stream gets a comment line, so
 // that proxies and the browser see it alive.
 const eventHeartbeat = 20 * time.Second
@@ -40,9 +48,10 @@ type event struct {
 type subscriber struct {
 	ch      chan event
 	dropped chan struct{} // one signal: events were dropped
-	closed  chan struct{} // logout, user removed
+	closed  chan struct{} // logout, user or token removed, token expired
 	session string        // the session's hash, "" for a token
 	user    string
+	token   string // the token's name, "" for a session
 	role    string
 	once    sync.Once
 }
@@ -94,10 +103,25 @@ func (e *events) publish(ev event) {
 	}
 }
 
-func (e *events) add(c *subscriber) {
+// add subscribes c unless its caller (or everyone) has all the streams
+// allowed; the error says which.
+func (e *events) add(c *subscriber) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if len(e.subs) >= maxStreams {
+		return fmt.Errorf("%d event streams open already: try again later", maxStreams)
+	}
+	n := 0
+	for o := range e.subs {
+		if o.session == c.session && o.token == c.token {
+			n++
+		}
+	}
+	if n >= maxStreamsPerCaller {
+		return fmt.Errorf("%d event streams open already with this token or session: close one (a page or tab) first", n)
+	}
 	e.subs[c] = true
+	return nil
 }
 
 func (e *events) remove(c *subscriber) {
@@ -125,6 +149,10 @@ func (e *events) closeUser(name string) {
 	e.closeWhere(func(c *subscriber) bool { return c.session != "" && c.user == name })
 }
 
+func (e *events) closeToken(name string) {
+	e.closeWhere(func(c *subscriber) bool { return c.session == "" && c.token == name })
+}
+
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok || s.events.subs == nil {
@@ -137,7 +165,21 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	} else if _, role, ok := callerOf(r); ok {
 		c.role = role
 	}
-	s.events.add(c)
+	// A token's stream ends when the token expires, as its next request
+	// would be refused (the store's clock, as checkToken).
+	var expired <-chan time.Time
+	if tok, ok := tokenOf(r); ok {
+		c.token = tok.Name
+		if !tok.ExpiresAt.IsZero() {
+			t := time.NewTimer(tok.ExpiresAt.Sub(s.Router.Store.Now()))
+			defer t.Stop()
+			expired = t.C
+		}
+	}
+	if err := s.events.add(c); err != nil {
+		writeError(w, http.StatusTooManyRequests, err)
+		return
+	}
 	defer s.events.remove(c)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -164,6 +206,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		case <-beat.C:
 			fmt.Fprint(w, ": ping\n\n")
 		case <-c.closed:
+			fmt.Fprint(w, "event: bye\ndata: {}\n\n")
+			return
+		case <-expired:
 			fmt.Fprint(w, "event: bye\ndata: {}\n\n")
 			return
 		case <-s.events.done:

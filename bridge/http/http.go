@@ -154,6 +154,7 @@ func (s *Server) Run(ctx context.Context) error {
 		// A remote client's TLS handshake errors go to the daemon's log,
 		// not to stderr unformatted.
 		tcp = &http.Server{Handler: recoverPanics(s.Log, s.tcpHandler(mux)), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: tcpReadTimeout, IdleTimeout: tcpIdleTimeout, // tcp.go
 			ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)}
 		go func() { errc <- tcp.Serve(s.TCP.ln) }()
 	}

@@ -113,6 +113,7 @@ func (s *Server) removeToken(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, err)
 	default:
+		s.events.closeToken(name)
 		s.Log.Info("API token removed", "token", name, "by", by)
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "removed": name})
 	}
