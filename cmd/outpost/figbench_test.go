@@ -217,7 +217,7 @@ func memLine(t *testing.T, pid int) string {
 	return fmt.Sprintf("VmRSS %s (anon %s, file %s), VmHWM %s", kb(m["VmRSS"]), kb(m["RssAnon"]), kb(m["RssFile"]), kb(m["VmHWM"]))
 }
 
-func kb(v int64) string { return fmt.Sprintf("%.1f MB", float64(v)/1024) }
+func kb(v int64) string  { return fmt.Sprintf("%.1f MB", float64(v)/1024) }
 func mb(v int64) float64 { return float64(v) / (1 << 20) }
 
 // rssSampler keeps the highest VmRSS seen every 200 ms: VmHWM is since
