@@ -132,8 +132,23 @@ func (m *Modem) SetFaults(f Faults) {
 	m.faults = f
 }
 
-// Commands returns the AT commands received so far, with the PDU given
-// after each AT+CMGS as a line of its own.
+// keepCommands bounds what Commands remembers. The daemon runs the
+// simulated modem in its own process (type = "sim", the default): kept
+// whole, the record of 100,000 SMS was most of its memory.
+const keepCommands = 10000
+
+// record keeps line for Commands (m.mu held): the latest keepCommands,
+// copied down once twice as many are kept.
+func (m *Modem) record(line string) {
+	m.commands = append(m.commands, line)
+	if len(m.commands) >= 2*keepCommands {
+		m.commands = append([]string(nil), m.commands[len(m.commands)-keepCommands:]...)
+	}
+}
+
+// Commands returns the latest AT commands received (up to
+// keepCommands, and at most twice as many), with the PDU given after each
+// AT+CMGS as a line of its own.
 func (m *Modem) Commands() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -378,7 +393,7 @@ func (s *session) command(line string, r *bufio.Reader) error {
 	}
 	m := s.m
 	m.mu.Lock()
-	m.commands = append(m.commands, line)
+	m.record(line)
 	m.mu.Unlock()
 	if s.misbehave(line) {
 		return nil
@@ -773,7 +788,7 @@ func (s *session) cmgs(arg string, r *bufio.Reader) bool {
 		s.write(string(buf) + "\x1a")
 	}
 	s.m.mu.Lock()
-	s.m.commands = append(s.m.commands, string(buf)) // the PDU, as the terminal sent it
+	s.m.record(string(buf)) // the PDU, as the terminal sent it
 	s.m.mu.Unlock()
 	raw, err := hex.DecodeString(string(buf))
 	if err != nil || len(raw) < 1 || int(raw[0])+1+length != len(raw) {
