@@ -48,6 +48,9 @@ type Server struct {
 	// CanSend says whether a modem's status (Router.Modems) is one that
 	// can send now, for /readyz (nil: its state is "ready").
 	CanSend func(status any) bool
+	// ConfigView answers GET /v1/config: the running config, its secrets
+	// masked (nil: not found).
+	ConfigView func() (any, error)
 	// ModemReport answers GET /v1/modems (nil: not found).
 	ModemReport func(context.Context) (any, error)
 	// TCP is the API on a TCP address with tokens (nil: none).
@@ -133,6 +136,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.messageRoutes(mux)                      // messages.go: GET /v1/messages, mark, DELETE
 	s.statsRoutes(mux)                        // stats.go: GET /v1/stats
 	s.tokenRoutes(mux)                        // tokens.go: /v1/tokens…
+	s.configRoutes(mux)                       // config.go: GET /v1/config
 	s.userRoutes(ctx, mux)                    // users.go: /v1/users…, /v1/events
 	mux.HandleFunc("GET /healthz", s.healthz) // tcp.go
 	mux.HandleFunc("GET /readyz", s.readyz)

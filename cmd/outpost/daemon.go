@@ -267,6 +267,7 @@ func daemon(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Lo
 		defer em.Close()
 	}
 	api = &bhttp.Server{Socket: filepath.Join(cfg.DataDir, "outpost.sock"), GatewayID: cfg.GatewayID, Version: version, Router: router, Log: log, CanSend: modemCanSend}
+	api.ConfigView = func() (any, error) { return configView(&cfg) }
 	api.ModemReport = func(ctx context.Context) (any, error) {
 		numbers := map[string]string{}
 		for _, m := range cfg.Modems {
@@ -477,13 +478,15 @@ func simFault(m *sim.Modem, verb, arg string) error {
 	return nil
 }
 
-const configUsage = "usage: outpost config check FILE\n\nValidates FILE; exits 0 when it is good, 1 with every problem otherwise."
+const configUsage = "usage: outpost config check FILE\n       outpost config show [--json]\n\ncheck validates FILE; exits 0 when it is good, 1 with every problem otherwise.\nshow prints the config the running daemon uses (defaults filled in, secrets masked)."
 
 func cmdConfig(args []string) int {
 	switch {
 	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help"):
 		fmt.Println(configUsage)
 		return 0
+	case len(args) > 0 && args[0] == "show":
+		return cmdConfigShow(args[1:]) // configview.go
 	case len(args) == 0 || args[0] != "check":
 		fmt.Fprintln(os.Stderr, configUsage)
 		return exitUsage
