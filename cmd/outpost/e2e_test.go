@@ -200,6 +200,11 @@ func newGateway(t *testing.T, device string) *gateway {
 
 // newGatewayWith is newGateway with more TOML at the end of the config.
 func newGatewayWith(t *testing.T, device, extra string) *gateway {
+	// Each daemon has its own folder, ports and modems: the tests that
+	// run one wait on it far more than they compute, and one after the
+	// other they passed the 15-minute bound on a 2-core machine.
+	// (A test that sets the process's environment runs no daemon here.)
+	t.Parallel()
 	dir := t.TempDir()
 	g := &gateway{t: t, dir: dir, config: filepath.Join(dir, "outpost.toml"), mqtt: freePort(t)}
 	modem := "[[modem]]\nid = \"sim0\"\ntype = \"sim\"\n"
