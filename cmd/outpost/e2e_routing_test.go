@@ -350,9 +350,12 @@ func TestModemFailover(t *testing.T) {
 	}
 	// Nobody clears the fault: Outpost resets the hung m2 (AT+CFUN=1,1,
 	// which the simulator obeys even while hung) and it comes back.
-	waitFor(t, "m2 reset and ready again", 60*time.Second, func() bool {
-		m := g.rackStatus().Modems["m2"]
-		return m.State == "ready" && m.Registration == "home" && m.Resets > 0 // a reset modem searches for the network a while
+	// Its rest after the hang must be over too, or the next burst
+	// never tries it (a reset quicker than the rest did that once).
+	waitFor(t, "m2 reset, ready again and no longer rested", 90*time.Second, func() bool {
+		st := g.rackStatus()
+		m := st.Modems["m2"]
+		return m.State == "ready" && m.Registration == "home" && m.Resets > 0 && st.Routing["m2"].RestedFor == "" // a reset modem searches for the network a while
 	})
 	// Now it refuses every send.
 	ids = burst("busy", 24, func() { ctl.do("m2 send-error 512") })

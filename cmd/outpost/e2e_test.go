@@ -178,6 +178,10 @@ func freePort(t *testing.T) string {
 	}
 }
 
+// parallelTests are the tests already made parallel (some run two
+// daemons: t.Parallel may be called once).
+var parallelTests sync.Map
+
 var (
 	givenPortsMu sync.Mutex
 	givenPorts   = map[string]bool{}
@@ -204,7 +208,9 @@ func newGatewayWith(t *testing.T, device, extra string) *gateway {
 	// run one wait on it far more than they compute, and one after the
 	// other they passed the 15-minute bound on a 2-core machine.
 	// (A test that sets the process's environment runs no daemon here.)
-	t.Parallel()
+	if _, again := parallelTests.LoadOrStore(t, true); !again {
+		t.Parallel()
+	}
 	dir := t.TempDir()
 	g := &gateway{t: t, dir: dir, config: filepath.Join(dir, "outpost.toml"), mqtt: freePort(t)}
 	modem := "[[modem]]\nid = \"sim0\"\ntype = \"sim\"\n"
