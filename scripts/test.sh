@@ -52,7 +52,11 @@ echo "go vet ./..."
 go vet ./...
 
 echo "go test -race -count=1 ./..."
-go test -race -count=1 -timeout 15m "$@" ./...
+# The end-to-end tests mostly wait on daemons, modems and servers: four of
+# those that run a daemon of their own run at once (-parallel), and the
+# bound is above what cmd/outpost takes on a 2-core machine (about 15
+# minutes one after the other with this round's tests; see the note).
+go test -race -count=1 -parallel 4 -timeout 25m "$@" ./...
 
 echo "scripts/check-package.sh"
 scripts/check-package.sh
