@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outpost-sms/outpost/bridge"
@@ -63,6 +64,10 @@ type events struct {
 	done <-chan struct{}
 	mu   sync.Mutex
 	subs map[*subscriber]bool
+	// open counts subs: with no console open (the usual case) the hooks
+	// return before they build an event, and a state change costs no
+	// JSON.
+	open atomic.Int32
 }
 
 // start hooks the router: after commit, each inbound message and state
@@ -72,16 +77,25 @@ func (e *events) start(ctx context.Context, r *bridge.Router) {
 		e.done = ctx.Done()
 		e.subs = map[*subscriber]bool{}
 		r.OnStatus(func(c bridge.StatusChange) {
+			if e.open.Load() == 0 {
+				return
+			}
 			full, _ := json.Marshal(map[string]any{"id": c.MessageID, "state": c.State, "to": c.To, "detail": c.Detail, "at": c.At})
 			brief, _ := json.Marshal(map[string]any{"id": c.MessageID, "state": c.State})
 			e.publish(event{name: "status", data: full, admin: true, brief: brief})
 		})
 		r.OnInboundTx(func(tx *store.Tx, m *store.Message) error {
+			if e.open.Load() == 0 {
+				return nil
+			}
 			b, _ := json.Marshal(map[string]any{"id": m.ID, "from": m.FromAddr, "channel": m.Channel})
 			tx.AfterCommit(func() { e.publish(event{name: "inbound", data: b}) })
 			return nil
 		})
 		r.OnModemStatus(func(id string, _ any) {
+			if e.open.Load() == 0 {
+				return
+			}
 			b, _ := json.Marshal(map[string]any{"id": id})
 			e.publish(event{name: "modem", data: b})
 		})
@@ -121,6 +135,7 @@ func (e *events) add(c *subscriber) error {
 		return fmt.Errorf("%d event streams open already with this token or session: close one (a page or tab) first", n)
 	}
 	e.subs[c] = true
+	e.open.Store(int32(len(e.subs)))
 	return nil
 }
 
@@ -128,6 +143,7 @@ func (e *events) remove(c *subscriber) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.subs, c)
+	e.open.Store(int32(len(e.subs)))
 }
 
 // closeWhere ends the streams that match.

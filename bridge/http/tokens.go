@@ -41,12 +41,7 @@ func (s *Server) addToken(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, 4096, &b, `{"name": "…", "role": "user|admin", "expires": "720h"}`) {
 		return
 	}
-	if !tokenName.MatchString(b.Name) {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("token name %q: want 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", b.Name))
-		return
-	}
-	if b.Role != RoleUser && b.Role != RoleAdmin {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("role %q: want user or admin", b.Role))
+	if !validNameRole(w, "token", b.Name, b.Role) {
 		return
 	}
 	t := store.APIToken{Name: b.Name, Role: b.Role}
@@ -62,23 +57,12 @@ func (s *Server) addToken(w http.ResponseWriter, r *http.Request) {
 	rand.Read(raw)
 	secret := "opt_" + base64.RawURLEncoding.EncodeToString(raw)
 	t.Hash = HashToken(secret)
-	channel, by := caller(r)
 	detail := "role " + t.Role
 	if !t.ExpiresAt.IsZero() {
 		detail += ", expires " + t.ExpiresAt.Format(time.RFC3339)
 	}
-	err := s.Router.Store.Update(r.Context(), func(tx *store.Tx) error {
-		if err := tx.AddToken(t); err != nil {
-			return err
-		}
-		return s.Router.Audit(tx, store.AuditEntry{Who: by, Channel: channel, Op: "token/add", Target: t.Name, Detail: detail})
-	})
-	switch {
-	case errors.Is(err, store.ErrDuplicate):
-		writeError(w, http.StatusConflict, err)
-		return
-	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err)
+	by, ok := s.auditedChange(w, r, "token/add", t.Name, detail, func(tx *store.Tx) error { return tx.AddToken(t) })
+	if !ok {
 		return
 	}
 	t.CreatedAt = s.Router.Store.Now().UTC().Truncate(time.Millisecond)
@@ -87,34 +71,66 @@ func (s *Server) addToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
-	var list []store.APIToken
+	listOf(s, w, r, (*store.Tx).Tokens)
+}
+
+func (s *Server) removeToken(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	by, ok := s.auditedChange(w, r, "token/rm", name, "", func(tx *store.Tx) error { return tx.RemoveToken(name) })
+	if !ok {
+		return
+	}
+	s.events.closeToken(name)
+	s.Log.Info("API token removed", "token", name, "by", by)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "removed": name})
+}
+
+// validNameRole answers 400 unless name is a valid token or user name
+// and role a role.
+func validNameRole(w http.ResponseWriter, what, name, role string) bool {
+	if !tokenName.MatchString(name) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%s name %q: want 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", what, name))
+		return false
+	}
+	if role != RoleUser && role != RoleAdmin {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("role %q: want user or admin", role))
+		return false
+	}
+	return true
+}
+
+// auditedChange runs change and its audit entry (op on target, by the
+// caller) in one transaction. On failure it answers: 409 for a name
+// taken, 404 for one not found, 503 when the store failed; it returns
+// who asked and whether the change was committed.
+func (s *Server) auditedChange(w http.ResponseWriter, r *http.Request, op, target, detail string, change func(*store.Tx) error) (string, bool) {
+	channel, by := caller(r)
+	err := s.Router.Store.Update(r.Context(), func(tx *store.Tx) error {
+		if err := change(tx); err != nil {
+			return err
+		}
+		return s.Router.Audit(tx, store.AuditEntry{Who: by, Channel: channel, Op: op, Target: target, Detail: detail})
+	})
+	switch {
+	case errors.Is(err, store.ErrDuplicate):
+		writeError(w, http.StatusConflict, err)
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, err)
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err)
+	}
+	return by, err == nil
+}
+
+// listOf answers with the list read reads, in a read transaction.
+func listOf[T any](s *Server, w http.ResponseWriter, r *http.Request, read func(*store.Tx) ([]T, error)) {
+	var list []T
 	if err := s.Router.Store.View(r.Context(), func(tx *store.Tx) (err error) {
-		list, err = tx.Tokens()
+		list, err = read(tx)
 		return err
 	}); err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, list)
-}
-
-func (s *Server) removeToken(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	channel, by := caller(r)
-	err := s.Router.Store.Update(r.Context(), func(tx *store.Tx) error {
-		if err := tx.RemoveToken(name); err != nil {
-			return err
-		}
-		return s.Router.Audit(tx, store.AuditEntry{Who: by, Channel: channel, Op: "token/rm", Target: name})
-	})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, err)
-	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err)
-	default:
-		s.events.closeToken(name)
-		s.Log.Info("API token removed", "token", name, "by", by)
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "removed": name})
-	}
 }

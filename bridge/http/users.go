@@ -55,12 +55,7 @@ func (s *Server) addUser(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, 4096, &b, `{"name": "…", "role": "user|admin", "password": "…"}`) {
 		return
 	}
-	if !tokenName.MatchString(b.Name) {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("user name %q: want 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", b.Name))
-		return
-	}
-	if b.Role != RoleUser && b.Role != RoleAdmin {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("role %q: want user or admin", b.Role))
+	if !validNameRole(w, "user", b.Name, b.Role) {
 		return
 	}
 	hash, err := hashPassword(b.Password)
@@ -68,20 +63,9 @@ func (s *Server) addUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	channel, by := caller(r)
 	u := store.User{Name: b.Name, Role: b.Role, Hash: hash}
-	err = s.Router.Store.Update(r.Context(), func(tx *store.Tx) error {
-		if err := tx.AddUser(u); err != nil {
-			return err
-		}
-		return s.Router.Audit(tx, store.AuditEntry{Who: by, Channel: channel, Op: "user/add", Target: u.Name, Detail: "role " + u.Role})
-	})
-	switch {
-	case errors.Is(err, store.ErrDuplicate):
-		writeError(w, http.StatusConflict, err)
-		return
-	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err)
+	by, ok := s.auditedChange(w, r, "user/add", u.Name, "role "+u.Role, func(tx *store.Tx) error { return tx.AddUser(u) })
+	if !ok {
 		return
 	}
 	s.Log.Info("console user added", "user", u.Name, "role", u.Role, "by", by)
@@ -89,36 +73,18 @@ func (s *Server) addUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	var list []store.User
-	if err := s.Router.Store.View(r.Context(), func(tx *store.Tx) (err error) {
-		list, err = tx.Users()
-		return err
-	}); err != nil {
-		writeError(w, http.StatusInternalServerError, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list)
+	listOf(s, w, r, (*store.Tx).Users)
 }
 
 func (s *Server) removeUser(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	channel, by := caller(r)
-	err := s.Router.Store.Update(r.Context(), func(tx *store.Tx) error {
-		if err := tx.RemoveUser(name); err != nil {
-			return err
-		}
-		return s.Router.Audit(tx, store.AuditEntry{Who: by, Channel: channel, Op: "user/rm", Target: name})
-	})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, err)
-	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err)
-	default:
-		s.events.closeUser(name)
-		s.Log.Info("console user removed", "user", name, "by", by)
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "removed": name})
+	by, ok := s.auditedChange(w, r, "user/rm", name, "", func(tx *store.Tx) error { return tx.RemoveUser(name) })
+	if !ok {
+		return
 	}
+	s.events.closeUser(name)
+	s.Log.Info("console user removed", "user", name, "by", by)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "removed": name})
 }
 
 func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
@@ -132,21 +98,11 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	channel, by := caller(r)
-	err = s.Router.Store.Update(r.Context(), func(tx *store.Tx) error {
-		if err := tx.SetUserPassword(name, hash); err != nil {
-			return err
-		}
-		return s.Router.Audit(tx, store.AuditEntry{Who: by, Channel: channel, Op: "user/passwd", Target: name})
-	})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, err)
-	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err)
-	default:
-		s.events.closeUser(name)
-		s.Log.Info("console user's password changed; its sessions ended", "user", name, "by", by)
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "name": name})
+	by, ok := s.auditedChange(w, r, "user/passwd", name, "", func(tx *store.Tx) error { return tx.SetUserPassword(name, hash) })
+	if !ok {
+		return
 	}
+	s.events.closeUser(name)
+	s.Log.Info("console user's password changed; its sessions ended", "user", name, "by", by)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "name": name})
 }
