@@ -233,7 +233,10 @@ func (m *ATModem) atError(c *conn, cmd string, err error) error {
 	case errors.Is(err, at.ErrDeadlineExceeded):
 		c.markHung()
 		return fmt.Errorf("%s: no answer: %w", cmd, ErrNotReady)
-	case errors.Is(err, at.ErrClosed):
+	case errors.Is(err, at.ErrClosed), errors.Is(err, errPortClosed):
+		// errPortClosed: the supervisor closed the port (a hung modem)
+		// while the command was being written (serial.go); the modem,
+		// not the message, failed, so the part goes to another modem.
 		return fmt.Errorf("%s: port closed (modem unplugged?): %w", cmd, ErrNotReady)
 	}
 	var cms at.CMSError

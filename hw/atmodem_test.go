@@ -343,3 +343,16 @@ func TestInitRefusedForGoodOnlyOnAnAnswer(t *testing.T) {
 		t.Errorf("an ERROR answer not permanent: %v", err)
 	}
 }
+
+// A port the supervisor closed while AT+CMGS was being written (a hung
+// modem being reset, serial.go) is the modem's failure, an outage: the
+// part goes to another modem and no attempt of the message is counted.
+// It read as an unknown error, retried and counted (TestModemFailover:
+// "sent after 2 attempts").
+func TestWriteToClosedPortIsAnOutage(t *testing.T) {
+	m := &ATModem{}
+	err := m.atError(&conn{hung: make(chan struct{})}, "+CMGS=20", fmt.Errorf("write: %w", errPortClosed))
+	if !errors.Is(err, ErrNotReady) || Classify(err) != Outage {
+		t.Errorf("%v: %s, want an outage (ErrNotReady)", err, Classify(err))
+	}
+}
