@@ -152,3 +152,31 @@ func (tx *Tx) RemoveIdleSessions(before time.Time) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// TrimSessions ends user's least recently used sessions beyond the keep
+// most recent and returns their hashes.
+func (tx *Tx) TrimSessions(user string, keep int) ([]string, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT hash FROM sessions WHERE user = ? ORDER BY last_used DESC, rowid DESC LIMIT -1 OFFSET ?`, user, keep)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: %w", err)
+	}
+	var hashes []string
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sessions: %w", err)
+		}
+		hashes = append(hashes, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sessions: %w", err)
+	}
+	for _, h := range hashes {
+		if err := tx.RemoveSession(h); err != nil {
+			return nil, err
+		}
+	}
+	return hashes, nil
+}

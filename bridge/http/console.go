@@ -192,6 +192,10 @@ func (s *Server) slowDown(r *http.Request, what, why string) {
 // their turn; more are refused at once.
 const maxLoginsWaiting = 4
 
+// maxSessionsPerUser is how many console sessions one user may have:
+// a new login past it ends the user's least recently used one.
+const maxSessionsPerUser = 20
+
 // turns lets one login of an address at a time be checked and slowed
 // down: in parallel, the delay after a failure bounded nothing (60 wrong
 // logins at once were all checked within 16 s, a bcrypt each).
@@ -239,6 +243,12 @@ func (t *turns) take(ctx context.Context, host string) (func(), bool) {
 	}
 }
 
+// bcryptTurn lets one password be checked at a time, whatever the number
+// of addresses trying: a check costs tens of milliseconds of a Pi's core,
+// and logins from many addresses at once (each bounded by turns) would
+// otherwise take every core from the modems and the store.
+var bcryptTurn = make(chan struct{}, 1)
+
 // dummyHash is compared against for an unknown user, so that a wrong
 // name takes as long as a wrong password.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.DefaultCost)
@@ -279,12 +289,20 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	// bcrypt compares only the first 72 bytes: a longer password, which
 	// no user can have, would pass as its first 72.
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u.Name == "" || len(password) > 72 {
+	select {
+	case bcryptTurn <- struct{}{}:
+	case <-r.Context().Done():
+		return
+	}
+	wrong := bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil
+	<-bcryptTurn
+	if wrong || u.Name == "" || len(password) > 72 {
 		s.slowDown(r, "refused console login", fmt.Sprintf("wrong name or password for %q", name))
 		s.loginPage(w, r, http.StatusUnauthorized, "Wrong name or password.")
 		return
 	}
 	secret := randomText()
+	var trimmed []string
 	sess := store.Session{Hash: HashToken(secret), User: u.Name, CSRF: randomText()}
 	if err := s.Router.Store.Update(r.Context(), func(tx *store.Tx) error {
 		// Logging in is when the idle ones are cleared: no timer writes
@@ -292,10 +310,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		if _, err := tx.RemoveIdleSessions(s.Router.Store.Now().Add(-s.sessionIdle())); err != nil {
 			return err
 		}
-		return tx.AddSession(sess)
+		if err := tx.AddSession(sess); err != nil {
+			return err
+		}
+		// A user's oldest sessions end past maxSessionsPerUser: a
+		// script that logs in over and over fills no table.
+		trimmed, err = tx.TrimSessions(u.Name, maxSessionsPerUser)
+		return err
 	}); err != nil {
 		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("login: %w", err))
 		return
+	}
+	for _, h := range trimmed {
+		s.events.closeSession(h)
 	}
 	s.TCP.fails.clear(remoteHost(r))
 	s.Log.Info("console login", "user", u.Name, "role", u.Role, "remote", r.RemoteAddr)

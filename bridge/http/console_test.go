@@ -115,6 +115,39 @@ func TestSessionIdle(t *testing.T) {
 	}
 }
 
+// A user has at most 20 sessions: a login past them ends the least
+// recently used, and only that one.
+func TestSessionsPerUserBounded(t *testing.T) {
+	router := newRouter(t)
+	sock, base := serveTCP(t, router)
+	if code, b := sock("POST", "/v1/users", `{"name": "ann", "role": "user", "password": "correct horse"}`); code != 201 {
+		t.Fatalf("add user: %d %s", code, b)
+	}
+	var clients []*http.Client
+	for i := range 21 {
+		c, csrf := login(t, base, "ann", "correct horse")
+		if csrf == "" {
+			t.Fatalf("login %d failed", i)
+		}
+		clients = append(clients, c)
+		if i == 0 {
+			// The first is the least recently used from here on.
+			time.Sleep(5 * time.Millisecond)
+		}
+		if i > 0 && get(t, clients[1], base+"/v1/inbox") != 200 {
+			t.Fatalf("after login %d, the second session ended", i)
+		}
+	}
+	if code := get(t, clients[0], base+"/v1/inbox"); code != 401 {
+		t.Errorf("the least recently used of 21 sessions: %d, want 401", code)
+	}
+	for i, c := range clients[1:] {
+		if code := get(t, c, base+"/v1/inbox"); code != 200 {
+			t.Errorf("session %d of 21: %d", i+1, code)
+		}
+	}
+}
+
 // The console's files come from the binary, with a CSP that allows
 // nothing from elsewhere; the socket does not serve them.
 func TestConsoleFiles(t *testing.T) {
