@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -70,8 +71,32 @@ func TestFiguresBench(t *testing.T) {
 	if err := os.WriteFile(g.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Start to ready ("outpost running": socket, broker, connectors up),
+	// the first time (the database is made) and again on it.
+	t0 := time.Now()
 	d := startCmd(t, g.dir, nil, bin, "run", "--config", g.config)
 	d.waitReady(t)
+	first := time.Since(t0)
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.done
+	t0 = time.Now()
+	d = startCmd(t, g.dir, nil, bin, "run", "--config", g.config)
+	d.waitReady(t)
+	fmt.Printf("figures: start to ready: %s on a new data folder, %s on an existing one (polled every 10ms)\n",
+		first.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+	// A CLI command's cost: a process start, a request over the socket.
+	for _, args := range [][]string{{"version"}, {"status", "--json", "--config", g.config}} {
+		const runs = 20
+		t0 = time.Now()
+		for range runs {
+			cmd := exec.Command(bin, args...)
+			cmd.Dir = g.dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v\n%s", args, err, out)
+			}
+		}
+		fmt.Printf("figures: outpost %s: %s a command (mean of %d)\n", args[0], (time.Since(t0) / runs).Round(100*time.Microsecond), runs)
+	}
 	pid := d.cmd.Process.Pid
 	data := filepath.Join(g.dir, "data")
 	fmt.Printf("figures: start: %s\n", memLine(t, pid))
@@ -99,7 +124,7 @@ func TestFiguresBench(t *testing.T) {
 	}, MaxIdleConnsPerHost: 8}}
 	due := time.Now().Add(hold)
 	s = sampleRSS(pid)
-	t0 := time.Now()
+	t0 = time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range 8 {
