@@ -193,7 +193,10 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("user scrape: %d %s", code, body)
 		}
 		now = figures(t, body)
-		if now[`outpost_deliveries_total{connector="sms",state="sent"}`] == 2 || time.Now().After(deadline) {
+		// The latency is observed just after the count moves: a scrape
+		// may fall between the two.
+		if now[`outpost_deliveries_total{connector="sms",state="sent"}`] == 2 && now[`outpost_delivery_latency_seconds_count{connector="sms",state="sent"}`] == 2 ||
+			time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
