@@ -319,7 +319,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		}
 		// A user's oldest sessions end past maxSessionsPerUser: a
 		// script that logs in over and over fills no table.
-		trimmed, err = tx.TrimSessions(u.Name, maxSessionsPerUser)
+		t, err := tx.TrimSessions(u.Name, maxSessionsPerUser)
+		trimmed = t
 		return err
 	}); err != nil {
 		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("login: %w", err))

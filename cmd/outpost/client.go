@@ -54,12 +54,20 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 			dir = c.DataDir
 		}
 		sock := filepath.Join(dir, "outpost.sock")
-		return &client{socket: sock, http: &http.Client{Timeout: *timeout, Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-			},
-		}}}, nil
+		return &client{socket: sock, http: socketClient(sock, *timeout)}, nil
 	}
+}
+
+// socketClient is an HTTP client whose every request goes to the
+// daemon's socket sock (the host in a URL is not looked at); timeout 0
+// is none.
+func socketClient(sock string, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+		MaxIdleConnsPerHost: 8,
+	}}
 }
 
 var errNoDaemon = errors.New("no daemon is running")

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -51,11 +49,7 @@ func (g *gateway) post(body string) (int, map[string]any) {
 // postWith is post with request headers, returning the answer's too.
 func (g *gateway) postWith(header map[string]string, body string) (int, http.Header, map[string]any) {
 	g.t.Helper()
-	sock := filepath.Join(g.dir, "data", "outpost.sock")
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		}}}
+	c := socketClient(filepath.Join(g.dir, "data", "outpost.sock"), 10*time.Second) // client.go
 	req, err := http.NewRequest("POST", "http://outpost/v1/messages", strings.NewReader(body))
 	if err != nil {
 		g.t.Fatal(err)

@@ -204,10 +204,10 @@ func newGateway(t *testing.T, device string) *gateway {
 
 // newGatewayWith is newGateway with more TOML at the end of the config.
 func newGatewayWith(t *testing.T, device, extra string) *gateway {
-	// Each daemon has its own folder, ports and modems: the tests that
-	// run one wait on it far more than they compute, and one after the
-	// other they passed the 15-minute bound on a 2-core machine.
-	// (A test that sets the process's environment runs no daemon here.)
+	// Each daemon has its own folder, ports and modems, and the tests
+	// that run one mostly wait on it: they run side by side (-parallel
+	// in scripts/test.sh). A test that sets the process's environment
+	// runs no daemon here.
 	if _, again := parallelTests.LoadOrStore(t, true); !again {
 		t.Parallel()
 	}

@@ -3,14 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,7 +62,7 @@ func TestFiguresBench(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	st, _ := os.Stat(bin)
-	fmt.Printf("figures: binary %s, %.1f MB (CGO_ENABLED=0 go build -trimpath -ldflags='-s -w'), %s\n", runtimeTarget(), mb(st.Size()), cpus())
+	fmt.Printf("figures: binary %s, %.1f MB (CGO_ENABLED=0 go build -trimpath -ldflags='-s -w'), %s\n", runtime.GOOS+"/"+runtime.GOARCH, mb(st.Size()), fmt.Sprint(runtime.NumCPU(), " cores"))
 
 	// The defaults, but for a free broker port and the data folder.
 	g := newGatewayWith(t, "", "")
@@ -118,10 +117,7 @@ func TestFiguresBench(t *testing.T) {
 
 	// The backlog: every message due at once, after all are queued, so
 	// that the queue is whole when the dispatcher starts on it.
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", filepath.Join(data, "outpost.sock"))
-	}, MaxIdleConnsPerHost: 8}}
+	c := socketClient(filepath.Join(data, "outpost.sock"), 0) // client.go
 	due := time.Now().Add(hold)
 	s = sampleRSS(pid)
 	t0 = time.Now()
@@ -177,20 +173,13 @@ func TestFiguresBench(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		left := 0
-		for _, q := range st.Queues {
-			left += q["queued"] + q["scheduled"] + q["sending"]
-		}
-		last = nil
+		last = map[string]int{}
 		for dest, q := range st.Queues {
-			if q["queued"]+q["scheduled"]+q["sending"] > 0 {
-				if last == nil {
-					last = map[string]int{}
-				}
-				last[dest] = q["queued"] + q["scheduled"] + q["sending"]
+			if k := q["queued"] + q["scheduled"] + q["sending"]; k > 0 {
+				last[dest] = k
 			}
 		}
-		if left == 0 {
+		if len(last) == 0 {
 			break
 		}
 		if time.Since(t1) > 2*time.Hour {
@@ -302,14 +291,4 @@ func dataFiles(t *testing.T, dir string) string {
 		return fi.Size()
 	}
 	return fmt.Sprintf("db %d B, wal %d B", size("outpost.db"), size("outpost.db-wal"))
-}
-
-func runtimeTarget() string {
-	out, _ := exec.Command("go", "env", "GOOS", "GOARCH").Output()
-	return strings.Join(strings.Fields(string(out)), "/")
-}
-
-func cpus() string {
-	out, _ := exec.Command("nproc").Output()
-	return strings.TrimSpace(string(out)) + " cores"
 }
